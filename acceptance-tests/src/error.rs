@@ -1,0 +1,87 @@
+//! The harness's error type: what went wrong while setting up or running a step.
+
+use std::path::PathBuf;
+
+/// Shorthand used by the harness and by tests (`fn t() -> Result<()>`).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a harness step failed. Messages carry the command output so that a
+/// failing test shows what Terraform or the host said.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `cargo build` of the binaries under test failed.
+    #[error("building {what} with `{command}` failed:\n{output}")]
+    Build {
+        what: String,
+        command: String,
+        output: String,
+    },
+    /// A binary the harness needs is not where it should be.
+    #[error("binary {path} not found: {hint}")]
+    MissingBinary { path: PathBuf, hint: String },
+    /// A file-system or process operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `hybrid-host` did not come up.
+    #[error("hybrid-host did not become ready: {reason}\n--- host log ({log}) ---\n{log_tail}")]
+    HostStart {
+        reason: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+    /// An HTTP call to the host API failed below the HTTP level.
+    #[error("{method} {url}: {source}")]
+    Http {
+        method: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A command exited with an unexpected status.
+    #[error(
+        "`{command}` exited with {code:?}, expected {expected}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    )]
+    Command {
+        command: String,
+        code: Option<i32>,
+        expected: String,
+        stdout: String,
+        stderr: String,
+    },
+    /// JSON output could not be parsed.
+    #[error("parsing JSON from {what}: {source}\n--- text ---\n{text}")]
+    Json {
+        what: String,
+        text: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A check made by the test did not hold.
+    #[error("check failed: {0}")]
+    Check(String),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Fails the step with [`Error::Check`] unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err($crate::Error::Check(format!($($fmt)+)));
+        }
+    };
+}

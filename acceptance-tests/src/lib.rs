@@ -1,0 +1,36 @@
+//! Acceptance-test harness: drives the real `terraform` binary against a real
+//! `hybrid-host` process, in the spirit of HashiCorp's terraform-plugin-testing.
+//!
+//! A test owns one [`Host`] (a `hybrid-host serve` process on a free loopback
+//! port with its data in a temp dir) and one or more [`Workdir`]s (a temp dir
+//! with its own Terraform CLI configuration pointing at our provider binary).
+//! Nothing is shared between tests, so they run in parallel.
+//!
+//! ```no_run
+//! use hybrid_acceptance_tests::{Host, Workdir};
+//! # fn main() -> hybrid_acceptance_tests::Result<()> {
+//! let host = Host::start()?;
+//! let wd = Workdir::new(&host)?;
+//! wd.apply(r#"resource "hybrid_vnet" "a" { name = "a" address_prefix = "10.0.0.0/24" }"#)?;
+//! wd.expect_no_changes()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every step returns [`Result`]; a failing step's error carries the command,
+//! its exit code and its full output, so a red test explains itself. When a
+//! test panics, the temp dirs are kept and their paths printed.
+
+mod binaries;
+mod error;
+mod host;
+mod state;
+mod workdir;
+
+pub use binaries::{Binaries, binaries};
+pub use error::{Error, Result};
+pub use host::{ApiResponse, Host};
+pub use state::{attributes_diff, find_resource};
+pub use workdir::{Mode, TfOutput, Workdir, terraform_platform};
+
+/// The provider's source address as users write it in `required_providers`.
+pub const PROVIDER_SOURCE: &str = "hybridops/hybrid";

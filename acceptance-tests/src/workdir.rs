@@ -1,0 +1,527 @@
+//! A Terraform working directory wired to our provider binary, with the
+//! test steps of terraform-plugin-testing: apply, plan checks, import-verify,
+//! destroy.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::host::write;
+use crate::state::{attributes_diff, find_resource};
+use crate::{Error, Host, PROVIDER_SOURCE, Result, binaries};
+
+/// A Terraform command may not take longer than this; a hung provider then
+/// fails the test instead of hanging the suite.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How Terraform finds our provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `dev_overrides` in the CLI configuration: no `terraform init` needed
+    /// (Terraform refuses to init a dev-overridden provider it cannot find in
+    /// a registry), fastest.
+    DevOverrides,
+    /// The provider copied into a local `filesystem_mirror`, then
+    /// `terraform init`: exactly what a user installing it locally does.
+    Mirror,
+}
+
+/// The output of one `terraform` run.
+#[derive(Debug, Clone)]
+pub struct TfOutput {
+    /// The command line, for messages.
+    pub command: String,
+    /// Exit code (`None` if killed by a signal or the timeout).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TfOutput {
+    /// stdout and stderr together, as a user would see them.
+    pub fn combined(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The combined output with line wrapping undone, so a check for a phrase
+    /// does not depend on where Terraform wrapped a diagnostic.
+    pub fn flat(&self) -> String {
+        self.combined()
+            .split_whitespace()
+            .filter(|w| *w != "│" && *w != "╷" && *w != "╵")
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Does the (unwrapped) output contain `needle`?
+    pub fn contains(&self, needle: &str) -> bool {
+        let flat_needle = needle.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.combined().contains(needle) || self.flat().contains(&flat_needle)
+    }
+
+    /// Does a source snippet line of a diagnostic (`  7:   vlan_id = 5000`)
+    /// contain `fragment`? Terraform prints the line of the attribute a
+    /// diagnostic's path points at, so this proves the error is attached to
+    /// that attribute and not just to the resource block.
+    pub fn snippet_mentions(&self, fragment: &str) -> bool {
+        self.combined().lines().any(|line| {
+            let l = line.trim_start_matches(|c: char| c == '│' || c.is_whitespace());
+            let digits = l.chars().take_while(char::is_ascii_digit).count();
+            digits > 0 && l[digits..].starts_with(':') && l.contains(fragment)
+        })
+    }
+
+    /// Fails unless a diagnostic snippet line contains `fragment`.
+    pub fn expect_snippet(&self, fragment: &str) -> Result<()> {
+        if self.snippet_mentions(fragment) {
+            Ok(())
+        } else {
+            Err(self.unexpected(format!(
+                "a diagnostic pointing at the configuration line with {fragment:?}"
+            )))
+        }
+    }
+
+    fn unexpected(&self, expected: impl Into<String>) -> Error {
+        Error::Command {
+            command: self.command.clone(),
+            code: self.code,
+            expected: expected.into(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+
+    /// Fails unless every needle appears in the output.
+    pub fn expect_contains(&self, needles: &[&str]) -> Result<()> {
+        let missing: Vec<&str> = needles.iter().copied().filter(|n| !self.contains(n)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(self.unexpected(format!("output mentioning {missing:?}")))
+        }
+    }
+}
+
+/// A temp dir holding a Terraform configuration (`work/`), its own CLI
+/// configuration (so the user's `~/.terraformrc` never matters) and, in
+/// [`Mode::Mirror`], a provider mirror.
+pub struct Workdir {
+    root: TempDir,
+    mode: Mode,
+    env: Vec<(String, String)>,
+}
+
+impl Workdir {
+    /// A workdir talking to `host` through the `HYBRID_*` environment
+    /// variables, with the provider found through `dev_overrides`.
+    pub fn new(host: &Host) -> Result<Workdir> {
+        Self::with_mode(Some(host), Mode::DevOverrides)
+    }
+
+    /// A workdir with no `HYBRID_*` variables at all (for provider
+    /// configuration tests); add what you need with [`Workdir::set_env`].
+    pub fn unconfigured() -> Result<Workdir> {
+        Self::with_mode(None, Mode::DevOverrides)
+    }
+
+    /// A workdir for `host` (if any) that finds the provider as `mode` says.
+    pub fn with_mode(host: Option<&Host>, mode: Mode) -> Result<Workdir> {
+        let bins = binaries()?;
+        let root = tempfile::Builder::new()
+            .prefix("hybrid-acc-tf-")
+            .tempdir()
+            .map_err(|e| Error::io("creating temp dir", std::env::temp_dir(), e))?;
+        let work = root.path().join("work");
+        fs::create_dir_all(&work).map_err(|e| Error::io("creating", &work, e))?;
+        let rc = match mode {
+            Mode::DevOverrides => dev_overrides_rc(bins.provider_dir()),
+            Mode::Mirror => {
+                let mirror = root.path().join("mirror");
+                install_in_mirror(&bins.provider, &mirror)?;
+                mirror_rc(&mirror)
+            }
+        };
+        let rc_path = root.path().join("terraformrc");
+        write(&rc_path, &rc)?;
+        let mut env = vec![
+            ("TF_CLI_CONFIG_FILE".into(), rc_path.display().to_string()),
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("TF_INPUT".into(), "0".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+        ];
+        if let Ok(level) = std::env::var("HYBRID_ACC_TF_LOG") {
+            env.push(("TF_LOG".into(), level));
+            let log = root.path().join("terraform.log");
+            env.push(("TF_LOG_PATH".into(), log.display().to_string()));
+        }
+        let mut wd = Workdir { root, mode, env };
+        if let Some(host) = host {
+            wd.set_env("HYBRID_ENDPOINT", host.endpoint());
+            wd.set_env("HYBRID_TOKEN", host.token());
+            wd.set_env("HYBRID_CA_CERT_FILE", &host.ca_file().display().to_string());
+        }
+        Ok(wd)
+    }
+
+    /// Sets (or replaces) an environment variable for every later command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Removes an environment variable set earlier.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// The directory holding the configuration and the state.
+    pub fn dir(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// Writes `config` as `main.tf`. Unless the config declares its own
+    /// `required_providers`, a `providers.tf` declaring `hybrid` is added.
+    pub fn write_config(&self, config: &str) -> Result<()> {
+        let work = self.dir();
+        write(&work.join("main.tf"), config)?;
+        let providers = work.join("providers.tf");
+        if config.contains("required_providers") {
+            let _ = fs::remove_file(&providers);
+            Ok(())
+        } else {
+            write(
+                &providers,
+                &format!(
+                    "terraform {{\n  required_providers {{\n    hybrid = {{\n      source = \"{PROVIDER_SOURCE}\"\n    }}\n  }}\n}}\n"
+                ),
+            )
+        }
+    }
+
+    /// Copies every `.tf` file of `dir` (e.g. an example) into this workdir,
+    /// replacing the current configuration.
+    pub fn copy_config_from(&self, dir: &Path) -> Result<()> {
+        let work = self.dir();
+        for entry in fs::read_dir(&work).map_err(|e| Error::io("listing", &work, e))? {
+            let path = entry.map_err(|e| Error::io("listing", &work, e))?.path();
+            if path.extension().is_some_and(|x| x == "tf") {
+                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+            }
+        }
+        for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
+            let path = entry.map_err(|e| Error::io("listing", dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "tf")
+                && let Some(name) = path.file_name()
+            {
+                let dest = work.join(name);
+                fs::copy(&path, &dest).map_err(|e| Error::io("copying", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `terraform ARGS -no-color` in the workdir and returns whatever
+    /// happened (non-zero exits are not errors here).
+    pub fn terraform(&self, args: &[&str]) -> Result<TfOutput> {
+        let mut cmd = Command::new("terraform");
+        cmd.args(args)
+            .arg("-no-color")
+            .current_dir(self.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The caller's Terraform and Hybrid settings must not leak in.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("TF_") || k.starts_with("HYBRID_") || k == "CHECKPOINT_DISABLE" {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let command = format!("terraform {} -no-color", args.join(" "));
+        run_with_timeout(cmd, command, COMMAND_TIMEOUT)
+    }
+
+    /// Runs `terraform ARGS` and fails unless it exits 0.
+    pub fn terraform_ok(&self, args: &[&str]) -> Result<TfOutput> {
+        let out = self.terraform(args)?;
+        if out.code == Some(0) {
+            Ok(out)
+        } else {
+            Err(out.unexpected("exit code 0"))
+        }
+    }
+
+    /// `terraform init` (needed in [`Mode::Mirror`] only).
+    pub fn init(&self) -> Result<TfOutput> {
+        self.terraform_ok(&["init", "-input=false"])
+    }
+
+    /// Writes `config` and applies it; fails unless the apply succeeds.
+    pub fn apply(&self, config: &str) -> Result<TfOutput> {
+        self.write_config(config)?;
+        self.apply_current()
+    }
+
+    /// Applies the configuration already in the workdir.
+    pub fn apply_current(&self) -> Result<TfOutput> {
+        self.terraform_ok(&["apply", "-auto-approve", "-input=false"])
+    }
+
+    /// Writes `config`, applies it and expects a failure whose output
+    /// mentions every needle.
+    pub fn apply_expect_error(&self, config: &str, needles: &[&str]) -> Result<TfOutput> {
+        self.write_config(config)?;
+        let out = self.terraform(&["apply", "-auto-approve", "-input=false"])?;
+        if out.code == Some(0) {
+            return Err(out.unexpected(format!("a failed apply mentioning {needles:?}")));
+        }
+        out.expect_contains(needles)?;
+        Ok(out)
+    }
+
+    /// `terraform plan -detailed-exitcode`: `(0, _)` no changes, `(2, _)`
+    /// changes; an error (exit 1) fails the step.
+    pub fn plan_detailed(&self) -> Result<(i32, TfOutput)> {
+        let out = self.terraform(&["plan", "-detailed-exitcode", "-input=false"])?;
+        match out.code {
+            Some(code @ (0 | 2)) => Ok((code, out)),
+            _ => Err(out.unexpected("0 (no changes) or 2 (changes)")),
+        }
+    }
+
+    /// Fails unless a plan of the current configuration is empty.
+    pub fn expect_no_changes(&self) -> Result<TfOutput> {
+        let (code, out) = self.plan_detailed()?;
+        if code == 0 {
+            Ok(out)
+        } else {
+            Err(out.unexpected("0: an empty plan after apply"))
+        }
+    }
+
+    /// Writes `config` (if given), plans, and fails unless the plan has
+    /// changes and its output mentions every needle.
+    pub fn expect_changes(&self, config: Option<&str>, needles: &[&str]) -> Result<TfOutput> {
+        if let Some(config) = config {
+            self.write_config(config)?;
+        }
+        let (code, out) = self.plan_detailed()?;
+        if code != 2 {
+            return Err(out.unexpected(format!("2: a plan with changes mentioning {needles:?}")));
+        }
+        out.expect_contains(needles)?;
+        Ok(out)
+    }
+
+    /// Writes `config`, plans, and fails unless the plan fails with output
+    /// that mentions every needle (the attribute, the value, the rule).
+    pub fn expect_plan_error(&self, config: &str, needles: &[&str]) -> Result<TfOutput> {
+        self.write_config(config)?;
+        let out = self.terraform(&["plan", "-input=false"])?;
+        if out.code == Some(0) {
+            return Err(out.unexpected(format!("a plan error mentioning {needles:?}")));
+        }
+        out.expect_contains(needles)?;
+        Ok(out)
+    }
+
+    /// Plans the current configuration into a file and returns the plan as
+    /// JSON (`terraform show -json PLANFILE`).
+    pub fn plan_json(&self) -> Result<Value> {
+        self.terraform_ok(&["plan", "-input=false", "-out=acc.tfplan"])?;
+        let out = self.terraform_ok(&["show", "-json", "acc.tfplan"])?;
+        parse_json("terraform show -json acc.tfplan", &out.stdout)
+    }
+
+    /// The planned actions (`["update"]`, `["delete","create"]`, …) for
+    /// `address`, from [`Workdir::plan_json`]; empty if it is not in the plan.
+    pub fn planned_actions(plan: &Value, address: &str) -> Vec<String> {
+        plan.get("resource_changes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|rc| rc.get("address").and_then(Value::as_str) == Some(address))
+            .and_then(|rc| rc.pointer("/change/actions"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect()
+    }
+
+    /// `terraform show -json` of the current state.
+    pub fn show_json(&self) -> Result<Value> {
+        let out = self.terraform_ok(&["show", "-json"])?;
+        parse_json("terraform show -json", &out.stdout)
+    }
+
+    /// The attributes of `address` in the current state; fails if absent.
+    pub fn resource(&self, address: &str) -> Result<Value> {
+        let show = self.show_json()?;
+        find_resource(&show, address)
+            .cloned()
+            .ok_or_else(|| Error::Check(format!("{address} is not in the state: {show}")))
+    }
+
+    /// `terraform import ADDRESS ID`; fails unless it succeeds.
+    pub fn import(&self, address: &str, id: &str) -> Result<TfOutput> {
+        self.terraform_ok(&["import", "-input=false", address, id])
+    }
+
+    /// `terraform state rm ADDRESS`.
+    pub fn state_rm(&self, address: &str) -> Result<TfOutput> {
+        self.terraform_ok(&["state", "rm", address])
+    }
+
+    /// Import-verify: imports `id` as `address` into a fresh state (same
+    /// configuration, same environment) and checks that every attribute
+    /// equals the one in this workdir's state, except the `ignore`d ones.
+    pub fn import_verify(&self, address: &str, id: &str, ignore: &[&str]) -> Result<()> {
+        let want = self.resource(address)?;
+        let fresh = Workdir::with_mode(None, self.mode)?;
+        let mut fresh = fresh;
+        for (k, v) in &self.env {
+            if !k.starts_with("TF_") {
+                fresh.set_env(k, v);
+            }
+        }
+        fresh.copy_config_from(&self.dir())?;
+        if self.mode == Mode::Mirror {
+            fresh.init()?;
+        }
+        fresh.import(address, id)?;
+        let got = fresh.resource(address)?;
+        let diff = attributes_diff(&want, &got, ignore);
+        crate::ensure!(
+            diff.is_empty(),
+            "import of {id} as {address} differs from the applied state:\n  {}",
+            diff.join("\n  ")
+        );
+        Ok(())
+    }
+
+    /// `terraform destroy`; fails unless it succeeds.
+    pub fn destroy(&self) -> Result<TfOutput> {
+        self.terraform_ok(&["destroy", "-auto-approve", "-input=false"])
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("HYBRID_ACC_KEEP").is_some() {
+            self.root.disable_cleanup(true);
+            eprintln!("terraform workdir kept in {}", self.root.path().display());
+        }
+    }
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|source| Error::Json {
+        what: what.into(),
+        text: text.into(),
+        source,
+    })
+}
+
+fn dev_overrides_rc(provider_dir: &Path) -> String {
+    format!(
+        "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+        hcl_escape(&provider_dir.display().to_string())
+    )
+}
+
+fn mirror_rc(mirror: &Path) -> String {
+    format!(
+        "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/{PROVIDER_SOURCE}\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/{PROVIDER_SOURCE}\"]\n  }}\n}}\n",
+        hcl_escape(&mirror.display().to_string())
+    )
+}
+
+fn hcl_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Terraform's name for this platform, e.g. `linux_amd64`.
+pub fn terraform_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!("{os}_{arch}")
+}
+
+/// Lays the provider out as Terraform's unpacked filesystem-mirror layout:
+/// `MIRROR/registry.terraform.io/hybridops/hybrid/VERSION/OS_ARCH/terraform-provider-hybrid_vVERSION`.
+fn install_in_mirror(provider: &Path, mirror: &Path) -> Result<()> {
+    let version = env!("CARGO_PKG_VERSION");
+    let dir = mirror
+        .join("registry.terraform.io")
+        .join(PROVIDER_SOURCE)
+        .join(version)
+        .join(terraform_platform());
+    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let dest = dir.join(format!(
+        "terraform-provider-hybrid_v{version}{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    // A hard link is instant; fall back to a copy across file systems.
+    if fs::hard_link(provider, &dest).is_err() {
+        fs::copy(provider, &dest).map_err(|e| Error::io("copying", provider, e))?;
+    }
+    Ok(())
+}
+
+/// Runs `cmd`, collecting its output, and kills it after `timeout`.
+fn run_with_timeout(mut cmd: Command, command: String, timeout: Duration) -> Result<TfOutput> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io("starting", PathBuf::from("terraform"), e))?;
+    // Drain both pipes on threads so a chatty process never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let mut stderr = err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n[harness] killed after {}s\n", timeout.as_secs()));
+    }
+    Ok(TfOutput {
+        command,
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+    })
+}

@@ -1,0 +1,420 @@
+//! Acceptance tests for the `hybrid_vnet` resource and data source: the real
+//! `terraform` binary, our provider, and a real `hybrid-host` per test.
+
+use hybrid_acceptance_tests::{Host, Result, Workdir, ensure};
+use serde_json::{Value, json};
+
+/// A static vnet with both pools, a gateway, DNS, VLAN, tags and timeouts.
+fn full_config(name: &str, prefix: &str, vm_end: &str, tags: &str) -> String {
+    let base = prefix.trim_end_matches(".0/24");
+    format!(
+        r#"
+resource "hybrid_vnet" "test" {{
+  name                 = "{name}"
+  address_prefix       = "{prefix}"
+  ip_allocation_method = "static"
+  gateway              = "{base}.1"
+  dns_servers          = ["{base}.2", "{base}.3"]
+  vlan_id              = 42
+  vm_ip_pool           = {{ start = "{base}.10", end = "{base}.{vm_end}" }}
+  vip_pool             = {{ start = "{base}.200", end = "{base}.220" }}
+  tags                 = {tags}
+
+  timeouts = {{
+    create = "5m"
+    update = "5m"
+    delete = "5m"
+  }}
+}}
+
+output "id" {{
+  value = hybrid_vnet.test.id
+}}
+"#
+    )
+}
+
+/// A minimal static vnet with one extra line of attributes.
+fn small_config(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+resource "hybrid_vnet" "test" {{
+  name           = "{name}"
+  address_prefix = "10.0.0.0/24"
+  vm_ip_pool     = {{ start = "10.0.0.10", end = "10.0.0.99" }}
+  {extra}
+}}
+"#
+    )
+}
+
+fn get_vnet(host: &Host, name: &str) -> Result<Value> {
+    let resp = host.get(&format!("/v1/vnets/{name}"))?;
+    ensure!(resp.status == 200, "GET /v1/vnets/{name}: {} {}", resp.status, resp.body);
+    Ok(resp.body)
+}
+
+fn vnet_count(host: &Host) -> Result<usize> {
+    let resp = host.get("/v1/vnets")?;
+    ensure!(resp.status == 200, "GET /v1/vnets: {} {}", resp.status, resp.body);
+    Ok(resp.body["items"].as_array().map_or(0, Vec::len))
+}
+
+/// Create → no-op plan → update in place → replace → import-verify → destroy.
+#[test]
+fn vnet_lifecycle() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+
+    // Create.
+    wd.apply(&full_config("lan", "10.0.0.0/24", "99", r#"{ env = "test" }"#))?;
+    let state = wd.resource("hybrid_vnet.test")?;
+    ensure!(state["id"] == "/vnets/lan", "id in state: {}", state["id"]);
+    ensure!(state["provisioning_state"] == "Succeeded", "state: {state}");
+    ensure!(state["vm_ip_pool"]["size"] == 90, "vm pool size in state: {state}");
+    ensure!(state["vm_ip_pool"]["available"] == 90, "vm pool available in state: {state}");
+    ensure!(state["vip_pool"]["size"] == 21, "vip pool size in state: {state}");
+    ensure!(state["timeouts"]["create"] == "5m", "timeouts kept in state: {state}");
+    let api = get_vnet(&host, "lan")?;
+    ensure!(api["address_prefix"] == "10.0.0.0/24", "API: {api}");
+    ensure!(api["gateway"] == "10.0.0.1", "API: {api}");
+    ensure!(api["dns_servers"] == json!(["10.0.0.2", "10.0.0.3"]), "API: {api}");
+    ensure!(api["vlan_id"] == 42, "API: {api}");
+    ensure!(api["vm_ip_pool"] == json!({"start": "10.0.0.10", "end": "10.0.0.99"}), "API: {api}");
+    ensure!(api["tags"] == json!({"env": "test"}), "API: {api}");
+    ensure!(api["status"]["vm_ip_pool"]["size"] == 90, "API: {api}");
+
+    // No perpetual diff.
+    wd.expect_no_changes()?;
+
+    // Grow the VM pool and change tags: an in-place update, same id.
+    let grown = full_config("lan", "10.0.0.0/24", "150", r#"{ env = "test", tier = "gold" }"#);
+    wd.write_config(&grown)?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
+    ensure!(actions == ["update"], "growing a pool planned {actions:?}, want [update]");
+    wd.expect_changes(None, &["will be updated in-place", "10.0.0.150"])?;
+    wd.apply(&grown)?;
+    let state = wd.resource("hybrid_vnet.test")?;
+    ensure!(state["id"] == "/vnets/lan", "id changed on update: {state}");
+    ensure!(state["vm_ip_pool"]["size"] == 141, "grown pool size: {state}");
+    let api = get_vnet(&host, "lan")?;
+    ensure!(api["vm_ip_pool"]["end"] == "10.0.0.150", "API after grow: {api}");
+    ensure!(api["tags"] == json!({"env": "test", "tier": "gold"}), "API after tags: {api}");
+    wd.expect_no_changes()?;
+
+    // A new prefix forces replacement.
+    let moved = full_config("lan", "10.9.0.0/24", "150", r#"{ env = "test", tier = "gold" }"#);
+    wd.write_config(&moved)?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
+    ensure!(
+        actions == ["delete", "create"],
+        "changing address_prefix planned {actions:?}, want [delete, create]"
+    );
+    wd.expect_changes(None, &["must be replaced", "# forces replacement", "address_prefix"])?;
+    wd.apply(&moved)?;
+    let api = get_vnet(&host, "lan")?;
+    ensure!(api["address_prefix"] == "10.9.0.0/24", "API after replace: {api}");
+    wd.expect_no_changes()?;
+
+    // Import into a fresh state gives the same attributes (timeouts are
+    // configuration-only, so import cannot know them).
+    wd.import_verify("hybrid_vnet.test", "/vnets/lan", &["timeouts"])?;
+
+    // Destroy: gone from the API too.
+    wd.destroy()?;
+    let resp = host.get("/v1/vnets/lan")?;
+    ensure!(resp.status == 404, "after destroy GET answered {} {}", resp.status, resp.body);
+    ensure!(resp.error_code().is_some(), "404 without an error envelope: {}", resp.body);
+    Ok(())
+}
+
+/// Out-of-band changes show as drift; out-of-band deletion plans a create;
+/// state survives a host crash and restart.
+#[test]
+fn vnet_drift_and_out_of_band_delete() -> Result<()> {
+    let mut host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let config = small_config("edge", r#"tags = { owner = "netops" }"#);
+    wd.apply(&config)?;
+
+    // Change tags behind Terraform's back.
+    let resp = host.patch("/v1/vnets/edge", &json!({"tags": {"owner": "someone-else"}}))?;
+    ensure!(matches!(resp.status, 200 | 202), "PATCH: {} {}", resp.status, resp.body);
+    host.wait_operation(&resp)?;
+    let out = wd.expect_changes(None, &["changed outside of Terraform", "someone-else", "netops"])?;
+    ensure!(out.contains("update in-place"), "drift should be fixed in place:\n{}", out.stdout);
+    wd.apply(&config)?;
+    ensure!(get_vnet(&host, "edge")?["tags"] == json!({"owner": "netops"}), "tags not restored");
+
+    // A crash and restart of the service loses nothing.
+    host.restart()?;
+    wd.expect_no_changes()?;
+
+    // Delete it behind Terraform's back: the next plan re-creates it.
+    let resp = host.delete("/v1/vnets/edge")?;
+    ensure!(matches!(resp.status, 200 | 202 | 204), "DELETE: {} {}", resp.status, resp.body);
+    host.wait_operation(&resp)?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
+    ensure!(actions == ["create"], "after out-of-band delete planned {actions:?}, want [create]");
+    wd.apply(&config)?;
+    ensure!(get_vnet(&host, "edge")?["name"] == "edge", "not re-created");
+    wd.expect_no_changes()?;
+    Ok(())
+}
+
+/// Every bad input of DESIGN.md §6 that applies to vnets fails at plan time,
+/// at the attribute, naming the value and the rule; nothing is created.
+#[test]
+fn vnet_bad_inputs_fail_at_plan_time() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let resource = |body: &str| {
+        format!("resource \"hybrid_vnet\" \"bad\" {{\n  name           = \"bad\"\n{body}\n}}\n")
+    };
+    // (attribute lines, snippet fragment the error must point at, needles)
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            r#"  address_prefix = "10.0.0.0/24"
+  vm_ip_pool     = { start = "10.0.1.10", end = "10.0.1.20" }"#,
+            "vm_ip_pool",
+            &["vm_ip_pool.start", "10.0.1.10", "outside address_prefix 10.0.0.0/24"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/24"
+  vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }
+  vip_pool       = { start = "10.0.0.50", end = "10.0.0.60" }"#,
+            "vip_pool",
+            &["vip_pool", "10.0.0.50-10.0.0.60", "overlaps vm_ip_pool"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/24"
+  vm_ip_pool     = { start = "10.0.0.99", end = "10.0.0.10" }"#,
+            "vm_ip_pool",
+            &["vm_ip_pool", "10.0.0.99", "start must be <= end"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/24"
+  vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }
+  vlan_id        = 5000"#,
+            "vlan_id",
+            &["vlan_id", "5000", "4094"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/24"
+  gateway        = "10.0.0.20"
+  vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }"#,
+            "vm_ip_pool",
+            &["vm_ip_pool", "10.0.0.20", "gateway must not be in a pool"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/33"
+  vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }"#,
+            "address_prefix",
+            &["address_prefix", "10.0.0.0/33"],
+        ),
+        (
+            r#"  address_prefix = "not-a-cidr"
+  vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }"#,
+            "address_prefix",
+            &["address_prefix", "not-a-cidr", "not an IPv4 CIDR"],
+        ),
+        (
+            r#"  address_prefix = "10.0.0.0/24""#,
+            "",
+            &["vm_ip_pool", "required", "static"],
+        ),
+        (
+            r#"  address_prefix       = "10.0.0.0/24"
+  ip_allocation_method = "manual"
+  vm_ip_pool           = { start = "10.0.0.10", end = "10.0.0.99" }"#,
+            "ip_allocation_method",
+            &["ip_allocation_method", "manual", "dhcp"],
+        ),
+    ];
+    for (body, fragment, needles) in cases {
+        let out = wd.expect_plan_error(&resource(body), needles)?;
+        out.expect_contains(&["with hybrid_vnet.bad"])?;
+        if !fragment.is_empty() {
+            out.expect_snippet(fragment)?;
+        }
+    }
+    // A bad name is caught too, at `name`.
+    let out = wd.expect_plan_error(
+        &small_config("Bad_Name", "").replace("\"Bad_Name\"", "\"Bad_Name\" # bad"),
+        &["name", "Bad_Name"],
+    )?;
+    out.expect_snippet("Bad_Name")?;
+    ensure!(vnet_count(&host)? == 0, "a refused plan left a vnet behind");
+    Ok(())
+}
+
+/// Shrinking a pool below an allocated address fails at plan time naming
+/// the address; deleting a vnet in use fails listing the user and keeps it
+/// in state.
+#[test]
+fn vnet_in_use_rules() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    wd.apply(&small_config("busy", ""))?;
+
+    let resp = host.post(
+        "/v1/vnets/busy/reservations",
+        &json!({"pool": "vm", "owner": "/clusters/prod-a", "address": "10.0.0.50"}),
+    )?;
+    ensure!(resp.status == 201, "reservation: {} {}", resp.status, resp.body);
+    ensure!(resp.body["address"] == "10.0.0.50", "reservation: {}", resp.body);
+
+    // Usage shows up in state after a refresh... (the resource reports it)
+    wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve"])?;
+    let state = wd.resource("hybrid_vnet.test")?;
+    ensure!(state["vm_ip_pool"]["used"] == 1, "used after reservation: {state}");
+    ensure!(state["vm_ip_pool"]["available"] == 89, "available after reservation: {state}");
+
+    // Shrinking so 10.0.0.50 falls outside is refused before anything runs.
+    let shrunk = small_config("busy", "").replace("10.0.0.99", "10.0.0.40");
+    wd.expect_plan_error(&shrunk, &["vm_ip_pool", "10.0.0.50", "/clusters/prod-a"])?;
+    // Shrinking while keeping it inside is fine, in place.
+    let ok = small_config("busy", "").replace("10.0.0.99", "10.0.0.60");
+    wd.apply(&ok)?;
+    ensure!(get_vnet(&host, "busy")?["vm_ip_pool"]["end"] == "10.0.0.60", "shrink not applied");
+
+    // Deleting a vnet in use names the user; the vnet stays, in state too.
+    let out = wd.terraform(&["destroy", "-auto-approve"])?;
+    ensure!(out.code != Some(0), "destroy of a vnet in use succeeded:\n{}", out.stdout);
+    out.expect_contains(&["busy", "/clusters/prod-a"])?;
+    ensure!(get_vnet(&host, "busy")?["name"] == "busy", "vnet gone after refused delete");
+    wd.resource("hybrid_vnet.test")?;
+    Ok(())
+}
+
+/// The data source reads a vnet created outside this configuration.
+#[test]
+fn vnet_data_source() -> Result<()> {
+    let host = Host::start()?;
+    let resp = host.put(
+        "/v1/vnets/shared",
+        &json!({
+            "address_prefix": "172.16.0.0/24",
+            "gateway": "172.16.0.1",
+            "vm_ip_pool": {"start": "172.16.0.10", "end": "172.16.0.19"},
+            "vip_pool": {"start": "172.16.0.100", "end": "172.16.0.104"},
+            "tags": {"site": "lab"}
+        }),
+    )?;
+    ensure!(matches!(resp.status, 200 | 201 | 202), "PUT: {} {}", resp.status, resp.body);
+    host.wait_operation(&resp)?;
+
+    let wd = Workdir::new(&host)?;
+    wd.apply(
+        r#"
+data "hybrid_vnet" "shared" {
+  name = "shared"
+}
+
+output "vip_available" {
+  value = data.hybrid_vnet.shared.vip_pool.available
+}
+"#,
+    )?;
+    let ds = wd.resource("data.hybrid_vnet.shared")?;
+    ensure!(ds["id"] == "/vnets/shared", "data source: {ds}");
+    ensure!(ds["address_prefix"] == "172.16.0.0/24", "data source: {ds}");
+    ensure!(ds["gateway"] == "172.16.0.1", "data source: {ds}");
+    ensure!(ds["ip_allocation_method"] == "static", "data source: {ds}");
+    ensure!(ds["vm_ip_pool"]["size"] == 10, "data source: {ds}");
+    ensure!(ds["vip_pool"]["available"] == 5, "data source: {ds}");
+    ensure!(ds["tags"] == json!({"site": "lab"}), "data source: {ds}");
+    wd.expect_no_changes()?;
+
+    // A missing vnet is an error at `name`.
+    wd.expect_plan_error(
+        "data \"hybrid_vnet\" \"nope\" {\n  name = \"nope\"\n}\n",
+        &["nope", "not found"],
+    )?;
+    Ok(())
+}
+
+/// A DHCP vnet needs no VM pool.
+#[test]
+fn vnet_dhcp() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    wd.apply(
+        r#"
+resource "hybrid_vnet" "dhcp" {
+  name                 = "dhcp"
+  address_prefix       = "192.168.10.0/24"
+  ip_allocation_method = "dhcp"
+  vip_pool             = { start = "192.168.10.240", end = "192.168.10.250" }
+}
+"#,
+    )?;
+    let api = get_vnet(&host, "dhcp")?;
+    ensure!(api["ip_allocation_method"] == "dhcp", "API: {api}");
+    ensure!(api.get("vm_ip_pool").is_none_or(Value::is_null), "API: {api}");
+    wd.expect_no_changes()?;
+    wd.import_verify("hybrid_vnet.dhcp", "/vnets/dhcp", &["timeouts"])?;
+    Ok(())
+}
+
+/// Importing an id that does not exist, or is not a vnet id, fails clearly.
+#[test]
+fn vnet_import_errors() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    wd.write_config(&small_config("ghost", ""))?;
+    let out = wd.terraform(&["import", "hybrid_vnet.test", "/vnets/ghost"])?;
+    ensure!(out.code != Some(0), "import of a missing vnet succeeded");
+    out.expect_contains(&["/vnets/ghost"])?;
+    let out = wd.terraform(&["import", "hybrid_vnet.test", "ghost"])?;
+    ensure!(out.code != Some(0), "import of a malformed id succeeded");
+    out.expect_contains(&["ghost", "/vnets/<name>"])?;
+    Ok(())
+}
+
+/// An unreachable endpoint or a wrong token fails at provider configuration,
+/// naming the endpoint; the token never appears in the output.
+#[test]
+fn provider_configuration_errors() -> Result<()> {
+    let host = Host::start()?;
+    let config = small_config("cfg", "");
+
+    // Wrong token.
+    let mut wd = Workdir::new(&host)?;
+    let bad_token = "wrong-token-0123456789abcdef";
+    wd.set_env("HYBRID_TOKEN", bad_token);
+    let out = wd.expect_plan_error(&config, &[host.endpoint()])?;
+    ensure!(
+        !out.combined().contains(bad_token) && !out.combined().contains(host.token()),
+        "a token leaked into the output:\n{}",
+        out.combined()
+    );
+
+    // Unreachable endpoint: a port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("finding a free port: {e}")))?;
+    let dead = format!("https://{free}");
+    wd.set_env("HYBRID_TOKEN", host.token());
+    wd.set_env("HYBRID_ENDPOINT", &dead);
+    wd.expect_plan_error(&config, &[&dead])?;
+
+    // The same settings given in the provider block, not the environment.
+    let wd = Workdir::unconfigured()?;
+    let ca = host.ca_pem().replace('\n', "\\n");
+    let block = format!(
+        "provider \"hybrid\" {{\n  endpoint       = \"{}\"\n  token          = \"{}\"\n  ca_certificate = \"{ca}\"\n}}\n{config}",
+        host.endpoint(),
+        host.token()
+    );
+    wd.apply(&block)?;
+    ensure!(get_vnet(&host, "cfg")?["name"] == "cfg", "vnet not created via provider block");
+
+    // No configuration at all: the error says what is missing.
+    let wd = Workdir::unconfigured()?;
+    wd.expect_plan_error(&config, &["endpoint", "HYBRID_ENDPOINT"])?;
+    Ok(())
+}

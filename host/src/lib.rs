@@ -1,0 +1,1 @@
+//! The Hybrid host management service.

@@ -1,0 +1,323 @@
+//! The host management client: HTTPS + JSON calls to `hybrid-host`, with
+//! bearer-token auth, retries of idempotent calls on transient failures, and
+//! long-poll waiting on long-running operations.
+
+mod error;
+mod vnets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hybrid_api::{ErrorEnvelope, ManagementHost, Operation, OperationStatus};
+use reqwest::{Method, StatusCode};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::{ClientError, cause_chain};
+
+/// How a mutating call was answered: already done, or queued as an operation.
+#[derive(Debug)]
+pub enum Accepted<T> {
+    Done(T),
+    Queued(Operation),
+}
+
+/// Transient failures are retried this many times, with doubling back-off.
+const RETRIES: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest single long-poll; the service caps it at 60 s.
+const LONG_POLL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct HostClient {
+    endpoint: String,
+    token: Arc<str>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for HostClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostClient {
+    /// A client for `endpoint` (`https://host:port`) that trusts only the CA
+    /// certificates in `ca_pem`.
+    pub fn new(endpoint: &str, token: &str, ca_pem: &str) -> Result<Self, ClientError> {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&endpoint).map_err(|e| {
+            ClientError::Config(format!(
+                "endpoint {endpoint:?} is not a valid URL ({e}); expected https://HOST:PORT"
+            ))
+        })?;
+        if url.scheme() != "https" {
+            return Err(ClientError::Config(format!(
+                "endpoint {endpoint:?} must use https:// (the service only speaks TLS)"
+            )));
+        }
+        if token.trim().is_empty() {
+            return Err(ClientError::Config(
+                "token is empty: set the provider's `token` argument or HYBRID_TOKEN".into(),
+            ));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let mut found = 0;
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| {
+                ClientError::Config(format!("ca_certificate is not valid PEM: {e}"))
+            })?;
+            roots.add(cert).map_err(|e| {
+                ClientError::Config(format!("ca_certificate holds an unusable certificate: {e}"))
+            })?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(ClientError::Config(
+                "ca_certificate holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+                    .into(),
+            ));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Config(format!("TLS set-up failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("terraform-provider-hybrid/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client set-up failed: {e}")))?;
+        Ok(Self {
+            endpoint,
+            token: token.into(),
+            http,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Identifies the service; used at configure time to prove the endpoint,
+    /// CA and token all work before any resource is touched.
+    pub async fn management_host(&self) -> Result<ManagementHost, ClientError> {
+        self.call(Method::GET, "/v1/management-host", None::<&()>, None)
+            .await?
+            .json()
+            .await
+    }
+
+    /// Waits until `operation` ends or `timeout` passes, long-polling so the
+    /// caller learns of completion at once.
+    pub async fn wait(
+        &self,
+        operation: Operation,
+        timeout: Duration,
+    ) -> Result<Operation, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut current = operation;
+        loop {
+            if current.status != OperationStatus::Running {
+                return Ok(current);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout {
+                    operation: current.id,
+                    target: current.target,
+                    after: humanize(timeout),
+                });
+            }
+            let wait = left.min(LONG_POLL);
+            let path = format!(
+                "/v1/operations/{}?wait={}ms",
+                current.id,
+                wait.as_millis().max(1)
+            );
+            current = self
+                .call(Method::GET, &path, None::<&()>, Some(wait))
+                .await?
+                .json()
+                .await?;
+        }
+    }
+
+    /// Waits for `operation` and turns a failed one into an error.
+    pub async fn wait_success(
+        &self,
+        operation: Operation,
+        timeout: Duration,
+    ) -> Result<Operation, ClientError> {
+        let done = self.wait(operation, timeout).await?;
+        match (&done.status, &done.error) {
+            (OperationStatus::Succeeded, _) => Ok(done),
+            (_, Some(error)) => Err(ClientError::Api {
+                status: 500,
+                error: error.clone(),
+            }),
+            (status, None) => Err(ClientError::Api {
+                status: 500,
+                error: hybrid_api::ApiError {
+                    code: format!("{status:?}"),
+                    message: format!("operation {} on {} ended {status:?}", done.id, done.target),
+                    target: None,
+                    details: Vec::new(),
+                },
+            }),
+        }
+    }
+
+    /// One API call. Idempotent methods are retried on transient failures;
+    /// any error answer becomes `ClientError::Api` with the service's envelope.
+    async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        long_poll: Option<Duration>,
+    ) -> Result<Response, ClientError> {
+        self.send(method, path, body, long_poll, &[]).await
+    }
+
+    async fn call_with<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        self.send(method, path, body, None, headers).await
+    }
+
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        long_poll: Option<Duration>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        let url = format!("{}{}", self.endpoint, path);
+        let retryable = method != Method::POST && method != Method::PATCH;
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&*self.token)
+                .timeout(long_poll.unwrap_or_default() + Duration::from_secs(60));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = request.send().await;
+            let transient = match &outcome {
+                Err(e) => e.is_connect() || e.is_timeout(),
+                Ok(r) => matches!(
+                    r.status(),
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                        | StatusCode::TOO_MANY_REQUESTS
+                ),
+            };
+            if transient && retryable && attempt <= RETRIES {
+                tracing::debug!(%url, attempt, "transient failure; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                continue;
+            }
+            let response = outcome.map_err(|e| ClientError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                cause: cause_chain(&e),
+            })?;
+            return self.check(response).await;
+        }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Response {
+                endpoint: self.endpoint.clone(),
+                inner: response,
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Unauthorized {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorEnvelope>(&text) {
+            Ok(envelope) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: envelope.error,
+            }),
+            Err(_) => Err(ClientError::Protocol {
+                endpoint: self.endpoint.clone(),
+                detail: format!("HTTP {status} with body {:?}", truncate(&text, 300)),
+            }),
+        }
+    }
+}
+
+/// A successful answer.
+struct Response {
+    endpoint: String,
+    inner: reqwest::Response,
+}
+
+impl Response {
+    fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    async fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        let endpoint = self.endpoint;
+        let text = self.inner.text().await.map_err(|e| ClientError::Unreachable {
+            endpoint: endpoint.clone(),
+            cause: cause_chain(&e),
+        })?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Protocol {
+            endpoint,
+            detail: format!("cannot decode the answer: {e}"),
+        })
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// `90s` → "1m30s", for messages.
+pub fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}

@@ -1,0 +1,120 @@
+//! Conversions between the framework's types and the tfplugin6 messages.
+
+use hybrid_cty::{Type, Value};
+use hybrid_tfplugin::tfplugin6 as pb;
+
+use super::diagnostics::{Diagnostics, Severity};
+use super::path::{AttrPath, Step};
+use super::schema::{Attribute, Kind, Mode, Schema};
+
+pub fn schema(schema: &Schema) -> pb::Schema {
+    pb::Schema {
+        version: schema.version,
+        block: Some(pb::schema::Block {
+            version: schema.version,
+            attributes: schema.attributes.iter().map(attribute).collect(),
+            block_types: Vec::new(),
+            description: schema.description.clone(),
+            description_kind: pb::StringKind::Markdown as i32,
+            deprecated: false,
+        }),
+    }
+}
+
+fn attribute(attribute: &Attribute) -> pb::schema::Attribute {
+    let (r#type, nested_type) = match &attribute.kind {
+        Kind::Primitive(ty) => (ty.to_json(), None),
+        Kind::Nested(inner) => (
+            Vec::new(),
+            Some(pb::schema::Object {
+                attributes: inner.iter().map(self::attribute).collect(),
+                nesting: pb::schema::object::NestingMode::Single as i32,
+                ..Default::default()
+            }),
+        ),
+    };
+    pb::schema::Attribute {
+        name: attribute.name.to_string(),
+        r#type,
+        nested_type,
+        description: attribute.description.clone(),
+        required: attribute.mode == Mode::Required,
+        optional: matches!(attribute.mode, Mode::Optional | Mode::OptionalComputed),
+        computed: attribute.mode.is_computed(),
+        sensitive: attribute.sensitive,
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecated: false,
+        write_only: attribute.write_only,
+    }
+}
+
+pub fn path(path: &AttrPath) -> pb::AttributePath {
+    use pb::attribute_path::step::Selector;
+    pb::AttributePath {
+        steps: path
+            .0
+            .iter()
+            .map(|step| pb::attribute_path::Step {
+                selector: Some(match step {
+                    Step::Attribute(name) => Selector::AttributeName(name.clone()),
+                    Step::Key(key) => Selector::ElementKeyString(key.clone()),
+                    Step::Index(index) => Selector::ElementKeyInt(*index),
+                }),
+            })
+            .collect(),
+    }
+}
+
+pub fn diagnostics(diags: &Diagnostics) -> Vec<pb::Diagnostic> {
+    diags
+        .iter()
+        .map(|d| pb::Diagnostic {
+            severity: match d.severity {
+                Severity::Error => pb::diagnostic::Severity::Error,
+                Severity::Warning => pb::diagnostic::Severity::Warning,
+            } as i32,
+            summary: d.summary.clone(),
+            detail: d.detail.clone(),
+            attribute: d.path.as_ref().map(path),
+        })
+        .collect()
+}
+
+/// Decodes a DynamicValue (msgpack, or JSON when that is what was sent).
+/// A missing value decodes as null.
+pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str, diags: &mut Diagnostics) -> Value {
+    let Some(value) = value else {
+        return Value::Null;
+    };
+    let decoded = if !value.msgpack.is_empty() {
+        hybrid_cty::decode_msgpack(&value.msgpack, ty)
+    } else if !value.json.is_empty() {
+        hybrid_cty::decode_json(&value.json, ty)
+    } else {
+        return Value::Null;
+    };
+    decoded.unwrap_or_else(|e| {
+        diags.error(
+            format!("Cannot decode the {what}"),
+            format!("Terraform sent a value that does not match the schema: {e}. This is a bug in the provider."),
+        );
+        Value::Null
+    })
+}
+
+/// Encodes a value as a msgpack DynamicValue.
+pub fn encode(value: &Value, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<pb::DynamicValue> {
+    match hybrid_cty::encode_msgpack(value, ty) {
+        Ok(msgpack) => Some(pb::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        }),
+        Err(e) => {
+            diags.error(
+                format!("Cannot encode the {what}"),
+                format!("the provider built a value that does not match its schema: {e}. This is a bug in the provider."),
+            );
+            None
+        }
+    }
+}

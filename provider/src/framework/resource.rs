@@ -1,0 +1,76 @@
+//! The traits a resource and a data source implement. Each one lives in its
+//! own file with its schema and its CRUD + import, like
+//! terraform-plugin-framework.
+
+use async_trait::async_trait;
+use hybrid_cty::Value;
+
+use super::diagnostics::Diagnostics;
+use super::schema::Schema;
+use crate::client::HostClient;
+
+/// What a resource's plan-time hook sees.
+pub struct PlanContext<'a> {
+    /// The configured client; `None` when the provider could not be
+    /// configured yet (e.g. its configuration depends on unknown values), in
+    /// which case checks that need the service are skipped.
+    pub client: Option<&'a HostClient>,
+    /// Prior state; null on create.
+    pub prior: &'a Value,
+    pub config: &'a Value,
+}
+
+#[async_trait]
+pub trait Resource: Send + Sync {
+    /// `hybrid_vnet`, …
+    fn type_name(&self) -> &'static str;
+
+    fn schema(&self) -> Schema;
+
+    /// Checks of the whole configuration beyond per-attribute validators
+    /// (cross-attribute rules). Values may be unknown.
+    fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
+
+    /// Plan-time checks and adjustments after the generic planning (defaults,
+    /// computed values, requires-replace). May consult the service.
+    async fn modify_plan(
+        &self,
+        _ctx: PlanContext<'_>,
+        _planned: &mut Value,
+        _diags: &mut Diagnostics,
+    ) {
+    }
+
+    /// Creates the object. Returns the new state, or null when nothing was
+    /// created; when the service accepted the object but the work failed,
+    /// return a state with at least `id` set together with the error, so
+    /// Terraform keeps it (tainted) instead of orphaning it.
+    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics)
+    -> Value;
+
+    /// Reads the object. Returns null when it no longer exists.
+    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value;
+
+    async fn update(
+        &self,
+        client: &HostClient,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value;
+
+    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics);
+
+    /// Builds the state of an existing object from its import id (the
+    /// object's path in the host API, e.g. `/vnets/lan`).
+    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value;
+}
+
+#[async_trait]
+pub trait DataSource: Send + Sync {
+    fn type_name(&self) -> &'static str;
+
+    fn schema(&self) -> Schema;
+
+    async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value;
+}

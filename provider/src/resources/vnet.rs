@@ -1,0 +1,503 @@
+//! `hybrid_vnet`: a virtual network with its node-VM and VIP address pools.
+//!
+//! Everything about the network itself is immutable (a change replaces it);
+//! the pools and tags change in place. Pools may grow freely and shrink only
+//! when no allocated address falls outside, which the plan checks against
+//! the service before anything is applied.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, Vnet, VnetPatch, VnetSpec};
+use hybrid_cty::{Type, Value};
+
+use crate::client::{Accepted, ClientError, HostClient};
+use crate::framework::schema::Attribute;
+use crate::framework::{
+    AttrPath, Diagnostics, PlanContext, Resource, Schema, errors, timeouts, validators, values,
+};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub struct VnetResource;
+
+/// The attributes of a pool object: settable range plus computed usage.
+pub(crate) fn pool_attributes(settable: bool) -> Vec<Attribute> {
+    let bound = |name: &'static str, what: &str| {
+        let attribute = Attribute::string(name).description(format!(
+            "{what} address of the pool (IPv4), inside `address_prefix`."
+        ));
+        if settable {
+            attribute.required()
+        } else {
+            attribute.computed()
+        }
+    };
+    vec![
+        bound("start", "First"),
+        bound("end", "Last (inclusive)"),
+        Attribute::number("size")
+            .computed()
+            .description("Number of addresses in the pool."),
+        Attribute::number("used")
+            .computed()
+            .description("Addresses currently allocated (nodes, VIPs, reservations)."),
+        Attribute::number("available")
+            .computed()
+            .description("Addresses free for allocation (`size - used`)."),
+    ]
+}
+
+/// The schema attributes of a vnet as the data source and resource share
+/// them. `settable` is false for the data source, where all is computed.
+pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
+    let input = |attribute: Attribute, required: bool| -> Attribute {
+        match (settable, required) {
+            (false, _) => attribute.computed(),
+            (true, true) => attribute.required().requires_replace(),
+            (true, false) => attribute.optional().requires_replace(),
+        }
+    };
+    let pool = |name: &'static str, what: &str| {
+        let attribute = Attribute::nested(name, pool_attributes(settable)).description(format!(
+            "{what} `start`/`end` may grow in place; shrinking is refused while an \
+             allocated address would fall outside. `size`, `used` and `available` report usage."
+        ));
+        if settable {
+            attribute.optional()
+        } else {
+            attribute.computed()
+        }
+    };
+    let mut method = input(
+        Attribute::string("ip_allocation_method")
+            .description(
+                "How node VMs get addresses: `static` (from `vm_ip_pool`) or `dhcp`. \
+                 Defaults to `static`. Changing it replaces the vnet.",
+            )
+            .validator(validators::one_of(&["static", "dhcp"])),
+        false,
+    );
+    if settable {
+        method = method.default_value("static");
+    }
+    vec![
+        Attribute::string("id")
+            .computed()
+            .use_state_for_unknown()
+            .description("The vnet's path in the host API, `/vnets/<name>`; also the import id."),
+        if settable {
+            Attribute::string("name")
+                .required()
+                .requires_replace()
+                .validator(validators::string_rule(|name| {
+                    hybrid_api::validate::vnet_name(name).map_err(|e| e.message)
+                }))
+        } else {
+            Attribute::string("name").required()
+        }
+        .description("Name of the vnet, a DNS label. Changing it replaces the vnet."),
+        input(
+            Attribute::string("address_prefix")
+                .description("IPv4 CIDR of the network, e.g. `10.0.0.0/24`. Changing it replaces the vnet."),
+            true,
+        ),
+        method,
+        input(
+            Attribute::string("gateway")
+                .description("Default gateway, inside `address_prefix` and outside both pools."),
+            false,
+        ),
+        input(
+            Attribute::list("dns_servers", Type::String)
+                .description("DNS servers handed to VMs on the vnet."),
+            false,
+        ),
+        input(
+            Attribute::number("vlan_id")
+                .description("VLAN tag, 0–4094.")
+                .validator(validators::int_between(0, 4094)),
+            false,
+        ),
+        pool(
+            "vm_ip_pool",
+            "Addresses for node VMs; required when `ip_allocation_method` is `static`, not allowed for `dhcp`.",
+        ),
+        pool("vip_pool", "Addresses for API-server and load-balancer VIPs."),
+        {
+            let tags = Attribute::map("tags", Type::String).description("Free-form tags.");
+            if settable { tags.optional() } else { tags.computed() }
+        },
+        Attribute::string("provisioning_state")
+            .computed()
+            .description("Outcome of the last operation on the vnet (`Succeeded`, `Failed`, …)."),
+    ]
+}
+
+#[async_trait]
+impl Resource for VnetResource {
+    fn type_name(&self) -> &'static str {
+        "hybrid_vnet"
+    }
+
+    fn schema(&self) -> Schema {
+        let mut attributes = vnet_attributes(true);
+        attributes.push(timeouts::attribute(DEFAULT_TIMEOUT));
+        Schema::new(
+            "A virtual network on the on-prem hosts: its prefix, gateway, DNS and VLAN, \
+             and two address pools — `vm_ip_pool` for node VMs and `vip_pool` for API-server \
+             and load-balancer VIPs. Clusters take their addresses from these pools.",
+            attributes,
+        )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        // The service's own admission rules, run at plan time. Only when the
+        // network's shape is fully known: with unknowns a rule could fire on
+        // a value that is merely not known yet.
+        let shape = [
+            "address_prefix",
+            "ip_allocation_method",
+            "gateway",
+            "dns_servers",
+            "vlan_id",
+            "vm_ip_pool",
+            "vip_pool",
+        ];
+        if !shape
+            .iter()
+            .all(|name| config.get(name).is_none_or(Value::is_fully_known))
+        {
+            return;
+        }
+        let Some(spec) = spec_from(config) else {
+            return;
+        };
+        for error in hybrid_api::validate::vnet_spec(&spec) {
+            diags.error_at(
+                AttrPath::parse(&error.target),
+                format!("Invalid {}", error.target),
+                error.message,
+            );
+        }
+    }
+
+    async fn modify_plan(&self, ctx: PlanContext<'_>, planned: &mut Value, diags: &mut Diagnostics) {
+        // Shrinking a pool is allowed only while nothing allocated would fall
+        // outside: ask the service now so the plan, not the apply, fails.
+        let (Some(client), false) = (ctx.client, ctx.prior.is_null()) else {
+            return;
+        };
+        let Some(name) = values::string(ctx.prior, "name") else {
+            return;
+        };
+        let shrinking: Vec<(PoolKind, IpPool)> = [PoolKind::Vm, PoolKind::Vip]
+            .into_iter()
+            .filter_map(|kind| {
+                let new = pool_from(planned.get(kind.field())?)?;
+                let old = pool_from(ctx.prior.get(kind.field())?)?;
+                (new != old).then_some((kind, new))
+            })
+            .collect();
+        if shrinking.is_empty() {
+            return;
+        }
+        let reservations = match client.list_reservations(&name).await {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                errors::report(diags, &format!("Cannot check address usage of vnet {name:?}"), &e);
+                return;
+            }
+        };
+        for (kind, pool) in shrinking {
+            let Some((start, end)) = hybrid_api::validate::pool_range(&pool) else {
+                continue;
+            };
+            let outside: Vec<String> = reservations
+                .iter()
+                .filter(|r| r.pool == kind)
+                .filter(|r| {
+                    hybrid_api::validate::parse_ipv4("address", &r.address)
+                        .is_ok_and(|a| a < start || a > end)
+                })
+                .map(|r| format!("{} (held by {})", r.address, r.owner))
+                .collect();
+            if !outside.is_empty() {
+                diags.error_at(
+                    AttrPath::attr(kind.field()),
+                    format!("Cannot shrink {}", kind.field()),
+                    format!(
+                        "{} {}–{} would leave allocated addresses outside the pool: {}. \
+                         A pool may shrink only when no allocated address falls outside.",
+                        kind.field(),
+                        pool.start,
+                        pool.end,
+                        outside.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
+        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
+            diags.error("Cannot create vnet", "the planned vnet is incomplete");
+            return Value::Null;
+        };
+        let summary = format!("Cannot create vnet {name:?}");
+        let timeout = timeouts::get(planned, timeouts::CREATE, DEFAULT_TIMEOUT);
+        let accepted = match client.create_vnet(&name, &spec).await {
+            Ok(accepted) => accepted,
+            Err(ClientError::Api { status: 412, .. }) => {
+                diags.error_at(
+                    AttrPath::attr("name"),
+                    summary,
+                    format!(
+                        "a vnet named {name:?} already exists in the host management service. \
+                         To manage it with Terraform, import it: \
+                         terraform import <address> /vnets/{name}"
+                    ),
+                );
+                return Value::Null;
+            }
+            Err(e) => {
+                errors::report(diags, &summary, &e);
+                return Value::Null;
+            }
+        };
+        self.settle(client, &name, accepted, timeout, planned, &summary, diags)
+            .await
+    }
+
+    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(name) = name_of(state) else {
+            diags.error("Cannot read vnet", "the state has neither `name` nor `id`");
+            return Value::Null;
+        };
+        match client.get_vnet(&name).await {
+            Ok(Some(vnet)) => to_state(&vnet, state),
+            Ok(None) => Value::Null,
+            Err(e) => {
+                errors::report(diags, &format!("Cannot read vnet {name:?}"), &e);
+                state.clone()
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        client: &HostClient,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(name) = name_of(prior) else {
+            diags.error("Cannot update vnet", "the state has neither `name` nor `id`");
+            return prior.clone();
+        };
+        let summary = format!("Cannot update vnet {name:?}");
+        let patch = VnetPatch {
+            vm_ip_pool: planned.get("vm_ip_pool").and_then(pool_from),
+            vip_pool: planned.get("vip_pool").and_then(pool_from),
+            tags: Some(values::string_map(planned, "tags")),
+        };
+        let timeout = timeouts::get(planned, timeouts::UPDATE, DEFAULT_TIMEOUT);
+        match client.patch_vnet(&name, &patch).await {
+            Ok(accepted) => {
+                self.settle(client, &name, accepted, timeout, planned, &summary, diags)
+                    .await
+            }
+            Err(e) => {
+                errors::report(diags, &summary, &e);
+                prior.clone()
+            }
+        }
+    }
+
+    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
+        let Some(name) = name_of(state) else {
+            return;
+        };
+        let summary = format!("Cannot delete vnet {name:?}");
+        let timeout = timeouts::get(state, timeouts::DELETE, DEFAULT_TIMEOUT);
+        match client.delete_vnet(&name).await {
+            Ok(None) => {}
+            Ok(Some(operation)) => {
+                if let Err(e) = client.wait_success(operation, timeout).await {
+                    errors::report(diags, &summary, &e);
+                }
+            }
+            Err(e) => errors::report(diags, &summary, &e),
+        }
+    }
+
+    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
+        let Some(name) = id.strip_prefix("/vnets/").filter(|n| !n.contains('/')) else {
+            diags.error(
+                "Invalid import id",
+                format!("import id {id:?} is not a vnet id; expected /vnets/<name>, e.g. /vnets/lan"),
+            );
+            return Value::Null;
+        };
+        match client.get_vnet(name).await {
+            Ok(Some(vnet)) => to_state(&vnet, &Value::Null),
+            Ok(None) => {
+                diags.error(
+                    "Cannot import vnet",
+                    format!("no vnet {id} exists in the host management service at {}", client.endpoint()),
+                );
+                Value::Null
+            }
+            Err(e) => {
+                errors::report(diags, &format!("Cannot import vnet {id}"), &e);
+                Value::Null
+            }
+        }
+    }
+}
+
+impl VnetResource {
+    /// Waits for queued work, then reads the result back. When the work
+    /// fails after the service accepted it, the vnet is still returned (so
+    /// Terraform keeps it, tainted) together with the error.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        client: &HostClient,
+        name: &str,
+        accepted: Accepted<Vnet>,
+        timeout: Duration,
+        planned: &Value,
+        summary: &str,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        if let Accepted::Queued(operation) = accepted
+            && let Err(e) = client.wait_success(operation, timeout).await
+        {
+            errors::report(diags, summary, &e);
+        }
+        match client.get_vnet(name).await {
+            Ok(Some(vnet)) => to_state(&vnet, planned),
+            Ok(None) => {
+                diags.error(summary, format!("vnet {name:?} disappeared while being applied"));
+                Value::Null
+            }
+            Err(e) => {
+                errors::report(diags, summary, &e);
+                // Keep what we know: the object exists under this id.
+                let mut partial = known_only(planned);
+                if let Value::Object(attrs) = &mut partial {
+                    attrs.insert("id".into(), Value::from(hybrid_api::vnet_id(name)));
+                }
+                partial
+            }
+        }
+    }
+}
+
+/// The vnet name from a state's `name`, else from its `id`.
+fn name_of(state: &Value) -> Option<String> {
+    values::string(state, "name").or_else(|| {
+        values::string(state, "id").and_then(|id| id.strip_prefix("/vnets/").map(str::to_string))
+    })
+}
+
+/// A planned value with unknowns replaced by null, for partial state.
+fn known_only(value: &Value) -> Value {
+    match value {
+        Value::Unknown => Value::Null,
+        Value::Object(attrs) => Value::Object(
+            attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), known_only(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn pool_from(value: &Value) -> Option<IpPool> {
+    Some(IpPool {
+        start: values::string(value, "start")?,
+        end: values::string(value, "end")?,
+    })
+}
+
+/// The API spec from a configuration or plan. `None` when a required part
+/// is missing (unknown or null).
+fn spec_from(object: &Value) -> Option<VnetSpec> {
+    let method = match values::string(object, "ip_allocation_method").as_deref() {
+        None | Some("static") => IpAllocationMethod::Static,
+        Some("dhcp") => IpAllocationMethod::Dhcp,
+        Some(_) => return None,
+    };
+    Some(VnetSpec {
+        address_prefix: values::string(object, "address_prefix")?,
+        ip_allocation_method: method,
+        gateway: values::string(object, "gateway"),
+        dns_servers: values::strings(object, "dns_servers"),
+        vlan_id: values::int(object, "vlan_id").and_then(|v| u16::try_from(v).ok()),
+        vm_ip_pool: object.get("vm_ip_pool").and_then(pool_from),
+        vip_pool: object.get("vip_pool").and_then(pool_from),
+        tags: values::string_map(object, "tags"),
+    })
+}
+
+fn usage_state(pool: Option<&IpPool>, usage: Option<&PoolUsage>) -> Value {
+    let Some(pool) = pool else {
+        return Value::Null;
+    };
+    let count = |f: fn(&PoolUsage) -> u64| {
+        usage
+            .and_then(|u| i64::try_from(f(u)).ok())
+            .map(Value::from)
+            .unwrap_or(Value::Null)
+    };
+    Value::object([
+        ("start", Value::from(pool.start.as_str())),
+        ("end", Value::from(pool.end.as_str())),
+        ("size", count(|u| u.size)),
+        ("used", count(|u| u.used)),
+        ("available", count(|u| u.available)),
+    ])
+}
+
+/// The Terraform state of a vnet. `previous` (plan or prior state) decides
+/// null-versus-empty for optional collections and carries `timeouts`.
+pub(crate) fn to_state(vnet: &Vnet, previous: &Value) -> Value {
+    let spec = &vnet.spec;
+    let mut state = Value::object([
+        ("id", Value::from(vnet.id.as_str())),
+        ("name", Value::from(vnet.name.as_str())),
+        ("address_prefix", Value::from(spec.address_prefix.as_str())),
+        (
+            "ip_allocation_method",
+            Value::from(spec.ip_allocation_method.as_str()),
+        ),
+        ("gateway", values::opt_string(spec.gateway.as_deref())),
+        (
+            "dns_servers",
+            values::string_list_state(&spec.dns_servers, previous.get("dns_servers")),
+        ),
+        (
+            "vlan_id",
+            spec.vlan_id.map(|v| Value::from(i64::from(v))).unwrap_or(Value::Null),
+        ),
+        (
+            "vm_ip_pool",
+            usage_state(spec.vm_ip_pool.as_ref(), vnet.status.vm_ip_pool.as_ref()),
+        ),
+        (
+            "vip_pool",
+            usage_state(spec.vip_pool.as_ref(), vnet.status.vip_pool.as_ref()),
+        ),
+        ("tags", values::string_map_state(&spec.tags, previous.get("tags"))),
+        (
+            "provisioning_state",
+            Value::from(vnet.provisioning_state.as_str()),
+        ),
+    ]);
+    values::carry(&mut state, previous, "timeouts");
+    state
+}
