@@ -82,7 +82,13 @@ fn build() -> Result<Binaries> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let command = "cargo build -p hybrid-host -p terraform-provider-hybrid";
         let out = Command::new(&cargo)
-            .args(["build", "-p", "hybrid-host", "-p", "terraform-provider-hybrid"])
+            .args([
+                "build",
+                "-p",
+                "hybrid-host",
+                "-p",
+                "terraform-provider-hybrid",
+            ])
             .current_dir(workspace_root())
             .output()
             .map_err(|e| Error::io("running", PathBuf::from(&cargo), e))?;

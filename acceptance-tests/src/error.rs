@@ -7,7 +7,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a harness step failed. Messages carry the command output so that a
 /// failing test shows what Terraform or the host said.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`: a test returning `Err` is
+/// reported through `Debug`, and raw struct dumps of multi-line output are
+/// unreadable.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// `cargo build` of the binaries under test failed.
     #[error("building {what} with `{command}` failed:\n{output}")]
@@ -66,8 +70,18 @@ pub enum Error {
     Check(String),
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),

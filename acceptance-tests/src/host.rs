@@ -229,7 +229,15 @@ impl Host {
         let log2 = log
             .try_clone()
             .map_err(|e| Error::io("duplicating handle of", &log_path, e))?;
-        let child = Command::new(&bins.host)
+        let mut cmd = Command::new(&bins.host);
+        // The caller's HYBRID_HOST_* settings (listen, data dir, database)
+        // must not leak into a test's host.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HYBRID_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg("--listen")
             .arg(listen)
@@ -281,7 +289,10 @@ impl Host {
     /// `/healthz` answers 200 over TLS verified against the CA.
     fn try_ready(&mut self, endpoint_file: &Path) -> std::result::Result<(), String> {
         let read = |p: &Path| fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-        let endpoint = read(endpoint_file)?.trim().trim_end_matches('/').to_string();
+        let endpoint = read(endpoint_file)?
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
         if endpoint.is_empty() {
             return Err("endpoint file is empty".into());
         }
@@ -341,5 +352,6 @@ pub(crate) fn tail(text: &str, n: usize) -> String {
 /// Writes `contents` to `path`, mapping the error.
 pub(crate) fn write(path: &Path, contents: &str) -> Result<()> {
     let mut f = File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(|e| Error::io("writing", path, e))
+    std::io::Write::write_all(&mut f, contents.as_bytes())
+        .map_err(|e| Error::io("writing", path, e))
 }

@@ -39,7 +39,10 @@ pub fn attributes_diff(want: &Value, got: &Value, ignore: &[&str]) -> Vec<String
     keys.into_iter()
         .filter(|k| !ignore.contains(&k.as_str()))
         .filter_map(|k| {
-            let (x, y) = (a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null));
+            let (x, y) = (
+                a.get(k).unwrap_or(&Value::Null),
+                b.get(k).unwrap_or(&Value::Null),
+            );
             (x != y).then(|| format!("{k}: applied {x} but imported {y}"))
         })
         .collect()
@@ -62,8 +65,14 @@ mod tests {
             ]}]
         }}});
         assert_eq!(find_resource(&show, "hybrid_vnet.a").unwrap()["name"], "a");
-        assert_eq!(find_resource(&show, "data.hybrid_vnet.a").unwrap()["name"], "da");
-        assert_eq!(find_resource(&show, "module.m.hybrid_vnet.c").unwrap()["name"], "c");
+        assert_eq!(
+            find_resource(&show, "data.hybrid_vnet.a").unwrap()["name"],
+            "da"
+        );
+        assert_eq!(
+            find_resource(&show, "module.m.hybrid_vnet.c").unwrap()["name"],
+            "c"
+        );
         assert!(find_resource(&show, "hybrid_vnet.zz").is_none());
         assert!(find_resource(&json!({}), "hybrid_vnet.a").is_none());
     }

@@ -99,7 +99,11 @@ impl TfOutput {
 
     /// Fails unless every needle appears in the output.
     pub fn expect_contains(&self, needles: &[&str]) -> Result<()> {
-        let missing: Vec<&str> = needles.iter().copied().filter(|n| !self.contains(n)).collect();
+        let missing: Vec<&str> = needles
+            .iter()
+            .copied()
+            .filter(|n| !self.contains(n))
+            .collect();
         if missing.is_empty() {
             Ok(())
         } else {
@@ -188,24 +192,28 @@ impl Workdir {
     /// Writes `config` as `main.tf`. Unless the config declares its own
     /// `required_providers`, a `providers.tf` declaring `hybrid` is added.
     pub fn write_config(&self, config: &str) -> Result<()> {
-        let work = self.dir();
-        write(&work.join("main.tf"), config)?;
-        let providers = work.join("providers.tf");
-        if config.contains("required_providers") {
+        write(&self.dir().join("main.tf"), config)?;
+        self.providers_file(config.contains("required_providers"))
+    }
+
+    /// Adds (or, when the configuration has its own, removes) `providers.tf`.
+    fn providers_file(&self, config_has_own: bool) -> Result<()> {
+        let providers = self.dir().join("providers.tf");
+        if config_has_own {
             let _ = fs::remove_file(&providers);
-            Ok(())
-        } else {
-            write(
-                &providers,
-                &format!(
-                    "terraform {{\n  required_providers {{\n    hybrid = {{\n      source = \"{PROVIDER_SOURCE}\"\n    }}\n  }}\n}}\n"
-                ),
-            )
+            return Ok(());
         }
+        write(
+            &providers,
+            &format!(
+                "terraform {{\n  required_providers {{\n    hybrid = {{\n      source = \"{PROVIDER_SOURCE}\"\n    }}\n  }}\n}}\n"
+            ),
+        )
     }
 
     /// Copies every `.tf` file of `dir` (e.g. an example) into this workdir,
-    /// replacing the current configuration.
+    /// replacing the current configuration (`providers.tf` is added unless
+    /// the copied files declare `required_providers`).
     pub fn copy_config_from(&self, dir: &Path) -> Result<()> {
         let work = self.dir();
         for entry in fs::read_dir(&work).map_err(|e| Error::io("listing", &work, e))? {
@@ -214,16 +222,20 @@ impl Workdir {
                 fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
             }
         }
+        let mut has_own = false;
         for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
             let path = entry.map_err(|e| Error::io("listing", dir, e))?.path();
             if path.extension().is_some_and(|x| x == "tf")
                 && let Some(name) = path.file_name()
             {
-                let dest = work.join(name);
-                fs::copy(&path, &dest).map_err(|e| Error::io("copying", &path, e))?;
+                let text = fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+                // Our own providers.tf (copied from another workdir) is
+                // regenerated below, so it does not count.
+                has_own |= name != "providers.tf" && text.contains("required_providers");
+                write(&work.join(name), &text)?;
             }
         }
-        Ok(())
+        self.providers_file(has_own)
     }
 
     /// Runs `terraform ARGS -no-color` in the workdir and returns whatever
@@ -499,8 +511,18 @@ fn run_with_timeout(mut cmd: Command, command: String, timeout: Duration) -> Res
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -516,7 +538,10 @@ fn run_with_timeout(mut cmd: Command, command: String, timeout: Duration) -> Res
     let stdout = out.join().unwrap_or_default();
     let mut stderr = err.join().unwrap_or_default();
     if status.is_none() {
-        stderr.push_str(&format!("\n[harness] killed after {}s\n", timeout.as_secs()));
+        stderr.push_str(&format!(
+            "\n[harness] killed after {}s\n",
+            timeout.as_secs()
+        ));
     }
     Ok(TfOutput {
         command,

@@ -50,13 +50,23 @@ resource "hybrid_vnet" "test" {{
 
 fn get_vnet(host: &Host, name: &str) -> Result<Value> {
     let resp = host.get(&format!("/v1/vnets/{name}"))?;
-    ensure!(resp.status == 200, "GET /v1/vnets/{name}: {} {}", resp.status, resp.body);
+    ensure!(
+        resp.status == 200,
+        "GET /v1/vnets/{name}: {} {}",
+        resp.status,
+        resp.body
+    );
     Ok(resp.body)
 }
 
 fn vnet_count(host: &Host) -> Result<usize> {
     let resp = host.get("/v1/vnets")?;
-    ensure!(resp.status == 200, "GET /v1/vnets: {} {}", resp.status, resp.body);
+    ensure!(
+        resp.status == 200,
+        "GET /v1/vnets: {} {}",
+        resp.status,
+        resp.body
+    );
     Ok(resp.body["items"].as_array().map_or(0, Vec::len))
 }
 
@@ -67,20 +77,43 @@ fn vnet_lifecycle() -> Result<()> {
     let wd = Workdir::new(&host)?;
 
     // Create.
-    wd.apply(&full_config("lan", "10.0.0.0/24", "99", r#"{ env = "test" }"#))?;
+    wd.apply(&full_config(
+        "lan",
+        "10.0.0.0/24",
+        "99",
+        r#"{ env = "test" }"#,
+    ))?;
     let state = wd.resource("hybrid_vnet.test")?;
     ensure!(state["id"] == "/vnets/lan", "id in state: {}", state["id"]);
     ensure!(state["provisioning_state"] == "Succeeded", "state: {state}");
-    ensure!(state["vm_ip_pool"]["size"] == 90, "vm pool size in state: {state}");
-    ensure!(state["vm_ip_pool"]["available"] == 90, "vm pool available in state: {state}");
-    ensure!(state["vip_pool"]["size"] == 21, "vip pool size in state: {state}");
-    ensure!(state["timeouts"]["create"] == "5m", "timeouts kept in state: {state}");
+    ensure!(
+        state["vm_ip_pool"]["size"] == 90,
+        "vm pool size in state: {state}"
+    );
+    ensure!(
+        state["vm_ip_pool"]["available"] == 90,
+        "vm pool available in state: {state}"
+    );
+    ensure!(
+        state["vip_pool"]["size"] == 21,
+        "vip pool size in state: {state}"
+    );
+    ensure!(
+        state["timeouts"]["create"] == "5m",
+        "timeouts kept in state: {state}"
+    );
     let api = get_vnet(&host, "lan")?;
     ensure!(api["address_prefix"] == "10.0.0.0/24", "API: {api}");
     ensure!(api["gateway"] == "10.0.0.1", "API: {api}");
-    ensure!(api["dns_servers"] == json!(["10.0.0.2", "10.0.0.3"]), "API: {api}");
+    ensure!(
+        api["dns_servers"] == json!(["10.0.0.2", "10.0.0.3"]),
+        "API: {api}"
+    );
     ensure!(api["vlan_id"] == 42, "API: {api}");
-    ensure!(api["vm_ip_pool"] == json!({"start": "10.0.0.10", "end": "10.0.0.99"}), "API: {api}");
+    ensure!(
+        api["vm_ip_pool"] == json!({"start": "10.0.0.10", "end": "10.0.0.99"}),
+        "API: {api}"
+    );
     ensure!(api["tags"] == json!({"env": "test"}), "API: {api}");
     ensure!(api["status"]["vm_ip_pool"]["size"] == 90, "API: {api}");
 
@@ -88,23 +121,45 @@ fn vnet_lifecycle() -> Result<()> {
     wd.expect_no_changes()?;
 
     // Grow the VM pool and change tags: an in-place update, same id.
-    let grown = full_config("lan", "10.0.0.0/24", "150", r#"{ env = "test", tier = "gold" }"#);
+    let grown = full_config(
+        "lan",
+        "10.0.0.0/24",
+        "150",
+        r#"{ env = "test", tier = "gold" }"#,
+    );
     wd.write_config(&grown)?;
     let plan = wd.plan_json()?;
     let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
-    ensure!(actions == ["update"], "growing a pool planned {actions:?}, want [update]");
+    ensure!(
+        actions == ["update"],
+        "growing a pool planned {actions:?}, want [update]"
+    );
     wd.expect_changes(None, &["will be updated in-place", "10.0.0.150"])?;
     wd.apply(&grown)?;
     let state = wd.resource("hybrid_vnet.test")?;
     ensure!(state["id"] == "/vnets/lan", "id changed on update: {state}");
-    ensure!(state["vm_ip_pool"]["size"] == 141, "grown pool size: {state}");
+    ensure!(
+        state["vm_ip_pool"]["size"] == 141,
+        "grown pool size: {state}"
+    );
     let api = get_vnet(&host, "lan")?;
-    ensure!(api["vm_ip_pool"]["end"] == "10.0.0.150", "API after grow: {api}");
-    ensure!(api["tags"] == json!({"env": "test", "tier": "gold"}), "API after tags: {api}");
+    ensure!(
+        api["vm_ip_pool"]["end"] == "10.0.0.150",
+        "API after grow: {api}"
+    );
+    ensure!(
+        api["tags"] == json!({"env": "test", "tier": "gold"}),
+        "API after tags: {api}"
+    );
     wd.expect_no_changes()?;
 
     // A new prefix forces replacement.
-    let moved = full_config("lan", "10.9.0.0/24", "150", r#"{ env = "test", tier = "gold" }"#);
+    let moved = full_config(
+        "lan",
+        "10.9.0.0/24",
+        "150",
+        r#"{ env = "test", tier = "gold" }"#,
+    );
     wd.write_config(&moved)?;
     let plan = wd.plan_json()?;
     let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
@@ -112,10 +167,16 @@ fn vnet_lifecycle() -> Result<()> {
         actions == ["delete", "create"],
         "changing address_prefix planned {actions:?}, want [delete, create]"
     );
-    wd.expect_changes(None, &["must be replaced", "# forces replacement", "address_prefix"])?;
+    wd.expect_changes(
+        None,
+        &["must be replaced", "# forces replacement", "address_prefix"],
+    )?;
     wd.apply(&moved)?;
     let api = get_vnet(&host, "lan")?;
-    ensure!(api["address_prefix"] == "10.9.0.0/24", "API after replace: {api}");
+    ensure!(
+        api["address_prefix"] == "10.9.0.0/24",
+        "API after replace: {api}"
+    );
     wd.expect_no_changes()?;
 
     // Import into a fresh state gives the same attributes (timeouts are
@@ -125,8 +186,17 @@ fn vnet_lifecycle() -> Result<()> {
     // Destroy: gone from the API too.
     wd.destroy()?;
     let resp = host.get("/v1/vnets/lan")?;
-    ensure!(resp.status == 404, "after destroy GET answered {} {}", resp.status, resp.body);
-    ensure!(resp.error_code().is_some(), "404 without an error envelope: {}", resp.body);
+    ensure!(
+        resp.status == 404,
+        "after destroy GET answered {} {}",
+        resp.status,
+        resp.body
+    );
+    ensure!(
+        resp.error_code().is_some(),
+        "404 without an error envelope: {}",
+        resp.body
+    );
     Ok(())
 }
 
@@ -140,13 +210,30 @@ fn vnet_drift_and_out_of_band_delete() -> Result<()> {
     wd.apply(&config)?;
 
     // Change tags behind Terraform's back.
-    let resp = host.patch("/v1/vnets/edge", &json!({"tags": {"owner": "someone-else"}}))?;
-    ensure!(matches!(resp.status, 200 | 202), "PATCH: {} {}", resp.status, resp.body);
+    let resp = host.patch(
+        "/v1/vnets/edge",
+        &json!({"tags": {"owner": "someone-else"}}),
+    )?;
+    ensure!(
+        matches!(resp.status, 200 | 202),
+        "PATCH: {} {}",
+        resp.status,
+        resp.body
+    );
     host.wait_operation(&resp)?;
-    let out = wd.expect_changes(None, &["changed outside of Terraform", "someone-else", "netops"])?;
-    ensure!(out.contains("update in-place"), "drift should be fixed in place:\n{}", out.stdout);
+    // The refreshed value shows as the "before" side of the diff that puts
+    // the configured tags back.
+    let out = wd.expect_changes(None, &[r#""owner" = "someone-else" -> "netops""#])?;
+    ensure!(
+        out.contains("update in-place"),
+        "drift should be fixed in place:\n{}",
+        out.stdout
+    );
     wd.apply(&config)?;
-    ensure!(get_vnet(&host, "edge")?["tags"] == json!({"owner": "netops"}), "tags not restored");
+    ensure!(
+        get_vnet(&host, "edge")?["tags"] == json!({"owner": "netops"}),
+        "tags not restored"
+    );
 
     // A crash and restart of the service loses nothing.
     host.restart()?;
@@ -154,11 +241,19 @@ fn vnet_drift_and_out_of_band_delete() -> Result<()> {
 
     // Delete it behind Terraform's back: the next plan re-creates it.
     let resp = host.delete("/v1/vnets/edge")?;
-    ensure!(matches!(resp.status, 200 | 202 | 204), "DELETE: {} {}", resp.status, resp.body);
+    ensure!(
+        matches!(resp.status, 200 | 202 | 204),
+        "DELETE: {} {}",
+        resp.status,
+        resp.body
+    );
     host.wait_operation(&resp)?;
     let plan = wd.plan_json()?;
     let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
-    ensure!(actions == ["create"], "after out-of-band delete planned {actions:?}, want [create]");
+    ensure!(
+        actions == ["create"],
+        "after out-of-band delete planned {actions:?}, want [create]"
+    );
     wd.apply(&config)?;
     ensure!(get_vnet(&host, "edge")?["name"] == "edge", "not re-created");
     wd.expect_no_changes()?;
@@ -179,8 +274,15 @@ fn vnet_bad_inputs_fail_at_plan_time() -> Result<()> {
         (
             r#"  address_prefix = "10.0.0.0/24"
   vm_ip_pool     = { start = "10.0.1.10", end = "10.0.1.20" }"#,
-            "vm_ip_pool",
-            &["vm_ip_pool.start", "10.0.1.10", "outside address_prefix 10.0.0.0/24"],
+            // A nested path (vm_ip_pool.start): Terraform can only place
+            // diagnostics on top-level attributes or nested blocks, so the
+            // snippet may be the resource header; the text names the path.
+            "",
+            &[
+                "vm_ip_pool.start",
+                "10.0.1.10",
+                "outside address_prefix 10.0.0.0/24",
+            ],
         ),
         (
             r#"  address_prefix = "10.0.0.0/24"
@@ -242,10 +344,7 @@ fn vnet_bad_inputs_fail_at_plan_time() -> Result<()> {
         }
     }
     // A bad name is caught too, at `name`.
-    let out = wd.expect_plan_error(
-        &small_config("Bad_Name", "").replace("\"Bad_Name\"", "\"Bad_Name\" # bad"),
-        &["name", "Bad_Name"],
-    )?;
+    let out = wd.expect_plan_error(&small_config("Bad_Name", ""), &["name", "Bad_Name"])?;
     out.expect_snippet("Bad_Name")?;
     ensure!(vnet_count(&host)? == 0, "a refused plan left a vnet behind");
     Ok(())
@@ -264,14 +363,29 @@ fn vnet_in_use_rules() -> Result<()> {
         "/v1/vnets/busy/reservations",
         &json!({"pool": "vm", "owner": "/clusters/prod-a", "address": "10.0.0.50"}),
     )?;
-    ensure!(resp.status == 201, "reservation: {} {}", resp.status, resp.body);
-    ensure!(resp.body["address"] == "10.0.0.50", "reservation: {}", resp.body);
+    ensure!(
+        resp.status == 201,
+        "reservation: {} {}",
+        resp.status,
+        resp.body
+    );
+    ensure!(
+        resp.body["address"] == "10.0.0.50",
+        "reservation: {}",
+        resp.body
+    );
 
     // Usage shows up in state after a refresh... (the resource reports it)
     wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve"])?;
     let state = wd.resource("hybrid_vnet.test")?;
-    ensure!(state["vm_ip_pool"]["used"] == 1, "used after reservation: {state}");
-    ensure!(state["vm_ip_pool"]["available"] == 89, "available after reservation: {state}");
+    ensure!(
+        state["vm_ip_pool"]["used"] == 1,
+        "used after reservation: {state}"
+    );
+    ensure!(
+        state["vm_ip_pool"]["available"] == 89,
+        "available after reservation: {state}"
+    );
 
     // Shrinking so 10.0.0.50 falls outside is refused before anything runs.
     let shrunk = small_config("busy", "").replace("10.0.0.99", "10.0.0.40");
@@ -279,13 +393,23 @@ fn vnet_in_use_rules() -> Result<()> {
     // Shrinking while keeping it inside is fine, in place.
     let ok = small_config("busy", "").replace("10.0.0.99", "10.0.0.60");
     wd.apply(&ok)?;
-    ensure!(get_vnet(&host, "busy")?["vm_ip_pool"]["end"] == "10.0.0.60", "shrink not applied");
+    ensure!(
+        get_vnet(&host, "busy")?["vm_ip_pool"]["end"] == "10.0.0.60",
+        "shrink not applied"
+    );
 
     // Deleting a vnet in use names the user; the vnet stays, in state too.
     let out = wd.terraform(&["destroy", "-auto-approve"])?;
-    ensure!(out.code != Some(0), "destroy of a vnet in use succeeded:\n{}", out.stdout);
+    ensure!(
+        out.code != Some(0),
+        "destroy of a vnet in use succeeded:\n{}",
+        out.stdout
+    );
     out.expect_contains(&["busy", "/clusters/prod-a"])?;
-    ensure!(get_vnet(&host, "busy")?["name"] == "busy", "vnet gone after refused delete");
+    ensure!(
+        get_vnet(&host, "busy")?["name"] == "busy",
+        "vnet gone after refused delete"
+    );
     wd.resource("hybrid_vnet.test")?;
     Ok(())
 }
@@ -304,7 +428,12 @@ fn vnet_data_source() -> Result<()> {
             "tags": {"site": "lab"}
         }),
     )?;
-    ensure!(matches!(resp.status, 200 | 201 | 202), "PUT: {} {}", resp.status, resp.body);
+    ensure!(
+        (200..=202).contains(&resp.status),
+        "PUT: {} {}",
+        resp.status,
+        resp.body
+    );
     host.wait_operation(&resp)?;
 
     let wd = Workdir::new(&host)?;
@@ -354,7 +483,10 @@ resource "hybrid_vnet" "dhcp" {
     )?;
     let api = get_vnet(&host, "dhcp")?;
     ensure!(api["ip_allocation_method"] == "dhcp", "API: {api}");
-    ensure!(api.get("vm_ip_pool").is_none_or(Value::is_null), "API: {api}");
+    ensure!(
+        api.get("vm_ip_pool").is_none_or(Value::is_null),
+        "API: {api}"
+    );
     wd.expect_no_changes()?;
     wd.import_verify("hybrid_vnet.dhcp", "/vnets/dhcp", &["timeouts"])?;
     Ok(())
@@ -411,7 +543,10 @@ fn provider_configuration_errors() -> Result<()> {
         host.token()
     );
     wd.apply(&block)?;
-    ensure!(get_vnet(&host, "cfg")?["name"] == "cfg", "vnet not created via provider block");
+    ensure!(
+        get_vnet(&host, "cfg")?["name"] == "cfg",
+        "vnet not created via provider block"
+    );
 
     // No configuration at all: the error says what is missing.
     let wd = Workdir::unconfigured()?;

@@ -344,7 +344,9 @@ pub struct Health {
 }
 
 /// Which pool of a vnet an address comes from.
-#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolKind {
     /// `vm_ip_pool`.
@@ -457,7 +459,10 @@ mod tests {
     #[test]
     fn enums_use_wire_spelling() {
         assert_eq!(serde_json::to_value(PoolKind::Vip).unwrap(), "vip");
-        assert_eq!(serde_json::to_value(OperationStatus::Running).unwrap(), "Running");
+        assert_eq!(
+            serde_json::to_value(OperationStatus::Running).unwrap(),
+            "Running"
+        );
         assert_eq!(
             serde_json::to_value(IpAllocationMethod::Dhcp).unwrap(),
             "dhcp"

@@ -4,8 +4,8 @@
 //! cannot disagree with what the service actually serialises; the paths are
 //! written out here, next to the types they reference.
 
-use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -82,7 +82,8 @@ pub fn document() -> Value {
 
     let name = path_param("name", "Vnet name (DNS label)");
     let etag_header = json!({ "description": "Entity tag of the stored resource", "schema": { "type": "string" } });
-    let location_header = json!({ "description": "`/v1/operations/{id}`", "schema": { "type": "string" } });
+    let location_header =
+        json!({ "description": "`/v1/operations/{id}`", "schema": { "type": "string" } });
     let if_match = json!({ "name": "If-Match", "in": "header", "required": false, "schema": { "type": "string" },
         "description": "Only proceed if the stored etag matches" });
     let if_none_match = json!({ "name": "If-None-Match", "in": "header", "required": false, "schema": { "type": "string" },
@@ -250,7 +251,9 @@ mod tests {
         refs(&doc, &mut found);
         assert!(found.len() > 10, "expected many refs, got {found:?}");
         for r in found {
-            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("non-local ref {r}"));
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("non-local ref {r}"));
             assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
         }
         let text = serde_json::to_string(&doc).unwrap();

@@ -83,7 +83,9 @@ pub fn parse_prefix(value: &str) -> Result<Prefix, FieldError> {
     let bad = || {
         FieldError::new(
             field,
-            format!("{field} {value:?} is not an IPv4 CIDR (expected a.b.c.d/len, e.g. 10.0.0.0/24)"),
+            format!(
+                "{field} {value:?} is not an IPv4 CIDR (expected a.b.c.d/len, e.g. 10.0.0.0/24)"
+            ),
         )
     };
     let (addr, len) = value.split_once('/').ok_or_else(bad)?;
@@ -171,7 +173,10 @@ fn check_pool(
     errors: &mut Vec<FieldError>,
 ) -> Option<(u32, u32)> {
     let mut ends = [None, None];
-    for (i, (name, value)) in [("start", &pool.start), ("end", &pool.end)].into_iter().enumerate() {
+    for (i, (name, value)) in [("start", &pool.start), ("end", &pool.end)]
+        .into_iter()
+        .enumerate()
+    {
         let target = format!("{field}.{name}");
         match parse_ipv4(&target, value) {
             Ok(addr) => {
@@ -212,7 +217,10 @@ pub fn vnet_spec(spec: &VnetSpec) -> Vec<FieldError> {
     let mut gateway = None;
     if let Some(gw) = &spec.gateway {
         match parse_ipv4("gateway", gw) {
-            Ok(addr) => match prefix.as_ref().and_then(|p| host_in_prefix("gateway", gw, addr, p)) {
+            Ok(addr) => match prefix
+                .as_ref()
+                .and_then(|p| host_in_prefix("gateway", gw, addr, p))
+            {
                 Some(e) => errors.push(e),
                 None => gateway = Some(addr),
             },
@@ -422,7 +430,11 @@ mod tests {
         s.address_prefix = "10.0.0.5/24".into();
         let e = vnet_spec(&s);
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].message.contains("did you mean 10.0.0.0/24?"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("did you mean 10.0.0.0/24?"),
+            "{}",
+            e[0].message
+        );
         s.address_prefix = "300.0.0.0/24".into();
         assert_eq!(vnet_spec(&s)[0].target, "address_prefix");
     }
@@ -495,7 +507,11 @@ mod tests {
     fn allocation_method_rules() {
         let mut s = good();
         s.vm_ip_pool = None;
-        only(&s, "vm_ip_pool", "required when ip_allocation_method is \"static\"");
+        only(
+            &s,
+            "vm_ip_pool",
+            "required when ip_allocation_method is \"static\"",
+        );
         let mut s = good();
         s.ip_allocation_method = IpAllocationMethod::Dhcp;
         only(&s, "vm_ip_pool", "must not be set");
@@ -525,9 +541,19 @@ mod tests {
         let t: Vec<_> = errs.iter().map(|e| e.target.as_str()).collect();
         assert_eq!(
             t,
-            ["address_prefix", "ip_allocation_method", "gateway", "dns_servers", "vlan_id"]
+            [
+                "address_prefix",
+                "ip_allocation_method",
+                "gateway",
+                "dns_servers",
+                "vlan_id"
+            ]
         );
-        assert!(errs[0].message.contains("\"10.0.0.0/24\" to \"10.0.0.0/16\""));
+        assert!(
+            errs[0]
+                .message
+                .contains("\"10.0.0.0/24\" to \"10.0.0.0/16\"")
+        );
         assert!(errs[2].message.contains("to null"));
     }
 

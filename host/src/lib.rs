@@ -1,1 +1,243 @@
-//! The Hybrid host management service.
+//! The Hybrid host management service (`hybrid-host`).
+//!
+//! Serves the HTTPS+JSON API that the Terraform provider drives: admission
+//! and validation, a durable store, a durable operation queue with a worker,
+//! IP address management, and the simulated datacenter driver. [`start`]
+//! runs a complete server in-process (the binary and the tests both use it).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod ipam;
+pub mod operations;
+pub mod sim;
+pub mod store;
+pub mod tls;
+
+/// File names inside the data directory.
+pub const TOKEN_FILE: &str = "admin.token";
+pub const DB_FILE: &str = "hybrid.db";
+pub const ENDPOINT_FILE: &str = "endpoint";
+
+/// How to run the server (the `serve` command line, minus logging).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sim: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults for `data_dir` on `127.0.0.1:0`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            data_dir: data_dir.into(),
+            sim: None,
+            database_url: None,
+            token_file: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "PostgreSQL store is not available yet in this build (--database-url {0}); omit --database-url to use the embedded SQLite store"
+    )]
+    PostgresUnavailable(String),
+    #[error("--database-url {0:?} is not supported; expected postgres://… (or omit it for SQLite)")]
+    BadDatabaseUrl(String),
+    #[error("--tls-cert and --tls-key must be given together")]
+    TlsPair,
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    Token(#[from] auth::TokenError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Endpoint {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    /// `https://IP:PORT`.
+    pub endpoint: String,
+    pub local_addr: SocketAddr,
+    pub token_file: PathBuf,
+    /// CA to trust (`None` when `--tls-cert` was given).
+    pub ca_file: Option<PathBuf>,
+    handle: axum_server::Handle<SocketAddr>,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "hybrid-host".to_string())
+}
+
+/// Starts the service: data dir, TLS, token, store, worker, HTTPS listener.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    if let Some(url) = &config.database_url {
+        return Err(
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                // Only the scheme: the URL may carry a password.
+                StartError::PostgresUnavailable("postgres://…".to_string())
+            } else {
+                StartError::BadDatabaseUrl(url.split(':').next().unwrap_or("").to_string() + ":…")
+            },
+        );
+    }
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let sim_config = match &config.sim {
+        Some(p) => sim::SimConfig::load(p)?,
+        None => sim::SimConfig::default(),
+    };
+    let (token_file, create) = match &config.token_file {
+        Some(p) => (p.clone(), false),
+        None => (dir.join(TOKEN_FILE), true),
+    };
+    let token = auth::Token::load(&token_file, create)?;
+
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bind_err = |source| StartError::Bind {
+        addr: config.listen,
+        source,
+    };
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local_addr = listener.local_addr().map_err(bind_err)?;
+
+    let cert_and_key = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        (None, None) => None,
+        _ => return Err(StartError::TlsPair),
+    };
+    let tls = tls::prepare(&dir, local_addr.ip(), cert_and_key)?;
+
+    let db = dir.join(DB_FILE);
+    let sqlite = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&db))
+        .await
+        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+    let store: Arc<dyn store::Store> = Arc::new(sqlite);
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let ops = operations::Operations::new(store.clone());
+    let worker = ops.spawn_worker(sim::SimDriver::new(sim_config), shutdown_rx.clone());
+
+    let state = api::AppState {
+        store,
+        operations: ops,
+        openapi: Arc::new(hybrid_api::openapi::document()),
+        management_host: Arc::new(hybrid_api::ManagementHost {
+            id: hybrid_api::MANAGEMENT_HOST_ID.to_string(),
+            name: machine_name(),
+            driver: "sim".to_string(),
+            simulated: true,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        shutdown: shutdown_rx,
+    };
+    let app = api::router(state, token);
+
+    let handle = axum_server::Handle::new();
+    let server =
+        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
+            .map_err(bind_err)?
+            .handle(handle.clone());
+    let server = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+
+    let shown_ip = if local_addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        local_addr.ip()
+    };
+    let endpoint = format!("https://{}", SocketAddr::new(shown_ip, local_addr.port()));
+    let endpoint_path = dir.join(ENDPOINT_FILE);
+    tls::write_file(&endpoint_path, format!("{endpoint}\n").as_bytes(), 0o644).map_err(|e| {
+        StartError::Endpoint {
+            path: endpoint_path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+
+    Ok(Server {
+        endpoint,
+        local_addr,
+        token_file,
+        ca_file: tls.ca_path,
+        handle,
+        server,
+        worker,
+        shutdown,
+    })
+}
+
+impl Server {
+    /// Graceful shutdown: stop accepting, let requests finish (long-polls
+    /// return at once), stop the worker between operations.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        let _ = self.shutdown.send(true);
+        self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        let served = self.server.await;
+        let _ = self.worker.await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StartError::Serve(e)),
+            Err(e) => Err(StartError::Serve(std::io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// True if the server task ended on its own (e.g. the listener failed).
+    pub fn is_finished(&self) -> bool {
+        self.server.is_finished()
+    }
+}

@@ -1,1 +1,55 @@
-fn main() {}
+//! `hybrid-host`: the Hybrid host management service binary.
+
+use anyhow::Context;
+use clap::Parser;
+use hybrid_host::cli::{Cli, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    init_logging(args.log_format);
+    // One crypto provider for the whole process; ignore "already installed".
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let server = hybrid_host::start(args.config()).await.with_context(|| {
+        format!(
+            "starting hybrid-host (data dir {})",
+            args.data_dir.display()
+        )
+    })?;
+    println!("hybrid-host listening on {}", server.endpoint);
+    println!("admin token file: {}", server.token_file.display());
+    match &server.ca_file {
+        Some(ca) => println!("CA certificate: {}", ca.display()),
+        None => println!("CA certificate: (serving --tls-cert; trust its issuer)"),
+    }
+    tracing::info!(endpoint = %server.endpoint, "hybrid-host started");
+
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await.context("shutting down")?;
+    Ok(())
+}

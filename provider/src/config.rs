@@ -15,19 +15,26 @@ pub fn schema() -> Schema {
         "Manages hybrid Kubernetes infrastructure through a Hybrid host management \
          service (`hybrid-host`).",
         vec![
-            Attribute::string("endpoint").optional().description(format!(
-                "URL of the host management service, e.g. `https://127.0.0.1:8443`. \
+            Attribute::string("endpoint")
+                .optional()
+                .description(format!(
+                    "URL of the host management service, e.g. `https://127.0.0.1:8443`. \
                  May also be set with `{ENV_ENDPOINT}`."
-            )),
-            Attribute::string("token").optional().sensitive().description(format!(
-                "Bearer token for the service (the `admin.token` file `hybrid-host` writes). \
+                )),
+            Attribute::string("token")
+                .optional()
+                .sensitive()
+                .description(format!(
+                    "Bearer token for the service (the `admin.token` file `hybrid-host` writes). \
                  May also be set with `{ENV_TOKEN}`."
-            )),
-            Attribute::string("ca_certificate").optional().description(format!(
-                "PEM of the CA that signed the service's certificate (`ca.pem` in the \
+                )),
+            Attribute::string("ca_certificate")
+                .optional()
+                .description(format!(
+                    "PEM of the CA that signed the service's certificate (`ca.pem` in the \
                  service's data directory). May also be given as a file path with \
                  `{ENV_CA_CERT_FILE}`. There is no insecure mode."
-            )),
+                )),
         ],
     )
 }
@@ -106,7 +113,9 @@ fn resolve(config: &Value, diags: &mut Diagnostics) -> Option<Settings> {
             diags.error_at(
                 AttrPath::attr(name),
                 format!("Missing provider setting `{name}`"),
-                format!("set `{name}` in the provider block or the {variable} environment variable"),
+                format!(
+                    "set `{name}` in the provider block or the {variable} environment variable"
+                ),
             );
         }
     };

@@ -1,1 +1,41 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>` (alias in
+//! `.cargo/config.toml`), so a fresh machine needs only Rust and Terraform:
+//!
+//! - `quickstart`: build, start an embedded `hybrid-host` under `.build/`,
+//!   install the provider in a local mirror, `terraform init` + `apply`
+//!   `examples/quickstart/`, and leave the host running for the walkthrough.
+//! - `stop`: stop the quickstart host.
+//! - `test`: everything CI checks (fmt, clippy, all tests including the
+//!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
+
+mod quickstart;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Hybrid project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build, start a local hybrid-host, and apply examples/quickstart.
+    Quickstart(quickstart::Args),
+    /// Stop the hybrid-host started by `quickstart`.
+    Stop,
+    /// Run every check CI runs.
+    Test(test::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Quickstart(args) => quickstart::run(&args),
+        Command::Stop => quickstart::stop(),
+        Command::Test(args) => test::run(&args),
+    }
+}

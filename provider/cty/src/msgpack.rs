@@ -158,7 +158,10 @@ impl<'a> Decoder<'a> {
         if is_ext(marker) {
             // Any extension is an unknown; Terraform ≥ 1.3 sends refinements
             // (ext 12 with a map payload) that we accept and drop.
-            let meta = self.rmp(rd::read_ext_meta(&mut self.buf))?;
+            let meta = {
+                let r = rd::read_ext_meta(&mut self.buf);
+                self.rmp(r)
+            }?;
             self.take(meta.size)?;
             return Ok(Value::Unknown);
         }
@@ -166,11 +169,17 @@ impl<'a> Decoder<'a> {
             Type::Dynamic => self.dynamic(marker),
             Type::String => match marker {
                 Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                    let len = self.rmp(rd::read_str_len(&mut self.buf))?;
+                    let len = {
+                        let r = rd::read_str_len(&mut self.buf);
+                        self.rmp(r)
+                    }?;
                     self.text(len).map(Value::String)
                 }
                 Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                    let len = self.rmp(rd::read_bin_len(&mut self.buf))?;
+                    let len = {
+                        let r = rd::read_bin_len(&mut self.buf);
+                        self.rmp(r)
+                    }?;
                     self.text(len).map(Value::String)
                 }
                 m => Err(self.t.mismatch("a string", describe(m))),
@@ -256,15 +265,19 @@ impl<'a> Decoder<'a> {
 
     fn text(&mut self, len: u32) -> Result<String, Error> {
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_string)
-            .map_err(|e| self.t.malformed(FORMAT, format!("string is not valid UTF-8: {e}")))
+        std::str::from_utf8(bytes).map(str::to_string).map_err(|e| {
+            self.t
+                .malformed(FORMAT, format!("string is not valid UTF-8: {e}"))
+        })
     }
 
     fn number(&mut self, marker: Marker) -> Result<Number, Error> {
         match marker {
             Marker::U64 => {
-                let u = self.rmp(rd::read_u64(&mut self.buf))?;
+                let u = {
+                    let r = rd::read_u64(&mut self.buf);
+                    self.rmp(r)
+                }?;
                 Ok(Number::from_u64(u))
             }
             Marker::FixPos(_)
@@ -276,14 +289,23 @@ impl<'a> Decoder<'a> {
             | Marker::I16
             | Marker::I32
             | Marker::I64 => {
-                let i: i64 = self.rmp(rd::read_int(&mut self.buf))?;
+                let i: i64 = {
+                    let r = rd::read_int(&mut self.buf);
+                    self.rmp(r)
+                }?;
                 Ok(Number::from(i))
             }
             Marker::F32 | Marker::F64 => {
                 let f = if marker == Marker::F32 {
-                    f64::from(self.rmp(rd::read_f32(&mut self.buf))?)
+                    f64::from({
+                        let r = rd::read_f32(&mut self.buf);
+                        self.rmp(r)
+                    }?)
                 } else {
-                    self.rmp(rd::read_f64(&mut self.buf))?
+                    {
+                        let r = rd::read_f64(&mut self.buf);
+                        self.rmp(r)
+                    }?
                 };
                 if f.is_nan() {
                     return Err(self.t.invalid_number("NaN", "NaN is not a number in cty"));
@@ -291,12 +313,14 @@ impl<'a> Decoder<'a> {
                 Ok(Number::from(f))
             }
             Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                let len = self.rmp(rd::read_str_len(&mut self.buf))?;
+                let len = {
+                    let r = rd::read_str_len(&mut self.buf);
+                    self.rmp(r)
+                }?;
                 let text = self.text(len)?;
-                text.parse()
-                    .map_err(|e: crate::number::ParseNumberError| {
-                        self.t.invalid_number(&text, e.to_string())
-                    })
+                text.parse().map_err(|e: crate::number::ParseNumberError| {
+                    self.t.invalid_number(&text, e.to_string())
+                })
             }
             m => Err(self.t.mismatch("a number", describe(m))),
         }
@@ -313,9 +337,14 @@ impl<'a> Decoder<'a> {
             marker,
             Marker::FixArray(_) | Marker::Array16 | Marker::Array32
         ) {
-            return Err(self.t.mismatch(format_args!("an array for {ty}"), describe(marker)));
+            return Err(self
+                .t
+                .mismatch(format_args!("an array for {ty}"), describe(marker)));
         }
-        let len = self.rmp(rd::read_array_len(&mut self.buf))?;
+        let len = {
+            let r = rd::read_array_len(&mut self.buf);
+            self.rmp(r)
+        }?;
         if let Some(want) = expect
             && want != len as usize
         {
@@ -341,15 +370,23 @@ impl<'a> Decoder<'a> {
         mut entry: impl FnMut(&mut Self, &str) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if !matches!(marker, Marker::FixMap(_) | Marker::Map16 | Marker::Map32) {
-            return Err(self.t.mismatch(format_args!("a map for {ty}"), describe(marker)));
+            return Err(self
+                .t
+                .mismatch(format_args!("a map for {ty}"), describe(marker)));
         }
-        let len = self.rmp(rd::read_map_len(&mut self.buf))?;
+        let len = {
+            let r = rd::read_map_len(&mut self.buf);
+            self.rmp(r)
+        }?;
         let len = self.check_len(len, 2)?;
         self.t.enter()?;
         for _ in 0..len {
             let key = match self.peek()? {
                 Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                    let len = self.rmp(rd::read_str_len(&mut self.buf))?;
+                    let len = {
+                        let r = rd::read_str_len(&mut self.buf);
+                        self.rmp(r)
+                    }?;
                     self.text(len)?
                 }
                 m => return Err(self.t.mismatch("a string key", describe(m))),
@@ -368,7 +405,10 @@ impl<'a> Decoder<'a> {
         ) {
             return Err(self.t.mismatch(expected, describe(marker)));
         }
-        let len = self.rmp(rd::read_array_len(&mut self.buf))?;
+        let len = {
+            let r = rd::read_array_len(&mut self.buf);
+            self.rmp(r)
+        }?;
         if len != 2 {
             return Err(self
                 .t
@@ -377,17 +417,24 @@ impl<'a> Decoder<'a> {
         self.t.enter()?;
         let type_json = match self.peek()? {
             Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                let len = self.rmp(rd::read_bin_len(&mut self.buf))?;
+                let len = {
+                    let r = rd::read_bin_len(&mut self.buf);
+                    self.rmp(r)
+                }?;
                 self.take(len)?
             }
             Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                let len = self.rmp(rd::read_str_len(&mut self.buf))?;
+                let len = {
+                    let r = rd::read_str_len(&mut self.buf);
+                    self.rmp(r)
+                }?;
                 self.take(len)?
             }
             m => {
-                return Err(self
-                    .t
-                    .mismatch("type JSON (bytes or string) for a dynamic value", describe(m)));
+                return Err(self.t.mismatch(
+                    "type JSON (bytes or string) for a dynamic value",
+                    describe(m),
+                ));
             }
         };
         let ty = Type::from_json(type_json).map_err(|e| {
@@ -407,6 +454,15 @@ impl<'a> Decoder<'a> {
             value: Box::new(value),
         })
     }
+}
+
+/// Maps a write error; writing into a Vec cannot fail in practice.
+fn io<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, Error> {
+    r.map_err(|e| Error::Malformed {
+        path: crate::Path::default(),
+        format: FORMAT,
+        message: format!("write failed: {e}"),
+    })
 }
 
 struct Encoder {
@@ -432,20 +488,18 @@ pub(crate) fn kind(v: &Value) -> String {
 }
 
 impl Encoder {
-    fn io<T, E: std::fmt::Display>(&self, r: Result<T, E>) -> Result<T, Error> {
-        r.map_err(|e| self.t.malformed(FORMAT, format!("write failed: {e}")))
-    }
-
     fn len32(&self, len: usize) -> Result<u32, Error> {
         u32::try_from(len).map_err(|_| {
-            self.t
-                .malformed(FORMAT, format!("{len} elements exceed msgpack's 2^32-1 limit"))
+            self.t.malformed(
+                FORMAT,
+                format!("{len} elements exceed msgpack's 2^32-1 limit"),
+            )
         })
     }
 
     fn value(&mut self, v: &Value, ty: &Type) -> Result<(), Error> {
         match v {
-            Value::Null => return self.io(wr::write_nil(&mut self.out)),
+            Value::Null => return io(wr::write_nil(&mut self.out)),
             Value::Unknown => {
                 self.out.extend_from_slice(&UNKNOWN_BYTES);
                 return Ok(());
@@ -463,22 +517,22 @@ impl Encoder {
                     Err(self.t.mismatch(ty, kind(v)))
                 }
             }
-            (Value::String(s), Type::String) => self.io(wr::write_str(&mut self.out, s)),
+            (Value::String(s), Type::String) => io(wr::write_str(&mut self.out, s)),
             (Value::Number(n), Type::Number) => match n.wire() {
-                Wire::Int(i) => self.io(wr::write_sint(&mut self.out, i)).map(drop),
+                Wire::Int(i) => io(wr::write_sint(&mut self.out, i)).map(drop),
                 Wire::Float(f) if f.is_nan() => {
                     Err(self.t.invalid_number("NaN", "NaN is not a number in cty"))
                 }
-                Wire::Float(f) => self.io(wr::write_f64(&mut self.out, f)),
-                Wire::Text(s) => self.io(wr::write_str(&mut self.out, s)),
+                Wire::Float(f) => io(wr::write_f64(&mut self.out, f)),
+                Wire::Text(s) => io(wr::write_str(&mut self.out, &s)),
             },
-            (Value::Bool(b), Type::Bool) => self.io(wr::write_bool(&mut self.out, *b)),
+            (Value::Bool(b), Type::Bool) => io(wr::write_bool(&mut self.out, *b)),
             (
                 Value::List(vs) | Value::Set(vs) | Value::Tuple(vs),
                 Type::List(et) | Type::Set(et),
             ) => {
                 let len = self.len32(vs.len())?;
-                self.io(wr::write_array_len(&mut self.out, len))?;
+                io(wr::write_array_len(&mut self.out, len))?;
                 for (i, e) in vs.iter().enumerate() {
                     self.t.push(PathStep::Index(i));
                     self.value(e, et)?;
@@ -494,7 +548,7 @@ impl Encoder {
                     ));
                 }
                 let len = self.len32(vs.len())?;
-                self.io(wr::write_array_len(&mut self.out, len))?;
+                io(wr::write_array_len(&mut self.out, len))?;
                 for (i, (e, et)) in vs.iter().zip(ts).enumerate() {
                     self.t.push(PathStep::Index(i));
                     self.value(e, et)?;
@@ -504,9 +558,9 @@ impl Encoder {
             }
             (Value::Map(m) | Value::Object(m), Type::Map(et)) => {
                 let len = self.len32(m.len())?;
-                self.io(wr::write_map_len(&mut self.out, len))?;
+                io(wr::write_map_len(&mut self.out, len))?;
                 for (k, e) in m {
-                    self.io(wr::write_str(&mut self.out, k))?;
+                    io(wr::write_str(&mut self.out, k))?;
                     self.t.push(PathStep::Key(k.clone()));
                     self.value(e, et)?;
                     self.t.pop();
@@ -518,9 +572,9 @@ impl Encoder {
                     return Err(self.t.unsupported(extra, attrs.keys()));
                 }
                 let len = self.len32(attrs.len())?;
-                self.io(wr::write_map_len(&mut self.out, len))?;
+                io(wr::write_map_len(&mut self.out, len))?;
                 for (k, at) in attrs {
-                    self.io(wr::write_str(&mut self.out, k))?;
+                    io(wr::write_str(&mut self.out, k))?;
                     self.t.push(PathStep::Attr(k.clone()));
                     self.value(m.get(k).unwrap_or(&Value::Null), at)?;
                     self.t.pop();
@@ -550,9 +604,9 @@ impl Encoder {
                 "the type \"dynamic\"",
             ));
         }
-        self.io(wr::write_array_len(&mut self.out, 2))?;
+        io(wr::write_array_len(&mut self.out, 2))?;
         let json = ty.to_json();
-        self.io(wr::write_bin(&mut self.out, &json))?;
+        io(wr::write_bin(&mut self.out, &json))?;
         self.value(inner, &ty)
     }
 }
@@ -563,7 +617,11 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn enc(v: &Value, ty: &Type) -> String {
@@ -610,8 +668,15 @@ mod tests {
         assert_eq!(enc(&Value::from(5), &Type::Number), "05");
         assert_eq!(enc(&Value::from(-1), &Type::Number), "ff");
         assert_eq!(enc(&Value::from(300), &Type::Number), "cd 01 2c");
-        assert_eq!(enc(&Value::from(1.5), &Type::Number), "cb 3f f8 00 00 00 00 00 00");
-        assert_eq!(enc(&Value::from(3.0), &Type::Number), "03", "integral floats are ints");
+        assert_eq!(
+            enc(&Value::from(1.5), &Type::Number),
+            "cb 3f f8 00 00 00 00 00 00"
+        );
+        assert_eq!(
+            enc(&Value::from(3.0), &Type::Number),
+            "03",
+            "integral floats are ints"
+        );
         // 0.1 is not exactly a float64, so cty sends (and we keep) its text.
         let tenth = Value::Number("0.1".parse().unwrap());
         assert_eq!(enc(&tenth, &Type::Number), "a3 30 2e 31");
@@ -624,13 +689,29 @@ mod tests {
 
     #[test]
     fn number_decoding_variants() {
-        assert_eq!(dec(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &Type::Number)
+        assert_eq!(
+            dec(
+                &[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                &Type::Number
+            )
             .as_number()
             .unwrap()
-            .to_string(), "18446744073709551615");
-        assert_eq!(dec(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0], &Type::Number).as_i64(), Some(i64::MIN));
-        assert_eq!(dec(&[0xca, 0x3f, 0xc0, 0, 0], &Type::Number), Value::from(1.5), "float32");
-        assert_eq!(dec(&[0xcb, 0x40, 0x45, 0, 0, 0, 0, 0, 0], &Type::Number).as_i64(), Some(42));
+            .to_string(),
+            "18446744073709551615"
+        );
+        assert_eq!(
+            dec(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0], &Type::Number).as_i64(),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            dec(&[0xca, 0x3f, 0xc0, 0, 0], &Type::Number),
+            Value::from(1.5),
+            "float32"
+        );
+        assert_eq!(
+            dec(&[0xcb, 0x40, 0x45, 0, 0, 0, 0, 0, 0], &Type::Number).as_i64(),
+            Some(42)
+        );
         assert_eq!(dec(&[0xa2, b'4', b'2'], &Type::Number).as_i64(), Some(42));
         let e = decode_msgpack(&[0xa3, b'a', b'b', b'c'], &Type::Number).unwrap_err();
         assert!(matches!(e, Error::InvalidNumber { .. }), "{e}");
@@ -663,7 +744,10 @@ mod tests {
     #[test]
     fn objects_write_all_attributes_sorted() {
         let v = Value::object([
-            ("vm_ip_pool", Value::object([("start", "a".into()), ("end", "b".into())])),
+            (
+                "vm_ip_pool",
+                Value::object([("start", "a".into()), ("end", "b".into())]),
+            ),
             ("name", Value::from("n")),
         ]);
         assert_eq!(
@@ -689,14 +773,21 @@ mod tests {
         let v = dec(&bytes, &vnet());
         assert_eq!(v.get("tags"), Some(&Value::Null));
         assert_eq!(v.get("vlan_id"), Some(&Value::Null));
-        assert_eq!(v.get("vm_ip_pool").and_then(|p| p.get("end")), Some(&Value::from("b")));
+        assert_eq!(
+            v.get("vm_ip_pool").and_then(|p| p.get("end")),
+            Some(&Value::from("b"))
+        );
 
         // Dropping the required nested "end" names the path.
         let cut = &bytes[..bytes.len() - 6];
         let mut short = cut.to_vec();
-        short[short.len() - 9] = 0x81; // the pool map now has one entry
+        let n = short.len();
+        short[n - 9] = 0x81; // the pool map now has one entry
         let e = decode_msgpack(&short, &vnet()).unwrap_err();
-        assert_eq!(e.to_string(), "at .vm_ip_pool: missing required attribute \"end\"");
+        assert_eq!(
+            e.to_string(),
+            "at .vm_ip_pool: missing required attribute \"end\""
+        );
         assert_eq!(e.path(), &[PathStep::Attr("vm_ip_pool".into())]);
     }
 
@@ -720,7 +811,10 @@ mod tests {
         let ty = Type::object([("tags", Type::map(Type::String))]);
         let v = Value::object([("tags", Value::map([("env", Value::from(1))]))]);
         let e = encode_msgpack(&v, &ty).unwrap_err();
-        assert_eq!(e.to_string(), "at .tags[\"env\"]: expected string, found a number");
+        assert_eq!(
+            e.to_string(),
+            "at .tags[\"env\"]: expected string, found a number"
+        );
         // Decoding: {"tags": {"env": 7}}
         let mut bytes = vec![0x81, 0xa4];
         bytes.extend_from_slice(b"tags");
@@ -728,9 +822,16 @@ mod tests {
         bytes.extend_from_slice(b"env");
         bytes.push(0x07);
         let e = decode_msgpack(&bytes, &ty).unwrap_err();
-        assert_eq!(e.to_string(), "at .tags[\"env\"]: expected a string, found an integer");
-        let e = decode_msgpack(&[0x93, 0x01, 0x02, 0xa1, b'x'], &Type::list(Type::Number)).unwrap_err();
-        assert!(e.to_string().starts_with("at [2]: invalid number \"x\""), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "at .tags[\"env\"]: expected a string, found an integer"
+        );
+        let e =
+            decode_msgpack(&[0x93, 0x01, 0x02, 0xa1, b'x'], &Type::list(Type::Number)).unwrap_err();
+        assert!(
+            e.to_string().starts_with("at [2]: invalid number \"x\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -749,7 +850,10 @@ mod tests {
         s.extend_from_slice(&[0xa2, b'h', b'i']);
         assert_eq!(dec(&s, &Type::Dynamic), v);
         // A plain value at a dynamic position gets its implied type.
-        assert_eq!(encode_msgpack(&Value::from("hi"), &Type::Dynamic).unwrap(), bytes);
+        assert_eq!(
+            encode_msgpack(&Value::from("hi"), &Type::Dynamic).unwrap(),
+            bytes
+        );
         // Typed null / unknown inside the wrapper survive.
         let tn = Value::dynamic(Type::list(Type::String), Value::Unknown);
         let b = encode_msgpack(&tn, &Type::Dynamic).unwrap();
@@ -775,8 +879,12 @@ mod tests {
     #[test]
     fn hostile_input_is_bounded() {
         // An array claiming 2^32-1 elements with no bytes behind it.
-        let e = decode_msgpack(&[0xdd, 0xff, 0xff, 0xff, 0xff], &Type::list(Type::String)).unwrap_err();
-        assert!(e.to_string().contains("announces 4294967295 element(s)"), "{e}");
+        let e =
+            decode_msgpack(&[0xdd, 0xff, 0xff, 0xff, 0xff], &Type::list(Type::String)).unwrap_err();
+        assert!(
+            e.to_string().contains("announces 4294967295 element(s)"),
+            "{e}"
+        );
         // A string claiming 4 GiB.
         assert!(decode_msgpack(&[0xdb, 0xff, 0xff, 0xff, 0xff, 0x41], &Type::String).is_err());
         // Nesting deeper than the limit.

@@ -28,9 +28,63 @@ enum Repr {
     /// A float that is not an integer in i64 range (may be ±inf, or NaN when
     /// built with `From<f64>`; the encoders reject NaN).
     Float(f64),
-    /// Canonical plain decimal text (`-12.5`, no exponent, no redundant
-    /// zeros) of a value that is neither an i64 nor exactly an f64.
-    Decimal(String),
+    /// A value that is neither an i64 nor exactly an f64.
+    Decimal(Box<Decimal>),
+}
+
+/// `±digits × 10^scale`, canonical: `digits` has no leading or trailing
+/// zeros and is not empty. Kept in this compact form (rather than as plain
+/// text) so that `1e4000` costs bytes proportional to its input, not its
+/// rendering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Decimal {
+    negative: bool,
+    digits: String,
+    scale: i64,
+}
+
+impl Decimal {
+    /// Plain text without exponent, e.g. `-0.00125` (what cty writes).
+    fn render(&self) -> String {
+        let mut out = String::with_capacity(self.plain_len() + 3);
+        if self.negative {
+            out.push('-');
+        }
+        if self.scale >= 0 {
+            out.push_str(&self.digits);
+            out.extend(std::iter::repeat_n('0', self.scale as usize));
+        } else {
+            let frac = self.scale.unsigned_abs() as usize;
+            if frac >= self.digits.len() {
+                out.push_str("0.");
+                out.extend(std::iter::repeat_n('0', frac - self.digits.len()));
+                out.push_str(&self.digits);
+            } else {
+                let (int_part, frac_part) = self.digits.split_at(self.digits.len() - frac);
+                out.push_str(int_part);
+                out.push('.');
+                out.push_str(frac_part);
+            }
+        }
+        out
+    }
+
+    /// Digits in the plain rendering (sign and point not counted).
+    fn plain_len(&self) -> usize {
+        let n = self.digits.len();
+        let frac = self.scale.unsigned_abs() as usize;
+        if self.scale >= 0 {
+            n.saturating_add(frac)
+        } else {
+            n.max(frac.saturating_add(1))
+        }
+    }
+
+    /// Scientific text that Rust's float parser accepts.
+    fn scientific(&self) -> String {
+        let sign = if self.negative { "-" } else { "" };
+        format!("{sign}{}e{}", self.digits, self.scale)
+    }
 }
 
 /// Why a text is not a number.
@@ -40,7 +94,7 @@ pub enum ParseNumberError {
     #[error("not a decimal number (expected digits with optional sign, fraction and exponent)")]
     Syntax,
     /// Too many digits or too large an exponent.
-    #[error("too large or too precise: its plain decimal form exceeds {MAX_DECIMAL_LEN} characters")]
+    #[error("too large or too precise: its plain decimal form exceeds {MAX_DECIMAL_LEN} digits")]
     TooLong,
 }
 
@@ -64,7 +118,10 @@ impl Number {
                     None
                 }
             }
-            Repr::Decimal(d) => d.parse().ok(),
+            Repr::Decimal(d) if !d.negative && d.scale >= 0 && d.plain_len() <= 20 => {
+                d.render().parse().ok()
+            }
+            Repr::Decimal(_) => None,
         }
     }
 
@@ -73,7 +130,7 @@ impl Number {
         match &self.0 {
             Repr::Int(i) => *i as f64,
             Repr::Float(f) => *f,
-            Repr::Decimal(d) => d.parse().unwrap_or(f64::NAN),
+            Repr::Decimal(d) => d.scientific().parse().unwrap_or(f64::NAN),
         }
     }
 
@@ -82,7 +139,7 @@ impl Number {
         match &self.0 {
             Repr::Int(_) => true,
             Repr::Float(f) => f.is_finite() && f.fract() == 0.0,
-            Repr::Decimal(d) => !d.contains('.'),
+            Repr::Decimal(d) => d.scale >= 0,
         }
     }
 
@@ -102,25 +159,29 @@ impl Number {
     pub fn from_u64(u: u64) -> Number {
         match i64::try_from(u) {
             Ok(i) => Number(Repr::Int(i)),
-            Err(_) => from_canonical(u.to_string()),
+            // Plain digits always parse; fall back to the nearest float anyway.
+            Err(_) => u
+                .to_string()
+                .parse()
+                .unwrap_or(Number(Repr::Float(u as f64))),
         }
     }
 
     /// How it travels in msgpack.
-    pub(crate) fn wire(&self) -> Wire<'_> {
+    pub(crate) fn wire(&self) -> Wire {
         match &self.0 {
             Repr::Int(i) => Wire::Int(*i),
             Repr::Float(f) => Wire::Float(*f),
-            Repr::Decimal(d) => Wire::Text(d),
+            Repr::Decimal(d) => Wire::Text(d.render()),
         }
     }
 }
 
 /// The msgpack form of a number.
-pub(crate) enum Wire<'a> {
+pub(crate) enum Wire {
     Int(i64),
     Float(f64),
-    Text(&'a str),
+    Text(String),
 }
 
 impl From<i64> for Number {
@@ -163,36 +224,35 @@ impl FromStr for Number {
 
     /// Parses decimal text (`-12`, `0.1`, `1.5e300`, `+7`), keeping it exact.
     fn from_str(s: &str) -> Result<Number, ParseNumberError> {
-        let canonical = canonical_decimal(s)?;
-        Ok(from_canonical(canonical))
+        Ok(match parse_decimal(s)? {
+            None => Number(Repr::Int(0)),
+            Some(d) => from_decimal(d),
+        })
     }
 }
 
-/// Chooses the form for a canonical decimal text.
-fn from_canonical(text: String) -> Number {
-    if !text.contains('.')
-        && let Ok(i) = text.parse::<i64>()
+/// Chooses the form for a canonical decimal.
+fn from_decimal(d: Decimal) -> Number {
+    if d.scale >= 0
+        && d.plain_len() <= 19
+        && let Ok(i) = d.render().parse::<i64>()
     {
         return Number(Repr::Int(i));
     }
-    if let Ok(f) = text.parse::<f64>()
+    if let Ok(f) = d.scientific().parse::<f64>()
         && f.is_finite()
-        && exact_decimal(f) == text
+        && exact_decimal(f) == d.render()
     {
         return Number(Repr::Float(f));
     }
-    Number(Repr::Decimal(text))
+    Number(Repr::Decimal(Box::new(d)))
 }
 
 /// The exact decimal expansion of a finite f64, canonical (plain, trimmed).
 fn exact_decimal(f: f64) -> String {
     // 1074 fractional digits reach the smallest subnormal exactly, and Rust's
     // fixed-precision formatting is exact, so this is the precise value.
-    let s = format!("{f:.1074}");
-    trim_fraction(s)
-}
-
-fn trim_fraction(mut s: String) -> String {
+    let mut s = format!("{f:.1074}");
     if s.contains('.') {
         while s.ends_with('0') {
             s.pop();
@@ -207,8 +267,8 @@ fn trim_fraction(mut s: String) -> String {
     s
 }
 
-/// Validates decimal syntax and renders it as canonical plain text.
-fn canonical_decimal(s: &str) -> Result<String, ParseNumberError> {
+/// Validates decimal syntax; `None` means zero.
+fn parse_decimal(s: &str) -> Result<Option<Decimal>, ParseNumberError> {
     let bytes = s.as_bytes();
     let mut i = 0;
     let negative = match bytes.first() {
@@ -230,8 +290,7 @@ fn canonical_decimal(s: &str) -> Result<String, ParseNumberError> {
         match bytes[i] {
             b @ b'0'..=b'9' => {
                 seen_digit = true;
-                // Leading zeros carry no information; skipping them keeps
-                // `digits` proportional to the significant part.
+                // Leading zeros carry no information.
                 if !(digits.is_empty() && b == b'0') {
                     digits.push(b as char);
                 }
@@ -279,46 +338,24 @@ fn canonical_decimal(s: &str) -> Result<String, ParseNumberError> {
             exp = -exp;
         }
     }
-    // Value = digits × 10^(exp - frac_len). Drop trailing zeros of `digits`.
+    // Value = digits × 10^(exp - frac_len); move trailing zeros into the scale.
     let mut scale = exp.saturating_sub(frac_len);
     while digits.ends_with('0') {
         digits.pop();
         scale = scale.saturating_add(1);
     }
     if digits.is_empty() {
-        return Ok("0".to_string());
+        return Ok(None);
     }
-    let n = digits.len() as i64;
-    // Plain length: integer digits + fraction digits (+ sign/point, ignored).
-    let plain_len = if scale >= 0 {
-        n.saturating_add(scale)
-    } else {
-        n.max(scale.saturating_neg().saturating_add(1))
+    let d = Decimal {
+        negative,
+        digits,
+        scale,
     };
-    if plain_len > MAX_DECIMAL_LEN as i64 {
+    if d.plain_len() > MAX_DECIMAL_LEN {
         return Err(ParseNumberError::TooLong);
     }
-    let mut out = String::with_capacity(plain_len as usize + 2);
-    if negative {
-        out.push('-');
-    }
-    if scale >= 0 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', scale as usize));
-    } else {
-        let frac = scale.unsigned_abs() as usize;
-        if frac >= digits.len() {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', frac - digits.len()));
-            out.push_str(&digits);
-        } else {
-            let (int_part, frac_part) = digits.split_at(digits.len() - frac);
-            out.push_str(int_part);
-            out.push('.');
-            out.push_str(frac_part);
-        }
-    }
-    Ok(out)
+    Ok(Some(d))
 }
 
 /// Canonical text: plain decimal; floats use their shortest round-trip form;
@@ -328,7 +365,7 @@ impl fmt::Display for Number {
         match &self.0 {
             Repr::Int(i) => write!(f, "{i}"),
             Repr::Float(x) => write!(f, "{x}"),
-            Repr::Decimal(d) => f.write_str(d),
+            Repr::Decimal(d) => f.write_str(&d.render()),
         }
     }
 }
@@ -338,7 +375,7 @@ impl fmt::Debug for Number {
         match &self.0 {
             Repr::Int(i) => write!(f, "Number({i})"),
             Repr::Float(x) => write!(f, "Number({x:?}f64)"),
-            Repr::Decimal(d) => write!(f, "Number({d:?})"),
+            Repr::Decimal(d) => write!(f, "Number({:?})", d.scientific()),
         }
     }
 }
@@ -349,11 +386,11 @@ impl PartialEq for Number {
             (Repr::Int(a), Repr::Int(b)) => a == b,
             (Repr::Float(a), Repr::Float(b)) => a == b,
             (Repr::Decimal(a), Repr::Decimal(b)) => a == b,
-            // Normalisation makes Int never equal to the other forms, except a
-            // float built without normalisation is impossible (private repr).
+            // Construction normalises integers in i64 range to Int, so Int
+            // never equals another form.
             (Repr::Int(_), _) | (_, Repr::Int(_)) => false,
             (Repr::Float(x), Repr::Decimal(d)) | (Repr::Decimal(d), Repr::Float(x)) => {
-                x.is_finite() && x.to_string() == *d
+                x.is_finite() && x.to_string() == d.render()
             }
         }
     }
@@ -374,13 +411,32 @@ mod tests {
         assert!(matches!(n("4.2e1").0, Repr::Int(42)));
         assert!(matches!(n("0042.000").0, Repr::Int(42)));
         assert!(matches!(n("0.5").0, Repr::Float(f) if f == 0.5));
-        assert!(matches!(n("0.1").0, Repr::Decimal(ref d) if d == "0.1"));
-        assert!(matches!(n("9223372036854775808").0, Repr::Float(_)), "2^63 is exact in f64");
+        assert!(matches!(n("0.1").0, Repr::Decimal(ref d) if d.render() == "0.1"));
+        assert!(
+            matches!(n("9223372036854775808").0, Repr::Float(_)),
+            "2^63 is exact in f64"
+        );
         assert!(matches!(n("9223372036854775809").0, Repr::Decimal(_)));
         assert!(matches!(Number::from(3.0).0, Repr::Int(3)));
         assert!(matches!(Number::from(-0.0).0, Repr::Int(0)));
         assert!(matches!(Number::from(1.5).0, Repr::Float(_)));
-        assert!(matches!(Number::from(u64::MAX).0, Repr::Decimal(ref d) if d == "18446744073709551615"));
+        assert!(
+            matches!(Number::from(u64::MAX).0, Repr::Decimal(ref d) if d.render() == "18446744073709551615")
+        );
+    }
+
+    #[test]
+    fn huge_exponents_stay_compact() {
+        let big = n("1e4000");
+        assert!(matches!(&big.0, Repr::Decimal(d) if d.digits == "1" && d.scale == 4000));
+        assert_eq!(big.to_string().len(), 4001);
+        assert!(big.is_integer());
+        assert_eq!(big.as_f64(), f64::INFINITY);
+        let tiny = n("-25e-4000");
+        assert!(
+            matches!(&tiny.0, Repr::Decimal(d) if d.negative && d.digits == "25" && d.scale == -4000)
+        );
+        assert!(tiny.to_string().starts_with("-0.000"));
     }
 
     #[test]
@@ -391,17 +447,33 @@ mod tests {
         assert_eq!(n("+.5").to_string(), "0.5");
         assert_eq!(n("5.").to_string(), "5");
         assert_eq!(n("0.000").to_string(), "0");
-        assert_eq!(n("123456789012345678901234567890.123").to_string(), "123456789012345678901234567890.123");
+        assert_eq!(
+            n("123456789012345678901234567890.123").to_string(),
+            "123456789012345678901234567890.123"
+        );
         assert_eq!(Number::from(f64::INFINITY).to_string(), "inf");
     }
 
     #[test]
     fn rejects_bad_syntax_and_huge() {
-        for bad in ["", "-", "abc", "1.2.3", "1e", "1e+", "0x10", "1 ", " 1", "e5", ".", "1_000", "NaN", "inf"] {
-            assert_eq!(bad.parse::<Number>().unwrap_err(), ParseNumberError::Syntax, "{bad:?}");
+        for bad in [
+            "", "-", "abc", "1.2.3", "1e", "1e+", "0x10", "1 ", " 1", "e5", ".", "1_000", "NaN",
+            "inf",
+        ] {
+            assert_eq!(
+                bad.parse::<Number>().unwrap_err(),
+                ParseNumberError::Syntax,
+                "{bad:?}"
+            );
         }
-        assert_eq!("1e999999999999999999999".parse::<Number>().unwrap_err(), ParseNumberError::TooLong);
-        assert_eq!("1e-5000".parse::<Number>().unwrap_err(), ParseNumberError::TooLong);
+        assert_eq!(
+            "1e999999999999999999999".parse::<Number>().unwrap_err(),
+            ParseNumberError::TooLong
+        );
+        assert_eq!(
+            "1e-5000".parse::<Number>().unwrap_err(),
+            ParseNumberError::TooLong
+        );
         // A long mantissa with zeros stripped stays fine.
         assert_eq!(n("1000e-3").as_i64(), Some(1));
     }
@@ -420,7 +492,11 @@ mod tests {
     #[test]
     fn semantic_equality() {
         assert_eq!(Number::from(1), Number::from(1.0));
-        assert_eq!(Number::from(0.1), n("0.1"), "a float equals its shortest decimal");
+        assert_eq!(
+            Number::from(0.1),
+            n("0.1"),
+            "a float equals its shortest decimal"
+        );
         assert_ne!(n("0.1"), n("0.10000000000000001"));
         assert_ne!(Number::from(1), Number::from(2));
         assert_eq!(Number::from(1e300), n(&1e300.to_string()));

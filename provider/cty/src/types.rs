@@ -444,11 +444,23 @@ mod tests {
             r#"invalid cty type JSON at [1]["a"]: unknown primitive type "strin"; expected "string", "number", "bool" or "dynamic""#
         );
         let e = parse(r#"["list"]"#).unwrap_err();
-        assert!(e.to_string().contains("\"list\" takes exactly 1 argument(s), found 0"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"list\" takes exactly 1 argument(s), found 0"),
+            "{e}"
+        );
         let e = parse(r#"["object",{"a":"string"},["b"]]"#).unwrap_err();
-        assert!(e.to_string().contains("at [2][0]: optional attribute \"b\" is not an attribute"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("at [2][0]: optional attribute \"b\" is not an attribute"),
+            "{e}"
+        );
         let e = parse(r#"["tuple",["string",7]]"#).unwrap_err();
-        assert!(e.to_string().contains("at [1][1]: expected a type name string or an array, found a number"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("at [1][1]: expected a type name string or an array, found a number"),
+            "{e}"
+        );
         assert!(parse("[]").is_err());
         assert!(parse("[\"frob\",\"string\"]").is_err());
         assert!(parse("not json").is_err());

@@ -210,10 +210,11 @@ impl Value {
             Value::List(vs) => common_type(vs.iter()).map(Type::list),
             Value::Set(vs) => common_type(vs.iter()).map(Type::set),
             Value::Map(m) => common_type(m.values()).map(Type::map),
-            Value::Object(m) => Some(Type::object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.implied_type().unwrap_or(Type::Dynamic))),
-            )),
+            Value::Object(m) => {
+                Some(Type::object(m.iter().map(|(k, v)| {
+                    (k.clone(), v.implied_type().unwrap_or(Type::Dynamic))
+                })))
+            }
             Value::Tuple(vs) => Some(Type::Tuple(
                 vs.iter()
                     .map(|v| v.implied_type().unwrap_or(Type::Dynamic))
@@ -318,7 +319,10 @@ mod tests {
     #[test]
     fn accessors_look_through_dynamic() {
         let obj = Value::object([("a", Value::from("x")), ("n", Value::from(5))]);
-        let d = Value::dynamic(Type::object([("a", Type::String), ("n", Type::Number)]), obj);
+        let d = Value::dynamic(
+            Type::object([("a", Type::String), ("n", Type::Number)]),
+            obj,
+        );
         assert_eq!(d.get("a").and_then(Value::as_str), Some("x"));
         assert_eq!(d.get("n").and_then(Value::as_i64), Some(5));
         assert_eq!(d.get("missing"), None);
@@ -341,7 +345,10 @@ mod tests {
         assert_eq!(Value::from(None::<&str>), Value::Null);
         assert_eq!(Value::from(Some("x")), Value::String("x".into()));
         assert_eq!(Value::from(true).as_bool(), Some(true));
-        assert_eq!(Value::from(vec!["a", "b"]).elements().map(<[Value]>::len), Some(2));
+        assert_eq!(
+            Value::from(vec!["a", "b"]).elements().map(<[Value]>::len),
+            Some(2)
+        );
     }
 
     #[test]
@@ -350,8 +357,14 @@ mod tests {
             Value::list([Value::from("a"), Value::Null]).implied_type(),
             Some(Type::list(Type::String))
         );
-        assert_eq!(Value::list([Value::from("a"), Value::from(1)]).implied_type(), None);
-        assert_eq!(Value::List(vec![]).implied_type(), Some(Type::list(Type::Dynamic)));
+        assert_eq!(
+            Value::list([Value::from("a"), Value::from(1)]).implied_type(),
+            None
+        );
+        assert_eq!(
+            Value::List(vec![]).implied_type(),
+            Some(Type::list(Type::Dynamic))
+        );
         assert_eq!(
             Value::object([("a", Value::Null), ("b", Value::from(true))]).implied_type(),
             Some(Type::object([("a", Type::Dynamic), ("b", Type::Bool)]))

@@ -20,8 +20,8 @@ pub use error::{ClientError, cause_chain};
 /// How a mutating call was answered: already done, or queued as an operation.
 #[derive(Debug)]
 pub enum Accepted<T> {
-    Done(T),
-    Queued(Operation),
+    Done(Box<T>),
+    Queued(Box<Operation>),
 }
 
 /// Transient failures are retried this many times, with doubling back-off.
@@ -92,7 +92,10 @@ impl HostClient {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("terraform-provider-hybrid/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "terraform-provider-hybrid/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| ClientError::Config(format!("HTTP client set-up failed: {e}")))?;
         Ok(Self {
@@ -287,10 +290,14 @@ impl Response {
 
     async fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
         let endpoint = self.endpoint;
-        let text = self.inner.text().await.map_err(|e| ClientError::Unreachable {
-            endpoint: endpoint.clone(),
-            cause: cause_chain(&e),
-        })?;
+        let text = self
+            .inner
+            .text()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                endpoint: endpoint.clone(),
+                cause: cause_chain(&e),
+            })?;
         serde_json::from_str(&text).map_err(|e| ClientError::Protocol {
             endpoint,
             detail: format!("cannot decode the answer: {e}"),

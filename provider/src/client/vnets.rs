@@ -93,8 +93,8 @@ async fn accepted<T: serde::de::DeserializeOwned>(
     response: super::Response,
 ) -> Result<Accepted<T>, ClientError> {
     if response.status() == StatusCode::ACCEPTED {
-        Ok(Accepted::Queued(response.json().await?))
+        Ok(Accepted::Queued(Box::new(response.json().await?)))
     } else {
-        Ok(Accepted::Done(response.json().await?))
+        Ok(Accepted::Done(Box::new(response.json().await?)))
     }
 }

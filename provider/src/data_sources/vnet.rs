@@ -25,7 +25,11 @@ impl DataSource for VnetDataSource {
 
     async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value {
         let Some(name) = values::string(config, "name") else {
-            diags.error_at(AttrPath::attr("name"), "Missing vnet name", "`name` must be known to read a vnet");
+            diags.error_at(
+                AttrPath::attr("name"),
+                "Missing vnet name",
+                "`name` must be known to read a vnet",
+            );
             return Value::Null;
         };
         match client.get_vnet(&name).await {
@@ -40,7 +44,10 @@ impl DataSource for VnetDataSource {
                 diags.error_at(
                     AttrPath::attr("name"),
                     "Vnet not found",
-                    format!("no vnet named {name:?} exists in the host management service at {}", client.endpoint()),
+                    format!(
+                        "no vnet named {name:?} exists in the host management service at {}",
+                        client.endpoint()
+                    ),
                 );
                 Value::Null
             }

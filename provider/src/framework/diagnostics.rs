@@ -63,6 +63,24 @@ impl Diagnostics {
         self.0.extend(other.0);
     }
 
+    /// Drops an error when an earlier one already points at the same path:
+    /// a schema validator and the service's shared rules may both catch the
+    /// same mistake, and one message per mistake is enough.
+    pub fn dedupe_by_path(&mut self) {
+        let mut seen = Vec::new();
+        self.0.retain(|d| {
+            let Some(path) = &d.path else { return true };
+            if d.severity != Severity::Error {
+                return true;
+            }
+            if seen.contains(path) {
+                return false;
+            }
+            seen.push(path.clone());
+            true
+        });
+    }
+
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(|d| d.severity == Severity::Error)
     }

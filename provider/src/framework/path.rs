@@ -125,9 +125,6 @@ mod tests {
 
     #[test]
     fn stops_at_malformed_steps() {
-        assert_eq!(
-            AttrPath::parse("pools[x].start"),
-            AttrPath::attr("pools")
-        );
+        assert_eq!(AttrPath::parse("pools[x].start"), AttrPath::attr("pools"));
     }
 }

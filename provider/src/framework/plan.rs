@@ -68,9 +68,9 @@ fn plan_object(
         } else if attribute.mode.is_computed() && config_value.is_null() {
             if let Some(default) = &attribute.default {
                 default.clone()
-            } else if !changed && !creating {
-                prior_value.clone()
-            } else if attribute.use_state_for_unknown && !prior_value.is_null() {
+            } else if (!changed && !creating)
+                || (attribute.use_state_for_unknown && !prior_value.is_null())
+            {
                 prior_value.clone()
             } else {
                 Value::Unknown
@@ -153,7 +153,10 @@ mod tests {
             ("name", "a".into()),
             ("method", "static".into()),
             ("state", "Succeeded".into()),
-            ("pool", obj(vec![("start", "10.0.0.1".into()), ("used", 2i64.into())])),
+            (
+                "pool",
+                obj(vec![("start", "10.0.0.1".into()), ("used", 2i64.into())]),
+            ),
             ("tags", Value::Null),
         ])
     }
@@ -164,7 +167,10 @@ mod tests {
             ("name", name.into()),
             ("method", Value::Null),
             ("state", Value::Null),
-            ("pool", obj(vec![("start", start.into()), ("used", Value::Null)])),
+            (
+                "pool",
+                obj(vec![("start", start.into()), ("used", Value::Null)]),
+            ),
             ("tags", tags),
         ])
     }

@@ -65,6 +65,25 @@ pub fn path(path: &AttrPath) -> pb::AttributePath {
     }
 }
 
+/// The part of `path` Terraform can point at in the configuration source.
+///
+/// Terraform locates a diagnostic by walking the configuration body: it can
+/// step into a top-level attribute and index into its collection, but not
+/// into the attributes of a nested object, where it gives up and underlines
+/// the whole resource. Stopping at the nested object's attribute instead
+/// underlines `vm_ip_pool = { … }`; the summary and detail still name the
+/// full path.
+fn displayable(path: &AttrPath) -> AttrPath {
+    let mut steps = Vec::new();
+    for step in &path.0 {
+        if matches!(step, Step::Attribute(_)) && !steps.is_empty() {
+            break;
+        }
+        steps.push(step.clone());
+    }
+    AttrPath(steps)
+}
+
 pub fn diagnostics(diags: &Diagnostics) -> Vec<pb::Diagnostic> {
     diags
         .iter()
@@ -75,14 +94,19 @@ pub fn diagnostics(diags: &Diagnostics) -> Vec<pb::Diagnostic> {
             } as i32,
             summary: d.summary.clone(),
             detail: d.detail.clone(),
-            attribute: d.path.as_ref().map(path),
+            attribute: d.path.as_ref().map(|p| path(&displayable(p))),
         })
         .collect()
 }
 
 /// Decodes a DynamicValue (msgpack, or JSON when that is what was sent).
 /// A missing value decodes as null.
-pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str, diags: &mut Diagnostics) -> Value {
+pub fn decode(
+    value: Option<&pb::DynamicValue>,
+    ty: &Type,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Value {
     let Some(value) = value else {
         return Value::Null;
     };
@@ -103,7 +127,12 @@ pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str, diags: &m
 }
 
 /// Encodes a value as a msgpack DynamicValue.
-pub fn encode(value: &Value, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<pb::DynamicValue> {
+pub fn encode(
+    value: &Value,
+    ty: &Type,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<pb::DynamicValue> {
     match hybrid_cty::encode_msgpack(value, ty) {
         Ok(msgpack) => Some(pb::DynamicValue {
             msgpack,

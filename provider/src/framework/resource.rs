@@ -45,8 +45,7 @@ pub trait Resource: Send + Sync {
     /// created; when the service accepted the object but the work failed,
     /// return a state with at least `id` set together with the error, so
     /// Terraform keeps it (tainted) instead of orphaning it.
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics)
-    -> Value;
+    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value;
 
     /// Reads the object. Returns null when it no longer exists.
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value;

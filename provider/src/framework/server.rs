@@ -17,10 +17,9 @@ use super::resource::{DataSource, PlanContext, Resource};
 use super::schema::Schema;
 use crate::client::HostClient;
 
-type Configure =
-    dyn Fn(Value) -> Pin<Box<dyn Future<Output = (Option<HostClient>, Diagnostics)> + Send>>
-        + Send
-        + Sync;
+type Configure = dyn Fn(Value) -> Pin<Box<dyn Future<Output = (Option<HostClient>, Diagnostics)> + Send>>
+    + Send
+    + Sync;
 
 struct Registered<T: ?Sized> {
     inner: Box<T>,
@@ -56,7 +55,14 @@ impl ProviderService {
                 .map(|r| {
                     let schema = r.schema();
                     let ty = schema.value_type();
-                    (r.type_name(), Registered { inner: r, schema, ty })
+                    (
+                        r.type_name(),
+                        Registered {
+                            inner: r,
+                            schema,
+                            ty,
+                        },
+                    )
                 })
                 .collect(),
             data_sources: data_sources
@@ -64,7 +70,14 @@ impl ProviderService {
                 .map(|d| {
                     let schema = d.schema();
                     let ty = schema.value_type();
-                    (d.type_name(), Registered { inner: d, schema, ty })
+                    (
+                        d.type_name(),
+                        Registered {
+                            inner: d,
+                            schema,
+                            ty,
+                        },
+                    )
                 })
                 .collect(),
             client: RwLock::new(None),
@@ -180,7 +193,12 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let mut diags = Diagnostics::new();
         let ty = self.provider_schema.value_type();
-        let config = proto::decode(request.config.as_ref(), &ty, "provider configuration", &mut diags);
+        let config = proto::decode(
+            request.config.as_ref(),
+            &ty,
+            "provider configuration",
+            &mut diags,
+        );
         self.provider_schema.validate(&config, &mut diags);
         Ok(Response::new(pb::validate_provider_config::Response {
             diagnostics: proto::diagnostics(&diags),
@@ -194,7 +212,12 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let mut diags = Diagnostics::new();
         let ty = self.provider_schema.value_type();
-        let config = proto::decode(request.config.as_ref(), &ty, "provider configuration", &mut diags);
+        let config = proto::decode(
+            request.config.as_ref(),
+            &ty,
+            "provider configuration",
+            &mut diags,
+        );
         if !diags.has_errors() {
             let (client, more) = (self.configure)(config).await;
             diags.extend(more);
@@ -214,10 +237,16 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let resource = self.resource(&request.type_name)?;
         let mut diags = Diagnostics::new();
-        let config = proto::decode(request.config.as_ref(), &resource.ty, "configuration", &mut diags);
+        let config = proto::decode(
+            request.config.as_ref(),
+            &resource.ty,
+            "configuration",
+            &mut diags,
+        );
         if !diags.has_errors() {
             resource.schema.validate(&config, &mut diags);
             resource.inner.validate(&config, &mut diags);
+            diags.dedupe_by_path();
         }
         Ok(Response::new(pb::validate_resource_config::Response {
             diagnostics: proto::diagnostics(&diags),
@@ -231,7 +260,12 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let data_source = self.data_source(&request.type_name)?;
         let mut diags = Diagnostics::new();
-        let config = proto::decode(request.config.as_ref(), &data_source.ty, "configuration", &mut diags);
+        let config = proto::decode(
+            request.config.as_ref(),
+            &data_source.ty,
+            "configuration",
+            &mut diags,
+        );
         if !diags.has_errors() {
             data_source.schema.validate(&config, &mut diags);
         }
@@ -259,10 +293,15 @@ impl pb::provider_server::Provider for ProviderService {
         } else if let Some(raw) = request.raw_state.filter(|r| !r.json.is_empty()) {
             let json = prune_json(&raw.json, &resource.ty);
             match hybrid_cty::decode_json(&json, &resource.ty) {
-                Ok(value) => upgraded = proto::encode(&value, &resource.ty, "upgraded state", &mut diags),
+                Ok(value) => {
+                    upgraded = proto::encode(&value, &resource.ty, "upgraded state", &mut diags)
+                }
                 Err(e) => diags.error(
                     "Cannot read the stored state",
-                    format!("the state of this {} does not match its schema: {e}", request.type_name),
+                    format!(
+                        "the state of this {} does not match its schema: {e}",
+                        request.type_name
+                    ),
                 ),
             }
         } else {
@@ -284,7 +323,12 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let resource = self.resource(&request.type_name)?;
         let mut diags = Diagnostics::new();
-        let state = proto::decode(request.current_state.as_ref(), &resource.ty, "state", &mut diags);
+        let state = proto::decode(
+            request.current_state.as_ref(),
+            &resource.ty,
+            "state",
+            &mut diags,
+        );
         let mut new_state = state.clone();
         if !diags.has_errors()
             && !state.is_null()
@@ -310,7 +354,12 @@ impl pb::provider_server::Provider for ProviderService {
         let ty = &resource.ty;
         let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
         let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
-        let proposed = proto::decode(request.proposed_new_state.as_ref(), ty, "proposed state", &mut diags);
+        let proposed = proto::decode(
+            request.proposed_new_state.as_ref(),
+            ty,
+            "proposed state",
+            &mut diags,
+        );
         let mut response = pb::plan_resource_change::Response {
             planned_private: request.prior_private,
             ..Default::default()
@@ -330,7 +379,8 @@ impl pb::provider_server::Provider for ProviderService {
                     .await;
             }
             response.requires_replace = planned.requires_replace.iter().map(proto::path).collect();
-            response.planned_state = proto::encode(&planned.planned, ty, "planned state", &mut diags);
+            response.planned_state =
+                proto::encode(&planned.planned, ty, "planned state", &mut diags);
         }
         response.diagnostics = proto::diagnostics(&diags);
         Ok(Response::new(response))
@@ -345,7 +395,12 @@ impl pb::provider_server::Provider for ProviderService {
         let mut diags = Diagnostics::new();
         let ty = &resource.ty;
         let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
-        let planned = proto::decode(request.planned_state.as_ref(), ty, "planned state", &mut diags);
+        let planned = proto::decode(
+            request.planned_state.as_ref(),
+            ty,
+            "planned state",
+            &mut diags,
+        );
         let mut new_state = prior.clone();
         if !diags.has_errors()
             && let Some(client) = self.require_client(&mut diags)
@@ -355,7 +410,11 @@ impl pb::provider_server::Provider for ProviderService {
                 (true, false) => r.create(&client, &planned, &mut diags).await,
                 (false, true) => {
                     r.delete(&client, &prior, &mut diags).await;
-                    if diags.has_errors() { prior.clone() } else { Value::Null }
+                    if diags.has_errors() {
+                        prior.clone()
+                    } else {
+                        Value::Null
+                    }
                 }
                 (false, false) => r.update(&client, &prior, &planned, &mut diags).await,
                 (true, true) => Value::Null,
@@ -378,7 +437,10 @@ impl pb::provider_server::Provider for ProviderService {
         let mut diags = Diagnostics::new();
         let mut imported = Vec::new();
         if let Some(client) = self.require_client(&mut diags) {
-            let state = resource.inner.import(&client, &request.id, &mut diags).await;
+            let state = resource
+                .inner
+                .import(&client, &request.id, &mut diags)
+                .await;
             if !state.is_null() && !diags.has_errors() {
                 imported.push(pb::import_resource_state::ImportedResource {
                     type_name: request.type_name.clone(),
@@ -401,14 +463,21 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let data_source = self.data_source(&request.type_name)?;
         let mut diags = Diagnostics::new();
-        let config = proto::decode(request.config.as_ref(), &data_source.ty, "configuration", &mut diags);
+        let config = proto::decode(
+            request.config.as_ref(),
+            &data_source.ty,
+            "configuration",
+            &mut diags,
+        );
         let mut state = Value::Null;
         if !diags.has_errors()
             && let Some(client) = self.require_client(&mut diags)
         {
             state = data_source.inner.read(&client, &config, &mut diags).await;
         }
-        let state = if diags.has_errors() { None } else {
+        let state = if diags.has_errors() {
+            None
+        } else {
             proto::encode(&state, &data_source.ty, "data source state", &mut diags)
         };
         Ok(Response::new(pb::read_data_source::Response {
@@ -425,4 +494,3 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::stop_provider::Response::default()))
     }
 }
-

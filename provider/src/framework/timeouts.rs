@@ -110,7 +110,10 @@ mod tests {
                 ("delete", Value::Null),
             ]),
         )]);
-        assert_eq!(get(&state, CREATE, Duration::ZERO), Duration::from_secs(300));
+        assert_eq!(
+            get(&state, CREATE, Duration::ZERO),
+            Duration::from_secs(300)
+        );
         assert_eq!(
             get(&state, DELETE, Duration::from_secs(7)),
             Duration::from_secs(7)

@@ -98,8 +98,9 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
         }
         .description("Name of the vnet, a DNS label. Changing it replaces the vnet."),
         input(
-            Attribute::string("address_prefix")
-                .description("IPv4 CIDR of the network, e.g. `10.0.0.0/24`. Changing it replaces the vnet."),
+            Attribute::string("address_prefix").description(
+                "IPv4 CIDR of the network, e.g. `10.0.0.0/24`. Changing it replaces the vnet.",
+            ),
             true,
         ),
         method,
@@ -123,10 +124,17 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
             "vm_ip_pool",
             "Addresses for node VMs; required when `ip_allocation_method` is `static`, not allowed for `dhcp`.",
         ),
-        pool("vip_pool", "Addresses for API-server and load-balancer VIPs."),
+        pool(
+            "vip_pool",
+            "Addresses for API-server and load-balancer VIPs.",
+        ),
         {
             let tags = Attribute::map("tags", Type::String).description("Free-form tags.");
-            if settable { tags.optional() } else { tags.computed() }
+            if settable {
+                tags.optional()
+            } else {
+                tags.computed()
+            }
         },
         Attribute::string("provisioning_state")
             .computed()
@@ -182,7 +190,13 @@ impl Resource for VnetResource {
         }
     }
 
-    async fn modify_plan(&self, ctx: PlanContext<'_>, planned: &mut Value, diags: &mut Diagnostics) {
+    async fn modify_plan(
+        &self,
+        ctx: PlanContext<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        plan_pool_sizes(planned);
         // Shrinking a pool is allowed only while nothing allocated would fall
         // outside: ask the service now so the plan, not the apply, fails.
         let (Some(client), false) = (ctx.client, ctx.prior.is_null()) else {
@@ -206,7 +220,11 @@ impl Resource for VnetResource {
             Ok(list) => list,
             Err(e) if e.is_not_found() => return,
             Err(e) => {
-                errors::report(diags, &format!("Cannot check address usage of vnet {name:?}"), &e);
+                errors::report(
+                    diags,
+                    &format!("Cannot check address usage of vnet {name:?}"),
+                    &e,
+                );
                 return;
             }
         };
@@ -293,7 +311,10 @@ impl Resource for VnetResource {
         diags: &mut Diagnostics,
     ) -> Value {
         let Some(name) = name_of(prior) else {
-            diags.error("Cannot update vnet", "the state has neither `name` nor `id`");
+            diags.error(
+                "Cannot update vnet",
+                "the state has neither `name` nor `id`",
+            );
             return prior.clone();
         };
         let summary = format!("Cannot update vnet {name:?}");
@@ -336,7 +357,9 @@ impl Resource for VnetResource {
         let Some(name) = id.strip_prefix("/vnets/").filter(|n| !n.contains('/')) else {
             diags.error(
                 "Invalid import id",
-                format!("import id {id:?} is not a vnet id; expected /vnets/<name>, e.g. /vnets/lan"),
+                format!(
+                    "import id {id:?} is not a vnet id; expected /vnets/<name>, e.g. /vnets/lan"
+                ),
             );
             return Value::Null;
         };
@@ -345,7 +368,10 @@ impl Resource for VnetResource {
             Ok(None) => {
                 diags.error(
                     "Cannot import vnet",
-                    format!("no vnet {id} exists in the host management service at {}", client.endpoint()),
+                    format!(
+                        "no vnet {id} exists in the host management service at {}",
+                        client.endpoint()
+                    ),
                 );
                 Value::Null
             }
@@ -373,14 +399,17 @@ impl VnetResource {
         diags: &mut Diagnostics,
     ) -> Value {
         if let Accepted::Queued(operation) = accepted
-            && let Err(e) = client.wait_success(operation, timeout).await
+            && let Err(e) = client.wait_success(*operation, timeout).await
         {
             errors::report(diags, summary, &e);
         }
         match client.get_vnet(name).await {
             Ok(Some(vnet)) => to_state(&vnet, planned),
             Ok(None) => {
-                diags.error(summary, format!("vnet {name:?} disappeared while being applied"));
+                diags.error(
+                    summary,
+                    format!("vnet {name:?} disappeared while being applied"),
+                );
                 Value::Null
             }
             Err(e) => {
@@ -392,6 +421,28 @@ impl VnetResource {
                 }
                 partial
             }
+        }
+    }
+}
+
+/// A pool's size follows from its range, so the plan can show it instead of
+/// "known after apply".
+fn plan_pool_sizes(planned: &mut Value) {
+    let Value::Object(attrs) = planned else {
+        return;
+    };
+    for field in ["vm_ip_pool", "vip_pool"] {
+        let Some(pool_value @ Value::Object(_)) = attrs.get_mut(field) else {
+            continue;
+        };
+        let size = pool_from(pool_value)
+            .as_ref()
+            .and_then(hybrid_api::validate::pool_size)
+            .and_then(|n| i64::try_from(n).ok());
+        if let (Some(size), Value::Object(pool)) = (size, pool_value)
+            && pool.get("size").is_some_and(Value::is_unknown)
+        {
+            pool.insert("size".into(), Value::from(size));
         }
     }
 }
@@ -482,7 +533,9 @@ pub(crate) fn to_state(vnet: &Vnet, previous: &Value) -> Value {
         ),
         (
             "vlan_id",
-            spec.vlan_id.map(|v| Value::from(i64::from(v))).unwrap_or(Value::Null),
+            spec.vlan_id
+                .map(|v| Value::from(i64::from(v)))
+                .unwrap_or(Value::Null),
         ),
         (
             "vm_ip_pool",
@@ -492,7 +545,10 @@ pub(crate) fn to_state(vnet: &Vnet, previous: &Value) -> Value {
             "vip_pool",
             usage_state(spec.vip_pool.as_ref(), vnet.status.vip_pool.as_ref()),
         ),
-        ("tags", values::string_map_state(&spec.tags, previous.get("tags"))),
+        (
+            "tags",
+            values::string_map_state(&spec.tags, previous.get("tags")),
+        ),
         (
             "provisioning_state",
             Value::from(vnet.provisioning_state.as_str()),

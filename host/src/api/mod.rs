@@ -1,0 +1,181 @@
+//! HTTP API: router, shared state and one module per resource.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use hybrid_api::codes;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::auth::{self, Token};
+use crate::error::Failure;
+use crate::operations::Operations;
+use crate::store::Store;
+
+pub mod body;
+mod health;
+mod management_host;
+mod operations;
+mod reservations;
+mod vnets;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub operations: Arc<Operations>,
+    pub openapi: Arc<Value>,
+    pub management_host: Arc<hybrid_api::ManagementHost>,
+    /// Becomes true on shutdown, so long-polls return promptly.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Builds the router: public routes, then token-protected ones.
+pub fn router(state: AppState, token: Token) -> Router {
+    let protected = Router::new()
+        .route("/v1/management-host", get(management_host::get))
+        .route("/v1/vnets", get(vnets::list))
+        .route(
+            "/v1/vnets/{name}",
+            get(vnets::get)
+                .put(vnets::put)
+                .patch(vnets::patch)
+                .delete(vnets::delete),
+        )
+        .route(
+            "/v1/vnets/{name}/reservations",
+            get(reservations::list).post(reservations::create),
+        )
+        .route(
+            "/v1/vnets/{name}/reservations/{address}",
+            delete(reservations::delete),
+        )
+        .route("/v1/operations/{id}", get(operations::get))
+        .route_layer(middleware::from_fn_with_state(token, auth::require_token));
+    Router::new()
+        .route("/healthz", get(health::get))
+        .route("/v1/openapi.json", get(health::openapi))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Failure {
+    Failure::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::BAD_REQUEST,
+        format!(
+            "method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+/// Logs method, path, status and latency (never headers: they carry the token).
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+/// ETag header value for an etag (quoted, as HTTP wants).
+pub fn etag_header(etag: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{etag}\"")).ok()
+}
+
+/// Preconditions from `If-Match` / `If-None-Match`.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    /// Etags from `If-Match` (unquoted); `Some(["*"])` matches any existing resource.
+    pub if_match: Option<Vec<String>>,
+    /// `If-None-Match: *`: only create.
+    pub if_none_match_any: bool,
+}
+
+fn etag_list(v: &HeaderValue) -> Vec<String> {
+    v.to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(|s| {
+            let s = s.trim();
+            let s = s.strip_prefix("W/").unwrap_or(s);
+            s.trim_matches('"').to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Preconditions {
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        Preconditions {
+            if_match: h.get(header::IF_MATCH).map(etag_list),
+            if_none_match_any: h
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| etag_list(v).iter().any(|e| e == "*")),
+        }
+    }
+
+    /// Checks against the stored etag (`None` = resource absent).
+    pub fn check(&self, what: &str, current: Option<&str>) -> Result<(), Failure> {
+        if self.if_none_match_any && current.is_some() {
+            return Err(Failure::precondition(format!(
+                "{what} already exists (If-None-Match: *)"
+            )));
+        }
+        if let Some(wanted) = &self.if_match {
+            match current {
+                None => {
+                    return Err(Failure::precondition(format!(
+                        "{what} does not exist, so If-Match {wanted:?} cannot match"
+                    )));
+                }
+                Some(etag) if !wanted.iter().any(|w| w == "*" || w == etag) => {
+                    return Err(Failure::precondition(format!(
+                        "{what} has etag {etag:?}, not {wanted:?} (If-Match); it was changed since you read it"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON response with extra headers.
+pub fn json_with(
+    status: StatusCode,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    body: impl serde::Serialize,
+) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    for (k, v) in headers {
+        resp.headers_mut().insert(k, v);
+    }
+    resp
+}

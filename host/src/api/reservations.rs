@@ -1,0 +1,42 @@
+//! IPAM on the API: `/v1/vnets/{name}/reservations[/{address}]`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hybrid_api::{List, Reservation, ReservationRequest};
+
+use super::AppState;
+use super::body::StrictJson;
+use crate::error::Failure;
+use crate::ipam;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    StrictJson(req): StrictJson<ReservationRequest>,
+) -> Result<(StatusCode, Json<Reservation>), Failure> {
+    let r = ipam::allocate(&*state.store, &name, req.pool, &req.owner, req.address).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<List<Reservation>>, Failure> {
+    let snap = state
+        .store
+        .get_vnet(&name)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("vnet {name} not found")))?;
+    Ok(Json(List {
+        items: snap.reservations,
+    }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((name, address)): Path<(String, String)>,
+) -> Result<StatusCode, Failure> {
+    ipam::release(&*state.store, &name, &address).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,134 @@
+//! Bearer-token authentication.
+//!
+//! The admin token lives in a 0600 file; it is compared in constant time and
+//! never logged or echoed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hybrid_api::codes;
+use subtle::ConstantTimeEq;
+
+use crate::clock;
+use crate::error::Failure;
+
+/// The token clients must present. `Debug` is redacted on purpose.
+#[derive(Clone)]
+pub struct Token(Arc<str>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Why the token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read token file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("token file {path} is empty")]
+    Empty { path: String },
+    #[error(transparent)]
+    Write(#[from] crate::tls::TlsError),
+}
+
+impl Token {
+    /// Wraps a token value.
+    pub fn new(value: &str) -> Self {
+        Token(Arc::from(value))
+    }
+
+    /// Reads the token from `path`; with `create`, generates 32 random bytes
+    /// (hex) into a new 0600 file first if it does not exist.
+    pub fn load(path: &Path, create: bool) -> Result<Self, TokenError> {
+        if create && !path.exists() {
+            crate::tls::write_file(path, clock::random_hex(32).as_bytes(), 0o600)?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let value = text.trim();
+        if value.is_empty() {
+            return Err(TokenError::Empty {
+                path: path.display().to_string(),
+            });
+        }
+        Ok(Token::new(value))
+    }
+
+    /// Constant-time check of an `Authorization` header set.
+    pub fn accepts(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let Some(presented) = value.to_str().ok().and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        }) else {
+            return false;
+        };
+        bool::from(presented.trim().as_bytes().ct_eq(self.0.as_bytes()))
+    }
+}
+
+/// Middleware: 401 envelope unless the request carries the bearer token.
+pub async fn require_token(State(token): State<Token>, req: Request, next: Next) -> Response {
+    if token.accepts(req.headers()) {
+        next.run(req).await
+    } else {
+        let mut resp = Failure::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "missing or invalid bearer token",
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_the_token() {
+        let t = Token::new("abc");
+        let mut h = HeaderMap::new();
+        assert!(!t.accepts(&h));
+        h.insert(header::AUTHORIZATION, "Bearer abd".parse().unwrap());
+        assert!(!t.accepts(&h));
+        h.insert(header::AUTHORIZATION, "Bearer ab".parse().unwrap());
+        assert!(!t.accepts(&h));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert!(!t.accepts(&h));
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert!(t.accepts(&h));
+        assert_eq!(format!("{t:?}"), "Token(<redacted>)");
+    }
+
+    #[test]
+    fn generates_a_private_token_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin.token");
+        let t1 = Token::load(&p, true).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).unwrap().len(), 64);
+        let t2 = Token::load(&p, true).unwrap();
+        assert_eq!(t1.0, t2.0, "reused on restart");
+    }
+}

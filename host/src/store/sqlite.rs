@@ -1,0 +1,532 @@
+//! SQLite implementation of [`Store`].
+//!
+//! Connection strategy: one writer connection behind a mutex (SQLite allows a
+//! single writer; serialising in-process avoids `SQLITE_BUSY` churn) and a
+//! few reader connections that WAL mode lets run alongside it. All calls run
+//! on `spawn_blocking` so the async runtime never waits on disk. Write
+//! transactions use `BEGIN IMMEDIATE` so a read-then-write decision can never
+//! be invalidated by another writer.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use hybrid_api::{
+    ApiError, Condition, Operation, OperationStatus, PoolKind, ProvisioningState, Reservation,
+    VnetSpec, operation_kinds,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    ReservationDecider, Store, StoreError, VnetDecider, VnetRecord, VnetSnapshot, VnetWrite,
+    ready_condition,
+};
+use crate::clock;
+use crate::error::Failure;
+
+/// Schema migrations, applied in order; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE vnets (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    provisioning_state TEXT NOT NULL,
+    conditions TEXT NOT NULL,
+    current_operation TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE operations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX operations_by_status ON operations (status, seq);
+CREATE TABLE reservations (
+    vnet TEXT NOT NULL REFERENCES vnets (name),
+    address INTEGER NOT NULL,
+    pool TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    -- the database itself refuses to hand an address out twice
+    PRIMARY KEY (vnet, address)
+);
+"#];
+
+const READERS: usize = 4;
+
+/// SQLite-backed store.
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut writer = Connection::open(path).map_err(open_err)?;
+        // WAL lets readers proceed while the writer commits.
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        configure(&writer).map_err(open_err)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_err)?;
+            configure(&conn).map_err(open_err)?;
+            readers.push(Arc::new(Mutex::new(conn)));
+        }
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    async fn with_conn<R, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves no open transaction behind
+            // (rusqlite rolls back on drop), so the connection is still usable.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        Self::with_conn(self.readers[i].clone(), move |c| f(c)).await
+    }
+
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        Self::with_conn(self.writer.clone(), move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: Option<i64> = tx
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let current = usize::try_from(current.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {current} is newer than this build supports ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at
+             FROM vnets WHERE name = ?1",
+            [name],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((name, spec, etag, state, conditions, current_operation, created_at, updated_at)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let spec: VnetSpec = serde_json::from_str(&spec).map_err(|e| corrupt("vnet spec", e))?;
+    let conditions: Vec<Condition> =
+        serde_json::from_str(&conditions).map_err(|e| corrupt("vnet conditions", e))?;
+    let provisioning_state =
+        ProvisioningState::parse(&state).ok_or_else(|| corrupt("provisioning state", &state))?;
+    Ok(Some(VnetRecord {
+        name,
+        spec,
+        etag,
+        provisioning_state,
+        conditions,
+        current_operation,
+        created_at,
+        updated_at,
+    }))
+}
+
+fn load_reservations(conn: &Connection, vnet: &str) -> Result<Vec<Reservation>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT address, pool, owner, created_at FROM reservations WHERE vnet = ?1 ORDER BY address",
+    )?;
+    let rows = stmt.query_map([vnet], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (address, pool, owner, created_at) = row?;
+        let address = u32::try_from(address).map_err(|e| corrupt("reserved address", e))?;
+        out.push(Reservation {
+            address: Ipv4Addr::from(address).to_string(),
+            pool: PoolKind::parse(&pool).ok_or_else(|| corrupt("reservation pool", &pool))?,
+            owner,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+type OpRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
+    let (id, kind, target, status, error, created_at, updated_at) = row;
+    let error: Option<ApiError> = match error {
+        Some(e) => Some(serde_json::from_str(&e).map_err(|e| corrupt("operation error", e))?),
+        None => None,
+    };
+    Ok(Operation {
+        id,
+        kind,
+        target,
+        status: OperationStatus::parse(&status)
+            .ok_or_else(|| corrupt("operation status", &status))?,
+        error,
+        created_at,
+        updated_at,
+    })
+}
+
+const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
+
+fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, StoreError> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {OP_COLUMNS} FROM operations WHERE id = ?1"),
+            [id],
+            op_row,
+        )
+        .optional()?;
+    row.map(op_from_row).transpose()
+}
+
+fn load_snapshot(conn: &Connection, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
+    let Some(record) = load_record(conn, name)? else {
+        return Ok(None);
+    };
+    let reservations = load_reservations(conn, name)?;
+    let operation = match &record.current_operation {
+        Some(id) => load_operation(conn, id)?,
+        None => None,
+    };
+    Ok(Some(VnetSnapshot {
+        record,
+        reservations,
+        operation,
+    }))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| corrupt("serialising", e))
+}
+
+fn save_record(tx: &rusqlite::Transaction<'_>, r: &VnetRecord) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO vnets (name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, etag = excluded.etag,
+            provisioning_state = excluded.provisioning_state, conditions = excluded.conditions,
+            current_operation = excluded.current_operation, updated_at = excluded.updated_at",
+        params![
+            r.name,
+            json(&r.spec)?,
+            r.etag,
+            r.provisioning_state.as_str(),
+            json(&r.conditions)?,
+            r.current_operation,
+            r.created_at,
+            r.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_operation(
+    tx: &rusqlite::Transaction<'_>,
+    op: &Operation,
+    resource: &str,
+) -> Result<(), StoreError> {
+    let error = op.error.as_ref().map(json).transpose()?;
+    tx.execute(
+        "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            op.id,
+            op.kind,
+            op.target,
+            resource,
+            op.status.as_str(),
+            error,
+            op.created_at,
+            op.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| load_snapshot(c, &name)).await
+    }
+
+    async fn list_vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?; // one consistent read snapshot
+            let names: Vec<String> = {
+                let mut stmt = tx.prepare_cached("SELECT name FROM vnets ORDER BY name")?;
+                stmt.query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                if let Some(s) = load_snapshot(&tx, &name)? {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mutate_vnet(&self, name: &str, decide: VnetDecider) -> Result<VnetWrite, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let current = load_snapshot(tx, &name)?;
+            let decision = decide(current)?;
+            if let VnetWrite::Save { record, operation } = &decision {
+                save_record(tx, record)?;
+                insert_operation(tx, operation, &record.name)?;
+            }
+            Ok(decision)
+        })
+        .await
+    }
+
+    async fn get_operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| load_operation(c, &id)).await
+    }
+
+    async fn running_operations(&self) -> Result<Vec<Operation>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {OP_COLUMNS} FROM operations WHERE status = 'Running' ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([], op_row)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(op_from_row(row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn complete_vnet_operation(
+        &self,
+        op_id: &str,
+        error: Option<ApiError>,
+    ) -> Result<(), StoreError> {
+        let op_id = op_id.to_string();
+        self.write(move |tx| {
+            let Some(op) = load_operation(tx, &op_id)? else {
+                return Err(StoreError::Corrupt(format!("operation {op_id} vanished")));
+            };
+            if op.status.is_terminal() {
+                return Ok(()); // already finished (e.g. by another worker)
+            }
+            let now = clock::now();
+            let (status, error_json) = match &error {
+                None => (OperationStatus::Succeeded, None),
+                Some(e) => (OperationStatus::Failed, Some(json(e)?)),
+            };
+            tx.execute(
+                "UPDATE operations SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                params![op_id, status.as_str(), error_json, now],
+            )?;
+            let name: String = tx.query_row(
+                "SELECT resource FROM operations WHERE id = ?1",
+                [&op_id],
+                |r| r.get(0),
+            )?;
+            let Some(mut record) = load_record(tx, &name)? else {
+                return Ok(());
+            };
+            if record.current_operation.as_deref() != Some(op_id.as_str()) {
+                return Ok(()); // superseded by a newer operation; leave the vnet alone
+            }
+            match (op.kind.as_str(), &error) {
+                (operation_kinds::VNET_DELETE, None) => {
+                    tx.execute("DELETE FROM reservations WHERE vnet = ?1", [&name])?;
+                    tx.execute("DELETE FROM vnets WHERE name = ?1", [&name])?;
+                    return Ok(());
+                }
+                (_, None) => {
+                    record.provisioning_state = ProvisioningState::Succeeded;
+                    record.conditions = vec![ready_condition(
+                        "True",
+                        "Provisioned",
+                        "the network is configured on the datacenter",
+                        &now,
+                    )];
+                }
+                (_, Some(e)) => {
+                    record.provisioning_state = ProvisioningState::Failed;
+                    record.conditions = vec![ready_condition(
+                        "False",
+                        "OperationFailed",
+                        &format!("{} failed: {}", op.kind, e.message),
+                        &now,
+                    )];
+                }
+            }
+            record.updated_at = now;
+            save_record(tx, &record)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reserve(
+        &self,
+        name: &str,
+        decide: ReservationDecider,
+    ) -> Result<Option<Vec<Reservation>>, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let Some(snapshot) = load_snapshot(tx, &name)? else {
+                return Ok(None);
+            };
+            let new = decide(&snapshot)?;
+            for r in &new {
+                let address: Ipv4Addr = r.address.parse().map_err(|_| {
+                    StoreError::Rejected(
+                        Failure::bad_request(format!(
+                            "address {:?} is not a valid IPv4 address",
+                            r.address
+                        ))
+                        .target("address"),
+                    )
+                })?;
+                tx.execute(
+                    "INSERT INTO reservations (vnet, address, pool, owner, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![name, i64::from(u32::from(address)), r.pool.as_str(), r.owner, r.created_at],
+                )?;
+            }
+            Ok(Some(new))
+        })
+        .await
+    }
+
+    async fn release(&self, name: &str, address: u32) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "DELETE FROM reservations WHERE vnet = ?1 AND address = ?2",
+                params![name, i64::from(address)],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}

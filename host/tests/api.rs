@@ -1,0 +1,531 @@
+//! End-to-end tests of the HTTPS API against an in-process server.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Harness, spec, start_in};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn harness() -> (tempfile::TempDir, Harness) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_in(dir.path(), None).await;
+    (dir, h)
+}
+
+#[tokio::test]
+async fn auth_health_and_openapi() {
+    let (_d, h) = harness().await;
+    let r = h.raw(Method::GET, "/healthz", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({"status": "ok"}));
+
+    for token in [None, Some("wrong")] {
+        let r = h.raw(Method::GET, "/v1/vnets", None, &[], token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.code(), "Unauthorized");
+        assert_eq!(r.message(), "missing or invalid bearer token");
+    }
+
+    let r = h
+        .raw(Method::GET, "/v1/openapi.json", None, &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["paths"]["/v1/vnets/{name}"]["put"].is_object());
+
+    let r = h.get("/v1/management-host").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["id"], "/management-host");
+    assert_eq!(r.body["driver"], "sim");
+    assert_eq!(r.body["simulated"], true);
+    assert_eq!(r.body["version"], env!("CARGO_PKG_VERSION"));
+
+    let r = h.get("/v1/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "NotFound");
+}
+
+#[tokio::test]
+async fn put_is_async_then_idempotent_and_patch_grows_in_place() {
+    let (_d, h) = harness().await;
+    let r = h.put_vnet("net1", spec()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let op_id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.header("location"), format!("/v1/operations/{op_id}"));
+    assert_eq!(r.body["kind"], "vnet.create");
+    assert_eq!(r.body["target"], "/vnets/net1");
+    let etag = r.header("etag");
+    assert!(!etag.is_empty());
+
+    let op = h.wait_op(&op_id).await;
+    assert_eq!(op["status"], "Succeeded");
+    let v = h.get("/v1/vnets/net1").await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert_eq!(
+        v.header("etag"),
+        etag,
+        "completion does not change the etag"
+    );
+    assert_eq!(v.body["id"], "/vnets/net1");
+    assert_eq!(v.body["provisioning_state"], "Succeeded");
+    assert_eq!(v.body["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(v.body["status"]["conditions"][0]["status"], "True");
+    assert_eq!(
+        v.body["status"]["vm_ip_pool"],
+        json!({"size": 40, "used": 0, "available": 40})
+    );
+
+    // Same body again: 200 with the vnet, no new operation.
+    let r = h.put_vnet("net1", spec()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["name"], "net1");
+    assert!(r.headers.get("location").is_none());
+
+    // PATCH grows the pool in place.
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(json!({"vm_ip_pool": {"start": "10.0.0.10", "end": "10.0.0.99"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "vnet.update");
+    assert_ne!(r.header("etag"), etag, "a spec change makes a new etag");
+    h.wait_op(r.body["id"].as_str().unwrap()).await;
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(v["vm_ip_pool"]["end"], "10.0.0.99");
+    assert_eq!(v["status"]["vm_ip_pool"]["size"], 90);
+    assert_eq!(v["tags"]["env"], "test", "PATCH leaves other fields alone");
+
+    let list = h.get("/v1/vnets").await.body;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    let r = h
+        .call(Method::PATCH, "/v1/vnets/ghost", Some(json!({"tags": {}})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.get("/v1/vnets/ghost").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.message().contains("ghost"));
+    assert!(r.body["error"].get("target").is_none());
+}
+
+#[tokio::test]
+async fn list_is_sorted_by_name() {
+    let (_d, h) = harness().await;
+    for n in ["c", "a", "b"] {
+        h.create_vnet(n, spec()).await;
+    }
+    let list = h.get("/v1/vnets").await.body;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn shrink_immutable_and_preconditions() {
+    let (_d, h) = harness().await;
+    h.create_vnet("net1", spec()).await;
+    let r = h
+        .reserve(
+            "net1",
+            json!({"pool": "vm", "owner": "/clusters/c1", "address": "10.0.0.40"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(json!({"vm_ip_pool": {"start": "10.0.0.10", "end": "10.0.0.30"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "PoolShrinkConflict");
+    assert_eq!(r.target(), "vm_ip_pool");
+    assert!(r.message().contains("10.0.0.40"), "{}", r.message());
+
+    // Shrinking around the allocation is fine.
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(json!({"vm_ip_pool": {"start": "10.0.0.40", "end": "10.0.0.45"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    h.wait_op(r.body["id"].as_str().unwrap()).await;
+
+    let mut changed = spec();
+    changed["address_prefix"] = json!("10.1.0.0/16");
+    changed["gateway"] = json!("10.1.0.1");
+    changed["vm_ip_pool"] = json!({"start": "10.1.0.40", "end": "10.1.0.45"});
+    changed["vip_pool"] = json!({"start": "10.1.0.200", "end": "10.1.0.210"});
+    let r = h.put_vnet("net1", changed).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(r.code(), "FieldImmutable");
+    assert_eq!(r.target(), "address_prefix");
+    assert_eq!(r.body["error"]["details"][1]["target"], "gateway");
+
+    let etag = h.get("/v1/vnets/net1").await.header("etag");
+    let mut grown = spec();
+    grown["vm_ip_pool"] = json!({"start": "10.0.0.40", "end": "10.0.0.60"});
+    let r = h
+        .raw(
+            Method::PUT,
+            "/v1/vnets/net1",
+            Some(grown.clone()),
+            &[("if-match", "\"stale\"")],
+            Some(&h.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.code(), "PreconditionFailed");
+    let r = h
+        .raw(
+            Method::PUT,
+            "/v1/vnets/net1",
+            Some(grown.clone()),
+            &[("if-none-match", "*")],
+            Some(&h.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = h
+        .raw(
+            Method::PUT,
+            "/v1/vnets/net1",
+            Some(grown),
+            &[("if-match", &etag)],
+            Some(&h.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn every_validation_rule_names_its_target() {
+    let (_d, h) = harness().await;
+    type Edit = fn(&mut Value);
+    let cases: &[(&str, Edit)] = &[
+        ("address_prefix", |s| {
+            s["address_prefix"] = json!("10.0.0.0/33")
+        }),
+        ("address_prefix", |s| {
+            s["address_prefix"] = json!("10.0.0.7/24")
+        }),
+        ("gateway", |s| s["gateway"] = json!("10.9.0.1")),
+        ("gateway", |s| s["gateway"] = json!("10.0.0.255")),
+        ("dns_servers[1]", |s| {
+            s["dns_servers"] = json!(["1.1.1.1", "x"])
+        }),
+        ("vlan_id", |s| s["vlan_id"] = json!(5000)),
+        ("vm_ip_pool.start", |s| {
+            s["vm_ip_pool"]["start"] = json!("192.168.1.10")
+        }),
+        ("vm_ip_pool.end", |s| {
+            s["vm_ip_pool"]["end"] = json!("10.0.0.0.1")
+        }),
+        ("vip_pool.end", |s| {
+            s["vip_pool"]["end"] = json!("10.0.0.255")
+        }),
+        ("vm_ip_pool", |s| {
+            s["vm_ip_pool"] = json!({"start": "10.0.0.49", "end": "10.0.0.10"})
+        }),
+        ("vip_pool", |s| {
+            s["vip_pool"] = json!({"start": "10.0.0.40", "end": "10.0.0.60"})
+        }),
+        ("vm_ip_pool", |s| s["gateway"] = json!("10.0.0.11")),
+        ("vm_ip_pool", |s| {
+            s.as_object_mut().unwrap().remove("vm_ip_pool");
+        }),
+        ("vm_ip_pool", |s| s["ip_allocation_method"] = json!("dhcp")),
+        ("vm_ip_pol", |s| s["vm_ip_pol"] = json!({})),
+        ("vm_ip_pool.stop", |s| s["vm_ip_pool"]["stop"] = json!("x")),
+        ("ip_allocation_method", |s| {
+            s["ip_allocation_method"] = json!("bootp")
+        }),
+    ];
+    for (target, edit) in cases {
+        let mut s = spec();
+        edit(&mut s);
+        let r = h.put_vnet("net1", s.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{target}: {:?}", r.body);
+        assert_eq!(r.code(), "InvalidField", "{target}");
+        assert_eq!(r.target(), *target, "{s}: {:?}", r.body);
+    }
+    let r = h.put_vnet("Bad_Name", spec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.target(), "name");
+    // Several errors: first on top, all in details.
+    let mut s = spec();
+    s["vlan_id"] = json!(4095);
+    s["dns_servers"] = json!(["nope"]);
+    let r = h.put_vnet("net1", s).await;
+    assert_eq!(r.target(), "dns_servers[0]");
+    assert_eq!(r.body["error"]["details"].as_array().unwrap().len(), 2);
+    // Nothing was created by refused requests.
+    assert_eq!(h.get("/v1/vnets").await.body["items"], json!([]));
+}
+
+#[tokio::test]
+async fn delete_in_use_then_delete() {
+    let (_d, h) = harness().await;
+    h.create_vnet("net1", spec()).await;
+    for owner in ["/clusters/a", "/clusters/b", "/clusters/a"] {
+        let r = h
+            .reserve("net1", json!({"pool": "vm", "owner": owner}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let r = h.call(Method::DELETE, "/v1/vnets/net1", None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "InUse");
+    assert!(
+        r.message().contains("/clusters/a, /clusters/b"),
+        "{}",
+        r.message()
+    );
+    let details = r.body["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "one entry per user");
+    assert!(
+        details[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.10, 10.0.0.12")
+    );
+
+    let list = h.get("/v1/vnets/net1/reservations").await.body;
+    for r in list["items"].as_array().unwrap() {
+        let a = r["address"].as_str().unwrap();
+        let d = h
+            .call(
+                Method::DELETE,
+                &format!("/v1/vnets/net1/reservations/{a}"),
+                None,
+            )
+            .await;
+        assert_eq!(d.status, StatusCode::NO_CONTENT);
+    }
+    let d = h
+        .call(
+            Method::DELETE,
+            "/v1/vnets/net1/reservations/10.0.0.10",
+            None,
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::NOT_FOUND);
+
+    let r = h.call(Method::DELETE, "/v1/vnets/net1", None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "vnet.delete");
+    let op = h.wait_op(r.body["id"].as_str().unwrap()).await;
+    assert_eq!(op["status"], "Succeeded");
+    assert_eq!(h.get("/v1/vnets/net1").await.status, StatusCode::NOT_FOUND);
+    let r = h.call(Method::DELETE, "/v1/vnets/net1", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn reservations_rules() {
+    let (_d, h) = harness().await;
+    let mut s = spec();
+    s["vip_pool"] = json!({"start": "10.0.0.200", "end": "10.0.0.201"});
+    h.create_vnet("net1", s).await;
+    let r = h
+        .reserve(
+            "net1",
+            json!({"pool": "vip", "owner": "x", "address": "10.0.0.201"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["address"], "10.0.0.201");
+    assert_eq!(r.body["pool"], "vip");
+    let r = h
+        .reserve(
+            "net1",
+            json!({"pool": "vip", "owner": "y", "address": "10.0.0.201"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "Conflict");
+    let r = h
+        .reserve(
+            "net1",
+            json!({"pool": "vip", "owner": "y", "address": "10.0.0.50"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.target(), "address");
+    let r = h
+        .reserve("net1", json!({"pool": "vip", "owner": "y"}))
+        .await;
+    assert_eq!(r.body["address"], "10.0.0.200", "lowest free");
+    let r = h
+        .reserve("net1", json!({"pool": "vip", "owner": "z"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "PoolExhausted");
+    assert_eq!(
+        r.message(),
+        "vip_pool of vnet net1 has 0 free addresses, 1 needed"
+    );
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(
+        v["status"]["vip_pool"],
+        json!({"size": 2, "used": 2, "available": 0})
+    );
+    let r = h
+        .reserve("ghost", json!({"pool": "vm", "owner": "z"}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .reserve("net1", json!({"pool": "vm", "owner": "z", "bogus": 1}))
+        .await;
+    assert_eq!(r.target(), "bogus");
+}
+
+#[tokio::test]
+async fn concurrent_reservations_never_share_an_address() {
+    let (_d, h) = harness().await;
+    let mut s = spec();
+    s["address_prefix"] = json!("10.8.0.0/16");
+    s["gateway"] = json!("10.8.0.1");
+    // 10.8.0.10 ..= 10.8.1.3 is 250 addresses.
+    s["vm_ip_pool"] = json!({"start": "10.8.0.10", "end": "10.8.1.3"});
+    s["vip_pool"] = json!({"start": "10.8.9.1", "end": "10.8.9.9"});
+    let v = h.create_vnet("big", s).await;
+    assert_eq!(v["status"]["vm_ip_pool"]["size"], 250);
+
+    let h = Arc::new(h);
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.reserve("big", json!({"pool": "vm", "owner": format!("owner-{i}")}))
+                    .await
+            })
+        })
+        .collect();
+    let mut addresses = BTreeSet::new();
+    let mut exhausted = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            StatusCode::CREATED => {
+                assert!(
+                    addresses.insert(r.body["address"].as_str().unwrap().to_string()),
+                    "duplicate address {}",
+                    r.body["address"]
+                );
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(r.code(), "PoolExhausted");
+                exhausted += 1;
+            }
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    assert_eq!(addresses.len(), 250);
+    assert_eq!(exhausted, 50);
+    let v = h.get("/v1/vnets/big").await.body;
+    assert_eq!(v["status"]["vm_ip_pool"]["available"], 0);
+}
+
+#[tokio::test]
+async fn in_flight_put_returns_the_same_operation_and_long_poll_wakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_in(dir.path(), Some("[timings]\nnetwork_ms = 400\n")).await;
+    let a = h.put_vnet("net1", spec()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let b = h.put_vnet("net1", spec()).await;
+    assert_eq!(b.status, StatusCode::ACCEPTED);
+    assert_eq!(a.body["id"], b.body["id"], "same operation while in flight");
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(v["provisioning_state"], "Accepted");
+
+    let id = a.body["id"].as_str().unwrap();
+    let r = h.get(&format!("/v1/operations/{id}")).await;
+    assert_eq!(r.body["status"], "Running", "no wait = immediate answer");
+    let started = Instant::now();
+    let op = h.wait_op(id).await;
+    assert_eq!(op["status"], "Succeeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "long-poll returns on completion"
+    );
+
+    let r = h.get("/v1/operations/op-unknown?wait=1s").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.get(&format!("/v1/operations/{id}?wait=forever")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.target(), "wait");
+}
+
+#[tokio::test]
+async fn failed_operation_is_reported_and_retry_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start_in(dir.path(), Some("[faults]\nfail_networks = [\"net1\"]\n")).await;
+    let r = h.put_vnet("net1", spec()).await;
+    let op = h.wait_op(r.body["id"].as_str().unwrap()).await;
+    assert_eq!(op["status"], "Failed");
+    assert!(op["error"]["message"].as_str().unwrap().contains("net1"));
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(v["provisioning_state"], "Failed");
+    assert_eq!(v["status"]["conditions"][0]["status"], "False");
+    h.stop().await;
+
+    // Fault cleared: the same PUT retries and converges.
+    std::fs::write(dir.path().join("sim.toml"), "").unwrap();
+    let h = start_in(dir.path(), Some("")).await;
+    let r = h.put_vnet("net1", spec()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "retry after failure");
+    assert_eq!(
+        h.wait_op(r.body["id"].as_str().unwrap()).await["status"],
+        "Succeeded"
+    );
+}
+
+#[tokio::test]
+async fn restart_keeps_state_token_ca_and_resumes_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start_in(dir.path(), None).await;
+    h.create_vnet("keep", spec()).await;
+    let token = h.token.clone();
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    h.stop().await;
+
+    // A slow network: the operation is still Running when we stop.
+    let mut h = start_in(dir.path(), Some("[timings]\nnetwork_ms = 60000\n")).await;
+    assert_eq!(h.token, token);
+    assert_eq!(std::fs::read(dir.path().join("ca.pem")).unwrap(), ca);
+    assert_eq!(
+        h.get("/v1/vnets/keep").await.body["provisioning_state"],
+        "Succeeded"
+    );
+    let r = h.put_vnet("pending", spec()).await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let stop_started = Instant::now();
+    h.stop().await;
+    assert!(
+        stop_started.elapsed() < Duration::from_secs(5),
+        "shutdown is prompt"
+    );
+
+    let h = start_in(dir.path(), None).await;
+    let op = h.wait_op(&id).await;
+    assert_eq!(op["status"], "Succeeded", "resumed after restart");
+    assert_eq!(
+        h.get("/v1/vnets/pending").await.body["provisioning_state"],
+        "Succeeded"
+    );
+}

@@ -1,0 +1,426 @@
+//! `cargo xtask quickstart`: the README's main command.
+//!
+//! Builds the binaries, (re)starts a local `hybrid-host` with its data in
+//! `.build/quickstart/host/` (ignored by git, kept across runs), installs the
+//! provider into a local filesystem mirror the way a user would install a
+//! provider without a registry, then `terraform init` + `apply` of
+//! `examples/quickstart/` and a second `plan` that must be empty.
+//!
+//! The host is left running in the background so the README walkthrough can
+//! continue with plain `terraform` commands; `cargo xtask stop` stops it.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::util;
+
+/// Arguments of `cargo xtask quickstart`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Build and run optimised binaries.
+    #[arg(long)]
+    release: bool,
+    /// Address for hybrid-host to listen on (default: the previous run's
+    /// address, else 127.0.0.1:8443, else a free loopback port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Only start the host and install the provider; do not run terraform.
+    #[arg(long)]
+    no_apply: bool,
+}
+
+/// Where the quickstart keeps its files.
+struct Paths {
+    data: PathBuf,
+    log: PathBuf,
+    pid: PathBuf,
+    mirror: PathBuf,
+    rc: PathBuf,
+    env: PathBuf,
+    example: PathBuf,
+}
+
+impl Paths {
+    fn new() -> Paths {
+        let root = util::root();
+        let base = root.join(".build").join("quickstart");
+        Paths {
+            data: base.join("host"),
+            log: base.join("host.log"),
+            pid: base.join("host.pid"),
+            mirror: base.join("plugins"),
+            rc: base.join("terraformrc"),
+            env: base.join("env.sh"),
+            example: root.join("examples").join("quickstart"),
+        }
+    }
+}
+
+/// Runs the quickstart.
+pub fn run(args: &Args) -> Result<()> {
+    let paths = Paths::new();
+    let started = Instant::now();
+    let version = util::terraform_version()?;
+    eprintln!("Using {version}");
+
+    let t = util::step("Building hybrid-host and terraform-provider-hybrid");
+    let mut build = util::cargo();
+    build
+        .args([
+            "build",
+            "-p",
+            "hybrid-host",
+            "-p",
+            "terraform-provider-hybrid",
+        ])
+        .current_dir(util::root());
+    if args.release {
+        build.arg("--release");
+    }
+    util::run(&mut build)?;
+    let profile = if args.release { "release" } else { "debug" };
+    let bin_dir = util::target_dir().join(profile);
+    let exe = std::env::consts::EXE_SUFFIX;
+    let host_bin = bin_dir.join(format!("hybrid-host{exe}"));
+    let provider_bin = bin_dir.join(format!("terraform-provider-hybrid{exe}"));
+    eprintln!("    built in {:.1}s", t.elapsed().as_secs_f64());
+
+    util::step("Starting hybrid-host");
+    fs::create_dir_all(&paths.data)
+        .with_context(|| format!("creating {}", paths.data.display()))?;
+    stop_running(&paths)?;
+    let (pid, endpoint) = start_host(&paths, &host_bin, args.listen.as_deref())?;
+    eprintln!("    hybrid-host (pid {pid}) listening on {endpoint}");
+
+    util::step("Installing the provider into a local filesystem mirror");
+    let installed = install_provider(&paths, &provider_bin)?;
+    eprintln!("    {}", installed.display());
+    write_env_files(&paths)?;
+
+    if args.no_apply {
+        print_summary(&paths, pid, &endpoint, None, None)?;
+        return Ok(());
+    }
+
+    util::step("terraform init (examples/quickstart)");
+    // The lock file pins the provider's hash; a rebuilt provider has a new
+    // one, so start from a fresh lock (it is git-ignored).
+    let _ = fs::remove_file(paths.example.join(".terraform.lock.hcl"));
+    util::run(terraform(&paths, &endpoint).args(["init", "-input=false"]))?;
+
+    util::step("terraform apply (examples/quickstart)");
+    util::run(terraform(&paths, &endpoint).args(["apply", "-auto-approve", "-input=false"]))?;
+
+    util::step("terraform plan (must show no changes)");
+    let status = terraform(&paths, &endpoint)
+        .args(["plan", "-detailed-exitcode", "-input=false"])
+        .status()
+        .context("running terraform plan")?;
+    let second_plan = match status.code() {
+        Some(0) => "no changes",
+        Some(2) => {
+            bail!("the plan after apply is not empty: this is a provider bug (perpetual diff)")
+        }
+        _ => bail!("terraform plan failed with {status}"),
+    };
+
+    let outputs = util::output(terraform(&paths, &endpoint).args(["output", "-json"]))?;
+    let outputs: Value =
+        serde_json::from_str(&outputs).context("parsing `terraform output -json`")?;
+    print_summary(&paths, pid, &endpoint, Some(&outputs), Some(second_plan))?;
+    eprintln!("Done in {:.0}s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo xtask stop`: stops the quickstart host if it runs.
+pub fn stop() -> Result<()> {
+    let paths = Paths::new();
+    if !stop_running(&paths)? {
+        eprintln!("No quickstart hybrid-host is running.");
+    }
+    Ok(())
+}
+
+/// Stops the host recorded in the pid file, if it is still our process.
+/// Returns whether one was stopped.
+fn stop_running(paths: &Paths) -> Result<bool> {
+    let Ok(text) = fs::read_to_string(&paths.pid) else {
+        return Ok(false);
+    };
+    let _ = fs::remove_file(&paths.pid);
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(false);
+    };
+    if !is_our_host(pid) {
+        return Ok(false);
+    }
+    util::run(Command::new("kill").arg(pid.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_our_host(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if is_our_host(pid) {
+        bail!("hybrid-host (pid {pid}) did not stop within 10s; stop it by hand");
+    }
+    eprintln!("    stopped the previous quickstart hybrid-host (pid {pid})");
+    Ok(true)
+}
+
+/// Is `pid` alive and a `hybrid-host` (so we never signal a recycled pid)?
+fn is_our_host(pid: u32) -> bool {
+    let proc = Path::new("/proc").join(pid.to_string());
+    if Path::new("/proc/self").exists() {
+        // A zombie still has a cmdline until reaped; "State: Z" means gone.
+        let status = fs::read_to_string(proc.join("status")).unwrap_or_default();
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+        {
+            return false;
+        }
+        fs::read(proc.join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("hybrid-host"))
+            .unwrap_or(false)
+    } else {
+        // Without /proc (macOS), `kill -0` tells liveness.
+        Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Starts the host in the background and waits until it answers.
+fn start_host(paths: &Paths, host_bin: &Path, listen: Option<&str>) -> Result<(u32, String)> {
+    let endpoint_file = paths.data.join("endpoint");
+    // Reuse the previous address so a shell that sourced env.sh keeps working.
+    let previous = fs::read_to_string(&endpoint_file).ok().map(|e| {
+        e.trim()
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string()
+    });
+    let mut attempts: Vec<String> = Vec::new();
+    match listen {
+        Some(l) => attempts.push(l.to_string()),
+        None => {
+            // The previous address, else the service's usual port, else any.
+            for addr in previous
+                .into_iter()
+                .chain(["127.0.0.1:8443".into(), "127.0.0.1:0".into()])
+            {
+                if !attempts.contains(&addr) {
+                    attempts.push(addr);
+                }
+            }
+        }
+    }
+    let mut last_error = None;
+    for addr in attempts {
+        let _ = fs::remove_file(&endpoint_file);
+        match spawn_host(paths, host_bin, &addr) {
+            Ok(started) => return Ok(started),
+            Err(e) => {
+                eprintln!("    could not start on {addr}: {e:#}");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no listen address to try")))
+}
+
+fn spawn_host(paths: &Paths, host_bin: &Path, listen: &str) -> Result<(u32, String)> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)
+        .with_context(|| format!("opening {}", paths.log.display()))?;
+    let log2 = log.try_clone().context("duplicating the log file handle")?;
+    let mut cmd = Command::new(host_bin);
+    // Only the flags below configure this host, not a HYBRID_HOST_* variable
+    // the user's shell happens to have.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HYBRID_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(listen)
+        .arg("--data-dir")
+        .arg(&paths.data)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // Its own process group: Ctrl-C in this terminal must not stop it later.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", host_bin.display()))?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().context("checking on hybrid-host")? {
+            bail!(
+                "hybrid-host exited with {status}; see {}:\n{}",
+                paths.log.display(),
+                log_tail(&paths.log)
+            );
+        }
+        if let Some(endpoint) = ready_endpoint(&paths.data) {
+            fs::write(&paths.pid, pid.to_string())
+                .with_context(|| format!("writing {}", paths.pid.display()))?;
+            return Ok((pid, endpoint));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "hybrid-host did not answer /healthz within 60s; see {}:\n{}",
+                paths.log.display(),
+                log_tail(&paths.log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The endpoint, once the host wrote it and `/healthz` answers over TLS
+/// verified against the host's CA.
+fn ready_endpoint(data: &Path) -> Option<String> {
+    let endpoint = fs::read_to_string(data.join("endpoint")).ok()?;
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let ca = fs::read(data.join("ca.pem")).ok()?;
+    let ca = reqwest::Certificate::from_pem(&ca).ok()?;
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(format!("{endpoint}/healthz")).send().ok()?;
+    resp.status().is_success().then_some(endpoint)
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Copies the provider into Terraform's unpacked mirror layout and writes a
+/// CLI configuration that takes `hybridops/hybrid` from there.
+fn install_provider(paths: &Paths, provider_bin: &Path) -> Result<PathBuf> {
+    let version = env!("CARGO_PKG_VERSION");
+    let provider_root = paths
+        .mirror
+        .join("registry.terraform.io")
+        .join("hybridops")
+        .join("hybrid");
+    // One version only: a stale build must never be picked.
+    let _ = fs::remove_dir_all(&provider_root);
+    let dir = provider_root.join(version).join(util::terraform_platform());
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = dir.join(format!(
+        "terraform-provider-hybrid_v{version}{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    fs::copy(provider_bin, &dest)
+        .with_context(|| format!("copying {} to {}", provider_bin.display(), dest.display()))?;
+    let rc = format!(
+        "# Written by `cargo xtask quickstart`: take hybridops/hybrid from the local\n\
+         # mirror next to this file, everything else from the registry.\n\
+         provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/hybridops/hybrid\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/hybridops/hybrid\"]\n  }}\n}}\n",
+        paths
+            .mirror
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    );
+    fs::write(&paths.rc, rc).with_context(|| format!("writing {}", paths.rc.display()))?;
+    Ok(dest)
+}
+
+/// `env.sh` sets what `terraform` needs to reach the quickstart host. The
+/// token is read from its file when sourced, never written anywhere else.
+fn write_env_files(paths: &Paths) -> Result<()> {
+    let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let env = format!(
+        "# Source me: `source .build/quickstart/env.sh` (written by `cargo xtask quickstart`).\n\
+         export TF_CLI_CONFIG_FILE={rc}\n\
+         export HYBRID_ENDPOINT=\"$(cat {endpoint})\"\n\
+         export HYBRID_TOKEN=\"$(cat {token})\"\n\
+         export HYBRID_CA_CERT_FILE={ca}\n",
+        rc = q(&paths.rc),
+        endpoint = q(&paths.data.join("endpoint")),
+        token = q(&paths.data.join("admin.token")),
+        ca = q(&paths.data.join("ca.pem")),
+    );
+    fs::write(&paths.env, env).with_context(|| format!("writing {}", paths.env.display()))
+}
+
+/// A `terraform -chdir=examples/quickstart` command wired to the host.
+fn terraform(paths: &Paths, endpoint: &str) -> Command {
+    let mut cmd = Command::new("terraform");
+    cmd.current_dir(&paths.example)
+        .env("TF_CLI_CONFIG_FILE", &paths.rc)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("HYBRID_ENDPOINT", endpoint)
+        .env("HYBRID_CA_CERT_FILE", paths.data.join("ca.pem"))
+        .env_remove("TF_PLUGIN_CACHE_DIR");
+    if let Ok(token) = fs::read_to_string(paths.data.join("admin.token")) {
+        cmd.env("HYBRID_TOKEN", token.trim());
+    }
+    cmd
+}
+
+fn print_summary(
+    paths: &Paths,
+    pid: u32,
+    endpoint: &str,
+    outputs: Option<&Value>,
+    second_plan: Option<&str>,
+) -> Result<()> {
+    let root = util::root();
+    let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+    println!();
+    println!("Hybrid quickstart is up.");
+    println!("  hybrid-host    {endpoint} (pid {pid}, simulated datacenter)");
+    println!("  data           {}", rel(&paths.data));
+    println!("  log            {}", rel(&paths.log));
+    if let Some(outputs) = outputs {
+        let out = |name: &str| outputs.pointer(&format!("/{name}/value")).cloned();
+        if let Some(id) = out("vnet_id") {
+            println!("  vnet           {}", id.as_str().unwrap_or_default());
+        }
+        for (label, name) in [("VM pool", "vm_ip_pool"), ("VIP pool", "vip_pool")] {
+            if let Some(p) = out(name) {
+                println!(
+                    "  {label:<14} {}-{}: {} addresses, {} used, {} free",
+                    p["start"].as_str().unwrap_or("?"),
+                    p["end"].as_str().unwrap_or("?"),
+                    p["size"],
+                    p["used"],
+                    p["available"]
+                );
+            }
+        }
+    }
+    if let Some(plan) = second_plan {
+        println!("  second plan    {plan}");
+    }
+    println!();
+    println!("Next (see README.md, \"5-minute walkthrough\"):");
+    println!("  source {}", rel(&paths.env));
+    println!("  terraform -chdir=examples/quickstart plan");
+    println!("The host keeps running in the background; stop it with `cargo xtask stop`.");
+    Ok(())
+}
