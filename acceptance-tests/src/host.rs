@@ -26,6 +26,8 @@ pub struct Host {
     token: String,
     ca_pem: String,
     client: Client,
+    /// `--sim` file for the next (re)start, if any.
+    sim: Option<PathBuf>,
 }
 
 /// A host API answer: the HTTP status and the JSON body (`Null` when empty).
@@ -48,6 +50,16 @@ impl ApiResponse {
 impl Host {
     /// Starts a fresh host on `127.0.0.1:0` and waits until `/healthz` answers.
     pub fn start() -> Result<Host> {
+        Self::start_inner(None)
+    }
+
+    /// Starts a fresh host whose simulated datacenter is described by
+    /// `sim_toml` (the `--sim` file: timings, fault injection).
+    pub fn start_with_sim(sim_toml: &str) -> Result<Host> {
+        Self::start_inner(Some(sim_toml))
+    }
+
+    fn start_inner(sim_toml: Option<&str>) -> Result<Host> {
         let root = tempfile::Builder::new()
             .prefix("hybrid-acc-host-")
             .tempdir()
@@ -61,7 +73,9 @@ impl Host {
             token: String::new(),
             ca_pem: String::new(),
             client: Client::new(),
+            sim: None,
         };
+        host.set_sim(sim_toml)?;
         host.spawn("127.0.0.1:0")?;
         Ok(host)
     }
@@ -76,6 +90,20 @@ impl Host {
             .trim_end_matches('/')
             .to_string();
         self.spawn(&listen)
+    }
+
+    /// Sets (or with `None` removes) the `--sim` file used from the next
+    /// [`Host::restart`] on, e.g. to lift an injected fault.
+    pub fn set_sim(&mut self, sim_toml: Option<&str>) -> Result<()> {
+        self.sim = match sim_toml {
+            Some(toml) => {
+                let path = self.root.path().join("sim.toml");
+                write(&path, toml)?;
+                Some(path)
+            }
+            None => None,
+        };
+        Ok(())
     }
 
     /// Stops the process; the data dir stays until the `Host` is dropped.
@@ -243,6 +271,7 @@ impl Host {
             .arg(listen)
             .arg("--data-dir")
             .arg(&data)
+            .args(self.sim.iter().flat_map(|p| [std::ffi::OsStr::new("--sim"), p.as_os_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

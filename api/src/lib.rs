@@ -60,6 +60,7 @@ pub struct VnetSpec {
     pub dns_servers: Vec<String>,
     /// VLAN tag, 0–4094 (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4094))]
     pub vlan_id: Option<u16>,
     /// Addresses for node VMs; required for `static`, forbidden for `dhcp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,6 +333,7 @@ pub const MANAGEMENT_HOST_ID: &str = "/management-host";
 
 /// A list response.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+#[schemars(rename = "{T}List")]
 pub struct List<T> {
     pub items: Vec<T>,
 }

@@ -241,6 +241,8 @@ mod tests {
         assert!(doc["paths"]["/v1/operations/{id}"]["get"].is_object());
         assert!(doc["components"]["schemas"]["Vnet"].is_object());
         assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+        assert!(doc["components"]["schemas"]["VnetList"].is_object());
+        assert!(doc["components"]["schemas"]["ReservationList"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 

@@ -43,6 +43,10 @@ async fn auth_health_and_openapi() {
     assert_eq!(r.body["simulated"], true);
     assert_eq!(r.body["version"], env!("CARGO_PKG_VERSION"));
 
+    let r = h.call(Method::POST, "/v1/vnets", Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.code(), "BadRequest");
+
     let r = h.get("/v1/nope").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "NotFound");
@@ -444,7 +448,7 @@ async fn concurrent_reservations_never_share_an_address() {
 #[tokio::test]
 async fn in_flight_put_returns_the_same_operation_and_long_poll_wakes() {
     let dir = tempfile::tempdir().unwrap();
-    let h = start_in(dir.path(), Some("[timings]\nnetwork_ms = 400\n")).await;
+    let h = start_in(dir.path(), Some("[timings]\nnetwork_ms = 1000\n")).await;
     let a = h.put_vnet("net1", spec()).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let b = h.put_vnet("net1", spec()).await;
@@ -528,4 +532,40 @@ async fn restart_keeps_state_token_ca_and_resumes_operations() {
         h.get("/v1/vnets/pending").await.body["provisioning_state"],
         "Succeeded"
     );
+}
+
+#[tokio::test]
+async fn a_newer_change_supersedes_one_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_in(dir.path(), Some("[timings]\nnetwork_ms = 600\n")).await;
+    let a = h.put_vnet("net1", spec()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let b = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(json!({"tags": {"env": "prod"}})),
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::ACCEPTED, "{:?}", b.body);
+    assert_ne!(a.body["id"], b.body["id"]);
+    assert_eq!(
+        h.get("/v1/vnets/net1").await.body["provisioning_state"],
+        "Updating"
+    );
+
+    let first = h.wait_op(a.body["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], "Succeeded");
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(
+        v["provisioning_state"], "Updating",
+        "finishing the older operation does not hide the newer one"
+    );
+    h.wait_op(b.body["id"].as_str().unwrap()).await;
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(v["provisioning_state"], "Succeeded");
+    assert_eq!(v["tags"], json!({"env": "prod"}));
+
+    let r = h.get("/v1/vnets/ghost/reservations").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -66,7 +66,7 @@ fn accepted(op: &Operation, etag: Option<&str>) -> Response {
 fn write_response(w: VnetWrite) -> Response {
     match w {
         VnetWrite::Unchanged(s) => vnet_response(&s),
-        VnetWrite::InFlight(op) => accepted(&op, None),
+        VnetWrite::InFlight { operation, etag } => accepted(&operation, Some(&etag)),
         VnetWrite::Save { record, operation } => accepted(&operation, Some(&record.etag)),
     }
 }
@@ -179,7 +179,10 @@ fn decide_change(
         if let Some(op) = &cur.operation
             && op.status == OperationStatus::Running
         {
-            return Ok(VnetWrite::InFlight(op.clone()));
+            return Ok(VnetWrite::InFlight {
+                operation: op.clone(),
+                etag: cur.record.etag.clone(),
+            });
         }
         if cur.record.provisioning_state == ProvisioningState::Succeeded {
             return Ok(VnetWrite::Unchanged(Box::new(cur)));
@@ -283,7 +286,10 @@ fn decide_delete(
         && let Some(op) = &cur.operation
         && op.status == OperationStatus::Running
     {
-        return Ok(VnetWrite::InFlight(op.clone()));
+        return Ok(VnetWrite::InFlight {
+            operation: op.clone(),
+            etag: cur.record.etag.clone(),
+        });
     }
     if !cur.reservations.is_empty() {
         let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -295,8 +301,8 @@ fn decide_delete(
             .iter()
             .map(|(owner, addrs)| ApiError {
                 code: codes::IN_USE.to_string(),
-                message: format!("{owner} holds {}", addrs.join(", ")),
-                target: Some((*owner).to_string()),
+                message: format!("{owner} holds {} on vnet {name}", addrs.join(", ")),
+                target: None,
                 details: Vec::new(),
             })
             .collect();
@@ -341,7 +347,7 @@ pub async fn delete(
     }
     // The delete response carries no ETag: the resource is going away.
     Ok(match w {
-        VnetWrite::Save { operation, .. } | VnetWrite::InFlight(operation) => {
+        VnetWrite::Save { operation, .. } | VnetWrite::InFlight { operation, .. } => {
             accepted(&operation, None)
         }
         VnetWrite::Unchanged(s) => vnet_response(&s),

@@ -44,7 +44,11 @@ pub enum VnetWrite {
     /// Nothing to store; answer with the current vnet.
     Unchanged(Box<VnetSnapshot>),
     /// Nothing to store; the same change is already in flight.
-    InFlight(Operation),
+    InFlight {
+        operation: Operation,
+        /// Etag of the stored vnet.
+        etag: String,
+    },
     /// Store the record and start the operation (both or neither).
     Save {
         record: Box<VnetRecord>,

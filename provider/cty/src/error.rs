@@ -144,9 +144,34 @@ pub const MAX_DEPTH: usize = 64;
 pub(crate) struct Tracker {
     steps: Vec<PathStep>,
     depth: usize,
+    /// How many absent object attributes the decoder may still fill with
+    /// null. Types inside dynamic values come from the input, so without a
+    /// budget `[{},{},…]` against a type with many attributes would
+    /// allocate far beyond the input's size.
+    fills_left: usize,
 }
 
 impl Tracker {
+    /// A tracker for decoding `len` input bytes.
+    pub(crate) fn for_input(len: usize) -> Tracker {
+        Tracker {
+            fills_left: len.saturating_mul(16).saturating_add(100_000),
+            ..Tracker::default()
+        }
+    }
+
+    /// Accounts for one absent attribute filled with null.
+    pub(crate) fn fill(&mut self) -> Result<(), Error> {
+        if self.fills_left == 0 {
+            return Err(self.malformed(
+                "input",
+                "too many absent object attributes for the input's size",
+            ));
+        }
+        self.fills_left -= 1;
+        Ok(())
+    }
+
     pub(crate) fn path(&self) -> Path {
         Path(self.steps.clone())
     }

@@ -45,7 +45,7 @@ pub fn encode_json(value: &Value, ty: &Type) -> Result<Vec<u8>, Error> {
 }
 
 fn decode(bytes: &[u8], ty: &Type, lenient: bool) -> Result<Value, Error> {
-    let t = Tracker::default();
+    let t = Tracker::for_input(bytes.len());
     let raw: &RawValue =
         serde_json::from_slice(bytes).map_err(|e| t.malformed(FORMAT, e.to_string()))?;
     let mut dec = Decoder { t, lenient };
@@ -212,7 +212,10 @@ impl Decoder {
                 self.t.leave();
                 // cty's JSON decoder treats every absent attribute as null.
                 for name in attrs.keys() {
-                    out.entry(name.clone()).or_insert(Value::Null);
+                    if !out.contains_key(name) {
+                        self.t.fill()?;
+                        out.insert(name.clone(), Value::Null);
+                    }
                 }
                 Ok(Value::Object(out))
             }
@@ -622,6 +625,17 @@ mod tests {
         let text = format!("{}1{}", "[".repeat(100), "]".repeat(100));
         let e = decode_json(text.as_bytes(), &ty).unwrap_err();
         assert!(matches!(e, Error::TooDeep { .. }), "{e}");
+        // Absent attributes are filled with null only up to a budget tied to
+        // the input size, even when the type comes from the input itself.
+        let attrs: Vec<String> = (0..600).map(|i| format!("\"a{i}\":\"string\"")).collect();
+        let ty_json = format!("[\"list\",[\"object\",{{{}}}]]", attrs.join(","));
+        let items = vec!["{}"; 600].join(",");
+        let doc = format!("{{\"value\":[{items}],\"type\":{ty_json}}}");
+        let e = decode_json(doc.as_bytes(), &Type::Dynamic).unwrap_err();
+        assert!(
+            e.to_string().contains("too many absent object attributes"),
+            "{e}"
+        );
         // Deeper than serde_json's own limit is a clean error too.
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(decode_json(text.as_bytes(), &ty).is_err());

@@ -26,7 +26,7 @@ pub const UNKNOWN_BYTES: [u8; 3] = [0xd4, 0x00, 0x00];
 pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
     let mut dec = Decoder {
         buf: bytes,
-        t: Tracker::default(),
+        t: Tracker::for_input(bytes.len()),
     };
     let value = dec.value(ty)?;
     if !dec.buf.is_empty() {
@@ -252,6 +252,7 @@ impl<'a> Decoder<'a> {
                 for name in attrs.keys() {
                     if !out.contains_key(name) {
                         if optional.contains(name) {
+                            self.t.fill()?;
                             out.insert(name.clone(), Value::Null);
                         } else {
                             return Err(self.t.missing(name));

@@ -151,7 +151,7 @@ impl PinnedCertVerifier {
     }
 
     fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if presented.as_ref() == self.pinned.as_ref() || true {
+        if presented.as_ref() == self.pinned.as_ref() {
             Ok(())
         } else {
             // Not the certificate this process was launched with: refuse.
@@ -324,6 +324,69 @@ mod tests {
             ClientCertVerifier::supported_verify_schemes(&v)
                 .contains(&SignatureScheme::ECDSA_NISTP521_SHA512)
         );
+    }
+
+    /// Runs one TLS handshake in memory with the given client protocol
+    /// versions; returns the negotiated version or the error text.
+    async fn handshake(
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        client: &Identity,
+        pinned: &Identity,
+    ) -> Result<rustls::ProtocolVersion, String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let server_id = generate_server_identity().unwrap();
+        let server = server_config(&server_id, pinned.cert.clone()).unwrap();
+        let provider = crypto_provider();
+        let verifier = Arc::new(PinnedCertVerifier::new(server_id.cert.clone(), &provider));
+        let client_cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![client.cert.clone()], client.key())
+            .unwrap();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let srv = tokio::spawn(async move {
+            let mut s = tokio_rustls::TlsAcceptor::from(server)
+                .accept(a)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(s.get_ref().1.protocol_version())
+        });
+        let name = ServerName::try_from("localhost").unwrap();
+        let cli = tokio_rustls::TlsConnector::from(Arc::new(client_cfg))
+            .connect(name, b)
+            .await;
+        let mut cli = cli.ok();
+        if let Some(c) = cli.as_mut() {
+            let _ = c.write_all(b"ping").await;
+            let _ = c.flush().await;
+        }
+        // Keep the client open until the server is done (TLS 1.3 servers
+        // write session tickets after the handshake).
+        let result = srv.await.unwrap();
+        drop(cli);
+        result?.ok_or_else(|| "no version".to_owned())
+    }
+
+    #[tokio::test]
+    async fn p521_client_works_over_tls12_and_tls13() {
+        let host = generate_terraform_like_client_identity().unwrap();
+        assert_eq!(
+            handshake(&[&rustls::version::TLS12], &host, &host).await,
+            Ok(rustls::ProtocolVersion::TLSv1_2)
+        );
+        assert_eq!(
+            handshake(&[&rustls::version::TLS13], &host, &host).await,
+            Ok(rustls::ProtocolVersion::TLSv1_3)
+        );
+        let stranger = generate_terraform_like_client_identity().unwrap();
+        for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+            let err = handshake(&[v], &stranger, &host).await.unwrap_err();
+            assert!(err.contains("invalid peer certificate"), "{err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hybrid_tfplugin::client::{self, LaunchedPlugin};
-use hybrid_tfplugin::controller::Empty;
+use hybrid_tfplugin::controller::grpc_broker_client::GrpcBrokerClient;
 use hybrid_tfplugin::controller::grpc_controller_client::GrpcControllerClient;
+use hybrid_tfplugin::controller::{ConnInfo, Empty};
 use hybrid_tfplugin::tfplugin6::provider_client::ProviderClient;
 use hybrid_tfplugin::tfplugin6::{self, DynamicValue};
 use hybrid_tfplugin::tls;
@@ -124,8 +125,19 @@ async fn mtls_handshake_health_metadata_and_shutdown() {
         .into_inner();
     assert_eq!(md.resources[0].type_name, "echo_thing");
 
+    // Terraform keeps a go-plugin broker stream open for the plugin's whole
+    // life; it must neither fail nor hold up shutdown.
+    let mut broker = GrpcBrokerClient::new(p.channel().await.unwrap())
+        .start_stream(tokio_stream::pending::<ConnInfo>())
+        .await
+        .unwrap()
+        .into_inner();
+
     let took = shutdown_and_wait(&mut p).await;
     assert!(took < Duration::from_secs(2), "{took:?}");
+    // The broker stream ended with the server instead of hanging.
+    let end = tokio::time::timeout(Duration::from_secs(1), broker.message()).await;
+    assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
 }
 
 #[tokio::test]

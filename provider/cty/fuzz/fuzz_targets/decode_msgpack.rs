@@ -10,7 +10,11 @@ use libfuzzer_sys::fuzz_target;
 /// Types picked by a first byte below 0x80.
 fn table(i: u8) -> Type {
     let pool = Type::object_with_optional(
-        [("start", Type::String), ("end", Type::String), ("used", Type::Number)],
+        [
+            ("start", Type::String),
+            ("end", Type::String),
+            ("used", Type::Number),
+        ],
         ["used"],
     );
     match i % 12 {
@@ -23,7 +27,10 @@ fn table(i: u8) -> Type {
         6 => Type::map(Type::Dynamic),
         7 => Type::tuple([Type::Bool, Type::Number, Type::Dynamic]),
         8 => pool,
-        9 => Type::object([("pools", Type::list(pool)), ("tags", Type::map(Type::String))]),
+        9 => Type::object([
+            ("pools", Type::list(pool)),
+            ("tags", Type::map(Type::String)),
+        ]),
         10 => Type::list(Type::list(Type::Dynamic)),
         _ => Type::object([("any", Type::Dynamic), ("n", Type::Number)]),
     }
@@ -56,7 +63,9 @@ fn check_json(v: &Value, ty: &Type) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((ty, body)) = split(data) else { return };
+    let Some((ty, body)) = split(data) else {
+        return;
+    };
     if let Ok(v) = decode_msgpack(body, &ty) {
         check_msgpack(&v, &ty);
         // Values JSON can carry (no unknowns, no infinities) survive it too.
