@@ -271,7 +271,11 @@ impl Host {
             .arg(listen)
             .arg("--data-dir")
             .arg(&data)
-            .args(self.sim.iter().flat_map(|p| [std::ffi::OsStr::new("--sim"), p.as_os_str()]))
+            .args(
+                self.sim
+                    .iter()
+                    .flat_map(|p| [std::ffi::OsStr::new("--sim"), p.as_os_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

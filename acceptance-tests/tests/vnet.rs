@@ -553,3 +553,53 @@ fn provider_configuration_errors() -> Result<()> {
     wd.expect_plan_error(&config, &["endpoint", "HYBRID_ENDPOINT"])?;
     Ok(())
 }
+
+/// A failure after the service accepted the work: the vnet is kept in state,
+/// tainted, with the error; once the fault is gone, re-applying converges.
+#[test]
+fn vnet_failure_mid_create_is_tainted_then_converges() -> Result<()> {
+    let mut host = Host::start_with_sim("[faults]\nfail_networks = [\"flaky\"]\n")?;
+    let wd = Workdir::new(&host)?;
+    let config = small_config("flaky", "");
+    wd.apply_expect_error(&config, &["flaky"])?;
+
+    let show = wd.show_json()?;
+    let entry = show
+        .pointer("/values/root_module/resources")
+        .and_then(Value::as_array)
+        .and_then(|rs| rs.iter().find(|r| r["address"] == "hybrid_vnet.test"))
+        .cloned();
+    ensure!(
+        entry.is_some(),
+        "a failed create lost the vnet from state: {show}"
+    );
+    let entry = entry.unwrap_or_default();
+    ensure!(entry["tainted"] == true, "failed vnet not tainted: {entry}");
+    ensure!(
+        entry["values"]["id"] == "/vnets/flaky",
+        "failed vnet state: {entry}"
+    );
+    let api = get_vnet(&host, "flaky")?;
+    ensure!(
+        api["provisioning_state"] == "Failed",
+        "API after fault: {api}"
+    );
+
+    // Lift the fault; the tainted vnet is replaced and everything settles.
+    host.set_sim(None)?;
+    host.restart()?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
+    ensure!(
+        actions == ["delete", "create"],
+        "tainted vnet planned {actions:?}, want [delete, create]"
+    );
+    wd.apply(&config)?;
+    let api = get_vnet(&host, "flaky")?;
+    ensure!(
+        api["provisioning_state"] == "Succeeded",
+        "API after re-apply: {api}"
+    );
+    wd.expect_no_changes()?;
+    Ok(())
+}
