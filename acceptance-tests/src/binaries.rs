@@ -51,51 +51,69 @@ pub(crate) fn workspace_root() -> PathBuf {
     manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
 
-/// The cargo target dir, honouring `CARGO_TARGET_DIR` (relative paths are
-/// taken from the workspace root, as cargo does when run there).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
+/// The profile directory the binaries live in (`target/debug`, …) and the
+/// cargo flags that build into it.
+///
+/// The test executable itself sits in `<profile dir>/deps/`, so its path
+/// honours every way of choosing a target dir (`CARGO_TARGET_DIR`,
+/// `--target-dir`, `build.target-dir`) and profile (`--release`, …). When it
+/// does not look like that, `CARGO_TARGET_DIR` or `<workspace>/target` and
+/// the dev profile are assumed.
+fn profile_dir() -> (PathBuf, Vec<String>) {
+    let from_exe = std::env::current_exe().ok().and_then(|exe| {
+        let deps = exe.parent()?;
+        if deps.file_name()? != "deps" {
+            return None;
         }
-        None => workspace_root().join("target"),
+        deps.parent().map(Path::to_path_buf)
+    });
+    if let Some(dir) = from_exe {
+        let flags = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => vec![],
+            Some("release") => vec!["--release".to_string()],
+            Some(profile) => vec!["--profile".to_string(), profile.to_string()],
+        };
+        return (dir, flags);
     }
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    };
+    (target.join("debug"), vec![])
 }
 
 fn build() -> Result<Binaries> {
-    let debug_dir = target_dir().join("debug");
+    let (dir, profile_flags) = profile_dir();
     let exe = std::env::consts::EXE_SUFFIX;
     let host = std::env::var_os("HYBRID_HOST_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| debug_dir.join(format!("hybrid-host{exe}")));
+        .unwrap_or_else(|| dir.join(format!("hybrid-host{exe}")));
     let provider = std::env::var_os("HYBRID_PROVIDER_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| debug_dir.join(format!("terraform-provider-hybrid{exe}")));
+        .unwrap_or_else(|| dir.join(format!("terraform-provider-hybrid{exe}")));
 
     if std::env::var_os("HYBRID_ACC_SKIP_BUILD").is_none() {
         // `CARGO` is set by cargo for the processes it runs (tests included).
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let command = "cargo build -p hybrid-host -p terraform-provider-hybrid";
+        let mut args = vec![
+            "build",
+            "-p",
+            "hybrid-host",
+            "-p",
+            "terraform-provider-hybrid",
+        ];
+        args.extend(profile_flags.iter().map(String::as_str));
+        let command = format!("cargo {}", args.join(" "));
         let out = Command::new(&cargo)
-            .args([
-                "build",
-                "-p",
-                "hybrid-host",
-                "-p",
-                "terraform-provider-hybrid",
-            ])
+            .args(&args)
             .current_dir(workspace_root())
             .output()
             .map_err(|e| Error::io("running", PathBuf::from(&cargo), e))?;
         if !out.status.success() {
             return Err(Error::Build {
                 what: "hybrid-host and terraform-provider-hybrid".into(),
-                command: command.into(),
+                command,
                 output: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }

@@ -1,6 +1,6 @@
 //! A real `hybrid-host` process for one test, plus a small API client.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use reqwest::blocking::Client;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{Error, Result, binaries};
+use crate::{Error, Result, binaries, write};
 
 /// How long a host may take to come up (a cold debug build on a busy 2-core
 /// machine can be slow to create its CA and store).
@@ -18,7 +18,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `hybrid-host serve` process on a free loopback port, with its data dir
 /// in a temp dir. Dropping it kills the process and removes the data, unless
-/// the test is panicking: then both are kept and the log tail is printed.
+/// the test is panicking or `HYBRID_ACC_KEEP` is set: then the data is kept
+/// and the log tail is printed.
 pub struct Host {
     root: TempDir,
     child: Option<Child>,
@@ -365,7 +366,7 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("HYBRID_ACC_KEEP").is_some() {
             self.root.disable_cleanup(true);
             eprintln!(
                 "hybrid-host data kept in {}\n--- host log tail ---\n{}",
@@ -380,11 +381,4 @@ impl Drop for Host {
 pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Writes `contents` to `path`, mapping the error.
-pub(crate) fn write(path: &Path, contents: &str) -> Result<()> {
-    let mut f = File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    std::io::Write::write_all(&mut f, contents.as_bytes())
-        .map_err(|e| Error::io("writing", path, e))
 }

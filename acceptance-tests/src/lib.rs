@@ -11,14 +11,22 @@
 //! # fn main() -> hybrid_acceptance_tests::Result<()> {
 //! let host = Host::start()?;
 //! let wd = Workdir::new(&host)?;
-//! wd.apply(r#"resource "hybrid_vnet" "a" { name = "a" address_prefix = "10.0.0.0/24" }"#)?;
+//! wd.apply(r#"
+//! resource "hybrid_vnet" "a" {
+//!   name           = "a"
+//!   address_prefix = "10.0.0.0/24"
+//!   vm_ip_pool     = { start = "10.0.0.10", end = "10.0.0.99" }
+//! }
+//! "#)?;
 //! wd.expect_no_changes()?;
 //! # Ok(()) }
 //! ```
 //!
 //! Every step returns [`Result`]; a failing step's error carries the command,
-//! its exit code and its full output, so a red test explains itself. When a
-//! test panics, the temp dirs are kept and their paths printed.
+//! its exit code and its full output, so a red test explains itself. Set
+//! `HYBRID_ACC_KEEP=1` to keep every temp dir (their paths are printed; they
+//! are also kept when a test panics), and `HYBRID_ACC_TF_LOG=debug` to write
+//! Terraform's log, provider lines included, to `terraform.log` in each.
 
 mod binaries;
 mod error;
@@ -34,3 +42,8 @@ pub use workdir::{Mode, TfOutput, Workdir, terraform_platform};
 
 /// The provider's source address as users write it in `required_providers`.
 pub const PROVIDER_SOURCE: &str = "hybridops/hybrid";
+
+/// Writes `contents` to `path`, naming the path in the error.
+pub(crate) fn write(path: &std::path::Path, contents: &str) -> Result<()> {
+    std::fs::write(path, contents).map_err(|e| Error::io("writing", path, e))
+}

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::host::write;
 use crate::state::{attributes_diff, find_resource};
+use crate::write;
 use crate::{Error, Host, PROVIDER_SOURCE, Result, binaries};
 
 /// A Terraform command may not take longer than this; a hung provider then
@@ -397,8 +397,7 @@ impl Workdir {
     /// equals the one in this workdir's state, except the `ignore`d ones.
     pub fn import_verify(&self, address: &str, id: &str, ignore: &[&str]) -> Result<()> {
         let want = self.resource(address)?;
-        let fresh = Workdir::with_mode(None, self.mode)?;
-        let mut fresh = fresh;
+        let mut fresh = Workdir::with_mode(None, self.mode)?;
         for (k, v) in &self.env {
             if !k.starts_with("TF_") {
                 fresh.set_env(k, v);

@@ -179,6 +179,46 @@ fn vnet_lifecycle() -> Result<()> {
     );
     wd.expect_no_changes()?;
 
+    // Every other immutable attribute forces replacement too, and the plan
+    // says which one (plan only; nothing is applied).
+    for (from, to, attribute) in [
+        (
+            "name                 = \"lan\"",
+            "name                 = \"lan2\"",
+            "name",
+        ),
+        (
+            "vlan_id              = 42",
+            "vlan_id              = 43",
+            "vlan_id",
+        ),
+        (
+            "gateway              = \"10.9.0.1\"",
+            "gateway              = \"10.9.0.5\"",
+            "gateway",
+        ),
+        (
+            "[\"10.9.0.2\", \"10.9.0.3\"]",
+            "[\"10.9.0.2\"]",
+            "dns_servers",
+        ),
+    ] {
+        ensure!(moved.contains(from), "test bug: {from:?} not in the config");
+        wd.write_config(&moved.replace(from, to))?;
+        let plan = wd.plan_json()?;
+        let actions = Workdir::planned_actions(&plan, "hybrid_vnet.test");
+        ensure!(
+            actions == ["delete", "create"],
+            "changing {attribute} planned {actions:?}, want [delete, create]"
+        );
+        let replace_paths = plan["resource_changes"][0]["change"]["replace_paths"].to_string();
+        ensure!(
+            replace_paths.contains(&format!("\"{attribute}\"")),
+            "changing {attribute}: replace_paths {replace_paths} does not name it"
+        );
+    }
+    wd.write_config(&moved)?;
+
     // Import into a fresh state gives the same attributes (timeouts are
     // configuration-only, so import cannot know them).
     wd.import_verify("hybrid_vnet.test", "/vnets/lan", &["timeouts"])?;
@@ -375,7 +415,9 @@ fn vnet_in_use_rules() -> Result<()> {
         resp.body
     );
 
-    // Usage shows up in state after a refresh... (the resource reports it)
+    // Usage changing under a vnet (clusters allocating addresses) is not a
+    // change to plan; it shows in the pool usage after a refresh.
+    wd.expect_no_changes()?;
     wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve"])?;
     let state = wd.resource("hybrid_vnet.test")?;
     ensure!(
@@ -601,5 +643,185 @@ fn vnet_failure_mid_create_is_tainted_then_converges() -> Result<()> {
         "API after re-apply: {api}"
     );
     wd.expect_no_changes()?;
+    Ok(())
+}
+
+/// The service side of the contract the provider relies on: health without
+/// a token, everything else with one, and an OpenAPI document listing the
+/// vnet routes.
+#[test]
+fn host_api_contract() -> Result<()> {
+    let host = Host::start()?;
+    let health = host.call_with_token(reqwest::Method::GET, "/healthz", None, None)?;
+    ensure!(
+        health.status == 200,
+        "/healthz without a token: {} {}",
+        health.status,
+        health.body
+    );
+    let anon = host.call_with_token(reqwest::Method::GET, "/v1/vnets", None, None)?;
+    ensure!(
+        anon.status == 401,
+        "/v1/vnets without a token: {} {}",
+        anon.status,
+        anon.body
+    );
+    ensure!(
+        anon.error_code().is_some(),
+        "401 without an error envelope: {}",
+        anon.body
+    );
+    let wrong = host.call_with_token(reqwest::Method::GET, "/v1/vnets", None, Some("nope"))?;
+    ensure!(
+        wrong.status == 401,
+        "/v1/vnets with a wrong token: {}",
+        wrong.status
+    );
+
+    let doc = host.get("/v1/openapi.json")?;
+    ensure!(doc.status == 200, "openapi: {} {}", doc.status, doc.body);
+    let paths = doc.body["paths"].as_object().cloned().unwrap_or_default();
+    for (path, methods) in [
+        ("/v1/vnets", &["get"][..]),
+        ("/v1/vnets/{name}", &["get", "put", "patch", "delete"][..]),
+        ("/v1/operations/{id}", &["get"][..]),
+    ] {
+        let entry = paths.get(path);
+        ensure!(
+            entry.is_some(),
+            "openapi.json lacks {path}; has {:?}",
+            paths.keys()
+        );
+        for m in methods {
+            ensure!(
+                entry.and_then(|e| e.get(m)).is_some(),
+                "openapi.json lacks {} {path}",
+                m.to_uppercase()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `timeouts` are honoured: a create slower than `timeouts.create` fails
+/// with a message saying so, and the vnet is kept (tainted) in state, so a
+/// later apply converges instead of losing track of it.
+#[test]
+fn vnet_create_timeout_is_honoured() -> Result<()> {
+    let mut host = Host::start_with_sim("[timings]\nnetwork_ms = 4000\n")?;
+    let wd = Workdir::new(&host)?;
+    let config = small_config("slow", "timeouts = { create = \"1s\" }");
+    wd.apply_expect_error(&config, &["timed out after 1s", "/vnets/slow"])?;
+    let show = wd.show_json()?;
+    ensure!(
+        hybrid_acceptance_tests::find_resource(&show, "hybrid_vnet.test").is_some(),
+        "a timed-out create lost the vnet from state: {show}"
+    );
+
+    host.set_sim(None)?;
+    host.restart()?;
+    wd.apply(&config)?;
+    let api = get_vnet(&host, "slow")?;
+    ensure!(
+        api["provisioning_state"] == "Succeeded",
+        "API after re-apply: {api}"
+    );
+    wd.expect_no_changes()?;
+    Ok(())
+}
+
+/// The token never reaches a log: run a full apply/destroy at TRACE level
+/// (Terraform's log includes the provider's stderr) and look for it.
+#[test]
+fn token_never_logged() -> Result<()> {
+    let host = Host::start()?;
+    let mut wd = Workdir::new(&host)?;
+    let log = wd.dir().join("trace.log");
+    wd.set_env("TF_LOG", "TRACE");
+    wd.set_env("TF_LOG_PATH", &log.display().to_string());
+    let out = wd.apply(&small_config("logged", ""))?;
+    wd.destroy()?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    ensure!(
+        text.contains(
+            "provider.terraform-provider-hybrid: connected to the host management service"
+        ),
+        "the trace log has no provider log lines; is TF_LOG honoured? ({} bytes)",
+        text.len()
+    );
+    ensure!(
+        !text.contains(host.token()) && !out.combined().contains(host.token()),
+        "the admin token appears in the trace log or output"
+    );
+    ensure!(
+        !host.log().contains(host.token()),
+        "the admin token appears in the host log"
+    );
+    Ok(())
+}
+
+/// Many vnets in one apply: Terraform creates them concurrently (its default
+/// parallelism is 10) and every one lands, with no perpetual diff.
+#[test]
+fn vnet_many_in_one_apply() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    wd.apply(
+        r#"
+resource "hybrid_vnet" "many" {
+  count          = 16
+  name           = "net-${count.index}"
+  address_prefix = "10.${count.index}.0.0/24"
+  vm_ip_pool     = { start = "10.${count.index}.0.10", end = "10.${count.index}.0.99" }
+  vip_pool       = { start = "10.${count.index}.0.200", end = "10.${count.index}.0.209" }
+}
+"#,
+    )?;
+    ensure!(vnet_count(&host)? == 16, "want 16 vnets in the API");
+    wd.expect_no_changes()?;
+    wd.destroy()?;
+    ensure!(vnet_count(&host)? == 0, "vnets left after destroy");
+    Ok(())
+}
+
+/// Terraform ≥ 1.5 `import` blocks with generated configuration: the
+/// generated HCL, applied as is, matches the imported object exactly.
+#[test]
+fn vnet_import_block_generates_config() -> Result<()> {
+    let host = Host::start()?;
+    let resp = host.put(
+        "/v1/vnets/legacy",
+        &json!({
+            "address_prefix": "192.168.50.0/24",
+            "gateway": "192.168.50.1",
+            "dns_servers": ["192.168.50.2"],
+            "vlan_id": 50,
+            "vm_ip_pool": {"start": "192.168.50.10", "end": "192.168.50.60"},
+            "tags": {"owner": "legacy-team"}
+        }),
+    )?;
+    ensure!(
+        (200..=202).contains(&resp.status),
+        "PUT: {} {}",
+        resp.status,
+        resp.body
+    );
+    host.wait_operation(&resp)?;
+
+    let wd = Workdir::new(&host)?;
+    wd.write_config("import {\n  to = hybrid_vnet.legacy\n  id = \"/vnets/legacy\"\n}\n")?;
+    wd.terraform_ok(&["plan", "-input=false", "-generate-config-out=generated.tf"])?;
+    let generated = std::fs::read_to_string(wd.dir().join("generated.tf"))
+        .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("generated.tf: {e}")))?;
+    for needle in ["192.168.50.0/24", "legacy-team", "vlan_id"] {
+        ensure!(
+            generated.contains(needle),
+            "generated.tf lacks {needle}:\n{generated}"
+        );
+    }
+    wd.apply_current()?;
+    wd.expect_no_changes()?;
+    let state = wd.resource("hybrid_vnet.legacy")?;
+    ensure!(state["vm_ip_pool"]["size"] == 51, "imported state: {state}");
     Ok(())
 }

@@ -351,24 +351,29 @@ fn install_provider(paths: &Paths, provider_bin: &Path) -> Result<PathBuf> {
 /// `env.sh` sets what `terraform` needs to reach the quickstart host. The
 /// token is read from its file when sourced, never written anywhere else.
 fn write_env_files(paths: &Paths) -> Result<()> {
+    let env = env_script(&paths.rc, &paths.data);
+    fs::write(&paths.env, env).with_context(|| format!("writing {}", paths.env.display()))
+}
+
+/// The text of `env.sh`, with every path single-quoted for the shell.
+fn env_script(rc: &Path, data: &Path) -> String {
     let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-    let env = format!(
+    format!(
         "# Source me: `source .build/quickstart/env.sh` (written by `cargo xtask quickstart`).\n\
          export TF_CLI_CONFIG_FILE={rc}\n\
          export HYBRID_ENDPOINT=\"$(cat {endpoint})\"\n\
          export HYBRID_TOKEN=\"$(cat {token})\"\n\
          export HYBRID_CA_CERT_FILE={ca}\n",
-        rc = q(&paths.rc),
-        endpoint = q(&paths.data.join("endpoint")),
-        token = q(&paths.data.join("admin.token")),
-        ca = q(&paths.data.join("ca.pem")),
-    );
-    fs::write(&paths.env, env).with_context(|| format!("writing {}", paths.env.display()))
+        rc = q(rc),
+        endpoint = q(&data.join("endpoint")),
+        token = q(&data.join("admin.token")),
+        ca = q(&data.join("ca.pem")),
+    )
 }
 
 /// A `terraform -chdir=examples/quickstart` command wired to the host.
 fn terraform(paths: &Paths, endpoint: &str) -> Command {
-    let mut cmd = Command::new("terraform");
+    let mut cmd = util::terraform();
     cmd.current_dir(&paths.example)
         .env("TF_CLI_CONFIG_FILE", &paths.rc)
         .env("TF_IN_AUTOMATION", "1")
@@ -423,4 +428,42 @@ fn print_summary(
     println!("  terraform -chdir=examples/quickstart plan");
     println!("The host keeps running in the background; stop it with `cargo xtask stop`.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `env.sh` must work when sourced even if the checkout's path has
+    /// spaces or quotes in it.
+    #[test]
+    fn env_script_survives_awkward_paths() {
+        let tmp = std::env::temp_dir().join(format!("xtask env 'q' {}", std::process::id()));
+        let data = tmp.join("host");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("endpoint"), "https://127.0.0.1:8443\n").unwrap();
+        fs::write(data.join("admin.token"), "t0ken\n").unwrap();
+        let script = tmp.join("env.sh");
+        fs::write(&script, env_script(&tmp.join("terraformrc"), &data)).unwrap();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"source "$1" && printf '%s|%s|%s|%s' "$TF_CLI_CONFIG_FILE" "$HYBRID_ENDPOINT" "$HYBRID_TOKEN" "$HYBRID_CA_CERT_FILE""#)
+            .arg("bash")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&tmp);
+        let got = String::from_utf8_lossy(&out.stdout);
+        let want = format!(
+            "{}|https://127.0.0.1:8443|t0ken|{}",
+            tmp.join("terraformrc").display(),
+            data.join("ca.pem").display()
+        );
+        assert_eq!(
+            got,
+            want,
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

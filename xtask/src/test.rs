@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> Result<()> {
             eprintln!("note: {} not found, skipping fuzzing", rel(&root, &fuzz));
         }
     }
-    let mut tf_fmt = Command::new("terraform");
+    let mut tf_fmt = util::terraform();
     tf_fmt.args(["fmt", "-check", "-recursive", "-diff", "examples"]);
     steps.push(Step {
         name: "terraform fmt -check examples",

@@ -61,9 +61,20 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A `terraform` command. A `TF_CLI_CONFIG_FILE` naming a missing file is
+/// dropped: Terraform would only warn about it on every command.
+pub fn terraform() -> Command {
+    let mut cmd = Command::new("terraform");
+    if std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists()) {
+        cmd.env_remove("TF_CLI_CONFIG_FILE");
+    }
+    cmd.env("CHECKPOINT_DISABLE", "1");
+    cmd
+}
+
 /// Checks that `terraform` is installed, returning its version line.
 pub fn terraform_version() -> Result<String> {
-    let out = output(Command::new("terraform").arg("version")).context(
+    let out = output(terraform().arg("version")).context(
         "Terraform is required: install terraform >= 1.8 and put it on PATH \
          (https://developer.hashicorp.com/terraform/install)",
     )?;

@@ -226,6 +226,14 @@ impl HostClient {
                 request = request.json(body);
             }
             let outcome = request.send().await;
+            match &outcome {
+                Ok(r) => {
+                    tracing::debug!(%method, %path, status = r.status().as_u16(), attempt, "host API call")
+                }
+                Err(e) => {
+                    tracing::debug!(%method, %path, error = %cause_chain(e), attempt, "host API call failed")
+                }
+            }
             let transient = match &outcome {
                 Err(e) => e.is_connect() || e.is_timeout(),
                 Ok(r) => matches!(

@@ -197,6 +197,7 @@ impl Resource for VnetResource {
         diags: &mut Diagnostics,
     ) {
         plan_pool_sizes(planned);
+        keep_succeeded_state(ctx.prior, planned);
         // Shrinking a pool is allowed only while nothing allocated would fall
         // outside: ask the service now so the plan, not the apply, fails.
         let (Some(client), false) = (ctx.client, ctx.prior.is_null()) else {
@@ -422,6 +423,20 @@ impl VnetResource {
                 partial
             }
         }
+    }
+}
+
+/// An update of a healthy vnet either succeeds, leaving it `Succeeded`, or
+/// fails with an error (when Terraform checks nothing against the plan), so
+/// the plan can say so instead of "known after apply" on every change.
+fn keep_succeeded_state(prior: &Value, planned: &mut Value) {
+    let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
+    if let (true, Value::Object(attrs)) = (succeeded, planned)
+        && attrs
+            .get("provisioning_state")
+            .is_some_and(Value::is_unknown)
+    {
+        attrs.insert("provisioning_state".into(), Value::from("Succeeded"));
     }
 }
 
