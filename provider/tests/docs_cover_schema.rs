@@ -13,8 +13,7 @@ fn doc(kind: &str, type_name: &str) -> String {
         .join("../docs")
         .join(kind)
         .join(format!("{short}.md"));
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()))
 }
 
 fn missing(attributes: &[Attribute], doc: &str, prefix: &str, out: &mut Vec<String>) {
@@ -22,7 +21,7 @@ fn missing(attributes: &[Attribute], doc: &str, prefix: &str, out: &mut Vec<Stri
         if !doc.contains(&format!("`{}`", attribute.name)) {
             out.push(format!("{prefix}{}", attribute.name));
         }
-        if let Kind::Nested(inner) = &attribute.kind {
+        if let Kind::Nested(inner) | Kind::NestedCollection(_, inner) = &attribute.kind {
             missing(inner, doc, &format!("{prefix}{}.", attribute.name), out);
         }
     }

@@ -5,7 +5,8 @@ use hybrid_tfplugin::tfplugin6 as pb;
 
 use super::diagnostics::{Diagnostics, Severity};
 use super::path::{AttrPath, Step};
-use super::schema::{Attribute, Kind, Mode, Schema};
+use super::schema::{Attribute, Kind, Mode, Nesting, Schema};
+use pb::schema::object::NestingMode;
 
 pub fn schema(schema: &Schema) -> pb::Schema {
     pb::Schema {
@@ -24,14 +25,15 @@ pub fn schema(schema: &Schema) -> pb::Schema {
 fn attribute(attribute: &Attribute) -> pb::schema::Attribute {
     let (r#type, nested_type) = match &attribute.kind {
         Kind::Primitive(ty) => (ty.to_json(), None),
-        Kind::Nested(inner) => (
-            Vec::new(),
-            Some(pb::schema::Object {
-                attributes: inner.iter().map(self::attribute).collect(),
-                nesting: pb::schema::object::NestingMode::Single as i32,
-                ..Default::default()
-            }),
-        ),
+        Kind::Nested(inner) => (Vec::new(), Some(object(inner, NestingMode::Single))),
+        Kind::NestedCollection(nesting, inner) => {
+            let mode = match nesting {
+                Nesting::List => NestingMode::List,
+                Nesting::Set => NestingMode::Set,
+                Nesting::Map => NestingMode::Map,
+            };
+            (Vec::new(), Some(object(inner, mode)))
+        }
     };
     pb::schema::Attribute {
         name: attribute.name.to_string(),
@@ -45,6 +47,14 @@ fn attribute(attribute: &Attribute) -> pb::schema::Attribute {
         description_kind: pb::StringKind::Markdown as i32,
         deprecated: false,
         write_only: attribute.write_only,
+    }
+}
+
+fn object(attributes: &[Attribute], nesting: NestingMode) -> pb::schema::Object {
+    pb::schema::Object {
+        attributes: attributes.iter().map(attribute).collect(),
+        nesting: nesting as i32,
+        ..Default::default()
     }
 }
 
@@ -145,5 +155,82 @@ pub fn encode(
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::schema::validators;
+
+    fn nodes_schema() -> Schema {
+        Schema::new(
+            "test",
+            vec![
+                Attribute::nested_collection(
+                    "nodes",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("name").required(),
+                        Attribute::number("count")
+                            .optional()
+                            .validator(validators::int_between(1, 3)),
+                    ],
+                )
+                .optional(),
+                Attribute::string("secret").optional().sensitive(),
+            ],
+        )
+    }
+
+    #[test]
+    fn nested_collections_become_nested_types() {
+        let schema = schema(&nodes_schema());
+        let block = schema.block.unwrap();
+        let nodes = &block.attributes[0];
+        assert!(nodes.r#type.is_empty());
+        let object = nodes.nested_type.as_ref().unwrap();
+        assert_eq!(object.nesting, NestingMode::List as i32);
+        assert_eq!(object.attributes.len(), 2);
+        assert!(block.attributes[1].sensitive);
+        assert_eq!(block.attributes[1].r#type, b"\"string\"".to_vec());
+    }
+
+    #[test]
+    fn validators_run_inside_collections_with_indexed_paths() {
+        let config = Value::object([
+            (
+                "nodes",
+                Value::List(vec![
+                    Value::object([("name", Value::from("a")), ("count", Value::from(2i64))]),
+                    Value::object([("name", Value::from("b")), ("count", Value::from(7i64))]),
+                ]),
+            ),
+            ("secret", Value::Null),
+        ]);
+        let mut diags = Diagnostics::new();
+        nodes_schema().validate(&config, &mut diags);
+        let paths: Vec<String> = diags
+            .iter()
+            .map(|d| d.path.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(paths, vec!["nodes[1].count"]);
+    }
+
+    #[test]
+    fn nested_attribute_paths_stop_at_the_top_attribute_for_terraform() {
+        let mut diags = Diagnostics::new();
+        diags.error_at(
+            AttrPath::attr("vm_ip_pool").then_attr("start"),
+            "bad",
+            "detail",
+        );
+        diags.error_at(AttrPath::attr("tags").then_key("env"), "bad", "detail");
+        let sent = diagnostics(&diags);
+        assert_eq!(sent[0].attribute, Some(path(&AttrPath::attr("vm_ip_pool"))));
+        assert_eq!(
+            sent[1].attribute,
+            Some(path(&AttrPath::attr("tags").then_key("env")))
+        );
     }
 }

@@ -36,6 +36,16 @@ pub enum Kind {
     Primitive(Type),
     /// A single nested object (`pool = { start = …, end = … }`).
     Nested(Vec<Attribute>),
+    /// A list, set or map of nested objects (`nodes = [{ name = …, ip = … }]`).
+    NestedCollection(Nesting, Vec<Attribute>),
+}
+
+/// How a collection of nested objects is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    List,
+    Set,
+    Map,
 }
 
 #[derive(Clone)]
@@ -97,6 +107,14 @@ impl Attribute {
         Self::new(name, Kind::Nested(attributes))
     }
 
+    pub fn nested_collection(
+        name: &'static str,
+        nesting: Nesting,
+        attributes: Vec<Attribute>,
+    ) -> Self {
+        Self::new(name, Kind::NestedCollection(nesting, attributes))
+    }
+
     pub fn required(mut self) -> Self {
         self.mode = Mode::Required;
         self
@@ -153,6 +171,14 @@ impl Attribute {
         match &self.kind {
             Kind::Primitive(ty) => ty.clone(),
             Kind::Nested(attributes) => object_type(attributes),
+            Kind::NestedCollection(nesting, attributes) => {
+                let object = Box::new(object_type(attributes));
+                match nesting {
+                    Nesting::List => Type::List(object),
+                    Nesting::Set => Type::Set(object),
+                    Nesting::Map => Type::Map(object),
+                }
+            }
         }
     }
 }
@@ -214,8 +240,20 @@ fn validate_attributes(
         for validator in &attribute.validators {
             validator(value, &at, diags);
         }
-        if let Kind::Nested(inner) = &attribute.kind {
-            validate_attributes(inner, value, &at, diags);
+        match (&attribute.kind, value) {
+            (Kind::Nested(inner), _) => validate_attributes(inner, value, &at, diags),
+            (Kind::NestedCollection(_, inner), Value::Map(entries)) => {
+                for (key, element) in entries {
+                    validate_attributes(inner, element, &at.clone().then_key(key), diags);
+                }
+            }
+            (Kind::NestedCollection(_, inner), _) => {
+                for (index, element) in value.elements().unwrap_or_default().iter().enumerate() {
+                    let index = i64::try_from(index).unwrap_or(i64::MAX);
+                    validate_attributes(inner, element, &at.clone().then_index(index), diags);
+                }
+            }
+            (Kind::Primitive(_), _) => {}
         }
     }
 }
