@@ -28,33 +28,64 @@ pub fn plan(schema: &Schema, prior: &Value, config: &Value, proposed: &Value) ->
     }
     let creating = prior.is_null();
     let mut requires_replace = Vec::new();
-    let planned = plan_object(
+    let blocks_changed = schema
+        .blocks
+        .iter()
+        .any(|b| prior.get(b.type_name) != proposed.get(b.type_name));
+    let mut planned = plan_object(
         &schema.attributes,
-        prior,
-        config,
-        proposed,
+        Views {
+            prior,
+            config,
+            proposed,
+        },
         creating,
+        blocks_changed,
         &AttrPath::root(),
         &mut requires_replace,
     );
+    // Blocks hold only what the practitioner wrote: plan them as proposed.
+    if let Value::Object(attrs) = &mut planned {
+        for block in &schema.blocks {
+            let value = proposed
+                .get(block.type_name)
+                .cloned()
+                .unwrap_or(Value::Null);
+            if block.requires_replace && !creating && prior.get(block.type_name) != Some(&value) {
+                requires_replace.push(AttrPath::attr(block.type_name));
+            }
+            attrs.insert(block.type_name.to_string(), value);
+        }
+    }
     Plan {
         planned,
         requires_replace,
     }
 }
 
+/// The three views of one object that planning compares.
+struct Views<'a> {
+    prior: &'a Value,
+    config: &'a Value,
+    proposed: &'a Value,
+}
+
 fn plan_object(
     attributes: &[Attribute],
-    prior: &Value,
-    config: &Value,
-    proposed: &Value,
+    views: Views<'_>,
     creating: bool,
+    changed_elsewhere: bool,
     path: &AttrPath,
     requires_replace: &mut Vec<AttrPath>,
 ) -> Value {
     // Nothing the practitioner controls changed at this level: keep every
     // prior value, so computed attributes do not churn to "known after apply".
-    let changed = creating || !same_settable(attributes, prior, proposed);
+    let Views {
+        prior,
+        config,
+        proposed,
+    } = views;
+    let changed = creating || changed_elsewhere || !same_settable(attributes, prior, proposed);
     let mut out = BTreeMap::new();
     for attribute in attributes {
         let name = attribute.name;
@@ -79,10 +110,13 @@ fn plan_object(
             match (&attribute.kind, &proposed_value) {
                 (Kind::Nested(inner), Value::Object(_)) => plan_object(
                     inner,
-                    &prior_value,
-                    &config_value,
-                    &proposed_value,
+                    Views {
+                        prior: &prior_value,
+                        config: &config_value,
+                        proposed: &proposed_value,
+                    },
                     creating || prior_value.is_null(),
+                    false,
                     &at,
                     requires_replace,
                 ),
@@ -252,6 +286,34 @@ mod tests {
         let cfg = config("b", "10.0.0.1", Value::Null);
         let plan = plan(&schema(), &prior, &cfg, &proposed(&prior, &cfg));
         assert_eq!(plan.requires_replace, vec![AttrPath::attr("name")]);
+    }
+
+    #[test]
+    fn block_change_is_a_change_and_can_require_replace() {
+        use crate::framework::schema::{Block, BlockNesting};
+        let schema = schema().with_blocks(vec![Block {
+            type_name: "rule",
+            nesting: BlockNesting::List,
+            description: String::new(),
+            attributes: vec![Attribute::string("port").required()],
+            min_items: 0,
+            max_items: 0,
+            requires_replace: true,
+        }]);
+        let rule = |port: &str| Value::List(vec![obj(vec![("port", port.into())])]);
+        let mut prior = prior();
+        if let Value::Object(attrs) = &mut prior {
+            attrs.insert("rule".into(), rule("80"));
+        }
+        let mut cfg = config("a", "10.0.0.1", Value::Null);
+        if let Value::Object(attrs) = &mut cfg {
+            attrs.insert("rule".into(), rule("443"));
+        }
+        let proposed = proposed(&prior, &cfg);
+        let plan = plan(&schema, &prior, &cfg, &proposed);
+        assert_eq!(plan.planned.get("rule"), Some(&rule("443")));
+        assert_eq!(plan.planned.get("state"), Some(&Value::Unknown));
+        assert_eq!(plan.requires_replace, vec![AttrPath::attr("rule")]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use hybrid_tfplugin::tfplugin6 as pb;
 
 use super::diagnostics::{Diagnostics, Severity};
 use super::path::{AttrPath, Step};
-use super::schema::{Attribute, Kind, Mode, Nesting, Schema};
+use super::schema::{Attribute, Block, BlockNesting, Kind, Mode, Nesting, Schema};
 use pb::schema::object::NestingMode;
 
 pub fn schema(schema: &Schema) -> pb::Schema {
@@ -14,7 +14,7 @@ pub fn schema(schema: &Schema) -> pb::Schema {
         block: Some(pb::schema::Block {
             version: schema.version,
             attributes: schema.attributes.iter().map(attribute).collect(),
-            block_types: Vec::new(),
+            block_types: schema.blocks.iter().map(block).collect(),
             description: schema.description.clone(),
             description_kind: pb::StringKind::Markdown as i32,
             deprecated: false,
@@ -47,6 +47,28 @@ fn attribute(attribute: &Attribute) -> pb::schema::Attribute {
         description_kind: pb::StringKind::Markdown as i32,
         deprecated: false,
         write_only: attribute.write_only,
+    }
+}
+
+fn block(block: &Block) -> pb::schema::NestedBlock {
+    use pb::schema::nested_block::NestingMode as Mode;
+    pb::schema::NestedBlock {
+        type_name: block.type_name.to_string(),
+        block: Some(pb::schema::Block {
+            version: 0,
+            attributes: block.attributes.iter().map(attribute).collect(),
+            block_types: Vec::new(),
+            description: block.description.clone(),
+            description_kind: pb::StringKind::Markdown as i32,
+            deprecated: false,
+        }),
+        nesting: match block.nesting {
+            BlockNesting::Single => Mode::Single,
+            BlockNesting::List => Mode::List,
+            BlockNesting::Set => Mode::Set,
+        } as i32,
+        min_items: block.min_items,
+        max_items: block.max_items,
     }
 }
 

@@ -201,6 +201,41 @@ pub struct Schema {
     pub version: i64,
     pub description: String,
     pub attributes: Vec<Attribute>,
+    /// Nested blocks. New shapes use nested attributes (DESIGN.md); blocks
+    /// exist for the shapes Terraform users know as blocks.
+    pub blocks: Vec<Block>,
+}
+
+/// How a nested block repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockNesting {
+    Single,
+    List,
+    Set,
+}
+
+/// A nested block (`name { … }`), with attributes only.
+#[derive(Clone)]
+pub struct Block {
+    pub type_name: &'static str,
+    pub nesting: BlockNesting,
+    pub description: String,
+    pub attributes: Vec<Attribute>,
+    pub min_items: i64,
+    pub max_items: i64,
+    /// A change to the block destroys and re-creates the object.
+    pub requires_replace: bool,
+}
+
+impl Block {
+    pub fn value_type(&self) -> Type {
+        let object = object_type(&self.attributes);
+        match self.nesting {
+            BlockNesting::Single => object,
+            BlockNesting::List => Type::List(Box::new(object)),
+            BlockNesting::Set => Type::Set(Box::new(object)),
+        }
+    }
 }
 
 impl Schema {
@@ -209,17 +244,51 @@ impl Schema {
             version: 0,
             description: description.into(),
             attributes,
+            blocks: Vec::new(),
         }
     }
 
+    pub fn with_blocks(mut self, blocks: Vec<Block>) -> Self {
+        self.blocks = blocks;
+        self
+    }
+
     pub fn value_type(&self) -> Type {
-        object_type(&self.attributes)
+        let mut ty = object_type(&self.attributes);
+        if let Type::Object { attrs, .. } = &mut ty {
+            for block in &self.blocks {
+                attrs.insert(block.type_name.to_string(), block.value_type());
+            }
+        }
+        ty
     }
 
     /// Runs every attribute validator on the known, non-null values of
-    /// `config`, recursing into nested objects.
+    /// `config`, recursing into nested objects and blocks.
     pub fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_attributes(&self.attributes, config, &AttrPath::root(), diags);
+        for block in &self.blocks {
+            let at = AttrPath::attr(block.type_name);
+            match config.get(block.type_name) {
+                Some(Value::Object(_)) => {
+                    let value = config.get(block.type_name).unwrap_or(&Value::Null);
+                    validate_attributes(&block.attributes, value, &at, diags);
+                }
+                Some(value) => {
+                    for (index, element) in value.elements().unwrap_or_default().iter().enumerate()
+                    {
+                        let index = i64::try_from(index).unwrap_or(i64::MAX);
+                        validate_attributes(
+                            &block.attributes,
+                            element,
+                            &at.clone().then_index(index),
+                            diags,
+                        );
+                    }
+                }
+                None => {}
+            }
+        }
     }
 }
 
