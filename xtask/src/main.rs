@@ -7,7 +7,10 @@
 //! - `stop`: stop the quickstart host.
 //! - `test`: everything CI checks (fmt, clippy, all tests including the
 //!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
+//! - `bench`: the benchmarks of DESIGN.md §7, each as a ratio against a
+//!   baseline measured in the same run (docs/guides/benchmarks.md).
 
+mod bench;
 mod quickstart;
 mod test;
 mod util;
@@ -29,6 +32,8 @@ enum Command {
     Stop,
     /// Run every check CI runs.
     Test(test::Args),
+    /// Run the benchmarks (release builds) and print ratios to their baselines.
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Quickstart(args) => quickstart::run(&args),
         Command::Stop => quickstart::stop(),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
