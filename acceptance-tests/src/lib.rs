@@ -38,7 +38,7 @@ pub use binaries::{Binaries, binaries};
 pub use error::{Error, Result};
 pub use host::{ApiResponse, Host};
 pub use state::{attributes_diff, find_resource};
-pub use workdir::{Mode, TfOutput, Workdir, terraform_platform};
+pub use workdir::{Mode, TfOutput, Workdir, install_in_mirror, terraform_platform};
 
 /// The provider's source address as users write it in `required_providers`.
 pub const PROVIDER_SOURCE: &str = "hybridops/hybrid";

@@ -476,13 +476,15 @@ pub fn terraform_platform() -> String {
 
 /// Lays the provider out as Terraform's unpacked filesystem-mirror layout:
 /// `MIRROR/registry.terraform.io/hybridops/hybrid/VERSION/OS_ARCH/terraform-provider-hybrid_vVERSION`.
-fn install_in_mirror(provider: &Path, mirror: &Path) -> Result<()> {
+/// Any other version already there is removed first, so a stale build is never
+/// picked.
+pub fn install_in_mirror(provider: &Path, mirror: &Path) -> Result<PathBuf> {
     let version = env!("CARGO_PKG_VERSION");
-    let dir = mirror
-        .join("registry.terraform.io")
-        .join(PROVIDER_SOURCE)
-        .join(version)
-        .join(terraform_platform());
+    let root = mirror.join("registry.terraform.io").join(PROVIDER_SOURCE);
+    if root.exists() {
+        fs::remove_dir_all(&root).map_err(|e| Error::io("removing", &root, e))?;
+    }
+    let dir = root.join(version).join(terraform_platform());
     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     let dest = dir.join(format!(
         "terraform-provider-hybrid_v{version}{}",
@@ -492,7 +494,7 @@ fn install_in_mirror(provider: &Path, mirror: &Path) -> Result<()> {
     if fs::hard_link(provider, &dest).is_err() {
         fs::copy(provider, &dest).map_err(|e| Error::io("copying", provider, e))?;
     }
-    Ok(())
+    Ok(dest)
 }
 
 /// Runs `cmd`, collecting its output, and kills it after `timeout`.

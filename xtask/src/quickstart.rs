@@ -317,22 +317,8 @@ fn log_tail(log: &Path) -> String {
 /// Copies the provider into Terraform's unpacked mirror layout and writes a
 /// CLI configuration that takes `hybridops/hybrid` from there.
 fn install_provider(paths: &Paths, provider_bin: &Path) -> Result<PathBuf> {
-    let version = env!("CARGO_PKG_VERSION");
-    let provider_root = paths
-        .mirror
-        .join("registry.terraform.io")
-        .join("hybridops")
-        .join("hybrid");
-    // One version only: a stale build must never be picked.
-    let _ = fs::remove_dir_all(&provider_root);
-    let dir = provider_root.join(version).join(util::terraform_platform());
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dest = dir.join(format!(
-        "terraform-provider-hybrid_v{version}{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    fs::copy(provider_bin, &dest)
-        .with_context(|| format!("copying {} to {}", provider_bin.display(), dest.display()))?;
+    let dest = hybrid_acceptance_tests::install_in_mirror(provider_bin, &paths.mirror)
+        .map_err(|e| anyhow::anyhow!("installing the provider into the local mirror: {e}"))?;
     let rc = format!(
         "# Written by `cargo xtask quickstart`: take hybridops/hybrid from the local\n\
          # mirror next to this file, everything else from the registry.\n\

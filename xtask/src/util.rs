@@ -81,21 +81,6 @@ pub fn terraform_version() -> Result<String> {
     Ok(out.lines().next().unwrap_or("terraform").to_string())
 }
 
-/// Terraform's name for this platform, e.g. `linux_amd64`.
-pub fn terraform_platform() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        other => other,
-    };
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        other => other,
-    };
-    format!("{os}_{arch}")
-}
-
 /// Prints a step header and returns a timer for [`done`].
 pub fn step(name: &str) -> Instant {
     eprintln!("\n==> {name}");
