@@ -184,6 +184,37 @@ impl Tracker {
         self.steps.pop();
     }
 
+    /// The concrete type and inner value of a value at a dynamic position,
+    /// as both encoders write them: an explicit `Value::Dynamic`, or a plain
+    /// value whose type can be inferred.
+    pub(crate) fn dynamic_parts<'v>(
+        &self,
+        v: &'v crate::Value,
+    ) -> Result<(crate::Type, &'v crate::Value), Error> {
+        let (ty, inner) = match v {
+            crate::Value::Dynamic { ty, value } => (ty.clone(), value.as_ref()),
+            other => match other.implied_type() {
+                Some(t) => (t, other),
+                None => {
+                    return Err(self.mismatch(
+                        "a value whose type can be inferred (wrap it in Value::Dynamic)",
+                        format!(
+                            "{} with elements of differing types",
+                            crate::msgpack::kind(other)
+                        ),
+                    ));
+                }
+            },
+        };
+        if ty == crate::Type::Dynamic {
+            return Err(self.mismatch(
+                "a concrete type for a dynamic value",
+                "the type \"dynamic\"",
+            ));
+        }
+        Ok((ty, inner))
+    }
+
     pub(crate) fn mismatch(&self, expected: impl fmt::Display, found: impl Into<String>) -> Error {
         Error::Mismatch {
             path: self.path(),

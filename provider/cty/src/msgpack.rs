@@ -587,24 +587,7 @@ impl Encoder {
     }
 
     fn dynamic(&mut self, v: &Value) -> Result<(), Error> {
-        let (ty, inner) = match v {
-            Value::Dynamic { ty, value } => (ty.clone(), value.as_ref()),
-            other => match other.implied_type() {
-                Some(t) => (t, other),
-                None => {
-                    return Err(self.t.mismatch(
-                        "a value whose type can be inferred (wrap it in Value::Dynamic)",
-                        format!("{} with elements of differing types", kind(other)),
-                    ));
-                }
-            },
-        };
-        if ty == Type::Dynamic {
-            return Err(self.t.mismatch(
-                "a concrete type for a dynamic value",
-                "the type \"dynamic\"",
-            ));
-        }
+        let (ty, inner) = self.t.dynamic_parts(v)?;
         io(wr::write_array_len(&mut self.out, 2))?;
         let json = ty.to_json();
         io(wr::write_bin(&mut self.out, &json))?;
