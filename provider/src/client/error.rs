@@ -32,14 +32,6 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The API error code, when the service answered with one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ClientError::Api { error, .. } => Some(error.code.as_str()),
-            _ => None,
-        }
-    }
-
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::Api { status: 404, .. })
     }

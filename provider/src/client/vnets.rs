@@ -35,17 +35,6 @@ impl HostClient {
         accepted(response).await
     }
 
-    pub async fn put_vnet(
-        &self,
-        name: &str,
-        spec: &VnetSpec,
-    ) -> Result<Accepted<Vnet>, ClientError> {
-        let response = self
-            .call(Method::PUT, &vnet_path(name), Some(spec), None)
-            .await?;
-        accepted(response).await
-    }
-
     pub async fn patch_vnet(
         &self,
         name: &str,

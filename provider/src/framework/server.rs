@@ -123,21 +123,6 @@ fn capabilities() -> pb::ServerCapabilities {
     }
 }
 
-/// Drops attributes the current schema does not have from a JSON state, so a
-/// state written by an older provider still decodes.
-fn prune_json(json: &[u8], ty: &Type) -> Vec<u8> {
-    let (Ok(serde_json::Value::Object(mut map)), Type::Object { attrs, .. }) =
-        (serde_json::from_slice::<serde_json::Value>(json), ty)
-    else {
-        return json.to_vec();
-    };
-    map.retain(|k, _| attrs.contains_key(k));
-    for name in attrs.keys() {
-        map.entry(name.clone()).or_insert(serde_json::Value::Null);
-    }
-    serde_json::to_vec(&serde_json::Value::Object(map)).unwrap_or_else(|_| json.to_vec())
-}
-
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
     async fn get_metadata(
@@ -291,8 +276,9 @@ impl pb::provider_server::Provider for ProviderService {
                 ),
             );
         } else if let Some(raw) = request.raw_state.filter(|r| !r.json.is_empty()) {
-            let json = prune_json(&raw.json, &resource.ty);
-            match hybrid_cty::decode_json(&json, &resource.ty) {
+            // Lenient: attributes a newer schema dropped are ignored and ones
+            // it added read as null, so state from an older provider decodes.
+            match hybrid_cty::decode_json_lenient(&raw.json, &resource.ty) {
                 Ok(value) => {
                     upgraded = proto::encode(&value, &resource.ty, "upgraded state", &mut diags)
                 }
@@ -492,5 +478,62 @@ impl pb::provider_server::Provider for ProviderService {
         _request: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
         Ok(Response::new(pb::stop_provider::Response::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::provider_server::Provider;
+
+    #[tokio::test]
+    async fn upgrade_reads_state_from_an_older_schema() {
+        let service = crate::provider();
+        // `retired` is not in the schema; `vip_pool` and others are absent.
+        let raw = br#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24","retired":true,"vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","old":1}}"#;
+        let response = service
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_vnet".into(),
+                version: 0,
+                raw_state: Some(pb::RawState {
+                    json: raw.to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            response.diagnostics.is_empty(),
+            "{:?}",
+            response.diagnostics
+        );
+        let ty = service.resource("hybrid_vnet").unwrap().ty.clone();
+        let state =
+            hybrid_cty::decode_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap();
+        assert_eq!(state.get("name"), Some(&Value::from("lan")));
+        assert_eq!(state.get("vip_pool"), Some(&Value::Null));
+        assert_eq!(
+            state.get("vm_ip_pool").and_then(|p| p.get("end")),
+            Some(&Value::from("10.0.0.99"))
+        );
+    }
+
+    #[tokio::test]
+    async fn upgrade_refuses_state_from_a_newer_provider() {
+        let response = crate::provider()
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_vnet".into(),
+                version: 9,
+                raw_state: Some(pb::RawState {
+                    json: b"{}".to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.upgraded_state.is_none());
+        assert!(response.diagnostics[0].detail.contains("newer provider"));
     }
 }

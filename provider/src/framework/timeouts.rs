@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use hybrid_cty::Value;
 
-use super::path::AttrPath;
 use super::schema::{Attribute, validators};
 
 pub const CREATE: &str = "create";
@@ -78,11 +77,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         rest = &rest[unit.len()..];
     }
     Ok(total)
-}
-
-/// The path of one timeout, for diagnostics.
-pub fn path(operation: &str) -> AttrPath {
-    AttrPath::attr("timeouts").then_attr(operation)
 }
 
 #[cfg(test)]

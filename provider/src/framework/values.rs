@@ -67,11 +67,6 @@ pub fn string_map_state(entries: &BTreeMap<String, String>, previous: Option<&Va
     )
 }
 
-/// Whether every value the practitioner wrote in `object` is known.
-pub fn fully_known(object: &Value) -> bool {
-    object.is_fully_known()
-}
-
 /// Copies `name` from `from` into `into` (for config-only attributes such as
 /// `timeouts` that the service knows nothing about).
 pub fn carry(into: &mut Value, from: &Value, name: &str) {
