@@ -59,6 +59,19 @@ fn get_vnet(host: &Host, name: &str) -> Result<Value> {
     Ok(resp.body)
 }
 
+/// Re-applying `config` after a failure leaves the vnet `Succeeded` in the
+/// service and nothing left to change.
+fn reapply_converges(host: &Host, wd: &Workdir, config: &str, name: &str) -> Result<()> {
+    wd.apply(config)?;
+    let api = get_vnet(host, name)?;
+    ensure!(
+        api["provisioning_state"] == "Succeeded",
+        "API after re-apply: {api}"
+    );
+    wd.expect_no_changes()?;
+    Ok(())
+}
+
 fn vnet_count(host: &Host) -> Result<usize> {
     let resp = host.get("/v1/vnets")?;
     ensure!(
@@ -636,14 +649,7 @@ fn vnet_failure_mid_create_is_tainted_then_converges() -> Result<()> {
         actions == ["delete", "create"],
         "tainted vnet planned {actions:?}, want [delete, create]"
     );
-    wd.apply(&config)?;
-    let api = get_vnet(&host, "flaky")?;
-    ensure!(
-        api["provisioning_state"] == "Succeeded",
-        "API after re-apply: {api}"
-    );
-    wd.expect_no_changes()?;
-    Ok(())
+    reapply_converges(&host, &wd, &config, "flaky")
 }
 
 /// The service side of the contract the provider relies on: health without
@@ -720,14 +726,7 @@ fn vnet_create_timeout_is_honoured() -> Result<()> {
 
     host.set_sim(None)?;
     host.restart()?;
-    wd.apply(&config)?;
-    let api = get_vnet(&host, "slow")?;
-    ensure!(
-        api["provisioning_state"] == "Succeeded",
-        "API after re-apply: {api}"
-    );
-    wd.expect_no_changes()?;
-    Ok(())
+    reapply_converges(&host, &wd, &config, "slow")
 }
 
 /// The token never reaches a log: run a full apply/destroy at TRACE level
