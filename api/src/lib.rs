@@ -11,8 +11,19 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod catalog;
+pub mod cluster;
+pub mod custom_location;
+pub mod inventory;
+pub mod nodepool;
 pub mod openapi;
 pub mod validate;
+
+pub use catalog::{KubernetesVersion, VmSize};
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus, Node, cluster_id};
+pub use custom_location::{CustomLocation, CustomLocationSpec, custom_location_id};
+pub use inventory::{HostList, PhysicalHost};
+pub use nodepool::{NodePool, NodePoolSpec, OsType, nodepool_id};
 
 /// An inclusive range of IPv4 addresses, e.g. `10.0.0.10`–`10.0.0.99`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
@@ -230,7 +241,7 @@ impl OperationStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
     pub id: String,
-    /// `vnet.create`, `vnet.update` or `vnet.delete`.
+    /// What it does, `{kind}.{create|update|delete}` (see [`operation_kinds`]).
     pub kind: String,
     /// Id of the resource the operation acts on, e.g. `/vnets/net1`.
     pub target: String,
@@ -248,6 +259,12 @@ pub mod operation_kinds {
     pub const VNET_CREATE: &str = "vnet.create";
     pub const VNET_UPDATE: &str = "vnet.update";
     pub const VNET_DELETE: &str = "vnet.delete";
+    pub const CLUSTER_CREATE: &str = "cluster.create";
+    pub const CLUSTER_UPDATE: &str = "cluster.update";
+    pub const CLUSTER_DELETE: &str = "cluster.delete";
+    pub const NODEPOOL_CREATE: &str = "nodepool.create";
+    pub const NODEPOOL_UPDATE: &str = "nodepool.update";
+    pub const NODEPOOL_DELETE: &str = "nodepool.delete";
 }
 
 /// One error; `details` holds the individual errors when there are several.
@@ -312,6 +329,14 @@ pub mod codes {
     pub const UNAUTHORIZED: &str = "Unauthorized";
     pub const BAD_REQUEST: &str = "BadRequest";
     pub const INTERNAL: &str = "Internal";
+    /// A limit (pools, nodes) would be exceeded.
+    pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+    /// Not enough free vCPU/memory on the hosts for the requested VMs.
+    pub const INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
+    /// The Kubernetes version is unknown, unsupported, not ready, or not an allowed upgrade.
+    pub const VERSION_NOT_ALLOWED: &str = "VersionNotAllowed";
+    /// The infrastructure failed (e.g. a VM did not boot).
+    pub const INFRASTRUCTURE_FAILED: &str = "InfrastructureFailed";
 }
 
 /// The management host itself (`GET /v1/management-host`).

@@ -22,11 +22,26 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(target: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(target: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             target: target.into(),
             message: message.into(),
         }
+    }
+
+    /// `field` of a `kind` cannot change from `from` to `to`.
+    pub fn immutable(
+        kind: &str,
+        field: &str,
+        from: &dyn std::fmt::Debug,
+        to: &dyn std::fmt::Debug,
+    ) -> Self {
+        FieldError::new(
+            field,
+            format!(
+                "{field} is immutable: cannot change it from {from:?} to {to:?}; create a new {kind} instead"
+            ),
+        )
     }
 }
 
@@ -79,7 +94,11 @@ impl Prefix {
 
 /// Parses an IPv4 CIDR as a vnet address prefix (length 8..=30, host bits zero).
 pub fn parse_prefix(value: &str) -> Result<Prefix, FieldError> {
-    let field = "address_prefix";
+    parse_cidr("address_prefix", value)
+}
+
+/// Parses an IPv4 CIDR (length 8..=30, host bits zero), naming `field` on failure.
+pub fn parse_cidr(field: &str, value: &str) -> Result<Prefix, FieldError> {
     let bad = || {
         FieldError::new(
             field,
