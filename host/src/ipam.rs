@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hybrid_api::validate::{self, FieldError};
-use hybrid_api::{IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec, codes};
+use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec, codes};
 
 use crate::clock;
 use crate::error::Failure;
@@ -34,6 +34,32 @@ pub fn pool(spec: &VnetSpec, kind: PoolKind) -> Option<&IpPool> {
 
 fn addr(s: &str) -> Option<u32> {
     s.parse::<Ipv4Addr>().ok().map(u32::from)
+}
+
+/// The address range `kind` allocates from: the pool, or for node VMs on a
+/// DHCP vnet the simulated DHCP scope (every host address of the prefix;
+/// see [`not_leasable`] for what is left out).
+pub fn range(spec: &VnetSpec, kind: PoolKind) -> Option<(u32, u32)> {
+    match pool(spec, kind) {
+        Some(p) => validate::pool_range(p),
+        None if kind == PoolKind::Vm && spec.ip_allocation_method == IpAllocationMethod::Dhcp => {
+            let prefix = validate::parse_prefix(&spec.address_prefix).ok()?;
+            Some((prefix.network + 1, prefix.broadcast() - 1))
+        }
+        None => None,
+    }
+}
+
+/// Addresses a simulated DHCP server never leases: the gateway and the VIP pool.
+fn not_leasable(spec: &VnetSpec) -> Vec<u32> {
+    if spec.ip_allocation_method != IpAllocationMethod::Dhcp {
+        return Vec::new();
+    }
+    let mut out: Vec<u32> = spec.gateway.as_deref().and_then(addr).into_iter().collect();
+    if let Some((s, e)) = spec.vip_pool.as_ref().and_then(validate::pool_range) {
+        out.extend(s..=e);
+    }
+    out
 }
 
 /// Usage of the pool of `kind` given the vnet's reservations.
@@ -100,6 +126,9 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         .filter_map(|r| Some((addr(&r.address)?, r.owner.as_str())))
         .collect();
     let spec = &snapshot.record.spec;
+    for a in not_leasable(spec) {
+        taken.entry(a).or_insert("the vnet (gateway or VIP pool, not leased by DHCP)");
+    }
     let now = clock::now();
     let mut out = Vec::with_capacity(wants.len());
     let mut explicit: BTreeSet<u32> = BTreeSet::new();
@@ -110,7 +139,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
             continue;
         };
         let field = w.pool.field();
-        let p = pool(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
+        let (s, e) = range(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
         let a = addr(requested).ok_or_else(|| {
             Failure::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -119,14 +148,14 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
             )
             .target("address")
         })?;
-        let (s, e) = validate::pool_range(p).ok_or_else(Failure::internal)?;
         if !(s..=e).contains(&a) {
             return Err(Failure::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 codes::INVALID_FIELD,
                 format!(
                     "address {requested:?} is outside {field} {}-{} of vnet {name}",
-                    p.start, p.end
+                    Ipv4Addr::from(s),
+                    Ipv4Addr::from(e)
                 ),
             )
             .target("address"));
@@ -155,8 +184,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         *needed.entry(w.pool).or_default() += 1;
     }
     for (kind, n) in &needed {
-        let p = pool(spec, *kind).ok_or_else(|| no_pool(name, *kind))?;
-        let (s, e) = validate::pool_range(p).ok_or_else(Failure::internal)?;
+        let (s, e) = range(spec, *kind).ok_or_else(|| no_pool(name, *kind))?;
         let used = taken.range(s..=e).count() as u64;
         let free = (u64::from(e - s) + 1).saturating_sub(used);
         if free < *n {
@@ -171,8 +199,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         }
     }
     for w in wants.iter().filter(|w| w.address.is_none()) {
-        let p = pool(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
-        let (s, e) = validate::pool_range(p).ok_or_else(Failure::internal)?;
+        let (s, e) = range(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
         let a = lowest_free(s, e, &taken).ok_or_else(Failure::internal)?;
         taken.insert(a, &w.owner);
         out.push(Reservation {

@@ -18,9 +18,12 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod clusters;
+pub mod driver;
 pub mod error;
 pub mod ipam;
 pub mod operations;
+pub mod placement;
 pub mod sim;
 pub mod store;
 pub mod tls;
@@ -169,19 +172,26 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
     let store: Arc<dyn store::Store> = Arc::new(sqlite);
 
+    let sim_dir = dir.clone();
+    let sim = tokio::task::spawn_blocking(move || sim::SimDriver::open(sim_config, &sim_dir))
+        .await
+        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+    let driver: Arc<dyn driver::Driver> = Arc::new(sim);
+
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ops = operations::Operations::new(store.clone());
-    let worker = ops.spawn_worker(sim::SimDriver::new(sim_config), shutdown_rx.clone());
+    let worker = ops.spawn_worker(driver.clone(), shutdown_rx.clone());
 
     let state = api::AppState {
         store,
+        driver: driver.clone(),
         operations: ops,
         openapi: Arc::new(hybrid_api::openapi::document()),
         management_host: Arc::new(hybrid_api::ManagementHost {
             id: hybrid_api::MANAGEMENT_HOST_ID.to_string(),
             name: machine_name(),
-            driver: "sim".to_string(),
-            simulated: true,
+            driver: driver.name().to_string(),
+            simulated: driver.simulated(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }),
         shutdown: shutdown_rx,

@@ -14,13 +14,19 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::auth::{self, Token};
+use crate::driver::Driver;
 use crate::error::Failure;
 use crate::operations::Operations;
 use crate::store::Store;
 
+pub mod admit;
 pub mod body;
+mod catalog;
+mod clusters;
+mod custom_locations;
 mod health;
 mod management_host;
+mod nodepools;
 mod operations;
 mod reservations;
 mod vnets;
@@ -29,6 +35,8 @@ mod vnets;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The datacenter (catalogues, inventory).
+    pub driver: Arc<dyn Driver>,
     pub operations: Arc<Operations>,
     pub openapi: Arc<Value>,
     pub management_host: Arc<hybrid_api::ManagementHost>,
@@ -57,6 +65,33 @@ pub fn router(state: AppState, token: Token) -> Router {
             delete(reservations::delete),
         )
         .route("/v1/operations/{id}", get(operations::get))
+        .route("/v1/hosts", get(catalog::hosts))
+        .route("/v1/kubernetes-versions", get(catalog::kubernetes_versions))
+        .route("/v1/vm-sizes", get(catalog::vm_sizes))
+        .route("/v1/custom-locations", get(custom_locations::list))
+        .route(
+            "/v1/custom-locations/{name}",
+            get(custom_locations::get)
+                .put(custom_locations::put)
+                .patch(custom_locations::patch)
+                .delete(custom_locations::delete),
+        )
+        .route("/v1/clusters", get(clusters::list))
+        .route(
+            "/v1/clusters/{name}",
+            get(clusters::get)
+                .put(clusters::put)
+                .patch(clusters::patch)
+                .delete(clusters::delete),
+        )
+        .route("/v1/clusters/{cluster}/nodepools", get(nodepools::list))
+        .route(
+            "/v1/clusters/{cluster}/nodepools/{name}",
+            get(nodepools::get)
+                .put(nodepools::put)
+                .patch(nodepools::patch)
+                .delete(nodepools::delete),
+        )
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
         .route("/healthz", get(health::get))
@@ -165,6 +200,18 @@ impl Preconditions {
         }
         Ok(())
     }
+}
+
+/// 202 with the operation, its `Location` and the resource's ETag.
+pub fn accepted(op: &hybrid_api::Operation, etag: Option<&str>) -> Response {
+    let mut headers = Vec::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/operations/{}", op.id)) {
+        headers.push((header::LOCATION, v));
+    }
+    if let Some(v) = etag.and_then(etag_header) {
+        headers.push((header::ETAG, v));
+    }
+    json_with(StatusCode::ACCEPTED, headers, op)
 }
 
 /// A JSON response with extra headers.

@@ -16,7 +16,7 @@ use hybrid_api::{
 };
 
 use super::body::StrictJson;
-use super::{AppState, Preconditions, etag_header, json_with};
+use super::{AppState, Preconditions, accepted, etag_header, json_with};
 use crate::clock;
 use crate::error::Failure;
 use crate::ipam;
@@ -50,17 +50,6 @@ fn vnet_response(s: &VnetSnapshot) -> Response {
         .map(|v| vec![(header::ETAG, v)])
         .unwrap_or_default();
     json_with(StatusCode::OK, headers, to_api(s))
-}
-
-fn accepted(op: &Operation, etag: Option<&str>) -> Response {
-    let mut headers = Vec::new();
-    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/operations/{}", op.id)) {
-        headers.push((header::LOCATION, v));
-    }
-    if let Some(v) = etag.and_then(etag_header) {
-        headers.push((header::ETAG, v));
-    }
-    json_with(StatusCode::ACCEPTED, headers, op)
 }
 
 fn write_response(w: VnetWrite) -> Response {

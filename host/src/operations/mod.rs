@@ -6,15 +6,18 @@
 //! readers learn of completions through a [`watch`] channel, so nobody sleeps
 //! in a loop.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hybrid_api::{ApiError, Operation, codes, operation_kinds};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::clusters::admission;
+use crate::clusters::reconcile::{self, StepError};
+use crate::driver::{Driver, DriverError};
 use crate::error::Failure;
-use crate::sim::SimDriver;
 use crate::store::{Store, StoreError};
 
 /// Shared handle: enqueue notifications and completion broadcasts.
@@ -68,33 +71,56 @@ impl Operations {
     }
 
     /// Starts the worker; it stops when `shutdown` becomes true.
+    ///
+    /// Operations of one queue (one vnet, one cluster with its pools) run
+    /// one at a time in the order they were accepted; different queues run
+    /// side by side, so a long cluster create never holds up another cluster.
     pub fn spawn_worker(
         self: &Arc<Self>,
-        driver: SimDriver,
+        driver: Arc<dyn Driver>,
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut running: JoinSet<()> = JoinSet::new();
+            // Which queue each running task serves (a panicked task is known by id only).
+            let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
             loop {
-                match this.store.running_operations().await {
+                match this.store.running_operation_queues().await {
                     Ok(ops) => {
-                        for op in ops {
-                            if *shutdown.borrow() {
-                                return;
+                        let mut seen: HashSet<String> = HashSet::new();
+                        for (queue, op) in ops {
+                            // Only the oldest running operation of a queue may start.
+                            if !seen.insert(queue.clone()) || busy.values().any(|q| *q == queue) {
+                                continue;
                             }
-                            // On shutdown, abandon the operation mid-way: it
-                            // stays Running in the store and resumes on restart.
-                            tokio::select! {
-                                _ = this.execute(&driver, op) => {}
-                                _ = shutdown.wait_for(|stop| *stop) => return,
-                            }
+                            let (this, driver) = (this.clone(), driver.clone());
+                            let task = running.spawn(async move {
+                                this.execute(driver.as_ref(), op).await;
+                            });
+                            busy.insert(task.id(), queue);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot read the operation queue"),
                 }
                 tokio::select! {
+                    Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                        let id = match done {
+                            Ok((id, ())) => id,
+                            Err(e) => {
+                                tracing::error!(error = %e, "an operation task failed; it will be retried");
+                                e.id()
+                            }
+                        };
+                        busy.remove(&id);
+                    }
                     _ = this.wake.notified() => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    // On shutdown, abandon operations mid-way: they stay
+                    // Running in the store and resume on restart.
+                    _ = shutdown.wait_for(|stop| *stop) => {
+                        running.abort_all();
+                        return;
+                    }
                     // Safety net: re-scan periodically in case a wake-up was
                     // for work that failed transiently.
                     _ = tokio::time::sleep(Duration::from_secs(30)) => {}
@@ -103,27 +129,45 @@ impl Operations {
         })
     }
 
-    async fn execute(&self, driver: &SimDriver, op: Operation) {
-        let name = op
-            .target
-            .strip_prefix("/vnets/")
-            .unwrap_or(&op.target)
-            .to_string();
+    async fn execute(&self, driver: &dyn Driver, op: Operation) {
         tracing::info!(operation = %op.id, kind = %op.kind, target = %op.target, "running operation");
-        let result = match op.kind.as_str() {
-            operation_kinds::VNET_CREATE | operation_kinds::VNET_UPDATE => {
-                driver.ensure_network(&name).await
+        let recorded = if op.kind.starts_with("vnet.") {
+            let name = op.target.strip_prefix("/vnets/").unwrap_or(&op.target);
+            let result = match op.kind.as_str() {
+                operation_kinds::VNET_CREATE | operation_kinds::VNET_UPDATE => {
+                    driver.ensure_network(name).await
+                }
+                operation_kinds::VNET_DELETE => driver.remove_network(name).await,
+                other => Err(DriverError::State(format!("unknown operation kind {other:?}"))),
+            };
+            let error = result
+                .err()
+                .map(|e| ApiError::new(codes::INFRASTRUCTURE_FAILED, e.to_string()));
+            log_failure(&op, error.as_ref());
+            self.store.complete_vnet_operation(&op.id, error).await
+        } else {
+            let outcome = match admission::env(driver).await {
+                Ok(env) => reconcile::run(&self.store, driver, &env, &op).await,
+                Err(e) => Err(StepError::Failed(ApiError::new(
+                    codes::INFRASTRUCTURE_FAILED,
+                    format!("cannot read the datacenter inventory: {e}"),
+                ))),
+            };
+            match outcome {
+                Err(StepError::Store(e)) => {
+                    // Not the operation's fault: leave it Running; it is retried
+                    // on the next scan or restart.
+                    tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
+                    return;
+                }
+                Ok(()) => reconcile::complete(&self.store, &op, None).await,
+                Err(StepError::Failed(e)) => {
+                    log_failure(&op, Some(&e));
+                    reconcile::complete(&self.store, &op, Some(e)).await
+                }
             }
-            operation_kinds::VNET_DELETE => driver.remove_network(&name).await,
-            other => Err(format!("unknown operation kind {other:?}")),
         };
-        let error = result
-            .err()
-            .map(|message| ApiError::new(codes::INTERNAL, message));
-        if let Some(e) = &error {
-            tracing::warn!(operation = %op.id, error = %e.message, "operation failed");
-        }
-        match self.store.complete_vnet_operation(&op.id, error).await {
+        match recorded {
             Ok(()) => {}
             Err(StoreError::Rejected(f)) => {
                 tracing::error!(operation = %op.id, error = %f, "completion rejected")
@@ -131,6 +175,12 @@ impl Operations {
             Err(e) => tracing::error!(operation = %op.id, error = %e, "cannot record completion"),
         }
         self.completed.send_modify(|n| *n += 1);
+    }
+}
+
+fn log_failure(op: &Operation, error: Option<&ApiError>) {
+    if let Some(e) = error {
+        tracing::warn!(operation = %op.id, error = %e.message, "operation failed");
     }
 }
 

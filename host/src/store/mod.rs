@@ -13,6 +13,7 @@ use hybrid_api::{ApiError, Condition, Operation, ProvisioningState, Reservation,
 use crate::error::Failure;
 
 pub mod sqlite;
+mod sqlite_tx;
 
 /// Stored state of a vnet (what the service persists, minus derived usage).
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +94,7 @@ impl From<Failure> for StoreError {
 
 /// The service's persistent state.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TxStore {
     /// One vnet with reservations and current operation.
     async fn get_vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError>;
     /// All vnets, sorted by name.
@@ -134,5 +135,118 @@ pub fn ready_condition(status: &str, reason: &str, message: &str, now: &str) -> 
         reason: reason.to_string(),
         message: message.to_string(),
         last_transition_time: now.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Generic transactions: custom locations, clusters, node pools and their VMs.
+//
+// Cluster admission has to read and write several things atomically (the
+// cluster, its pools, the VMs on every host, the vnet's addresses), so the
+// store hands the admission code a [`Tx`] for the length of one transaction
+// instead of growing a method per decision.
+
+pub mod rows;
+
+pub use rows::{ObjectKind, ObjectRow, VmPhase, VmRole, VmRow};
+
+/// Everything admission and the reconcilers may read or write in one
+/// transaction. Mutating methods take `&mut self`; a read-only view gets
+/// `&dyn Tx` and so cannot call them.
+pub trait Tx {
+    fn object(&self, kind: ObjectKind, id: &str) -> Result<Option<ObjectRow>, StoreError>;
+    /// Objects of `kind`, optionally only those under `parent`, sorted by id.
+    fn objects(&self, kind: ObjectKind, parent: Option<&str>)
+    -> Result<Vec<ObjectRow>, StoreError>;
+    fn put_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;
+    fn delete_object(&mut self, kind: ObjectKind, id: &str) -> Result<(), StoreError>;
+
+    /// VMs, all or one cluster's, sorted by name.
+    fn vms(&self, cluster: Option<&str>) -> Result<Vec<VmRow>, StoreError>;
+    fn put_vm(&mut self, vm: &VmRow) -> Result<(), StoreError>;
+    fn delete_vm(&mut self, name: &str) -> Result<(), StoreError>;
+
+    fn vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError>;
+    fn insert_reservation(&mut self, vnet: &str, r: &Reservation) -> Result<(), StoreError>;
+    /// Releases one address; `false` if it was not reserved.
+    fn delete_reservation(&mut self, vnet: &str, address: &str) -> Result<bool, StoreError>;
+    fn set_reservation_owner(
+        &mut self,
+        vnet: &str,
+        address: &str,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
+    fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
+    /// Stores a new operation; `queue` names the serialisation queue
+    /// (operations of one queue run one at a time, in order).
+    fn insert_operation(
+        &mut self,
+        op: &Operation,
+        resource: &str,
+        queue: &str,
+    ) -> Result<(), StoreError>;
+    /// Marks an operation Succeeded (`None`) or Failed.
+    fn finish_operation(&mut self, id: &str, error: Option<&ApiError>) -> Result<(), StoreError>;
+
+    fn secret(&self, owner: &str, name: &str) -> Result<Option<String>, StoreError>;
+    fn put_secret(&mut self, owner: &str, name: &str, value: &str) -> Result<(), StoreError>;
+    fn delete_secrets(&mut self, owner: &str) -> Result<(), StoreError>;
+}
+
+/// Boxed result of a type-erased transaction body.
+pub type AnyResult = Result<Box<dyn std::any::Any + Send>, StoreError>;
+/// A write transaction body.
+pub type WriteFn = Box<dyn FnOnce(&mut dyn Tx) -> AnyResult + Send + 'static>;
+/// A read-only body.
+pub type ReadFn = Box<dyn FnOnce(&dyn Tx) -> AnyResult + Send + 'static>;
+
+/// The object-safe core of [`Store::write`] / [`Store::view`]; implement
+/// these, call the typed helpers on `dyn Store`.
+#[async_trait]
+pub trait TxStore: Send + Sync + 'static {
+    /// Runs `f` in one write transaction: committed when it returns `Ok`
+    /// and `dry_run` is false, rolled back otherwise.
+    async fn write_dyn(&self, dry_run: bool, f: WriteFn) -> AnyResult;
+    /// Runs `f` on one consistent read snapshot.
+    async fn view_dyn(&self, f: ReadFn) -> AnyResult;
+    /// Queues and their running operations, oldest first.
+    async fn running_operation_queues(&self) -> Result<Vec<(String, Operation)>, StoreError>;
+}
+
+fn downcast<R: 'static>(b: Box<dyn std::any::Any + Send>) -> Result<R, StoreError> {
+    b.downcast::<R>()
+        .map(|b| *b)
+        .map_err(|_| StoreError::Task("transaction returned an unexpected type".into()))
+}
+
+impl dyn Store {
+    /// Typed [`TxStore::write_dyn`].
+    pub async fn write<R, F>(&self, dry_run: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+    {
+        let b = self
+            .write_dyn(
+                dry_run,
+                Box::new(move |tx| f(tx).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)),
+            )
+            .await?;
+        downcast(b)
+    }
+
+    /// Typed [`TxStore::view_dyn`].
+    pub async fn view<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<R, StoreError> + Send + 'static,
+    {
+        let b = self
+            .view_dyn(Box::new(move |tx| {
+                f(tx).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
+            }))
+            .await?;
+        downcast(b)
     }
 }

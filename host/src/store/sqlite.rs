@@ -59,6 +59,52 @@ CREATE TABLE reservations (
     -- the database itself refuses to hand an address out twice
     PRIMARY KEY (vnet, address)
 );
+"#, r#"
+ALTER TABLE operations ADD COLUMN queue TEXT NOT NULL DEFAULT '';
+UPDATE operations SET queue = 'vnet:' || resource;
+CREATE INDEX operations_by_queue ON operations (status, queue, seq);
+CREATE TABLE objects (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent TEXT,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    internal TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    provisioning_state TEXT NOT NULL,
+    current_operation TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX objects_by_parent ON objects (kind, parent, id);
+CREATE TABLE vms (
+    name TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    pool TEXT,
+    role TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    vnet TEXT NOT NULL,
+    ip TEXT,
+    vm_size TEXT NOT NULL,
+    vcpus INTEGER NOT NULL,
+    memory_mib INTEGER NOT NULL,
+    disk_gib INTEGER NOT NULL,
+    os_type TEXT NOT NULL,
+    image TEXT NOT NULL,
+    kubernetes_version TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX vms_by_cluster ON vms (cluster, name);
+CREATE TABLE secrets (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (owner, name)
+);
 "#];
 
 const READERS: usize = 4;
@@ -123,6 +169,24 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Runs `f` on the writer connection (outside any transaction).
+    pub(super) async fn with_writer<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        Self::with_conn(self.writer.clone(), f).await
+    }
+
+    /// Runs `f` on one of the read-only connections.
+    pub(super) async fn with_reader<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.read(f).await
+    }
+
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
@@ -173,11 +237,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
+pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
     let row = conn
         .query_row(
             "SELECT name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at
@@ -219,7 +283,7 @@ fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, Stor
     }))
 }
 
-fn load_reservations(conn: &Connection, vnet: &str) -> Result<Vec<Reservation>, StoreError> {
+pub(super) fn load_reservations(conn: &Connection, vnet: &str) -> Result<Vec<Reservation>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT address, pool, owner, created_at FROM reservations WHERE vnet = ?1 ORDER BY address",
     )?;
@@ -245,7 +309,7 @@ fn load_reservations(conn: &Connection, vnet: &str) -> Result<Vec<Reservation>, 
     Ok(out)
 }
 
-type OpRow = (
+pub(super) type OpRow = (
     String,
     String,
     String,
@@ -255,7 +319,7 @@ type OpRow = (
     String,
 );
 
-fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
+pub(super) fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
     let (id, kind, target, status, error, created_at, updated_at) = row;
     let error: Option<ApiError> = match error {
         Some(e) => Some(serde_json::from_str(&e).map_err(|e| corrupt("operation error", e))?),
@@ -273,9 +337,9 @@ fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
     })
 }
 
-const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
+pub(super) const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
 
-fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
+pub(super) fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -287,7 +351,7 @@ fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
     ))
 }
 
-fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, StoreError> {
+pub(super) fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, StoreError> {
     let row = conn
         .query_row(
             &format!("SELECT {OP_COLUMNS} FROM operations WHERE id = ?1"),
@@ -298,7 +362,7 @@ fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, Stor
     row.map(op_from_row).transpose()
 }
 
-fn load_snapshot(conn: &Connection, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
+pub(super) fn load_snapshot(conn: &Connection, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
     let Some(record) = load_record(conn, name)? else {
         return Ok(None);
     };
@@ -314,11 +378,11 @@ fn load_snapshot(conn: &Connection, name: &str) -> Result<Option<VnetSnapshot>, 
     }))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt("serialising", e))
 }
 
-fn save_record(tx: &rusqlite::Transaction<'_>, r: &VnetRecord) -> Result<(), StoreError> {
+pub(super) fn save_record(tx: &Connection, r: &VnetRecord) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO vnets (name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -339,15 +403,16 @@ fn save_record(tx: &rusqlite::Transaction<'_>, r: &VnetRecord) -> Result<(), Sto
     Ok(())
 }
 
-fn insert_operation(
-    tx: &rusqlite::Transaction<'_>,
+pub(super) fn insert_operation(
+    tx: &Connection,
     op: &Operation,
     resource: &str,
+    queue: &str,
 ) -> Result<(), StoreError> {
     let error = op.error.as_ref().map(json).transpose()?;
     tx.execute(
-        "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             op.id,
             op.kind,
@@ -356,7 +421,8 @@ fn insert_operation(
             op.status.as_str(),
             error,
             op.created_at,
-            op.updated_at
+            op.updated_at,
+            queue
         ],
     )?;
     Ok(())
@@ -395,7 +461,7 @@ impl Store for SqliteStore {
             let decision = decide(current)?;
             if let VnetWrite::Save { record, operation } = &decision {
                 save_record(tx, record)?;
-                insert_operation(tx, operation, &record.name)?;
+                insert_operation(tx, operation, &record.name, &format!("vnet:{}", record.name))?;
             }
             Ok(decision)
         })

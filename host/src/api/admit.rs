@@ -1,0 +1,144 @@
+//! The request flow shared by clusters and node pools: run admission in one
+//! store transaction (rolled back for `?dry_run=true`), then answer 200 with
+//! the resource, or 202 with the queued operation. Also JSON merge patch.
+
+use std::collections::BTreeSet;
+
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{AppState, accepted, etag_header, json_with};
+use crate::clusters::admission::{self, Env, Outcome};
+use crate::error::Failure;
+use crate::store::{StoreError, Tx};
+
+/// `?dry_run=true` on PUT/PATCH.
+#[derive(Debug, Default, Deserialize)]
+pub struct WriteQuery {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Hosts that are down (their VMs show `NotReady`).
+pub async fn hosts_down(state: &AppState) -> BTreeSet<String> {
+    match state.driver.inventory().await {
+        Ok(hosts) => hosts
+            .into_iter()
+            .filter(|h| h.state != "Up")
+            .map(|h| h.name)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the datacenter inventory");
+            BTreeSet::new()
+        }
+    }
+}
+
+pub async fn env(state: &AppState) -> Result<Env, Failure> {
+    admission::env(state.driver.as_ref()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read the datacenter inventory");
+        Failure::internal()
+    })
+}
+
+/// Renders the object `id` as its API JSON inside a transaction.
+pub type Render = fn(&dyn Tx, &str, &BTreeSet<String>) -> Result<Option<Value>, StoreError>;
+
+/// Runs `decide` and answers as the API contract says.
+pub async fn admit<F>(state: &AppState, dry_run: bool, decide: F, render: Render) -> Result<Response, Failure>
+where
+    F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, StoreError> + Send + 'static,
+{
+    let env = env(state).await?;
+    let down = hosts_down(state).await;
+    let (outcome, view) = state
+        .store
+        .write(dry_run, move |tx| {
+            let outcome = decide(tx, &env)?;
+            let view = match (&outcome, dry_run) {
+                (Outcome::Unchanged { id }, _) => render(tx, id, &down)?,
+                (Outcome::Started { operation, .. } | Outcome::InFlight { operation, .. }, true) => {
+                    render(tx, &operation.target, &down)?
+                }
+                _ => None,
+            };
+            Ok((outcome, view))
+        })
+        .await?;
+    if let Some(v) = view {
+        return Ok(object_response(v));
+    }
+    match outcome {
+        Outcome::Started { operation, etag } | Outcome::InFlight { operation, etag } => {
+            state.operations.wake();
+            Ok(accepted(&operation, Some(&etag)))
+        }
+        Outcome::Unchanged { id } => Err(Failure::not_found(format!("{id} not found"))),
+    }
+}
+
+/// 200 with the object and its ETag.
+pub fn object_response(v: Value) -> Response {
+    let headers = v
+        .get("etag")
+        .and_then(Value::as_str)
+        .and_then(etag_header)
+        .map(|h| vec![(header::ETAG, h)])
+        .unwrap_or_default();
+    json_with(StatusCode::OK, headers, v)
+}
+
+/// Applies an RFC 7386 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// The spec of a stored object with `patch` merged in, checked like a PUT body.
+pub fn patched<T: DeserializeOwned + schemars::JsonSchema + serde::Serialize>(
+    current: &T,
+    patch: &Value,
+) -> Result<T, Failure> {
+    let mut v = serde_json::to_value(current).map_err(|_| Failure::internal())?;
+    merge_patch(&mut v, patch);
+    let bytes = serde_json::to_vec(&v).map_err(|_| Failure::internal())?;
+    super::body::parse::<T>(&bytes)
+}
+
+/// Field errors as a 400 InvalidField.
+pub fn check(errors: Vec<hybrid_api::validate::FieldError>) -> Result<(), Failure> {
+    match Failure::invalid(errors) {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [2], "f": "x"}));
+        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [2], "f": "x"}));
+    }
+}

@@ -1,0 +1,122 @@
+//! `/v1/clusters`: PUT/PATCH (admission in [`crate::clusters::admission`]),
+//! GET/LIST with observed status, DELETE.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hybrid_api::{Cluster, ClusterSpec, List, cluster};
+use serde_json::Value;
+
+use super::admit::{self, WriteQuery};
+use super::body::StrictJson;
+use super::{AppState, Preconditions};
+use crate::clusters::records::{ClusterInternal, ClusterRecord, tx as rec};
+use crate::clusters::{admission, views};
+use crate::error::Failure;
+use crate::store::{StoreError, Tx};
+
+fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value>, StoreError> {
+    let Some(c): Option<ClusterRecord> = rec::get(tx, id)? else {
+        return Ok(None);
+    };
+    let view = views::cluster(tx, &c, down)?;
+    serde_json::to_value(view)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn check_name(name: &str) -> Result<(), Failure> {
+    admit::check(cluster::validate_name(name).err().into_iter().collect())
+}
+
+async fn write(
+    state: &AppState,
+    name: String,
+    spec: ClusterSpec,
+    headers: &HeaderMap,
+    dry_run: bool,
+) -> Result<Response, Failure> {
+    check_name(&name)?;
+    admit::check(cluster::validate_spec(&spec))?;
+    let pre = Preconditions::from_headers(headers);
+    admit::admit(
+        state,
+        dry_run,
+        move |tx, env| admission::put_cluster(tx, env, &name, spec, &pre),
+        render,
+    )
+    .await
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    StrictJson(spec): StrictJson<ClusterSpec>,
+) -> Result<Response, Failure> {
+    write(&state, name, spec, &headers, q.dry_run).await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    axum::Json(patch): axum::Json<Value>,
+) -> Result<Response, Failure> {
+    let id = hybrid_api::cluster_id(&name);
+    let current: Option<ClusterRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
+    let current = current.ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))?;
+    let spec = admit::patched(&current.spec, &patch)?;
+    let mut headers = headers;
+    if !headers.contains_key(axum::http::header::IF_MATCH)
+        && let Some(v) = super::etag_header(&current.etag)
+    {
+        // The patch was merged onto this version; refuse if it changed meanwhile.
+        headers.insert(axum::http::header::IF_MATCH, v);
+    }
+    write(&state, name, spec, &headers, q.dry_run).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, Failure> {
+    let id = hybrid_api::cluster_id(&name);
+    let down = admit::hosts_down(&state).await;
+    let view = state.store.view(move |tx| render(tx, &id, &down)).await?;
+    view.map(admit::object_response)
+        .ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Cluster>>, Failure> {
+    let down = admit::hosts_down(&state).await;
+    let items = state
+        .store
+        .view(move |tx| {
+            rec::list::<ClusterSpec, ClusterInternal>(tx, None)?
+                .iter()
+                .map(|c| views::cluster(tx, c, &down))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(axum::Json(List { items }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let pre = Preconditions::from_headers(&headers);
+    admit::admit(
+        &state,
+        false,
+        move |tx, _| admission::delete_cluster(tx, &name, &pre),
+        |_, _, _| Ok(None),
+    )
+    .await
+}

@@ -1,0 +1,131 @@
+//! `/v1/clusters/{cluster}/nodepools`: PUT/PATCH (admission in
+//! [`crate::clusters::admission`]), GET/LIST with the pool's nodes, DELETE.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hybrid_api::{List, NodePool, NodePoolSpec, nodepool};
+use serde_json::Value;
+
+use super::admit::{self, WriteQuery};
+use super::body::StrictJson;
+use super::{AppState, Preconditions};
+use crate::clusters::records::{ClusterInternal, NoInternal, PoolRecord, tx as rec};
+use crate::clusters::{admission, views};
+use crate::error::Failure;
+use crate::store::{StoreError, Tx};
+
+fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value>, StoreError> {
+    let Some(p): Option<PoolRecord> = rec::get(tx, id)? else {
+        return Ok(None);
+    };
+    let view = views::pool(tx, &p, down)?;
+    serde_json::to_value(view)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn not_found(cluster: &str, name: &str) -> Failure {
+    Failure::not_found(format!("node pool {name} of cluster {cluster} not found"))
+}
+
+async fn write(
+    state: &AppState,
+    cluster: String,
+    name: String,
+    spec: NodePoolSpec,
+    headers: &HeaderMap,
+    dry_run: bool,
+) -> Result<Response, Failure> {
+    admit::check(nodepool::validate_name(&name).err().into_iter().collect())?;
+    admit::check(nodepool::validate_spec(&spec))?;
+    let pre = Preconditions::from_headers(headers);
+    admit::admit(
+        state,
+        dry_run,
+        move |tx, env| admission::put_pool(tx, env, &cluster, &name, spec, &pre),
+        render,
+    )
+    .await
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path((cluster, name)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    StrictJson(spec): StrictJson<NodePoolSpec>,
+) -> Result<Response, Failure> {
+    write(&state, cluster, name, spec, &headers, q.dry_run).await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((cluster, name)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    axum::Json(patch): axum::Json<Value>,
+) -> Result<Response, Failure> {
+    let id = hybrid_api::nodepool_id(&cluster, &name);
+    let current: Option<PoolRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
+    let current = current.ok_or_else(|| not_found(&cluster, &name))?;
+    let spec = admit::patched(&current.spec, &patch)?;
+    let mut headers = headers;
+    if !headers.contains_key(axum::http::header::IF_MATCH)
+        && let Some(v) = super::etag_header(&current.etag)
+    {
+        headers.insert(axum::http::header::IF_MATCH, v);
+    }
+    write(&state, cluster, name, spec, &headers, q.dry_run).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((cluster, name)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let id = hybrid_api::nodepool_id(&cluster, &name);
+    let down = admit::hosts_down(&state).await;
+    let view = state.store.view(move |tx| render(tx, &id, &down)).await?;
+    view.map(admit::object_response)
+        .ok_or_else(|| not_found(&cluster, &name))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<axum::Json<List<NodePool>>, Failure> {
+    let down = admit::hosts_down(&state).await;
+    let cid = hybrid_api::cluster_id(&cluster);
+    let items = state
+        .store
+        .view(move |tx| {
+            if rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &cid)?.is_none() {
+                return Ok(None);
+            }
+            rec::list::<NodePoolSpec, NoInternal>(tx, Some(&cid))?
+                .iter()
+                .map(|p| views::pool(tx, p, &down))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("cluster {cluster} not found")))?;
+    Ok(axum::Json(List { items }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((cluster, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let pre = Preconditions::from_headers(&headers);
+    admit::admit(
+        &state,
+        false,
+        move |tx, _| admission::delete_pool(tx, &cluster, &name, &pre),
+        |_, _, _| Ok(None),
+    )
+    .await
+}

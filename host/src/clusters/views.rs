@@ -1,0 +1,226 @@
+//! The API view of stored objects: spec as accepted plus status observed
+//! from the VMs and hosts. Conditions are derived here, at read time, from
+//! what actually runs, so `provisioning_state` (the last operation's
+//! outcome) and the conditions (what is observed) never get conflated.
+
+use std::collections::BTreeSet;
+
+use hybrid_api::{
+    Cluster, ClusterStatus, Condition, CustomLocation, Node, NodePool, Operation, OperationStatus,
+    ProvisioningState,
+};
+use hybrid_api::custom_location::CustomLocationStatus;
+use hybrid_api::nodepool::NodePoolStatus;
+
+use super::records::{ClusterRecord, CustomLocationRecord, PoolRecord};
+use crate::store::{StoreError, Tx, VmPhase, VmRole, VmRow};
+
+fn node(vm: &VmRow, down: &BTreeSet<String>) -> Node {
+    let state = if vm.phase == VmPhase::Running && down.contains(&vm.host) {
+        "NotReady".to_string()
+    } else {
+        vm.phase.as_str().to_string()
+    };
+    Node {
+        name: vm.name.clone(),
+        ip: vm.ip.clone(),
+        host: vm.host.clone(),
+        state,
+        kubernetes_version: vm.kubernetes_version.clone(),
+        vm_size: vm.vm_size.clone(),
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: String, at: &str) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: at.to_string(),
+    }
+}
+
+/// `Ready` from the last operation, `NodesReady` from what runs.
+fn conditions(
+    what: &str,
+    state: ProvisioningState,
+    op: Option<&Operation>,
+    nodes: &[Node],
+    progress: Option<String>,
+    at: &str,
+) -> Vec<Condition> {
+    let ready = match (state, op) {
+        (_, Some(op)) if op.status == OperationStatus::Running => condition(
+            "Ready",
+            "Unknown",
+            "OperationInProgress",
+            match &progress {
+                Some(p) => format!("{} in progress: {p}", op.kind),
+                None => format!("{} in progress", op.kind),
+            },
+            &op.updated_at,
+        ),
+        (ProvisioningState::Failed, Some(op)) => condition(
+            "Ready",
+            "False",
+            "OperationFailed",
+            format!(
+                "{} failed: {}; apply the same configuration again to retry",
+                op.kind,
+                op.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown error")
+            ),
+            &op.updated_at,
+        ),
+        _ => condition("Ready", "True", "Succeeded", format!("{what} is provisioned"), at),
+    };
+    let not_ready: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.state != "Running")
+        .map(|n| format!("{} ({} on {})", n.name, n.state, n.host))
+        .collect();
+    let nodes_ready = if nodes.is_empty() {
+        condition("NodesReady", "True", "NoNodes", "no VMs".into(), at)
+    } else if not_ready.is_empty() {
+        condition(
+            "NodesReady",
+            "True",
+            "AllRunning",
+            format!("{} of {} VMs running", nodes.len(), nodes.len()),
+            at,
+        )
+    } else {
+        condition(
+            "NodesReady",
+            "False",
+            "VmsNotRunning",
+            format!(
+                "{} of {} VMs running; not running: {}",
+                nodes.len() - not_ready.len(),
+                nodes.len(),
+                not_ready.join(", ")
+            ),
+            at,
+        )
+    };
+    vec![ready, nodes_ready]
+}
+
+fn upgrade_progress(vms: &[&VmRow], desired: &str) -> Option<String> {
+    let relevant: Vec<&&VmRow> = vms.iter().filter(|v| v.role != VmRole::LoadBalancer).collect();
+    let done = relevant.iter().filter(|v| v.kubernetes_version == desired).count();
+    (done < relevant.len()).then(|| format!("{done} of {} VMs on Kubernetes {desired}", relevant.len()))
+}
+
+pub fn cluster(
+    tx: &dyn Tx,
+    c: &ClusterRecord,
+    down: &BTreeSet<String>,
+) -> Result<Cluster, StoreError> {
+    let vms = tx.vms(Some(&c.name))?;
+    let op = c.current_operation.as_deref().map(|o| tx.operation(o)).transpose()?.flatten();
+    let pick = |role: VmRole| -> Vec<Node> {
+        vms.iter().filter(|v| v.role == role).map(|v| node(v, down)).collect()
+    };
+    let control_plane_nodes = pick(VmRole::ControlPlane);
+    let load_balancer_nodes = pick(VmRole::LoadBalancer);
+    let mut all: Vec<Node> = control_plane_nodes.clone();
+    all.extend(load_balancer_nodes.iter().cloned());
+    let desired = c.spec.kubernetes_version.clone().unwrap_or_default();
+    let every: Vec<&VmRow> = vms.iter().collect();
+    let pools = tx.objects(crate::store::ObjectKind::NodePool, Some(&c.id))?;
+    Ok(Cluster {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        etag: c.etag.clone(),
+        spec: c.spec.clone(),
+        provisioning_state: c.provisioning_state,
+        status: ClusterStatus {
+            conditions: conditions(
+                &format!("cluster {}", c.name),
+                c.provisioning_state,
+                op.as_ref(),
+                &all,
+                upgrade_progress(&every, &desired),
+                &c.updated_at,
+            ),
+            endpoint: c.internal.vip.as_ref().map(|v| format!("https://{v}:6443")),
+            ca_certificate: c.internal.ca_certificate.clone(),
+            current_kubernetes_version: c.internal.current_version.clone(),
+            control_plane_nodes,
+            load_balancer_nodes,
+            node_pools: pools.into_iter().map(|p| p.id).collect(),
+        },
+        created_at: c.created_at.clone(),
+        updated_at: c.updated_at.clone(),
+    })
+}
+
+pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<NodePool, StoreError> {
+    let cluster = p
+        .parent
+        .as_deref()
+        .and_then(hybrid_api::cluster::parse_cluster_id)
+        .unwrap_or_default()
+        .to_string();
+    let vms: Vec<VmRow> = tx
+        .vms(Some(&cluster))?
+        .into_iter()
+        .filter(|v| v.pool.as_deref() == Some(p.name.as_str()))
+        .collect();
+    let op = p.current_operation.as_deref().map(|o| tx.operation(o)).transpose()?.flatten();
+    let nodes: Vec<Node> = vms.iter().map(|v| node(v, down)).collect();
+    // The oldest version any wanted node runs (what the pool guarantees).
+    let version = vms
+        .iter()
+        .filter(|v| v.phase.is_wanted())
+        .filter_map(|v| {
+            hybrid_api::catalog::Semver::parse(&v.kubernetes_version).map(|s| (s, &v.kubernetes_version))
+        })
+        .min()
+        .map(|(_, v)| v.clone());
+    Ok(NodePool {
+        id: p.id.clone(),
+        cluster_id: p.parent.clone().unwrap_or_default(),
+        name: p.name.clone(),
+        etag: p.etag.clone(),
+        spec: p.spec.clone(),
+        provisioning_state: p.provisioning_state,
+        status: NodePoolStatus {
+            conditions: conditions(
+                &format!("node pool {}", p.name),
+                p.provisioning_state,
+                op.as_ref(),
+                &nodes,
+                None,
+                &p.updated_at,
+            ),
+            kubernetes_version: version,
+            nodes,
+        },
+        created_at: p.created_at.clone(),
+        updated_at: p.updated_at.clone(),
+    })
+}
+
+pub fn custom_location(tx: &dyn Tx, l: &CustomLocationRecord) -> Result<CustomLocation, StoreError> {
+    Ok(CustomLocation {
+        id: l.id.clone(),
+        name: l.name.clone(),
+        etag: l.etag.clone(),
+        spec: l.spec.clone(),
+        provisioning_state: l.provisioning_state,
+        status: CustomLocationStatus {
+            conditions: vec![condition(
+                "Ready",
+                "True",
+                "Succeeded",
+                format!("custom location {} is ready", l.name),
+                &l.updated_at,
+            )],
+            clusters: super::admission::clusters_in_location(tx, &l.id)?,
+        },
+        created_at: l.created_at.clone(),
+        updated_at: l.updated_at.clone(),
+    })
+}

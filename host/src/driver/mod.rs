@@ -1,0 +1,148 @@
+//! The infrastructure driver: what the service asks of the datacenter
+//! (networks, VMs on physical hosts, inventory, catalogues), behind one
+//! trait so that the operation worker does not care which datacenter it
+//! drives. The first (and so far only) implementation is [`sim::SimDriver`],
+//! an honest, labelled simulation.
+
+use async_trait::async_trait;
+use hybrid_api::{KubernetesVersion, PhysicalHost, VmSize};
+
+pub mod sim;
+
+/// What `create_vm` should build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmRequest {
+    /// Unique VM name (the idempotency key).
+    pub name: String,
+    /// Physical host to put it on (chosen by [`crate::placement::place`]).
+    pub host: String,
+    pub size: VmSize,
+    /// Node image, e.g. `linux-CBLMariner-1.32.3`.
+    pub image: String,
+    /// `control-plane`, `load-balancer` or `node`.
+    pub role: String,
+}
+
+/// Power state of a VM as the datacenter reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VmState {
+    Running,
+    /// Powered off, still booting, or on a host that is down.
+    Stopped,
+    /// Failed to boot; `create_vm` re-creates it.
+    Failed,
+}
+
+impl VmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Running => "Running",
+            VmState::Stopped => "Stopped",
+            VmState::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A VM as the datacenter reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmInfo {
+    pub name: String,
+    pub host: String,
+    pub state: VmState,
+    /// VM size name, e.g. `Standard_K8S3_v1`.
+    pub size: String,
+    pub image: String,
+}
+
+/// Why the datacenter could not do what was asked. Messages name the VM,
+/// host or network, and say when the failure is a simulated fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    #[error("simulated fault: network setup for vnet {vnet} failed (faults.fail_networks)")]
+    NetworkFault { vnet: String },
+    #[error("simulated fault: VM {vm} failed to boot on {host} (faults.fail_boot)")]
+    BootFault { vm: String, host: String },
+    #[error("cannot {action} VM {vm}: host {host} is down (simulated fault: faults.hosts_down)")]
+    HostDown {
+        vm: String,
+        host: String,
+        action: &'static str,
+    },
+    #[error("cannot create VM {vm}: host {host} does not exist; hosts: {known}")]
+    UnknownHost {
+        vm: String,
+        host: String,
+        known: String,
+    },
+    #[error(
+        "cannot create VM {vm} ({size}) on host {host}: not enough free capacity: needed {needed}, free {free}"
+    )]
+    NoCapacity {
+        vm: String,
+        host: String,
+        size: String,
+        needed: String,
+        free: String,
+    },
+    #[error("VM {vm} does not exist")]
+    VmNotFound { vm: String },
+    #[error("VM {vm} was deleted while it was booting on {host}")]
+    DeletedWhileBooting { vm: String, host: String },
+    #[error("datacenter state: {0}")]
+    State(String),
+}
+
+impl DriverError {
+    /// True when the failure was injected by the simulation's `[faults]`.
+    pub fn is_simulated_fault(&self) -> bool {
+        matches!(
+            self,
+            DriverError::NetworkFault { .. }
+                | DriverError::BootFault { .. }
+                | DriverError::HostDown { .. }
+        )
+    }
+}
+
+/// The datacenter the service drives.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Driver name, e.g. `sim` (served as `driver` by `/v1/hosts`).
+    fn name(&self) -> &'static str;
+    /// True when the datacenter is simulated.
+    fn simulated(&self) -> bool;
+
+    /// Configures the network of vnet `vnet` (idempotent).
+    async fn ensure_network(&self, vnet: &str) -> Result<(), DriverError>;
+    /// Removes the network of vnet `vnet` (idempotent).
+    async fn remove_network(&self, vnet: &str) -> Result<(), DriverError>;
+
+    /// Creates and boots the VM on `req.host`. Idempotent by name: a VM of
+    /// that name that is running is returned as it is; a failed one is
+    /// re-created; one still booting is waited for.
+    async fn create_vm(&self, req: &VmRequest) -> Result<VmInfo, DriverError>;
+    /// Boots a stopped VM (idempotent).
+    async fn start_vm(&self, name: &str) -> Result<(), DriverError>;
+    /// Powers a VM off (idempotent); it keeps its host capacity.
+    async fn stop_vm(&self, name: &str) -> Result<(), DriverError>;
+    /// Deletes a VM and frees its capacity; a missing VM is fine.
+    async fn delete_vm(&self, name: &str) -> Result<(), DriverError>;
+
+    /// One VM, if it exists.
+    async fn vm(&self, name: &str) -> Result<Option<VmInfo>, DriverError>;
+    /// Every VM, sorted by name.
+    async fn vms(&self) -> Result<Vec<VmInfo>, DriverError>;
+    /// Physical hosts with capacity, allocation and their VMs, by name.
+    async fn inventory(&self) -> Result<Vec<PhysicalHost>, DriverError>;
+
+    /// Kubernetes versions, sorted by version, with upgrade paths filled.
+    fn kubernetes_versions(&self) -> Vec<KubernetesVersion>;
+    /// VM sizes.
+    fn vm_sizes(&self) -> Vec<VmSize>;
+}

@@ -1,0 +1,382 @@
+//! [`Tx`] over one SQLite connection inside a transaction (or a read
+//! snapshot), and the [`TxStore`] plumbing of [`SqliteStore`].
+
+use std::net::Ipv4Addr;
+
+use async_trait::async_trait;
+use hybrid_api::{ApiError, Operation, OperationStatus, ProvisioningState, Reservation};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::sqlite::{
+    OP_COLUMNS, SqliteStore, corrupt, insert_operation, json, load_operation, load_snapshot,
+    op_from_row,
+};
+use super::{
+    AnyResult, ObjectKind, ObjectRow, ReadFn, StoreError, Tx, TxStore, VmPhase, VmRole, VmRow,
+    VnetSnapshot, WriteFn,
+};
+use crate::clock;
+
+/// A [`Tx`] borrowing a connection that is inside a transaction.
+pub(super) struct SqlTx<'a>(pub &'a Connection);
+
+const OBJECT_COLUMNS: &str = "kind, id, parent, name, spec, internal, etag, provisioning_state, current_operation, created_at, updated_at";
+const VM_COLUMNS: &str = "name, cluster, pool, role, idx, host, vnet, ip, vm_size, vcpus, memory_mib, disk_gib, os_type, image, kubernetes_version, phase, created_at, updated_at";
+
+fn parse_kind(s: &str) -> Result<ObjectKind, StoreError> {
+    Ok(match s {
+        "custom_location" => ObjectKind::CustomLocation,
+        "cluster" => ObjectKind::Cluster,
+        "nodepool" => ObjectKind::NodePool,
+        other => return Err(corrupt("object kind", other)),
+    })
+}
+
+fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 11]> {
+    let mut out: [Option<String>; 11] = Default::default();
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = r.get(i)?;
+    }
+    Ok(out)
+}
+
+fn object(cols: [Option<String>; 11]) -> Result<ObjectRow, StoreError> {
+    let [kind, id, parent, name, spec, internal, etag, state, op, created, updated] = cols;
+    let req = |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(what, "missing"));
+    let state = req(state, "provisioning state")?;
+    Ok(ObjectRow {
+        kind: parse_kind(&req(kind, "object kind")?)?,
+        id: req(id, "object id")?,
+        parent,
+        name: req(name, "object name")?,
+        spec: serde_json::from_str(&req(spec, "object spec")?)
+            .map_err(|e| corrupt("object spec", e))?,
+        internal: serde_json::from_str(&req(internal, "object internal state")?)
+            .map_err(|e| corrupt("object internal state", e))?,
+        etag: req(etag, "object etag")?,
+        provisioning_state: ProvisioningState::parse(&state)
+            .ok_or_else(|| corrupt("provisioning state", &state))?,
+        current_operation: op,
+        created_at: req(created, "created_at")?,
+        updated_at: req(updated, "updated_at")?,
+    })
+}
+
+type VmCols = (
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    (String, String, String, String, String, String),
+);
+
+fn vm_cols(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmCols> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        (
+            r.get(12)?,
+            r.get(13)?,
+            r.get(14)?,
+            r.get(15)?,
+            r.get(16)?,
+            r.get(17)?,
+        ),
+    ))
+}
+
+fn vm(c: VmCols) -> Result<VmRow, StoreError> {
+    let (name, cluster, pool, role, idx, host, vnet, ip, vm_size, vcpus, mem, disk, rest) = c;
+    let (os_type, image, kubernetes_version, phase, created_at, updated_at) = rest;
+    let num = |v: i64, what: &str| u64::try_from(v).map_err(|e| corrupt(what, e));
+    Ok(VmRow {
+        role: VmRole::parse(&role).ok_or_else(|| corrupt("vm role", &role))?,
+        phase: VmPhase::parse(&phase).ok_or_else(|| corrupt("vm phase", &phase))?,
+        index: u32::try_from(idx).map_err(|e| corrupt("vm index", e))?,
+        vcpus: u32::try_from(vcpus).map_err(|e| corrupt("vm vcpus", e))?,
+        memory_mib: num(mem, "vm memory")?,
+        disk_gib: num(disk, "vm disk")?,
+        name,
+        cluster,
+        pool,
+        host,
+        vnet,
+        ip,
+        vm_size,
+        os_type,
+        image,
+        kubernetes_version,
+        created_at,
+        updated_at,
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Tx for SqlTx<'_> {
+    fn object(&self, kind: ObjectKind, id: &str) -> Result<Option<ObjectRow>, StoreError> {
+        let row = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND id = ?2"
+            ))?
+            .query_row(params![kind.as_str(), id], object_from_row)
+            .optional()?;
+        row.map(object).transpose()
+    }
+
+    fn objects(
+        &self,
+        kind: ObjectKind,
+        parent: Option<&str>,
+    ) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND (?2 IS NULL OR parent = ?2) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![kind.as_str(), parent], object_from_row)?;
+        rows.map(|r| object(r?)).collect()
+    }
+
+    fn put_object(&mut self, r: &ObjectRow) -> Result<(), StoreError> {
+        self.0.prepare_cached(&format!(
+            "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (kind, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,
+                spec = excluded.spec, internal = excluded.internal, etag = excluded.etag,
+                provisioning_state = excluded.provisioning_state,
+                current_operation = excluded.current_operation, updated_at = excluded.updated_at"
+        ))?
+        .execute(params![
+            r.kind.as_str(),
+            r.id,
+            r.parent,
+            r.name,
+            json(&r.spec)?,
+            json(&r.internal)?,
+            r.etag,
+            r.provisioning_state.as_str(),
+            r.current_operation,
+            r.created_at,
+            r.updated_at
+        ])?;
+        Ok(())
+    }
+
+    fn delete_object(&mut self, kind: ObjectKind, id: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM objects WHERE kind = ?1 AND id = ?2",
+            params![kind.as_str(), id],
+        )?;
+        Ok(())
+    }
+
+    fn vms(&self, cluster: Option<&str>) -> Result<Vec<VmRow>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {VM_COLUMNS} FROM vms WHERE ?1 IS NULL OR cluster = ?1 ORDER BY name"
+        ))?;
+        let rows = stmt.query_map(params![cluster], vm_cols)?;
+        rows.map(|r| vm(r?)).collect()
+    }
+
+    fn put_vm(&mut self, v: &VmRow) -> Result<(), StoreError> {
+        self.0.prepare_cached(&format!(
+            "INSERT INTO vms ({VM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, ip = excluded.ip,
+                image = excluded.image, kubernetes_version = excluded.kubernetes_version,
+                phase = excluded.phase, updated_at = excluded.updated_at"
+        ))?
+        .execute(params![
+            v.name,
+            v.cluster,
+            v.pool,
+            v.role.as_str(),
+            i64::from(v.index),
+            v.host,
+            v.vnet,
+            v.ip,
+            v.vm_size,
+            i64::from(v.vcpus),
+            to_i64(v.memory_mib),
+            to_i64(v.disk_gib),
+            v.os_type,
+            v.image,
+            v.kubernetes_version,
+            v.phase.as_str(),
+            v.created_at,
+            v.updated_at
+        ])?;
+        Ok(())
+    }
+
+    fn delete_vm(&mut self, name: &str) -> Result<(), StoreError> {
+        self.0.execute("DELETE FROM vms WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    fn vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
+        load_snapshot(self.0, name)
+    }
+
+    fn insert_reservation(&mut self, vnet: &str, r: &Reservation) -> Result<(), StoreError> {
+        let address = parse_address(&r.address)?;
+        self.0.execute(
+            "INSERT INTO reservations (vnet, address, pool, owner, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![vnet, address, r.pool.as_str(), r.owner, r.created_at],
+        )?;
+        Ok(())
+    }
+
+    fn delete_reservation(&mut self, vnet: &str, address: &str) -> Result<bool, StoreError> {
+        let address = parse_address(address)?;
+        let n = self.0.execute(
+            "DELETE FROM reservations WHERE vnet = ?1 AND address = ?2",
+            params![vnet, address],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn set_reservation_owner(
+        &mut self,
+        vnet: &str,
+        address: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let address = parse_address(address)?;
+        self.0.execute(
+            "UPDATE reservations SET owner = ?3 WHERE vnet = ?1 AND address = ?2",
+            params![vnet, address, owner],
+        )?;
+        Ok(())
+    }
+
+    fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        load_operation(self.0, id)
+    }
+
+    fn insert_operation(
+        &mut self,
+        op: &Operation,
+        resource: &str,
+        queue: &str,
+    ) -> Result<(), StoreError> {
+        insert_operation(self.0, op, resource, queue)
+    }
+
+    fn finish_operation(&mut self, id: &str, error: Option<&ApiError>) -> Result<(), StoreError> {
+        let status = match error {
+            None => OperationStatus::Succeeded,
+            Some(_) => OperationStatus::Failed,
+        };
+        let error = error.map(json).transpose()?;
+        self.0.execute(
+            "UPDATE operations SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1 AND status = 'Running'",
+            params![id, status.as_str(), error, clock::now()],
+        )?;
+        Ok(())
+    }
+
+    fn secret(&self, owner: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT value FROM secrets WHERE owner = ?1 AND name = ?2",
+                params![owner, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_secret(&mut self, owner: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO secrets (owner, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (owner, name) DO UPDATE SET value = excluded.value",
+            params![owner, name, value],
+        )?;
+        Ok(())
+    }
+
+    fn delete_secrets(&mut self, owner: &str) -> Result<(), StoreError> {
+        self.0
+            .execute("DELETE FROM secrets WHERE owner = ?1", [owner])?;
+        Ok(())
+    }
+}
+
+fn parse_address(a: &str) -> Result<i64, StoreError> {
+    a.parse::<Ipv4Addr>()
+        .map(|a| i64::from(u32::from(a)))
+        .map_err(|_| corrupt("reserved address", a))
+}
+
+#[async_trait]
+impl TxStore for SqliteStore {
+    async fn write_dyn(&self, dry_run: bool, f: WriteFn) -> AnyResult {
+        self.with_writer(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&mut SqlTx(&tx))?;
+            if dry_run {
+                tx.rollback()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn view_dyn(&self, f: ReadFn) -> AnyResult {
+        self.with_reader(move |c| {
+            let tx = c.unchecked_transaction()?; // one consistent snapshot
+            f(&SqlTx(&tx))
+        })
+        .await
+    }
+
+    async fn running_operation_queues(&self) -> Result<Vec<(String, Operation)>, StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT queue, {OP_COLUMNS} FROM operations WHERE status = 'Running' ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([], |r| {
+                let queue: String = r.get(0)?;
+                let rest = (
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                );
+                Ok((queue, rest))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (queue, op) = row?;
+                out.push((queue, op_from_row(op)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
