@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hybrid_api::validate::{self, FieldError};
-use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec, codes};
+use hybrid_api::{
+    IpAllocationMethod, IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec,
+    codes,
+};
 
 use crate::clock;
 use crate::error::Failure;
@@ -127,7 +130,9 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         .collect();
     let spec = &snapshot.record.spec;
     for a in not_leasable(spec) {
-        taken.entry(a).or_insert("the vnet (gateway or VIP pool, not leased by DHCP)");
+        taken
+            .entry(a)
+            .or_insert("the vnet (gateway or VIP pool, not leased by DHCP)");
     }
     let now = clock::now();
     let mut out = Vec::with_capacity(wants.len());

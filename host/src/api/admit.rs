@@ -48,7 +48,12 @@ pub async fn env(state: &AppState) -> Result<Env, Failure> {
 pub type Render = fn(&dyn Tx, &str, &BTreeSet<String>) -> Result<Option<Value>, StoreError>;
 
 /// Runs `decide` and answers as the API contract says.
-pub async fn admit<F>(state: &AppState, dry_run: bool, decide: F, render: Render) -> Result<Response, Failure>
+pub async fn admit<F>(
+    state: &AppState,
+    dry_run: bool,
+    decide: F,
+    render: Render,
+) -> Result<Response, Failure>
 where
     F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, StoreError> + Send + 'static,
 {
@@ -60,9 +65,10 @@ where
             let outcome = decide(tx, &env)?;
             let view = match (&outcome, dry_run) {
                 (Outcome::Unchanged { id }, _) => render(tx, id, &down)?,
-                (Outcome::Started { operation, .. } | Outcome::InFlight { operation, .. }, true) => {
-                    render(tx, &operation.target, &down)?
-                }
+                (
+                    Outcome::Started { operation, .. } | Outcome::InFlight { operation, .. },
+                    true,
+                ) => render(tx, &operation.target, &down)?,
                 _ => None,
             };
             Ok((outcome, view))
@@ -138,7 +144,10 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [2], "f": "x"}));
+        merge_patch(
+            &mut t,
+            &json!({"a": null, "b": {"c": 5}, "e": [2], "f": "x"}),
+        );
         assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [2], "f": "x"}));
     }
 }

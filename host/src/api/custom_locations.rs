@@ -36,7 +36,12 @@ async fn write(
     headers: &HeaderMap,
     dry_run: bool,
 ) -> Result<Response, Failure> {
-    admit::check(validate::dns_label("name", &name).err().into_iter().collect())?;
+    admit::check(
+        validate::dns_label("name", &name)
+            .err()
+            .into_iter()
+            .collect(),
+    )?;
     admit::check(custom_location::validate_spec(&spec))?;
     let pre = Preconditions::from_headers(headers);
     let (created, view) = state
@@ -44,8 +49,11 @@ async fn write(
         .write(dry_run, move |tx| {
             let id = custom_location::custom_location_id(&name);
             let current: Option<CustomLocationRecord> = rec::get(tx, &id)?;
-            pre.check(&format!("custom location {name}"), current.as_ref().map(|c| c.etag.as_str()))
-                .map_err(StoreError::Rejected)?;
+            pre.check(
+                &format!("custom location {name}"),
+                current.as_ref().map(|c| c.etag.as_str()),
+            )
+            .map_err(StoreError::Rejected)?;
             let now = clock::now();
             let (created, record) = match current {
                 None => (
@@ -109,7 +117,8 @@ pub async fn patch(
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
     let id = custom_location::custom_location_id(&name);
-    let current: Option<CustomLocationRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
+    let current: Option<CustomLocationRecord> =
+        state.store.view(move |tx| rec::get(tx, &id)).await?;
     let current = current.ok_or_else(|| not_found(&name))?;
     let spec = admit::patched(&current.spec, &patch)?;
     let mut headers = headers;
@@ -137,7 +146,9 @@ pub async fn get(
     Ok(respond(StatusCode::OK, view))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<CustomLocation>>, Failure> {
+pub async fn list(
+    State(state): State<AppState>,
+) -> Result<axum::Json<List<CustomLocation>>, Failure> {
     let items = state
         .store
         .view(|tx| {
@@ -160,8 +171,8 @@ pub async fn delete(
         .store
         .write(false, move |tx| {
             let id = custom_location::custom_location_id(&name);
-            let cur: CustomLocationRecord = rec::get(tx, &id)?
-                .ok_or_else(|| StoreError::Rejected(not_found(&name)))?;
+            let cur: CustomLocationRecord =
+                rec::get(tx, &id)?.ok_or_else(|| StoreError::Rejected(not_found(&name)))?;
             pre.check(&format!("custom location {name}"), Some(&cur.etag))
                 .map_err(StoreError::Rejected)?;
             let users = clusters_in_location(tx, &id)?;
@@ -177,7 +188,12 @@ pub async fn delete(
                         target: None,
                         details: users
                             .iter()
-                            .map(|u| ApiError::new(codes::IN_USE, format!("{u} is placed in custom location {name}")))
+                            .map(|u| {
+                                ApiError::new(
+                                    codes::IN_USE,
+                                    format!("{u} is placed in custom location {name}"),
+                                )
+                            })
                             .collect(),
                     },
                 }));

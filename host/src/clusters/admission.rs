@@ -8,14 +8,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use hybrid_api::catalog::{self, KubernetesVersion, VmSize};
-use hybrid_api::cluster::{self, LOAD_BALANCER_VM_SIZE, MAX_NODES_PER_CLUSTER, MAX_POOLS_PER_CLUSTER};
+use hybrid_api::cluster::{
+    self, LOAD_BALANCER_VM_SIZE, MAX_NODES_PER_CLUSTER, MAX_POOLS_PER_CLUSTER,
+};
 use hybrid_api::inventory::Resources;
 use hybrid_api::{
     ClusterSpec, NodePoolSpec, Operation, OperationStatus, OsType, PoolKind, ProvisioningState,
     codes, nodepool,
 };
 
-use super::records::{ClusterInternal, ClusterRecord, CustomLocationRecord, NoInternal, PoolRecord, tx as rec};
+use super::records::{
+    ClusterInternal, ClusterRecord, CustomLocationRecord, NoInternal, PoolRecord, tx as rec,
+};
 use crate::api::Preconditions;
 use crate::clock;
 use crate::error::Failure;
@@ -74,7 +78,10 @@ pub fn vm_size<'a>(env: &'a Env, field: &str, name: &str) -> Result<&'a VmSize, 
         Failure::new(
             StatusCode::BAD_REQUEST,
             codes::INVALID_FIELD,
-            format!("{field} {name:?} is not a VM size of this datacenter; sizes: {}", names.join(", ")),
+            format!(
+                "{field} {name:?} is not a VM size of this datacenter; sizes: {}",
+                names.join(", ")
+            ),
         )
         .target(field)
     })
@@ -89,8 +96,10 @@ fn load_vnet(tx: &dyn Tx, vnet_id: &str) -> Result<VnetSnapshot, StoreError> {
     let name = vnet_name(vnet_id);
     let snap = tx.vnet(name)?.ok_or_else(|| {
         reject(
-            Failure::not_found(format!("vnet_id {vnet_id:?}: vnet {name} not found; create it first"))
-                .target("vnet_id"),
+            Failure::not_found(format!(
+                "vnet_id {vnet_id:?}: vnet {name} not found; create it first"
+            ))
+            .target("vnet_id"),
         )
     })?;
     if snap.record.provisioning_state == ProvisioningState::Deleting {
@@ -137,7 +146,10 @@ fn vm_want(owner: &str, n: usize) -> Vec<Want> {
 /// Host usage and spread groups of every stored VM.
 fn host_usage(
     all: &[VmRow],
-) -> (BTreeMap<String, Resources>, BTreeMap<String, BTreeSet<String>>) {
+) -> (
+    BTreeMap<String, Resources>,
+    BTreeMap<String, BTreeSet<String>>,
+) {
     let mut used: BTreeMap<String, Resources> = BTreeMap::new();
     let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for vm in all {
@@ -146,7 +158,10 @@ fn host_usage(
         u.memory_mib += vm.memory_mib;
         u.disk_gib += vm.disk_gib;
         if vm.phase.is_wanted() {
-            groups.entry(spread_group(vm)).or_default().insert(vm.host.clone());
+            groups
+                .entry(spread_group(vm))
+                .or_default()
+                .insert(vm.host.clone());
         }
     }
     (used, groups)
@@ -223,7 +238,11 @@ pub fn place_vms(
         })
         .collect();
     let hosts = placement::place(&env.hosts, &used, &groups, &wants).map_err(|e| {
-        reject(Failure::new(StatusCode::CONFLICT, codes::INSUFFICIENT_CAPACITY, e.to_string()))
+        reject(Failure::new(
+            StatusCode::CONFLICT,
+            codes::INSUFFICIENT_CAPACITY,
+            e.to_string(),
+        ))
     })?;
     let now = clock::now();
     let mut out = Vec::with_capacity(n);
@@ -288,7 +307,13 @@ fn resize(
     let have = count_wanted(current, vm.role, vm.pool);
     if want > have {
         let ips = reserve(tx, snap, &vm_want(owner, want - have), purpose)?;
-        place_vms(tx, env, vm, &snap.record.name, ips.into_iter().map(Some).collect())?;
+        place_vms(
+            tx,
+            env,
+            vm,
+            &snap.record.name,
+            ips.into_iter().map(Some).collect(),
+        )?;
     } else if want < have {
         let group: Vec<VmRow> = current
             .iter()
@@ -311,7 +336,12 @@ fn pool_oses(pools: &[PoolRecord]) -> Vec<OsType> {
 }
 
 fn version_error(message: String) -> StoreError {
-    invalid(codes::VERSION_NOT_ALLOWED, StatusCode::BAD_REQUEST, "kubernetes_version", message)
+    invalid(
+        codes::VERSION_NOT_ALLOWED,
+        StatusCode::BAD_REQUEST,
+        "kubernetes_version",
+        message,
+    )
 }
 
 /// Same-spec re-PUT: nothing to do, the same work in flight, or a retry.
@@ -346,8 +376,11 @@ pub fn put_cluster(
 ) -> Result<Outcome, StoreError> {
     let id = hybrid_api::cluster_id(name);
     let current: Option<ClusterRecord> = rec::get(tx, &id)?;
-    pre.check(&format!("cluster {name}"), current.as_ref().map(|c| c.etag.as_str()))
-        .map_err(reject)?;
+    pre.check(
+        &format!("cluster {name}"),
+        current.as_ref().map(|c| c.etag.as_str()),
+    )
+    .map_err(reject)?;
     let Some(cur) = current else {
         return create_cluster(tx, env, name, spec);
     };
@@ -356,7 +389,9 @@ pub fn put_cluster(
             codes::CONFLICT,
             StatusCode::CONFLICT,
             "name",
-            format!("cluster {name} is being deleted; wait for the delete to finish, then create it again"),
+            format!(
+                "cluster {name} is being deleted; wait for the delete to finish, then create it again"
+            ),
         ));
     }
     if spec.kubernetes_version.is_none() {
@@ -430,8 +465,10 @@ pub fn put_cluster(
     }
 
     let snap = load_vnet(tx, &spec.vnet_id)?;
-    let cp_size = vm_size(env, "control_plane.vm_size", &spec.control_plane.vm_size).map_err(reject)?;
-    let lb_size = vm_size(env, "network.load_balancer.count", LOAD_BALANCER_VM_SIZE).map_err(reject)?;
+    let cp_size =
+        vm_size(env, "control_plane.vm_size", &spec.control_plane.vm_size).map_err(reject)?;
+    let lb_size =
+        vm_size(env, "network.load_balancer.count", LOAD_BALANCER_VM_SIZE).map_err(reject)?;
     let cp = NewVm {
         cluster: name,
         pool: None,
@@ -516,15 +553,19 @@ fn create_cluster(
     let version = match &spec.kubernetes_version {
         Some(v) => v.clone(),
         None => catalog::newest_supported(&env.versions, &[OsType::Linux])
-            .ok_or_else(|| version_error("the catalogue has no supported Kubernetes version".into()))?
+            .ok_or_else(|| {
+                version_error("the catalogue has no supported Kubernetes version".into())
+            })?
             .to_string(),
     };
     if let Some(problem) = catalog::version_problem(&env.versions, None, &version, &[]) {
         return Err(version_error(problem));
     }
     spec.kubernetes_version = Some(version.clone());
-    let cp_size = vm_size(env, "control_plane.vm_size", &spec.control_plane.vm_size).map_err(reject)?;
-    let lb_size = vm_size(env, "network.load_balancer.count", LOAD_BALANCER_VM_SIZE).map_err(reject)?;
+    let cp_size =
+        vm_size(env, "control_plane.vm_size", &spec.control_plane.vm_size).map_err(reject)?;
+    let lb_size =
+        vm_size(env, "network.load_balancer.count", LOAD_BALANCER_VM_SIZE).map_err(reject)?;
     if snap.record.spec.vip_pool.is_none() {
         return Err(invalid(
             codes::INVALID_FIELD,
@@ -562,7 +603,10 @@ fn create_cluster(
     for r in &ips {
         tx.insert_reservation(&snap.record.name, r)?;
     }
-    let vip = ips.iter().position(|r| r.pool == PoolKind::Vip).map(|i| ips.remove(i).address);
+    let vip = ips
+        .iter()
+        .position(|r| r.pool == PoolKind::Vip)
+        .map(|i| ips.remove(i).address);
     let mut vm_ips: Vec<String> = ips.into_iter().map(|r| r.address).collect();
     let surge = vm_ips.pop();
 
@@ -576,13 +620,25 @@ fn create_cluster(
         version: &version,
     };
     let lb_ips = vm_ips.split_off(cp_n);
-    place_vms(tx, env, &cp, &snap.record.name, vm_ips.into_iter().map(Some).collect())?;
+    place_vms(
+        tx,
+        env,
+        &cp,
+        &snap.record.name,
+        vm_ips.into_iter().map(Some).collect(),
+    )?;
     let lb = NewVm {
         role: VmRole::LoadBalancer,
         size: lb_size,
         ..cp
     };
-    place_vms(tx, env, &lb, &snap.record.name, lb_ips.into_iter().map(Some).collect())?;
+    place_vms(
+        tx,
+        env,
+        &lb,
+        &snap.record.name,
+        lb_ips.into_iter().map(Some).collect(),
+    )?;
 
     let op = new_operation(hybrid_api::operation_kinds::CLUSTER_CREATE, &id);
     let now = clock::now();
@@ -612,13 +668,24 @@ fn create_cluster(
 }
 
 /// `DELETE /v1/clusters/{name}`: the cluster, its pools and every VM.
-pub fn delete_cluster(tx: &mut dyn Tx, name: &str, pre: &Preconditions) -> Result<Outcome, StoreError> {
+pub fn delete_cluster(
+    tx: &mut dyn Tx,
+    name: &str,
+    pre: &Preconditions,
+) -> Result<Outcome, StoreError> {
     let id = hybrid_api::cluster_id(name);
     let cur: ClusterRecord = rec::get(tx, &id)?
         .ok_or_else(|| reject(Failure::not_found(format!("cluster {name} not found"))))?;
-    pre.check(&format!("cluster {name}"), Some(&cur.etag)).map_err(reject)?;
+    pre.check(&format!("cluster {name}"), Some(&cur.etag))
+        .map_err(reject)?;
     if cur.provisioning_state == ProvisioningState::Deleting
-        && let Some(o) = unchanged(tx, &id, &cur.etag, ProvisioningState::Failed, cur.current_operation.as_deref())?
+        && let Some(o) = unchanged(
+            tx,
+            &id,
+            &cur.etag,
+            ProvisioningState::Failed,
+            cur.current_operation.as_deref(),
+        )?
     {
         return Ok(o);
     }
@@ -651,8 +718,10 @@ fn load_cluster_for_pool(tx: &dyn Tx, cluster: &str) -> Result<ClusterRecord, St
     let cid = hybrid_api::cluster_id(cluster);
     let c: ClusterRecord = rec::get(tx, &cid)?.ok_or_else(|| {
         reject(
-            Failure::not_found(format!("cluster_id {cid:?}: cluster {cluster} not found; create it first"))
-                .target("cluster_id"),
+            Failure::not_found(format!(
+                "cluster_id {cid:?}: cluster {cluster} not found; create it first"
+            ))
+            .target("cluster_id"),
         )
     })?;
     if c.provisioning_state == ProvisioningState::Deleting {
@@ -679,8 +748,11 @@ pub fn put_pool(
     let id = hybrid_api::nodepool_id(cluster, name);
     let c = load_cluster_for_pool(tx, cluster)?;
     let current: Option<PoolRecord> = rec::get(tx, &id)?;
-    pre.check(&format!("node pool {name} of cluster {cluster}"), current.as_ref().map(|p| p.etag.as_str()))
-        .map_err(reject)?;
+    pre.check(
+        &format!("node pool {name} of cluster {cluster}"),
+        current.as_ref().map(|p| p.etag.as_str()),
+    )
+    .map_err(reject)?;
     let others: Vec<PoolRecord> = rec::list::<NodePoolSpec, NoInternal>(tx, Some(&cid))?
         .into_iter()
         .filter(|p| p.id != id && p.provisioning_state != ProvisioningState::Deleting)
@@ -692,7 +764,9 @@ pub fn put_pool(
                 codes::CONFLICT,
                 StatusCode::CONFLICT,
                 "name",
-                format!("node pool {name} is being deleted; wait for the delete to finish, then create it again"),
+                format!(
+                    "node pool {name} is being deleted; wait for the delete to finish, then create it again"
+                ),
             ));
         }
         if let Some(f) = Failure::from_fields(
@@ -703,7 +777,13 @@ pub fn put_pool(
             return Err(reject(f));
         }
         if resolved == cur.spec
-            && let Some(o) = unchanged(tx, &id, &cur.etag, cur.provisioning_state, cur.current_operation.as_deref())?
+            && let Some(o) = unchanged(
+                tx,
+                &id,
+                &cur.etag,
+                cur.provisioning_state,
+                cur.current_operation.as_deref(),
+            )?
         {
             return Ok(o);
         }
@@ -732,12 +812,17 @@ pub fn put_pool(
         ));
     }
     let version = c.spec.kubernetes_version.clone().unwrap_or_default();
-    if let Some(problem) = catalog::version_problem(&env.versions, Some(&version), &version, &[resolved.os_type]) {
+    if let Some(problem) =
+        catalog::version_problem(&env.versions, Some(&version), &version, &[resolved.os_type])
+    {
         return Err(invalid(
             codes::VERSION_NOT_ALLOWED,
             StatusCode::BAD_REQUEST,
             "os_type",
-            format!("os_type {:?}: cluster {cluster} runs Kubernetes {version}, and {problem}", resolved.os_type.as_str()),
+            format!(
+                "os_type {:?}: cluster {cluster} runs Kubernetes {version}, and {problem}",
+                resolved.os_type.as_str()
+            ),
         ));
     }
     let size_name = resolved.vm_size.clone().unwrap_or_default();
@@ -822,11 +907,20 @@ pub fn delete_pool(
 ) -> Result<Outcome, StoreError> {
     let id = hybrid_api::nodepool_id(cluster, name);
     let cur: PoolRecord = rec::get(tx, &id)?.ok_or_else(|| {
-        reject(Failure::not_found(format!("node pool {name} of cluster {cluster} not found")))
+        reject(Failure::not_found(format!(
+            "node pool {name} of cluster {cluster} not found"
+        )))
     })?;
-    pre.check(&format!("node pool {name}"), Some(&cur.etag)).map_err(reject)?;
+    pre.check(&format!("node pool {name}"), Some(&cur.etag))
+        .map_err(reject)?;
     if cur.provisioning_state == ProvisioningState::Deleting
-        && let Some(o) = unchanged(tx, &id, &cur.etag, ProvisioningState::Failed, cur.current_operation.as_deref())?
+        && let Some(o) = unchanged(
+            tx,
+            &id,
+            &cur.etag,
+            ProvisioningState::Failed,
+            cur.current_operation.as_deref(),
+        )?
     {
         return Ok(o);
     }
@@ -858,7 +952,6 @@ pub fn clusters_in_location(tx: &dyn Tx, location_id: &str) -> Result<Vec<String
         .map(|c| c.id)
         .collect())
 }
-
 
 /// Reads the catalogues and host capacities admission decides against.
 pub async fn env(driver: &dyn crate::driver::Driver) -> Result<Env, crate::driver::DriverError> {

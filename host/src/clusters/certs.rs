@@ -83,7 +83,13 @@ mod tests {
         let srv_x = srv_der.parse_x509().unwrap();
         assert_eq!(srv_x.issuer(), ca_x.subject());
         srv_x.verify_signature(Some(ca_x.public_key())).unwrap();
-        let sans = format!("{:?}", srv_x.subject_alternative_name().unwrap().unwrap().value);
-        assert!(sans.contains("10.0.0.200") || sans.contains("[10, 0, 0, 200]"), "{sans}");
+        let sans = format!(
+            "{:?}",
+            srv_x.subject_alternative_name().unwrap().unwrap().value
+        );
+        assert!(
+            sans.contains("10.0.0.200") || sans.contains("[10, 0, 0, 200]"),
+            "{sans}"
+        );
     }
 }

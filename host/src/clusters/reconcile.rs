@@ -15,10 +15,10 @@ use hybrid_api::{ApiError, Operation, OsType, ProvisioningState, codes, operatio
 use super::admission::{self, Env, NewVm};
 use super::certs;
 use super::records::{ClusterRecord, NoInternal, PoolRecord, tx as rec};
+use crate::clock;
 use crate::driver::{Driver, VmRequest};
 use crate::error::Failure;
 use crate::store::{ObjectKind, Store, StoreError, VmPhase, VmRole, VmRow};
-use crate::clock;
 
 /// Why a step failed: an error for the operation, or a store problem.
 #[derive(Debug)]
@@ -59,19 +59,43 @@ pub async fn run(
     match op.kind.as_str() {
         operation_kinds::CLUSTER_CREATE | operation_kinds::CLUSTER_UPDATE => {
             ensure_pki(store, &cluster).await?;
-            realize(store, driver, &cluster, |v| v.role != VmRole::Node || v.phase == VmPhase::Draining)
-                .await?;
+            realize(store, driver, &cluster, |v| {
+                v.role != VmRole::Node || v.phase == VmPhase::Draining
+            })
+            .await?;
             rolling_upgrade(store, driver, env, &cluster).await
         }
         operation_kinds::NODEPOOL_CREATE | operation_kinds::NODEPOOL_UPDATE => {
             let pool = pool.unwrap_or_default();
-            realize(store, driver, &cluster, |v| v.pool.as_deref() == Some(pool.as_str())).await
+            realize(store, driver, &cluster, |v| {
+                v.pool.as_deref() == Some(pool.as_str())
+            })
+            .await
         }
         operation_kinds::NODEPOOL_DELETE => {
             let pool = pool.unwrap_or_default();
-            realize(store, driver, &cluster, |v| v.pool.as_deref() == Some(pool.as_str())).await
+            realize(store, driver, &cluster, |v| {
+                v.pool.as_deref() == Some(pool.as_str())
+            })
+            .await
         }
-        operation_kinds::CLUSTER_DELETE => realize(store, driver, &cluster, |_| true).await,
+        operation_kinds::CLUSTER_DELETE => {
+            realize(store, driver, &cluster, |_| true).await?;
+            // Nothing may outlive the cluster: a VM row left means a VM the
+            // service would lose track of.
+            let c = cluster.clone();
+            let left: Vec<String> = store
+                .view(move |tx| Ok(tx.vms(Some(&c))?.into_iter().map(|v| v.name).collect()))
+                .await?;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(infra(format!(
+                    "cluster {cluster} still has VMs {}; deleting again will retry",
+                    left.join(", ")
+                )))
+            }
+        }
         other => Err(infra(format!("unknown operation kind {other:?}"))),
     }
 }
@@ -88,7 +112,8 @@ async fn ensure_pki(store: &Arc<dyn Store>, cluster: &str) -> Result<(), StepErr
             if c.internal.ca_certificate.is_some() {
                 return Ok(());
             }
-            let pki_err = |e: rcgen::Error| StoreError::Corrupt(format!("certificate generation: {e}"));
+            let pki_err =
+                |e: rcgen::Error| StoreError::Corrupt(format!("certificate generation: {e}"));
             let ca = certs::new_cluster_ca(&name).map_err(pki_err)?;
             let vip = c.internal.vip.clone().unwrap_or_default();
             let server = certs::apiserver_cert(&ca, &name, &vip).map_err(pki_err)?;
@@ -118,12 +143,21 @@ fn request(vm: &VmRow) -> VmRequest {
     }
 }
 
-/// Sets the phase of VM `name` (if it still exists).
-async fn set_phase(store: &Arc<dyn Store>, cluster: &str, name: &str, phase: VmPhase) -> Result<(), StepError> {
+/// Moves VM `name` from a creating phase (Pending/Failed) to `phase`. A VM
+/// marked for removal meanwhile (a delete accepted while this operation
+/// ran) keeps that mark, so the delete operation still finds and removes it.
+async fn set_phase(
+    store: &Arc<dyn Store>,
+    cluster: &str,
+    name: &str,
+    phase: VmPhase,
+) -> Result<(), StepError> {
     let (cluster, name) = (cluster.to_string(), name.to_string());
     store
         .write(false, move |tx| {
-            if let Some(mut vm) = tx.vms(Some(&cluster))?.into_iter().find(|v| v.name == name) {
+            if let Some(mut vm) = tx.vms(Some(&cluster))?.into_iter().find(|v| v.name == name)
+                && matches!(vm.phase, VmPhase::Pending | VmPhase::Failed)
+            {
                 vm.phase = phase;
                 vm.updated_at = clock::now();
                 tx.put_vm(&vm)?;
@@ -150,7 +184,10 @@ async fn realize(
         .into_iter()
         .filter(|v| scope(v))
         .collect();
-    for vm in vms.iter().filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed)) {
+    for vm in vms
+        .iter()
+        .filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed))
+    {
         match driver.create_vm(&request(vm)).await {
             Ok(_) => set_phase(store, cluster, &vm.name, VmPhase::Running).await?,
             Err(e) => {
@@ -160,7 +197,10 @@ async fn realize(
             }
         }
     }
-    for vm in vms.iter().filter(|v| matches!(v.phase, VmPhase::Deleting | VmPhase::Draining)) {
+    for vm in vms
+        .iter()
+        .filter(|v| matches!(v.phase, VmPhase::Deleting | VmPhase::Draining))
+    {
         driver
             .delete_vm(&vm.name)
             .await
@@ -172,12 +212,18 @@ async fn realize(
                 let Some(ip) = &vm.ip else { return Ok(()) };
                 let cid = hybrid_api::cluster_id(&vm.cluster);
                 let surge_back = vm.phase == VmPhase::Draining
-                    && rec::get::<hybrid_api::ClusterSpec, super::records::ClusterInternal>(tx, &cid)?
-                        .is_some_and(|c| c.provisioning_state != ProvisioningState::Deleting);
+                    && rec::get::<hybrid_api::ClusterSpec, super::records::ClusterInternal>(
+                        tx, &cid,
+                    )?
+                    .is_some_and(|c| c.provisioning_state != ProvisioningState::Deleting);
                 if surge_back {
                     // The drained VM's address becomes the cluster's surge address.
                     tx.set_reservation_owner(&vm.vnet, ip, &cid)?;
-                    if let Some(mut c) = rec::get::<hybrid_api::ClusterSpec, super::records::ClusterInternal>(tx, &cid)? {
+                    if let Some(mut c) = rec::get::<
+                        hybrid_api::ClusterSpec,
+                        super::records::ClusterInternal,
+                    >(tx, &cid)?
+                    {
                         c.internal.surge_ip = Some(ip.clone());
                         rec::put(tx, &c)?;
                     }
@@ -231,8 +277,11 @@ async fn rolling_upgrade(
                     )));
                 };
                 let pool_spec = match &old.pool {
-                    Some(p) => rec::get::<hybrid_api::NodePoolSpec, NoInternal>(tx, &hybrid_api::nodepool_id(&c, p))?
-                        .map(|p: PoolRecord| p.spec),
+                    Some(p) => rec::get::<hybrid_api::NodePoolSpec, NoInternal>(
+                        tx,
+                        &hybrid_api::nodepool_id(&c, p),
+                    )?
+                    .map(|p: PoolRecord| p.spec),
                     None => None,
                 };
                 let os = OsType::parse(&old.os_type).unwrap_or(OsType::Linux);
@@ -282,7 +331,11 @@ async fn rolling_upgrade(
 /// Records the outcome: the operation's status and, when it is still the
 /// object's current operation, its provisioning state (or its removal
 /// after a successful delete, releasing every address it held).
-pub async fn complete(store: &Arc<dyn Store>, op: &Operation, error: Option<ApiError>) -> Result<(), StoreError> {
+pub async fn complete(
+    store: &Arc<dyn Store>,
+    op: &Operation,
+    error: Option<ApiError>,
+) -> Result<(), StoreError> {
     let op = op.clone();
     store
         .write(false, move |tx| {
@@ -298,12 +351,23 @@ pub async fn complete(store: &Arc<dyn Store>, op: &Operation, error: Option<ApiE
             if row.current_operation.as_deref() != Some(op.id.as_str()) {
                 return Ok(()); // superseded by a newer operation
             }
-            let deleting = op.kind == operation_kinds::CLUSTER_DELETE || op.kind == operation_kinds::NODEPOOL_DELETE;
+            let deleting = op.kind == operation_kinds::CLUSTER_DELETE
+                || op.kind == operation_kinds::NODEPOOL_DELETE;
             if deleting && error.is_none() {
                 if kind == ObjectKind::Cluster {
                     let cluster: ClusterRecord = super::records::Record::from_row(row)?;
-                    let vnet = cluster.spec.vnet_id.trim_start_matches("/vnets/").to_string();
-                    for ip in [cluster.internal.vip.as_ref(), cluster.internal.surge_ip.as_ref()].into_iter().flatten() {
+                    let vnet = cluster
+                        .spec
+                        .vnet_id
+                        .trim_start_matches("/vnets/")
+                        .to_string();
+                    for ip in [
+                        cluster.internal.vip.as_ref(),
+                        cluster.internal.surge_ip.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
                         tx.delete_reservation(&vnet, ip)?;
                     }
                     for pool in tx.objects(ObjectKind::NodePool, Some(&cluster.id))? {
@@ -327,4 +391,3 @@ pub async fn complete(store: &Arc<dyn Store>, op: &Operation, error: Option<ApiE
         })
         .await
 }
-

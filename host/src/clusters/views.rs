@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
+use hybrid_api::custom_location::CustomLocationStatus;
+use hybrid_api::nodepool::NodePoolStatus;
 use hybrid_api::{
     Cluster, ClusterStatus, Condition, CustomLocation, Node, NodePool, Operation, OperationStatus,
     ProvisioningState,
 };
-use hybrid_api::custom_location::CustomLocationStatus;
-use hybrid_api::nodepool::NodePoolStatus;
 
 use super::records::{ClusterRecord, CustomLocationRecord, PoolRecord};
 use crate::store::{StoreError, Tx, VmPhase, VmRole, VmRow};
@@ -68,11 +68,20 @@ fn conditions(
             format!(
                 "{} failed: {}; apply the same configuration again to retry",
                 op.kind,
-                op.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown error")
+                op.error
+                    .as_ref()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or("unknown error")
             ),
             &op.updated_at,
         ),
-        _ => condition("Ready", "True", "Succeeded", format!("{what} is provisioned"), at),
+        _ => condition(
+            "Ready",
+            "True",
+            "Succeeded",
+            format!("{what} is provisioned"),
+            at,
+        ),
     };
     let not_ready: Vec<String> = nodes
         .iter()
@@ -107,9 +116,16 @@ fn conditions(
 }
 
 fn upgrade_progress(vms: &[&VmRow], desired: &str) -> Option<String> {
-    let relevant: Vec<&&VmRow> = vms.iter().filter(|v| v.role != VmRole::LoadBalancer).collect();
-    let done = relevant.iter().filter(|v| v.kubernetes_version == desired).count();
-    (done < relevant.len()).then(|| format!("{done} of {} VMs on Kubernetes {desired}", relevant.len()))
+    let relevant: Vec<&&VmRow> = vms
+        .iter()
+        .filter(|v| v.role != VmRole::LoadBalancer)
+        .collect();
+    let done = relevant
+        .iter()
+        .filter(|v| v.kubernetes_version == desired)
+        .count();
+    (done < relevant.len())
+        .then(|| format!("{done} of {} VMs on Kubernetes {desired}", relevant.len()))
 }
 
 pub fn cluster(
@@ -118,9 +134,17 @@ pub fn cluster(
     down: &BTreeSet<String>,
 ) -> Result<Cluster, StoreError> {
     let vms = tx.vms(Some(&c.name))?;
-    let op = c.current_operation.as_deref().map(|o| tx.operation(o)).transpose()?.flatten();
+    let op = c
+        .current_operation
+        .as_deref()
+        .map(|o| tx.operation(o))
+        .transpose()?
+        .flatten();
     let pick = |role: VmRole| -> Vec<Node> {
-        vms.iter().filter(|v| v.role == role).map(|v| node(v, down)).collect()
+        vms.iter()
+            .filter(|v| v.role == role)
+            .map(|v| node(v, down))
+            .collect()
     };
     let control_plane_nodes = pick(VmRole::ControlPlane);
     let load_balancer_nodes = pick(VmRole::LoadBalancer);
@@ -168,14 +192,20 @@ pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<Node
         .into_iter()
         .filter(|v| v.pool.as_deref() == Some(p.name.as_str()))
         .collect();
-    let op = p.current_operation.as_deref().map(|o| tx.operation(o)).transpose()?.flatten();
+    let op = p
+        .current_operation
+        .as_deref()
+        .map(|o| tx.operation(o))
+        .transpose()?
+        .flatten();
     let nodes: Vec<Node> = vms.iter().map(|v| node(v, down)).collect();
     // The oldest version any wanted node runs (what the pool guarantees).
     let version = vms
         .iter()
         .filter(|v| v.phase.is_wanted())
         .filter_map(|v| {
-            hybrid_api::catalog::Semver::parse(&v.kubernetes_version).map(|s| (s, &v.kubernetes_version))
+            hybrid_api::catalog::Semver::parse(&v.kubernetes_version)
+                .map(|s| (s, &v.kubernetes_version))
         })
         .min()
         .map(|(_, v)| v.clone());
@@ -203,7 +233,10 @@ pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<Node
     })
 }
 
-pub fn custom_location(tx: &dyn Tx, l: &CustomLocationRecord) -> Result<CustomLocation, StoreError> {
+pub fn custom_location(
+    tx: &dyn Tx,
+    l: &CustomLocationRecord,
+) -> Result<CustomLocation, StoreError> {
     Ok(CustomLocation {
         id: l.id.clone(),
         name: l.name.clone(),

@@ -138,7 +138,9 @@ impl Operations {
                     driver.ensure_network(name).await
                 }
                 operation_kinds::VNET_DELETE => driver.remove_network(name).await,
-                other => Err(DriverError::State(format!("unknown operation kind {other:?}"))),
+                other => Err(DriverError::State(format!(
+                    "unknown operation kind {other:?}"
+                ))),
             };
             let error = result
                 .err()

@@ -27,7 +27,8 @@ use crate::clock;
 use crate::error::Failure;
 
 /// Schema migrations, applied in order; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE vnets (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -59,7 +60,8 @@ CREATE TABLE reservations (
     -- the database itself refuses to hand an address out twice
     PRIMARY KEY (vnet, address)
 );
-"#, r#"
+"#,
+    r#"
 ALTER TABLE operations ADD COLUMN queue TEXT NOT NULL DEFAULT '';
 UPDATE operations SET queue = 'vnet:' || resource;
 CREATE INDEX operations_by_queue ON operations (status, queue, seq);
@@ -105,7 +107,8 @@ CREATE TABLE secrets (
     value TEXT NOT NULL,
     PRIMARY KEY (owner, name)
 );
-"#];
+"#,
+];
 
 const READERS: usize = 4;
 
@@ -283,7 +286,10 @@ pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRe
     }))
 }
 
-pub(super) fn load_reservations(conn: &Connection, vnet: &str) -> Result<Vec<Reservation>, StoreError> {
+pub(super) fn load_reservations(
+    conn: &Connection,
+    vnet: &str,
+) -> Result<Vec<Reservation>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT address, pool, owner, created_at FROM reservations WHERE vnet = ?1 ORDER BY address",
     )?;
@@ -362,7 +368,10 @@ pub(super) fn load_operation(conn: &Connection, id: &str) -> Result<Option<Opera
     row.map(op_from_row).transpose()
 }
 
-pub(super) fn load_snapshot(conn: &Connection, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
+pub(super) fn load_snapshot(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<VnetSnapshot>, StoreError> {
     let Some(record) = load_record(conn, name)? else {
         return Ok(None);
     };
@@ -461,7 +470,12 @@ impl Store for SqliteStore {
             let decision = decide(current)?;
             if let VnetWrite::Save { record, operation } = &decision {
                 save_record(tx, record)?;
-                insert_operation(tx, operation, &record.name, &format!("vnet:{}", record.name))?;
+                insert_operation(
+                    tx,
+                    operation,
+                    &record.name,
+                    &format!("vnet:{}", record.name),
+                )?;
             }
             Ok(decision)
         })

@@ -41,7 +41,19 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 1
 }
 
 fn object(cols: [Option<String>; 11]) -> Result<ObjectRow, StoreError> {
-    let [kind, id, parent, name, spec, internal, etag, state, op, created, updated] = cols;
+    let [
+        kind,
+        id,
+        parent,
+        name,
+        spec,
+        internal,
+        etag,
+        state,
+        op,
+        created,
+        updated,
+    ] = cols;
     let req = |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(what, "missing"));
     let state = req(state, "provisioning state")?;
     Ok(ObjectRow {
@@ -379,4 +391,3 @@ impl TxStore for SqliteStore {
         .await
     }
 }
-

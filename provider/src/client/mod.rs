@@ -2,7 +2,12 @@
 //! bearer-token auth, retries of idempotent calls on transient failures, and
 //! long-poll waiting on long-running operations.
 
+mod catalog;
+mod clusters;
+mod custom_locations;
 mod error;
+mod nodepools;
+mod objects;
 mod vnets;
 
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{ClientError, cause_chain};
+pub use objects::Put;
 
 /// How a mutating call was answered: already done, or queued as an operation.
 #[derive(Debug)]
@@ -28,6 +34,8 @@ pub enum Accepted<T> {
 const RETRIES: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest single long-poll; the service caps it at 60 s.
+/// Longest pause between polls while the service is unreachable.
+const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
 const LONG_POLL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -127,6 +135,7 @@ impl HostClient {
     ) -> Result<Operation, ClientError> {
         let deadline = Instant::now() + timeout;
         let mut current = operation;
+        let mut outage = FIRST_BACKOFF;
         loop {
             if current.status != OperationStatus::Running {
                 return Ok(current);
@@ -145,12 +154,32 @@ impl HostClient {
                 current.id,
                 wait.as_millis().max(1)
             );
-            current = self
-                .call(Method::GET, &path, None::<&()>, Some(wait))
-                .await?
-                .json()
-                .await?;
+            match self.poll(&path, wait).await {
+                Ok(op) => {
+                    current = op;
+                    outage = FIRST_BACKOFF;
+                }
+                // The service restarting (a crash, an upgrade) must not fail a
+                // long apply: accepted operations survive restarts, so keep
+                // asking until the deadline.
+                Err(e @ (ClientError::Unreachable { .. } | ClientError::Protocol { .. })) => {
+                    tracing::debug!(operation = %current.id, error = %e, "polling failed; retrying");
+                    tokio::time::sleep(
+                        outage.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                    outage = (outage * 2).min(MAX_OUTAGE_BACKOFF);
+                }
+                Err(e) => return Err(e),
+            }
         }
+    }
+
+    async fn poll(&self, path: &str, wait: Duration) -> Result<Operation, ClientError> {
+        self.call(Method::GET, path, None::<&()>, Some(wait))
+            .await?
+            .json()
+            .await
     }
 
     /// Waits for `operation` and turns a failed one into an error.

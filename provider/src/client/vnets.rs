@@ -1,8 +1,9 @@
 //! `/v1/vnets` calls.
 
 use hybrid_api::{Operation, Reservation, Vnet, VnetPatch, VnetSpec};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 
+use super::objects::accepted;
 use super::{Accepted, ClientError, HostClient};
 
 impl HostClient {
@@ -76,14 +77,4 @@ impl HostClient {
 
 fn vnet_path(name: &str) -> String {
     format!("/v1/vnets/{name}")
-}
-
-async fn accepted<T: serde::de::DeserializeOwned>(
-    response: super::Response,
-) -> Result<Accepted<T>, ClientError> {
-    if response.status() == StatusCode::ACCEPTED {
-        Ok(Accepted::Queued(Box::new(response.json().await?)))
-    } else {
-        Ok(Accepted::Done(Box::new(response.json().await?)))
-    }
 }

@@ -94,6 +94,7 @@ fn plan_object(
         let config_value = config.get(name).cloned().unwrap_or(Value::Null);
         let proposed_value = proposed.get(name).cloned().unwrap_or(Value::Null);
 
+        let mut planned_whole = true;
         let value = if attribute.write_only {
             Value::Null
         } else if attribute.mode.is_computed() && config_value.is_null() {
@@ -108,28 +109,65 @@ fn plan_object(
             }
         } else {
             match (&attribute.kind, &proposed_value) {
-                (Kind::Nested(inner), Value::Object(_)) => plan_object(
-                    inner,
-                    Views {
-                        prior: &prior_value,
-                        config: &config_value,
-                        proposed: &proposed_value,
-                    },
-                    creating || prior_value.is_null(),
-                    false,
-                    &at,
-                    requires_replace,
-                ),
+                (Kind::Nested(inner), Value::Object(_)) => {
+                    planned_whole = false;
+                    plan_object(
+                        inner,
+                        Views {
+                            prior: &prior_value,
+                            config: &config_value,
+                            proposed: &proposed_value,
+                        },
+                        creating || prior_value.is_null(),
+                        false,
+                        &at,
+                        requires_replace,
+                    )
+                }
                 _ => proposed_value,
             }
         };
 
         if attribute.requires_replace && !creating && value != prior_value {
-            requires_replace.push(at);
+            requires_replace.push(at.clone());
+        }
+        // A nested object planned as a whole (its default, or null) was not
+        // walked above, so its immutable attributes are compared here:
+        // dropping `network = { plugin = "flannel" }` from the configuration
+        // goes back to the default plugin, which is a replacement.
+        if let (Kind::Nested(inner), true, false) = (&attribute.kind, planned_whole, creating) {
+            nested_replace(inner, &value, &prior_value, &at, requires_replace);
         }
         out.insert(name.to_string(), value);
     }
     Value::Object(out)
+}
+
+/// The requires-replace attributes inside a nested object whose planned
+/// value differs from the prior one. Unknown objects are skipped: a value not
+/// known yet is no reason to destroy anything (the service refuses an
+/// immutable change at apply time instead).
+fn nested_replace(
+    attributes: &[Attribute],
+    planned: &Value,
+    prior: &Value,
+    path: &AttrPath,
+    requires_replace: &mut Vec<AttrPath>,
+) {
+    if planned.is_unknown() || prior.is_null() || prior.is_unknown() {
+        return;
+    }
+    for attribute in attributes {
+        let at = path.clone().then_attr(attribute.name);
+        let new = planned.get(attribute.name).unwrap_or(&Value::Null);
+        let old = prior.get(attribute.name).unwrap_or(&Value::Null);
+        if attribute.requires_replace && new != old && !new.is_unknown() {
+            requires_replace.push(at.clone());
+        }
+        if let Kind::Nested(inner) = &attribute.kind {
+            nested_replace(inner, new, old, &at, requires_replace);
+        }
+    }
 }
 
 /// Whether the attributes a practitioner can set are equal in both objects.
@@ -314,6 +352,41 @@ mod tests {
         assert_eq!(plan.planned.get("rule"), Some(&rule("443")));
         assert_eq!(plan.planned.get("state"), Some(&Value::Unknown));
         assert_eq!(plan.requires_replace, vec![AttrPath::attr("rule")]);
+    }
+
+    #[test]
+    fn a_nested_object_back_to_its_default_compares_its_immutable_attributes() {
+        let inner = || {
+            vec![
+                Attribute::string("plugin")
+                    .default_value("calico")
+                    .requires_replace(),
+                Attribute::number("count").default_value(1i64),
+            ]
+        };
+        let default = obj(vec![("plugin", "calico".into()), ("count", 1i64.into())]);
+        let schema = Schema::new(
+            "test",
+            vec![
+                Attribute::string("name").required(),
+                Attribute::nested("network", inner()).default_value(default.clone()),
+            ],
+        );
+        let prior = obj(vec![
+            ("name", "a".into()),
+            (
+                "network",
+                obj(vec![("plugin", "flannel".into()), ("count", 3i64.into())]),
+            ),
+        ]);
+        let config = obj(vec![("name", "a".into()), ("network", Value::Null)]);
+        // Terraform proposes the prior value for a computed attribute left out.
+        let plan = plan(&schema, &prior, &config, &prior);
+        assert_eq!(plan.planned.get("network"), Some(&default));
+        assert_eq!(
+            plan.requires_replace,
+            vec![AttrPath::attr("network").then_attr("plugin")]
+        );
     }
 
     #[test]

@@ -1,10 +1,19 @@
-//! Managed resources, one file each.
+//! Managed resources, one file each, plus the steps they share.
 
+pub mod cluster;
+pub(crate) mod common;
+pub mod custom_location;
+pub mod nodepool;
 pub mod vnet;
 
 use crate::framework::Resource;
 
 /// Every resource the provider serves.
 pub fn all() -> Vec<Box<dyn Resource>> {
-    vec![Box::new(vnet::VnetResource)]
+    vec![
+        Box::new(vnet::VnetResource),
+        Box::new(custom_location::CustomLocationResource),
+        Box::new(cluster::ClusterResource),
+        Box::new(nodepool::NodePoolResource),
+    ]
 }

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, Vnet, VnetPatch, VnetSpec};
 use hybrid_cty::{Type, Value};
 
-use crate::client::{Accepted, ClientError, HostClient};
+use super::common::{self, Managed};
+use crate::client::{ClientError, HostClient};
 use crate::framework::schema::Attribute;
 use crate::framework::{
     AttrPath, Diagnostics, PlanContext, Resource, Schema, errors, timeouts, validators, values,
@@ -20,6 +21,35 @@ use crate::framework::{
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub struct VnetResource;
+
+impl Managed for VnetResource {
+    type Object = Vnet;
+    const KIND: &'static str = "vnet";
+    const ID_FORMAT: &'static str = "/vnets/<name>";
+    const ID_EXAMPLE: &'static str = "/vnets/lan";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+
+    fn is_id(id: &str) -> bool {
+        vnet_name(id).is_some()
+    }
+
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<Vnet>, ClientError> {
+        match vnet_name(id) {
+            Some(name) => client.get_vnet(name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(vnet: &Vnet, previous: &Value) -> Value {
+        to_state(vnet, previous)
+    }
+}
+
+/// The name in a vnet id.
+fn vnet_name(id: &str) -> Option<&str> {
+    id.strip_prefix("/vnets/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}
 
 /// The attributes of a pool object: settable range plus computed usage.
 pub(crate) fn pool_attributes(settable: bool) -> Vec<Attribute> {
@@ -197,7 +227,7 @@ impl Resource for VnetResource {
         diags: &mut Diagnostics,
     ) {
         plan_pool_sizes(planned);
-        keep_succeeded_state(ctx.prior, planned);
+        common::keep_succeeded_state(ctx.prior, planned);
         // Shrinking a pool is allowed only while nothing allocated would fall
         // outside: ask the service now so the plan, not the apply, fails.
         let (Some(client), false) = (ctx.client, ctx.prior.is_null()) else {
@@ -264,44 +294,13 @@ impl Resource for VnetResource {
             diags.error("Cannot create vnet", "the planned vnet is incomplete");
             return Value::Null;
         };
-        let summary = format!("Cannot create vnet {name:?}");
-        let timeout = timeouts::get(planned, timeouts::CREATE, DEFAULT_TIMEOUT);
-        let accepted = match client.create_vnet(&name, &spec).await {
-            Ok(accepted) => accepted,
-            Err(ClientError::Api { status: 412, .. }) => {
-                diags.error_at(
-                    AttrPath::attr("name"),
-                    summary,
-                    format!(
-                        "a vnet named {name:?} already exists in the host management service. \
-                         To manage it with Terraform, import it: \
-                         terraform import <address> /vnets/{name}"
-                    ),
-                );
-                return Value::Null;
-            }
-            Err(e) => {
-                errors::report(diags, &summary, &e);
-                return Value::Null;
-            }
-        };
-        self.settle(client, &name, accepted, timeout, planned, &summary, diags)
-            .await
+        let answer = client.create_vnet(&name, &spec).await;
+        let id = hybrid_api::vnet_id(&name);
+        common::created::<Self>(client, &id, &name, answer, planned, diags).await
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(name) = name_of(state) else {
-            diags.error("Cannot read vnet", "the state has neither `name` nor `id`");
-            return Value::Null;
-        };
-        match client.get_vnet(&name).await {
-            Ok(Some(vnet)) => to_state(&vnet, state),
-            Ok(None) => Value::Null,
-            Err(e) => {
-                errors::report(diags, &format!("Cannot read vnet {name:?}"), &e);
-                state.clone()
-            }
-        }
+        common::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -318,125 +317,26 @@ impl Resource for VnetResource {
             );
             return prior.clone();
         };
-        let summary = format!("Cannot update vnet {name:?}");
         let patch = VnetPatch {
             vm_ip_pool: planned.get("vm_ip_pool").and_then(pool_from),
             vip_pool: planned.get("vip_pool").and_then(pool_from),
             tags: Some(values::string_map(planned, "tags")),
         };
-        let timeout = timeouts::get(planned, timeouts::UPDATE, DEFAULT_TIMEOUT);
-        match client.patch_vnet(&name, &patch).await {
-            Ok(accepted) => {
-                self.settle(client, &name, accepted, timeout, planned, &summary, diags)
-                    .await
-            }
-            Err(e) => {
-                errors::report(diags, &summary, &e);
-                prior.clone()
-            }
-        }
+        let answer = client.patch_vnet(&name, &patch).await;
+        let id = hybrid_api::vnet_id(&name);
+        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
         let Some(name) = name_of(state) else {
             return;
         };
-        let summary = format!("Cannot delete vnet {name:?}");
-        let timeout = timeouts::get(state, timeouts::DELETE, DEFAULT_TIMEOUT);
-        match client.delete_vnet(&name).await {
-            Ok(None) => {}
-            Ok(Some(operation)) => {
-                if let Err(e) = client.wait_success(operation, timeout).await {
-                    errors::report(diags, &summary, &e);
-                }
-            }
-            Err(e) => errors::report(diags, &summary, &e),
-        }
+        let answer = client.delete_vnet(&name).await;
+        common::deleted::<Self>(client, &hybrid_api::vnet_id(&name), answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        let Some(name) = id.strip_prefix("/vnets/").filter(|n| !n.contains('/')) else {
-            diags.error(
-                "Invalid import id",
-                format!(
-                    "import id {id:?} is not a vnet id; expected /vnets/<name>, e.g. /vnets/lan"
-                ),
-            );
-            return Value::Null;
-        };
-        match client.get_vnet(name).await {
-            Ok(Some(vnet)) => to_state(&vnet, &Value::Null),
-            Ok(None) => {
-                diags.error(
-                    "Cannot import vnet",
-                    format!(
-                        "no vnet {id} exists in the host management service at {}",
-                        client.endpoint()
-                    ),
-                );
-                Value::Null
-            }
-            Err(e) => {
-                errors::report(diags, &format!("Cannot import vnet {id}"), &e);
-                Value::Null
-            }
-        }
-    }
-}
-
-impl VnetResource {
-    /// Waits for queued work, then reads the result back. When the work
-    /// fails after the service accepted it, the vnet is still returned (so
-    /// Terraform keeps it, tainted) together with the error.
-    #[allow(clippy::too_many_arguments)]
-    async fn settle(
-        &self,
-        client: &HostClient,
-        name: &str,
-        accepted: Accepted<Vnet>,
-        timeout: Duration,
-        planned: &Value,
-        summary: &str,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        if let Accepted::Queued(operation) = accepted
-            && let Err(e) = client.wait_success(*operation, timeout).await
-        {
-            errors::report(diags, summary, &e);
-        }
-        match client.get_vnet(name).await {
-            Ok(Some(vnet)) => to_state(&vnet, planned),
-            Ok(None) => {
-                diags.error(
-                    summary,
-                    format!("vnet {name:?} disappeared while being applied"),
-                );
-                Value::Null
-            }
-            Err(e) => {
-                errors::report(diags, summary, &e);
-                // Keep what we know: the object exists under this id.
-                let mut partial = known_only(planned);
-                if let Value::Object(attrs) = &mut partial {
-                    attrs.insert("id".into(), Value::from(hybrid_api::vnet_id(name)));
-                }
-                partial
-            }
-        }
-    }
-}
-
-/// An update of a healthy vnet either succeeds, leaving it `Succeeded`, or
-/// fails with an error (when Terraform checks nothing against the plan), so
-/// the plan can say so instead of "known after apply" on every change.
-fn keep_succeeded_state(prior: &Value, planned: &mut Value) {
-    let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
-    if let (true, Value::Object(attrs)) = (succeeded, planned)
-        && attrs
-            .get("provisioning_state")
-            .is_some_and(Value::is_unknown)
-    {
-        attrs.insert("provisioning_state".into(), Value::from("Succeeded"));
+        common::import::<Self>(client, id, diags).await
     }
 }
 
@@ -467,20 +367,6 @@ fn name_of(state: &Value) -> Option<String> {
     values::string(state, "name").or_else(|| {
         values::string(state, "id").and_then(|id| id.strip_prefix("/vnets/").map(str::to_string))
     })
-}
-
-/// A planned value with unknowns replaced by null, for partial state.
-fn known_only(value: &Value) -> Value {
-    match value {
-        Value::Unknown => Value::Null,
-        Value::Object(attrs) => Value::Object(
-            attrs
-                .iter()
-                .map(|(k, v)| (k.clone(), known_only(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 pub(crate) fn pool_from(value: &Value) -> Option<IpPool> {

@@ -1,0 +1,427 @@
+//! `hybrid_cluster` data source: reads an existing cluster by name — its
+//! settings, API-server endpoint and CA, the version it runs, and the
+//! control-plane and load-balancer VMs the service observes.
+
+use async_trait::async_trait;
+use hybrid_api::Cluster;
+use hybrid_cty::{Type, Value};
+
+use super::shared::{
+    computed_list, computed_strings, condition_attributes, conditions_value, node_attributes,
+    nodes_value, not_found, string_list, string_map,
+};
+use crate::client::HostClient;
+use crate::framework::schema::Attribute;
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, errors, validators, values};
+
+pub struct ClusterDataSource;
+
+fn check_name(name: &str) -> Result<(), String> {
+    hybrid_api::cluster::validate_name(name).map_err(|e| e.message)
+}
+
+#[async_trait]
+impl DataSource for ClusterDataSource {
+    fn type_name(&self) -> &'static str {
+        "hybrid_cluster"
+    }
+
+    fn schema(&self) -> Schema {
+        let text =
+            |name: &'static str, what: &str| Attribute::string(name).computed().description(what);
+        let number =
+            |name: &'static str, what: &str| Attribute::number(name).computed().description(what);
+        let flag =
+            |name: &'static str, what: &str| Attribute::bool(name).computed().description(what);
+        Schema::new(
+            "Reads a Kubernetes cluster by name: its settings, API-server endpoint and CA \
+             certificate, the Kubernetes version it runs and the VMs of its control plane, \
+             e.g. for a configuration that adds node pools or extensions to a cluster \
+             managed elsewhere.",
+            vec![
+                text(
+                    "id",
+                    "The cluster's path in the host API, `/clusters/<name>`.",
+                ),
+                Attribute::string("name")
+                    .required()
+                    .validator(validators::string_rule(check_name))
+                    .description("Name of the cluster to read."),
+                text(
+                    "custom_location_id",
+                    "Custom location the cluster lives in, `/custom-locations/<name>`.",
+                ),
+                text("vnet_id", "Vnet the cluster's VMs are on, `/vnets/<name>`."),
+                text(
+                    "kubernetes_version",
+                    "Desired Kubernetes version (during an upgrade, the target).",
+                ),
+                Attribute::nested(
+                    "control_plane",
+                    vec![
+                        number("count", "Number of control-plane VMs (1, 3 or 5)."),
+                        text("vm_size", "VM size of the control-plane VMs."),
+                        text(
+                            "endpoint_ip",
+                            "API-server VIP from the vnet's VIP pool, whether requested or \
+                             chosen by the service.",
+                        ),
+                    ],
+                )
+                .computed()
+                .description("Control-plane shape."),
+                Attribute::nested(
+                    "network",
+                    vec![
+                        text("plugin", "Container network plugin, `calico` or `flannel`."),
+                        text("pod_cidr", "CIDR pods get addresses from."),
+                        text("service_cidr", "CIDR services get addresses from."),
+                        Attribute::nested(
+                            "load_balancer",
+                            vec![number(
+                                "count",
+                                "Number of built-in HAProxy load balancer VMs.",
+                            )],
+                        )
+                        .computed()
+                        .description("Built-in load balancer."),
+                    ],
+                )
+                .computed()
+                .description("Cluster networking."),
+                text(
+                    "ssh_public_key",
+                    "OpenSSH public key installed on every VM, if any.",
+                ),
+                computed_strings("admin_group_ids", "Directory groups granted cluster-admin."),
+                Attribute::nested(
+                    "storage",
+                    vec![
+                        flag("smb_csi", "Whether the SMB CSI driver is installed."),
+                        flag("nfs_csi", "Whether the NFS CSI driver is installed."),
+                    ],
+                )
+                .computed()
+                .description("CSI drivers installed on the cluster."),
+                Attribute::map("tags", Type::String)
+                    .computed()
+                    .description("Tags."),
+                text(
+                    "endpoint",
+                    "API-server URL, `https://<vip>:6443`; null until the VIP is allocated.",
+                ),
+                text(
+                    "ca_certificate",
+                    "PEM of the cluster's CA certificate (public), to verify `endpoint`.",
+                ),
+                text(
+                    "current_kubernetes_version",
+                    "Version the control plane runs now; differs from `kubernetes_version` \
+                     during an upgrade.",
+                ),
+                text(
+                    "provisioning_state",
+                    "Outcome of the last operation on the cluster (`Succeeded`, `Failed`, …).",
+                ),
+                computed_list("conditions", condition_attributes()).description(
+                    "Observed conditions (`Ready`, upgrade progress, …): what is actually \
+                     running, independent of `provisioning_state`.",
+                ),
+                computed_list("control_plane_nodes", node_attributes())
+                    .description("The control-plane VMs."),
+                computed_list("load_balancer_nodes", node_attributes())
+                    .description("The built-in load balancer VMs."),
+                computed_strings(
+                    "node_pool_ids",
+                    "Ids of the cluster's node pools, `/clusters/<name>/nodepools/<pool>`.",
+                ),
+                text("created_at", "RFC 3339 time the cluster was created."),
+                text("updated_at", "RFC 3339 time the cluster was last changed."),
+            ],
+        )
+    }
+
+    async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(name) = values::string(config, "name") else {
+            diags.error_at(
+                AttrPath::attr("name"),
+                "Missing cluster name",
+                "`name` must be known to read a cluster",
+            );
+            return Value::Null;
+        };
+        if let Err(rule) = check_name(&name) {
+            diags.error_at(AttrPath::attr("name"), "Invalid name", rule);
+            return Value::Null;
+        }
+        match client.read_cluster(&name).await {
+            Ok(Some(cluster)) => to_state(&cluster),
+            Ok(None) => {
+                diags.error_at(
+                    AttrPath::attr("name"),
+                    "Cluster not found",
+                    not_found("cluster", &name, client.endpoint(), "name"),
+                );
+                Value::Null
+            }
+            Err(e) => {
+                errors::report(diags, &format!("Cannot read cluster {name:?}"), &e);
+                Value::Null
+            }
+        }
+    }
+}
+
+/// The API-server VIP: as requested, or else the host part of the endpoint
+/// the service chose (`https://<vip>:6443`).
+fn endpoint_ip(cluster: &Cluster) -> Option<String> {
+    if let Some(ip) = &cluster.spec.control_plane.endpoint_ip {
+        return Some(ip.clone());
+    }
+    let endpoint = cluster.status.endpoint.as_deref()?;
+    let url = reqwest::Url::parse(endpoint).ok()?;
+    url.host_str().map(str::to_string)
+}
+
+pub(crate) fn to_state(cluster: &Cluster) -> Value {
+    let spec = &cluster.spec;
+    let status = &cluster.status;
+    Value::object([
+        ("id", Value::from(cluster.id.as_str())),
+        ("name", Value::from(cluster.name.as_str())),
+        (
+            "custom_location_id",
+            Value::from(spec.custom_location_id.as_str()),
+        ),
+        ("vnet_id", Value::from(spec.vnet_id.as_str())),
+        (
+            "kubernetes_version",
+            values::opt_string(spec.kubernetes_version.as_deref()),
+        ),
+        (
+            "control_plane",
+            Value::object([
+                ("count", Value::from(spec.control_plane.count)),
+                ("vm_size", Value::from(spec.control_plane.vm_size.as_str())),
+                (
+                    "endpoint_ip",
+                    values::opt_string(endpoint_ip(cluster).as_deref()),
+                ),
+            ]),
+        ),
+        (
+            "network",
+            Value::object([
+                ("plugin", Value::from(spec.network.plugin.as_str())),
+                ("pod_cidr", Value::from(spec.network.pod_cidr.as_str())),
+                (
+                    "service_cidr",
+                    Value::from(spec.network.service_cidr.as_str()),
+                ),
+                (
+                    "load_balancer",
+                    Value::object([("count", Value::from(spec.network.load_balancer.count))]),
+                ),
+            ]),
+        ),
+        (
+            "ssh_public_key",
+            values::opt_string(spec.ssh_public_key.as_deref()),
+        ),
+        ("admin_group_ids", string_list(&spec.admin_group_ids)),
+        (
+            "storage",
+            Value::object([
+                ("smb_csi", Value::from(spec.storage.smb_csi)),
+                ("nfs_csi", Value::from(spec.storage.nfs_csi)),
+            ]),
+        ),
+        ("tags", string_map(&spec.tags)),
+        ("endpoint", values::opt_string(status.endpoint.as_deref())),
+        (
+            "ca_certificate",
+            values::opt_string(status.ca_certificate.as_deref()),
+        ),
+        (
+            "current_kubernetes_version",
+            values::opt_string(status.current_kubernetes_version.as_deref()),
+        ),
+        (
+            "provisioning_state",
+            Value::from(cluster.provisioning_state.as_str()),
+        ),
+        ("conditions", conditions_value(&status.conditions)),
+        (
+            "control_plane_nodes",
+            nodes_value(&status.control_plane_nodes),
+        ),
+        (
+            "load_balancer_nodes",
+            nodes_value(&status.load_balancer_nodes),
+        ),
+        ("node_pool_ids", string_list(&status.node_pools)),
+        ("created_at", Value::from(cluster.created_at.as_str())),
+        ("updated_at", Value::from(cluster.updated_at.as_str())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_sources::shared::tests::{assert_fits, int, items, text};
+    use crate::framework::Diagnostics;
+
+    /// A cluster as the service answers it, from the wire JSON, so the test
+    /// also covers the serde defaults of the API types.
+    fn sample() -> Cluster {
+        serde_json::from_value(serde_json::json!({
+            "id": "/clusters/prod",
+            "name": "prod",
+            "etag": "\"7\"",
+            "custom_location_id": "/custom-locations/dc1",
+            "vnet_id": "/vnets/lan",
+            "kubernetes_version": "1.32.3",
+            "control_plane": {"count": 3, "vm_size": "Standard_A4_v2"},
+            "network": {"plugin": "flannel", "load_balancer": {"count": 1}},
+            "ssh_public_key": "ssh-ed25519 AAAAC3Nza ops@example",
+            "admin_group_ids": ["g-ops"],
+            "storage": {"smb_csi": false, "nfs_csi": true},
+            "tags": {"env": "prod"},
+            "provisioning_state": "Updating",
+            "status": {
+                "conditions": [{
+                    "type": "Upgrading",
+                    "status": "True",
+                    "reason": "RollingReplace",
+                    "message": "1 of 3 control-plane VMs on 1.32.3",
+                    "last_transition_time": "2025-01-02T03:04:05Z"
+                }],
+                "endpoint": "https://10.0.0.200:6443",
+                "ca_certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                "current_kubernetes_version": "1.31.5",
+                "control_plane_nodes": [{
+                    "name": "prod-cp-1",
+                    "ip": "10.0.0.10",
+                    "host": "host-1",
+                    "state": "Running",
+                    "kubernetes_version": "1.32.3",
+                    "vm_size": "Standard_A4_v2"
+                }, {
+                    "name": "prod-cp-2",
+                    "host": "host-2",
+                    "state": "Pending",
+                    "kubernetes_version": "1.31.5",
+                    "vm_size": "Standard_A4_v2"
+                }],
+                "node_pools": ["/clusters/prod/nodepools/linux1"]
+            },
+            "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": "2025-01-02T03:04:05Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn state_carries_spec_status_and_nodes() {
+        let state = to_state(&sample());
+        assert_fits(&ClusterDataSource.schema(), &state);
+
+        assert_eq!(text(&state, "id"), "/clusters/prod");
+        assert_eq!(text(&state, "custom_location_id"), "/custom-locations/dc1");
+        assert_eq!(text(&state, "kubernetes_version"), "1.32.3");
+        assert_eq!(text(&state, "current_kubernetes_version"), "1.31.5");
+        assert_eq!(text(&state, "provisioning_state"), "Updating");
+
+        let control_plane = state.get("control_plane").unwrap();
+        assert_eq!(int(control_plane, "count"), 3);
+        // Not requested, so the VIP comes from the endpoint the service chose.
+        assert_eq!(text(control_plane, "endpoint_ip"), "10.0.0.200");
+
+        let network = state.get("network").unwrap();
+        assert_eq!(text(network, "plugin"), "flannel");
+        // Defaults of the wire type are resolved.
+        assert_eq!(
+            text(network, "pod_cidr"),
+            hybrid_api::cluster::DEFAULT_POD_CIDR
+        );
+        assert_eq!(int(network.get("load_balancer").unwrap(), "count"), 1);
+
+        let storage = state.get("storage").unwrap();
+        assert_eq!(storage.get("smb_csi"), Some(&Value::Bool(false)));
+        assert_eq!(
+            state.get("tags"),
+            Some(&Value::map([("env", Value::from("prod"))]))
+        );
+        assert_eq!(text(&state, "endpoint"), "https://10.0.0.200:6443");
+        assert!(text(&state, "ca_certificate").starts_with("-----BEGIN CERTIFICATE-----"));
+
+        let conditions = items(&state, "conditions");
+        assert_eq!(text(&conditions[0], "type"), "Upgrading");
+        assert_eq!(text(&conditions[0], "reason"), "RollingReplace");
+
+        let nodes = items(&state, "control_plane_nodes");
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(text(&nodes[0], "ip"), "10.0.0.10");
+        assert_eq!(nodes[1].get("ip"), Some(&Value::Null));
+        assert_eq!(text(&nodes[1], "state"), "Pending");
+        assert_eq!(items(&state, "load_balancer_nodes").len(), 0);
+        assert_eq!(
+            state.get("node_pool_ids"),
+            Some(&Value::list([Value::from(
+                "/clusters/prod/nodepools/linux1"
+            )]))
+        );
+    }
+
+    #[test]
+    fn requested_endpoint_ip_wins_and_a_new_cluster_has_nulls() {
+        let mut cluster = sample();
+        cluster.spec.control_plane.endpoint_ip = Some("10.0.0.201".into());
+        let state = to_state(&cluster);
+        assert_eq!(
+            text(state.get("control_plane").unwrap(), "endpoint_ip"),
+            "10.0.0.201"
+        );
+
+        let mut fresh = sample();
+        fresh.spec.control_plane.endpoint_ip = None;
+        fresh.spec.ssh_public_key = None;
+        fresh.status = Default::default();
+        let state = to_state(&fresh);
+        assert_fits(&ClusterDataSource.schema(), &state);
+        for name in [
+            "endpoint",
+            "ca_certificate",
+            "current_kubernetes_version",
+            "ssh_public_key",
+        ] {
+            assert_eq!(state.get(name), Some(&Value::Null), "{name}");
+        }
+        assert_eq!(
+            state.get("control_plane").unwrap().get("endpoint_ip"),
+            Some(&Value::Null)
+        );
+    }
+
+    #[test]
+    fn an_invalid_name_fails_validation_at_name() {
+        let schema = ClusterDataSource.schema();
+        let mut diags = Diagnostics::new();
+        schema.validate(
+            &Value::object([("name", Value::from("Prod_A"))]),
+            &mut diags,
+        );
+        assert!(diags.has_errors());
+        let text = format!("{diags:?}");
+        assert!(text.contains("Prod_A"), "{text}");
+    }
+
+    #[test]
+    fn not_found_names_the_cluster_the_endpoint_and_the_fix() {
+        let detail = not_found("cluster", "x", "https://127.0.0.1:8443", "name");
+        assert_eq!(
+            detail,
+            "cluster \"x\" not found at https://127.0.0.1:8443; create it or check `name`"
+        );
+    }
+}

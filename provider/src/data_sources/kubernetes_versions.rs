@@ -1,0 +1,168 @@
+//! `hybrid_kubernetes_versions` data source: the service's Kubernetes
+//! version catalogue — which versions exist, which are supported, which OSes
+//! each is ready for and where each may upgrade to — plus the version a new
+//! cluster gets by default.
+
+use async_trait::async_trait;
+use hybrid_api::catalog::newest_supported;
+use hybrid_api::{KubernetesVersion, OsType};
+use hybrid_cty::Value;
+
+use super::shared::{computed_list, computed_strings, string_list};
+use crate::client::HostClient;
+use crate::framework::schema::Attribute;
+use crate::framework::{DataSource, Diagnostics, Schema, errors, values};
+
+pub struct KubernetesVersionsDataSource;
+
+/// Every OS a node pool can run; `default_version` must be ready for all.
+const ALL_OSES: [OsType; 2] = [OsType::Linux, OsType::Windows];
+
+#[async_trait]
+impl DataSource for KubernetesVersionsDataSource {
+    fn type_name(&self) -> &'static str {
+        "hybrid_kubernetes_versions"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            "Reads the Kubernetes version catalogue of the host management service: \
+             the versions, whether each is supported for new clusters, which node OSes \
+             it is ready for, and the upgrades allowed from it.",
+            vec![
+                computed_list(
+                    "versions",
+                    vec![
+                        Attribute::string("version")
+                            .computed()
+                            .description("`MAJOR.MINOR.PATCH`, e.g. `1.32.3`."),
+                        Attribute::bool("supported").computed().description(
+                            "False for versions kept only so existing clusters can upgrade off them.",
+                        ),
+                        computed_strings(
+                            "ready_for",
+                            "OS types (`linux`, `windows`) whose node images are ready for this version.",
+                        ),
+                        computed_strings(
+                            "upgrades",
+                            "Versions a cluster on this one may upgrade to (a higher patch of the \
+                             same minor, or the next minor).",
+                        ),
+                    ],
+                )
+                .description("Every version of the catalogue, oldest first."),
+                Attribute::string("default_version").computed().description(
+                    "The newest supported version ready for every OS (Linux and Windows): a \
+                     safe choice for a cluster that may get pools of either OS. Null when no \
+                     version is ready for both.",
+                ),
+                computed_strings(
+                    "supported_versions",
+                    "The versions a new cluster may use, oldest first.",
+                ),
+            ],
+        )
+    }
+
+    async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
+        match client.list_kubernetes_versions().await {
+            Ok(catalog) => to_state(&catalog),
+            Err(e) => {
+                errors::report(diags, "Cannot read the Kubernetes version catalogue", &e);
+                Value::Null
+            }
+        }
+    }
+}
+
+pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> Value {
+    let versions = catalog.iter().map(|v| {
+        let ready_for: Vec<&str> = v.ready_for.iter().map(|os| os.as_str()).collect();
+        Value::object([
+            ("version", Value::from(v.version.as_str())),
+            ("supported", Value::from(v.supported)),
+            ("ready_for", string_list(&ready_for)),
+            ("upgrades", string_list(&v.upgrades)),
+        ])
+    });
+    let supported: Vec<&str> = catalog
+        .iter()
+        .filter(|v| v.supported)
+        .map(|v| v.version.as_str())
+        .collect();
+    Value::object([
+        ("versions", Value::list(versions)),
+        (
+            "default_version",
+            values::opt_string(newest_supported(catalog, &ALL_OSES)),
+        ),
+        ("supported_versions", string_list(&supported)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_sources::shared::tests::{assert_fits, items, text};
+
+    fn version(
+        version: &str,
+        supported: bool,
+        ready_for: &[OsType],
+        upgrades: &[&str],
+    ) -> KubernetesVersion {
+        KubernetesVersion {
+            version: version.into(),
+            supported,
+            ready_for: ready_for.to_vec(),
+            upgrades: upgrades.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn catalogue_defaults_and_supported_list() {
+        use OsType::{Linux, Windows};
+        let catalog = vec![
+            version("1.30.4", false, &[Linux, Windows], &["1.31.2"]),
+            version("1.31.2", true, &[Linux, Windows], &["1.31.5", "1.32.1"]),
+            version("1.32.1", true, &[Linux, Windows], &[]),
+            version("1.33.0", true, &[Linux], &[]),
+        ];
+        let state = to_state(&catalog);
+        assert_fits(&KubernetesVersionsDataSource.schema(), &state);
+
+        let versions = items(&state, "versions");
+        assert_eq!(versions.len(), 4);
+        assert_eq!(text(&versions[0], "version"), "1.30.4");
+        assert_eq!(versions[0].get("supported"), Some(&Value::Bool(false)));
+        assert_eq!(
+            versions[1].get("ready_for"),
+            Some(&Value::list([Value::from("linux"), Value::from("windows")]))
+        );
+        assert_eq!(
+            versions[1].get("upgrades"),
+            Some(&Value::list([Value::from("1.31.5"), Value::from("1.32.1")]))
+        );
+        assert_eq!(versions[2].get("upgrades"), Some(&Value::list([])));
+
+        // 1.33.0 is newer but not ready for Windows, so it is not the default.
+        assert_eq!(text(&state, "default_version"), "1.32.1");
+        assert_eq!(
+            state.get("supported_versions"),
+            Some(&Value::list(
+                ["1.31.2", "1.32.1", "1.33.0"].map(Value::from)
+            ))
+        );
+    }
+
+    #[test]
+    fn no_version_ready_everywhere_leaves_the_default_null() {
+        let state = to_state(&[version("1.33.0", true, &[OsType::Linux], &[])]);
+        assert_fits(&KubernetesVersionsDataSource.schema(), &state);
+        assert_eq!(state.get("default_version"), Some(&Value::Null));
+
+        let empty = to_state(&[]);
+        assert_fits(&KubernetesVersionsDataSource.schema(), &empty);
+        assert_eq!(empty.get("versions"), Some(&Value::list([])));
+    }
+}

@@ -1,0 +1,181 @@
+//! Schema pieces and value builders several data sources share: observed
+//! nodes, status conditions, resource amounts, and the "not found" message.
+
+use std::collections::BTreeMap;
+
+use hybrid_api::Condition;
+use hybrid_api::cluster::Node;
+use hybrid_api::inventory::Resources;
+use hybrid_cty::{Type, Value};
+
+use crate::framework::schema::{Attribute, Nesting};
+use crate::framework::values;
+
+/// A computed list of objects.
+pub(crate) fn computed_list(name: &'static str, attributes: Vec<Attribute>) -> Attribute {
+    Attribute::nested_collection(name, Nesting::List, attributes).computed()
+}
+
+/// The attributes of one observed VM.
+pub(crate) fn node_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::string("name")
+            .computed()
+            .description("VM name, also the Kubernetes node name."),
+        Attribute::string("ip")
+            .computed()
+            .description("The VM's address on the vnet; null until it has one."),
+        Attribute::string("host")
+            .computed()
+            .description("Physical host the VM runs on."),
+        Attribute::string("state").computed().description(
+            "`Pending`, `Running`, `Failed`, `Deleting`, or `NotReady` (its host is down).",
+        ),
+        Attribute::string("kubernetes_version")
+            .computed()
+            .description("Kubernetes version the node runs."),
+        Attribute::string("vm_size")
+            .computed()
+            .description("VM size of the node."),
+    ]
+}
+
+pub(crate) fn node_value(node: &Node) -> Value {
+    Value::object([
+        ("name", Value::from(node.name.as_str())),
+        ("ip", values::opt_string(node.ip.as_deref())),
+        ("host", Value::from(node.host.as_str())),
+        ("state", Value::from(node.state.as_str())),
+        (
+            "kubernetes_version",
+            Value::from(node.kubernetes_version.as_str()),
+        ),
+        ("vm_size", Value::from(node.vm_size.as_str())),
+    ])
+}
+
+pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
+    Value::list(nodes.iter().map(node_value))
+}
+
+/// The attributes of one status condition.
+pub(crate) fn condition_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::string("type")
+            .computed()
+            .description("Condition type, e.g. `Ready`."),
+        Attribute::string("status")
+            .computed()
+            .description("`True`, `False` or `Unknown`."),
+        Attribute::string("reason")
+            .computed()
+            .description("Machine-readable CamelCase reason."),
+        Attribute::string("message")
+            .computed()
+            .description("Human-readable explanation."),
+        Attribute::string("last_transition_time")
+            .computed()
+            .description("RFC 3339 time the status last changed."),
+    ]
+}
+
+pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
+    Value::list(conditions.iter().map(|c| {
+        Value::object([
+            ("type", Value::from(c.type_.as_str())),
+            ("status", Value::from(c.status.as_str())),
+            ("reason", Value::from(c.reason.as_str())),
+            ("message", Value::from(c.message.as_str())),
+            (
+                "last_transition_time",
+                Value::from(c.last_transition_time.as_str()),
+            ),
+        ])
+    }))
+}
+
+/// The attributes of a vCPU / memory / disk amount.
+pub(crate) fn resources_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::number("vcpus").computed().description("vCPUs."),
+        Attribute::number("memory_mib")
+            .computed()
+            .description("Memory, MiB."),
+        Attribute::number("disk_gib")
+            .computed()
+            .description("Disk, GiB."),
+    ]
+}
+
+pub(crate) fn resources_value(amount: &Resources) -> Value {
+    Value::object([
+        ("vcpus", Value::from(amount.vcpus)),
+        ("memory_mib", Value::from(amount.memory_mib)),
+        ("disk_gib", Value::from(amount.disk_gib)),
+    ])
+}
+
+/// A list of strings; empty stays an empty list (a data source has no
+/// configuration to keep consistent with, and `[]` is easier to use).
+pub(crate) fn string_list<S: AsRef<str>>(items: &[S]) -> Value {
+    Value::list(items.iter().map(|s| Value::from(s.as_ref())))
+}
+
+/// A map of strings; empty stays an empty map.
+pub(crate) fn string_map(entries: &BTreeMap<String, String>) -> Value {
+    Value::map(
+        entries
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
+    )
+}
+
+/// A list of strings as a schema attribute.
+pub(crate) fn computed_strings(name: &'static str, description: &str) -> Attribute {
+    Attribute::list(name, Type::String)
+        .computed()
+        .description(description)
+}
+
+/// The detail of a "not found" error: what was looked up, where, and what
+/// to do about it.
+pub(crate) fn not_found(what: &str, name: &str, endpoint: &str, field: &str) -> String {
+    format!("{what} {name:?} not found at {endpoint}; create it or check `{field}`")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use hybrid_cty::Value;
+
+    use crate::framework::Schema;
+
+    /// Encodes `state` with the schema's type, as the plugin server does,
+    /// so a value that does not fit the schema fails the test.
+    pub(crate) fn assert_fits(schema: &Schema, state: &Value) {
+        if let Err(e) = hybrid_cty::encode_msgpack(state, &schema.value_type()) {
+            panic!("state does not fit the schema: {e}\n{state:?}");
+        }
+    }
+
+    /// The elements of a list attribute.
+    pub(crate) fn items<'a>(value: &'a Value, name: &str) -> &'a [Value] {
+        value
+            .get(name)
+            .and_then(Value::elements)
+            .unwrap_or_else(|| panic!("{name} is not a list in {value:?}"))
+    }
+
+    pub(crate) fn text<'a>(value: &'a Value, name: &str) -> &'a str {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{name} is not a string in {value:?}"))
+    }
+
+    pub(crate) fn int(value: &Value, name: &str) -> i64 {
+        value
+            .get(name)
+            .and_then(Value::as_i64)
+            .unwrap_or_else(|| panic!("{name} is not a whole number in {value:?}"))
+    }
+}

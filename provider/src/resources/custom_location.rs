@@ -1,0 +1,356 @@
+//! `hybrid_custom_location`: where operators may create clusters — a
+//! namespace on the management host with the host-scoped extensions it
+//! enables. The service applies it synchronously.
+//!
+//! `name`, `namespace` and `host_id` are immutable (a change replaces it);
+//! `cluster_extension_ids`, `display_name` and `tags` change in place.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hybrid_api::custom_location::{self, parse_custom_location_id};
+use hybrid_api::{CustomLocation, CustomLocationSpec, MANAGEMENT_HOST_ID, custom_location_id};
+use hybrid_cty::{Type, Value};
+
+use super::common::{self, Managed};
+use crate::client::{ClientError, HostClient, Put};
+use crate::framework::schema::Attribute;
+use crate::framework::{Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub struct CustomLocationResource;
+
+impl Managed for CustomLocationResource {
+    type Object = CustomLocation;
+    const KIND: &'static str = "custom location";
+    const ID_FORMAT: &'static str = "/custom-locations/<name>";
+    const ID_EXAMPLE: &'static str = "/custom-locations/site-a";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+
+    fn is_id(id: &str) -> bool {
+        name_in(id).is_some()
+    }
+
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<CustomLocation>, ClientError> {
+        match name_in(id) {
+            Some(name) => client.get_custom_location(name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &CustomLocation, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+}
+
+/// The name in a custom location id, when it is a valid name (so it is safe
+/// as a URL path segment).
+fn name_in(id: &str) -> Option<&str> {
+    parse_custom_location_id(id)
+        .filter(|name| hybrid_api::validate::dns_label("name", name).is_ok())
+}
+
+#[async_trait]
+impl Resource for CustomLocationResource {
+    fn type_name(&self) -> &'static str {
+        "hybrid_custom_location"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            "A custom location: a namespace on the management host, with the host-scoped \
+             extensions it enables, where Kubernetes operators create clusters.",
+            vec![
+                Attribute::string("id")
+                    .computed()
+                    .use_state_for_unknown()
+                    .description(
+                        "The custom location's path in the host API, `/custom-locations/<name>`; \
+                         also the import id.",
+                    ),
+                Attribute::string("name")
+                    .required()
+                    .requires_replace()
+                    .validator(validators::string_rule(|name| {
+                        hybrid_api::validate::dns_label("name", name).map_err(|e| e.message)
+                    }))
+                    .description(
+                        "Name of the custom location, a DNS label. Changing it replaces the \
+                         custom location.",
+                    ),
+                Attribute::string("namespace")
+                    .required()
+                    .requires_replace()
+                    .description(
+                        "Kubernetes namespace on the management host backing this location, a \
+                         DNS label. Changing it replaces the custom location.",
+                    ),
+                Attribute::string("host_id")
+                    .required()
+                    .requires_replace()
+                    .description(
+                        "The management host's id, `/management-host` (the \
+                         `hybrid_management_host` data source's `id`). Changing it replaces \
+                         the custom location.",
+                    ),
+                Attribute::list("cluster_extension_ids", Type::String)
+                    .optional()
+                    .description(
+                        "Ids of the host-scoped extensions this location enables, e.g. the \
+                         hybrid operator (`/management-host/extensions/hybrid-operator`). \
+                         Changes in place.",
+                    ),
+                Attribute::string("display_name")
+                    .optional()
+                    .description("Name shown to operators. Changes in place."),
+                Attribute::map("tags", Type::String)
+                    .optional()
+                    .description("Free-form tags. Change in place."),
+                Attribute::string("provisioning_state").computed().description(
+                    "Outcome of the last operation on the custom location (`Succeeded`, `Failed`, …).",
+                ),
+                timeouts::attribute(DEFAULT_TIMEOUT),
+            ],
+        )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        // Placeholders stand in for unknown values; their findings are dropped.
+        let spec = CustomLocationSpec {
+            namespace: values::string(config, "namespace").unwrap_or_else(|| "placeholder".into()),
+            host_id: values::string(config, "host_id")
+                .unwrap_or_else(|| MANAGEMENT_HOST_ID.to_string()),
+            cluster_extension_ids: config
+                .get("cluster_extension_ids")
+                .and_then(Value::elements)
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.as_str().unwrap_or("/placeholder").to_string())
+                .collect(),
+            display_name: None,
+            tags: Default::default(),
+        };
+        common::report_rules(custom_location::validate_spec(&spec), config, &[], diags);
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: PlanContext<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        common::keep_succeeded_state(ctx.prior, planned);
+        common::redrive_unfinished(ctx.prior, planned, &[]);
+        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+            return;
+        };
+        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
+            return;
+        };
+        if put == Put::Upsert && spec_from(ctx.prior).as_ref() == Some(&spec) {
+            return;
+        }
+        let answer = client.dry_run_custom_location(&name, &spec, put).await;
+        let summary = format!("The host management service would refuse custom location {name:?}");
+        common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
+    }
+
+    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
+        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
+            diags.error(
+                "Cannot create custom location",
+                "the planned custom location is incomplete",
+            );
+            return Value::Null;
+        };
+        let answer = client.put_custom_location(&name, &spec, Put::Create).await;
+        let id = custom_location_id(&name);
+        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+    }
+
+    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
+        common::read::<Self>(client, state, diags).await
+    }
+
+    async fn update(
+        &self,
+        client: &HostClient,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let id = common::state_id::<Self>(prior);
+        let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
+            diags.error(
+                "Cannot update custom location",
+                "the state has no valid `id` or the plan is incomplete",
+            );
+            return prior.clone();
+        };
+        let name = name_in(&id).unwrap_or_default();
+        let answer = client.put_custom_location(name, &spec, Put::Upsert).await;
+        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+    }
+
+    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
+        let Some(id) = common::state_id::<Self>(state) else {
+            return;
+        };
+        let name = name_in(&id).unwrap_or_default();
+        let answer = client.delete_custom_location(name).await;
+        common::deleted::<Self>(client, &id, answer, state, diags).await;
+    }
+
+    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
+        common::import::<Self>(client, id, diags).await
+    }
+}
+
+/// The API spec from a plan or state; `None` when a required part is not
+/// known.
+fn spec_from(object: &Value) -> Option<CustomLocationSpec> {
+    Some(CustomLocationSpec {
+        namespace: values::string(object, "namespace")?,
+        host_id: values::string(object, "host_id")?,
+        cluster_extension_ids: values::strings(object, "cluster_extension_ids"),
+        display_name: values::string(object, "display_name"),
+        tags: values::string_map(object, "tags"),
+    })
+}
+
+/// The Terraform state of a custom location.
+fn to_state(location: &CustomLocation, previous: &Value) -> Value {
+    let spec = &location.spec;
+    let mut state = Value::object([
+        ("id", Value::from(location.id.as_str())),
+        ("name", Value::from(location.name.as_str())),
+        ("namespace", Value::from(spec.namespace.as_str())),
+        ("host_id", Value::from(spec.host_id.as_str())),
+        (
+            "cluster_extension_ids",
+            values::string_list_state(
+                &spec.cluster_extension_ids,
+                previous.get("cluster_extension_ids"),
+            ),
+        ),
+        (
+            "display_name",
+            values::opt_string(spec.display_name.as_deref()),
+        ),
+        (
+            "tags",
+            values::string_map_state(&spec.tags, previous.get("tags")),
+        ),
+        (
+            "provisioning_state",
+            Value::from(location.provisioning_state.as_str()),
+        ),
+    ]);
+    values::carry(&mut state, previous, "timeouts");
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::AttrPath;
+    use crate::framework::plan::plan;
+
+    fn config(namespace: &str, extensions: Value) -> Value {
+        Value::object([
+            ("id", Value::Null),
+            ("name", Value::from("site-a")),
+            ("namespace", Value::from(namespace)),
+            ("host_id", Value::from("/management-host")),
+            ("cluster_extension_ids", extensions),
+            ("display_name", Value::Null),
+            ("tags", Value::Null),
+            ("provisioning_state", Value::Null),
+            ("timeouts", Value::Null),
+        ])
+    }
+
+    fn object() -> CustomLocation {
+        serde_json::from_value(serde_json::json!({
+            "id": "/custom-locations/site-a",
+            "name": "site-a",
+            "etag": "1",
+            "namespace": "site-a",
+            "host_id": "/management-host",
+            "cluster_extension_ids": [],
+            "tags": {},
+            "provisioning_state": "Succeeded",
+            "status": {"conditions": [], "clusters": []},
+            "created_at": "t",
+            "updated_at": "t"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn state_round_trips_to_a_no_op_plan() {
+        let cfg = config("site-a", Value::Null);
+        let prior = to_state(&object(), &cfg);
+        assert_eq!(prior.get("cluster_extension_ids"), Some(&Value::Null));
+        let schema = CustomLocationResource.schema();
+        // Terraform proposes the prior values of computed attributes.
+        let mut proposed = cfg.clone();
+        for name in ["id", "provisioning_state"] {
+            common::set(&mut proposed, name, prior.get(name).cloned().unwrap());
+        }
+        let planned = plan(&schema, &prior, &cfg, &proposed);
+        assert_eq!(planned.planned, prior);
+        assert!(planned.requires_replace.is_empty());
+    }
+
+    #[test]
+    fn namespace_and_host_force_replacement_extensions_do_not() {
+        let cfg = config("site-a", Value::Null);
+        let prior = to_state(&object(), &cfg);
+        let schema = CustomLocationResource.schema();
+        let mut changed = config(
+            "other",
+            Value::list([Value::from("/management-host/extensions/x")]),
+        );
+        for name in ["id", "provisioning_state"] {
+            common::set(&mut changed, name, prior.get(name).cloned().unwrap());
+        }
+        let planned = plan(&schema, &prior, &changed, &changed);
+        assert_eq!(planned.requires_replace, vec![AttrPath::attr("namespace")]);
+    }
+
+    #[test]
+    fn shared_rules_run_at_plan_time_but_not_on_unknowns() {
+        let mut diags = Diagnostics::new();
+        CustomLocationResource.validate(
+            &config(
+                "Bad_NS",
+                Value::list([Value::from("no-slash"), Value::Unknown]),
+            ),
+            &mut diags,
+        );
+        let paths: Vec<_> = diags.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                Some(AttrPath::attr("namespace")),
+                Some(AttrPath::attr("cluster_extension_ids").then_index(0)),
+            ]
+        );
+        assert!(diags.0[0].detail.contains("Bad_NS"));
+    }
+
+    #[test]
+    fn import_ids_are_checked() {
+        assert!(CustomLocationResource::is_id("/custom-locations/site-a"));
+        for bad in [
+            "site-a",
+            "/custom-locations/",
+            "/custom-locations/a/b",
+            "/custom-locations/A?x",
+        ] {
+            assert!(!CustomLocationResource::is_id(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,755 @@
+//! `hybrid_nodepool`: a group of identical worker VMs of one OS in a
+//! cluster.
+//!
+//! In place: `node_count`, `auto_scaling`, `labels`, `taints`. Everything
+//! else replaces the pool. While `auto_scaling` is set the service owns
+//! `node_count`: it is planned as the service last reported it and never
+//! sent, so it never shows as drift. The plan asks the service to admit
+//! creates and scales (`?dry_run=true`), so IP exhaustion, host capacity and
+//! limits fail `terraform plan`, not the apply.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hybrid_api::nodepool::{
+    self, AutoScaling, DEFAULT_MAX_PODS, DEFAULT_NODE_VM_SIZE, MAX_NODES_PER_POOL,
+    parse_nodepool_id,
+};
+use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
+use hybrid_cty::{Type, Value};
+
+use super::common::{self, Managed};
+use crate::client::{ClientError, HostClient, Put};
+use crate::framework::schema::Attribute;
+use crate::framework::{
+    AttrPath, Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values,
+};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub struct NodePoolResource;
+
+impl Managed for NodePoolResource {
+    type Object = NodePool;
+    const KIND: &'static str = "node pool";
+    const ID_FORMAT: &'static str = "/clusters/<cluster>/nodepools/<name>";
+    const ID_EXAMPLE: &'static str = "/clusters/prod-a/nodepools/linux1";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+
+    fn is_id(id: &str) -> bool {
+        names_in(id).is_some()
+    }
+
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<NodePool>, ClientError> {
+        match names_in(id) {
+            Some((cluster, pool)) => client.get_nodepool(cluster, pool).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &NodePool, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+}
+
+/// `(cluster, pool)` names in a node pool id, when both are valid names.
+fn names_in(id: &str) -> Option<(&str, &str)> {
+    parse_nodepool_id(id).filter(|(cluster, pool)| {
+        cluster::validate_name(cluster).is_ok() && nodepool::validate_name(pool).is_ok()
+    })
+}
+
+#[async_trait]
+impl Resource for NodePoolResource {
+    fn type_name(&self) -> &'static str {
+        "hybrid_nodepool"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            "A node pool: identical worker VMs of one OS in a cluster, with a fixed \
+             `node_count` or autoscaler bounds.",
+            vec![
+                Attribute::string("id")
+                    .computed()
+                    .use_state_for_unknown()
+                    .description(
+                        "The pool's path in the host API, `/clusters/<cluster>/nodepools/<name>`; \
+                         also the import id.",
+                    ),
+                Attribute::string("cluster_id")
+                    .required()
+                    .requires_replace()
+                    .description(
+                        "Id of the cluster, `/clusters/<name>`. Changing it replaces the pool.",
+                    ),
+                Attribute::string("name")
+                    .required()
+                    .requires_replace()
+                    .validator(validators::string_rule(|name| {
+                        nodepool::validate_name(name).map_err(|e| e.message)
+                    }))
+                    .description(
+                        "Name of the pool: 3–12 lower-case letters or digits, starting with a \
+                         letter (`^[a-z][a-z0-9]{2,11}$`). Changing it replaces the pool.",
+                    ),
+                Attribute::string("os_type")
+                    .required()
+                    .requires_replace()
+                    .validator(validators::one_of(&["linux", "windows"]))
+                    .description(
+                        "Node operating system: `linux` or `windows`. Changing it replaces the pool.",
+                    ),
+                Attribute::string("os_sku")
+                    .optional_computed()
+                    .use_state_for_unknown()
+                    .requires_replace()
+                    .description(format!(
+                        "OS image: `{}` for Linux, `{}` for Windows. Left out, the OS type's \
+                         default (`{}` / `{}`). Changing it replaces the pool.",
+                        nodepool::LINUX_SKUS.join("`, `"),
+                        nodepool::WINDOWS_SKUS.join("`, `"),
+                        nodepool::DEFAULT_LINUX_SKU,
+                        nodepool::DEFAULT_WINDOWS_SKU,
+                    )),
+                Attribute::string("vm_size")
+                    .default_value(DEFAULT_NODE_VM_SIZE)
+                    .requires_replace()
+                    .description(format!(
+                        "VM size of the nodes, from the service's catalogue (see the \
+                         `hybrid_vm_sizes` data source). Defaults to `{DEFAULT_NODE_VM_SIZE}`. \
+                         Changing it replaces the pool."
+                    )),
+                Attribute::number("node_count")
+                    .optional_computed()
+                    .validator(validators::int_between(1, i64::from(MAX_NODES_PER_POOL)))
+                    .description(format!(
+                        "Number of nodes, 1–{MAX_NODES_PER_POOL} (and at most 200 over all pools \
+                         of a cluster). Defaults to 1. Changes in place: a scale-up takes new \
+                         addresses from the vnet, a scale-down releases them. Must be left out \
+                         while `auto_scaling` is set: the service then owns it, and it is \
+                         reported here without ever showing as drift."
+                    )),
+                Attribute::nested(
+                    "auto_scaling",
+                    vec![
+                        Attribute::number("min_count")
+                            .required()
+                            .validator(validators::int_between(1, i64::from(MAX_NODES_PER_POOL)))
+                            .description(format!(
+                                "Fewest nodes, 1–{MAX_NODES_PER_POOL}."
+                            )),
+                        Attribute::number("max_count")
+                            .required()
+                            .validator(validators::int_between(1, i64::from(MAX_NODES_PER_POOL)))
+                            .description(format!(
+                                "Most nodes, `min_count`–{MAX_NODES_PER_POOL}."
+                            )),
+                    ],
+                )
+                .optional()
+                .description(
+                    "Autoscaler bounds. While set, the service owns `node_count` and keeps it \
+                     within them. Changes in place.",
+                ),
+                Attribute::map("labels", Type::String)
+                    .optional()
+                    .description("Kubernetes labels on every node. Change in place."),
+                Attribute::list("taints", Type::String)
+                    .optional()
+                    .description(
+                        "Kubernetes taints on every node, `key=value:Effect` or `key:Effect` \
+                         (Effect: `NoSchedule`, `PreferNoSchedule`, `NoExecute`). Change in place.",
+                    ),
+                Attribute::number("max_pods")
+                    .default_value(i64::from(DEFAULT_MAX_PODS))
+                    .requires_replace()
+                    .validator(validators::int_between(10, 250))
+                    .description(format!(
+                        "Most pods per node, 10–250. Defaults to {DEFAULT_MAX_PODS}. Changing it \
+                         replaces the pool."
+                    )),
+                Attribute::string("kubernetes_version")
+                    .computed()
+                    .use_state_for_unknown()
+                    .description(
+                        "Kubernetes version the pool's nodes run; follows the cluster's \
+                         (the oldest node's, during an upgrade).",
+                    ),
+                common::observed_list("nodes", common::node_attributes())
+                    .use_state_for_unknown()
+                    .description("The pool's VMs."),
+                Attribute::string("provisioning_state").computed().description(
+                    "Outcome of the last operation on the pool (`Succeeded`, `Failed`, …). \
+                     When it is not `Succeeded`, the next plan proposes an update that \
+                     re-drives the work.",
+                ),
+                timeouts::attribute(DEFAULT_TIMEOUT),
+            ],
+        )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let node_count = config.get("node_count").unwrap_or(&Value::Null);
+        let auto_scaling = config.get("auto_scaling").unwrap_or(&Value::Null);
+        if !node_count.is_null() && !node_count.is_unknown() && !auto_scaling.is_null() {
+            diags.error_at(
+                AttrPath::attr("node_count"),
+                "Conflicting node_count",
+                format!(
+                    "node_count is {} while auto_scaling is set: the service owns node_count \
+                     while auto_scaling is set and keeps it between auto_scaling.min_count and \
+                     auto_scaling.max_count. Remove node_count, or remove auto_scaling to fix \
+                     the count.",
+                    node_count
+                        .as_number()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        if let Some(spec) = spec_for_rules(config) {
+            common::report_rules(
+                nodepool::validate_spec(&spec),
+                config,
+                &[
+                    &["os_type", "os_sku"],
+                    &[
+                        "node_count",
+                        "auto_scaling.min_count",
+                        "auto_scaling.max_count",
+                    ],
+                ],
+                diags,
+            );
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: PlanContext<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        plan_pool(ctx.prior, ctx.config, planned);
+        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+            return;
+        };
+        let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
+            return;
+        };
+        if put == Put::Upsert && spec_from(ctx.prior).as_ref() == Some(&spec) {
+            return;
+        }
+        let answer = client.dry_run_nodepool(&cluster, &name, &spec, put).await;
+        let summary = format!(
+            "The host management service would refuse node pool {name:?} of cluster {cluster:?}"
+        );
+        common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
+    }
+
+    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
+        let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
+            diags.error(
+                "Cannot create node pool",
+                "the planned node pool is incomplete (or cluster_id is not /clusters/<name>)",
+            );
+            return Value::Null;
+        };
+        let answer = client
+            .put_nodepool(&cluster, &name, &spec, Put::Create)
+            .await;
+        let id = nodepool_id(&cluster, &name);
+        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+    }
+
+    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
+        common::read::<Self>(client, state, diags).await
+    }
+
+    async fn update(
+        &self,
+        client: &HostClient,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let id = common::state_id::<Self>(prior);
+        let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
+            diags.error(
+                "Cannot update node pool",
+                "the state has no valid `id` or the plan is incomplete",
+            );
+            return prior.clone();
+        };
+        let (cluster, name) = names_in(&id).unwrap_or_default();
+        let answer = client.put_nodepool(cluster, name, &spec, Put::Upsert).await;
+        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+    }
+
+    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
+        let Some(id) = common::state_id::<Self>(state) else {
+            return;
+        };
+        let (cluster, name) = names_in(&id).unwrap_or_default();
+        let answer = client.delete_nodepool(cluster, name).await;
+        common::deleted::<Self>(client, &id, answer, state, diags).await;
+    }
+
+    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
+        common::import::<Self>(client, id, diags).await
+    }
+}
+
+/// The pool-specific planning after the generic pass:
+///
+/// - `os_sku` left out: the OS type's default on create (the prior value,
+///   kept by use-state-for-unknown, on update);
+/// - `node_count` left out: with `auto_scaling`, what the service reported
+///   (clamped to new bounds, as the service will), unknown on create;
+///   without, 1;
+/// - a count change makes `nodes` (and the oldest node's version) unknown;
+/// - unfinished work is re-driven.
+fn plan_pool(prior: &Value, config: &Value, planned: &mut Value) {
+    common::keep_succeeded_state(prior, planned);
+    if planned.get("os_sku").is_some_and(Value::is_unknown)
+        && let Some(os) = values::string(planned, "os_type").and_then(|s| OsType::parse(&s))
+    {
+        common::set(planned, "os_sku", Value::from(os.default_sku()));
+    }
+    if config.get("node_count").is_some_and(Value::is_null) {
+        let count = match config.get("auto_scaling").unwrap_or(&Value::Null) {
+            Value::Null => Value::from(1i64),
+            bounds => match (
+                common::u32_of(prior, "node_count"),
+                common::u32_of(bounds, "min_count"),
+                common::u32_of(bounds, "max_count"),
+            ) {
+                (Some(current), Some(min), Some(max)) => {
+                    common::count(current.clamp(min, max.max(min)))
+                }
+                _ => Value::Unknown,
+            },
+        };
+        common::set(planned, "node_count", count);
+    }
+    if !prior.is_null() && planned.get("node_count") != prior.get("node_count") {
+        common::set(planned, "nodes", Value::Unknown);
+        common::set(planned, "kubernetes_version", Value::Unknown);
+    }
+    common::redrive_unfinished(prior, planned, &["nodes", "kubernetes_version"]);
+}
+
+/// `(cluster, pool)` names from a plan's `cluster_id` and `name`.
+fn names_of(object: &Value) -> Option<(String, String)> {
+    let cluster_id = values::string(object, "cluster_id")?;
+    let cluster = cluster::parse_cluster_id(&cluster_id)?.to_string();
+    Some((cluster, values::string(object, "name")?))
+}
+
+/// The API spec from a plan or state; `None` when a required part is not
+/// known. With `auto_scaling`, `node_count` is never sent: the service
+/// owns it.
+fn spec_from(object: &Value) -> Option<NodePoolSpec> {
+    let auto_scaling = match object.get("auto_scaling").unwrap_or(&Value::Null) {
+        Value::Null => None,
+        bounds => Some(AutoScaling {
+            min_count: common::u32_of(bounds, "min_count")?,
+            max_count: common::u32_of(bounds, "max_count")?,
+        }),
+    };
+    let node_count = match auto_scaling {
+        Some(_) => None,
+        None => Some(common::u32_of(object, "node_count")?),
+    };
+    let labels = object.get("labels").unwrap_or(&Value::Null);
+    let taints = object.get("taints").unwrap_or(&Value::Null);
+    if !labels.is_fully_known() || !taints.is_fully_known() {
+        return None;
+    }
+    Some(NodePoolSpec {
+        os_type: OsType::parse(&values::string(object, "os_type")?)?,
+        os_sku: values::string(object, "os_sku"),
+        vm_size: values::string(object, "vm_size"),
+        node_count,
+        auto_scaling,
+        labels: values::string_map(object, "labels"),
+        taints: values::strings(object, "taints"),
+        max_pods: common::u32_of(object, "max_pods"),
+    })
+}
+
+/// A spec for the shared rules from a configuration that may hold unknown
+/// values (placeholders stand in; `report_rules` drops their findings).
+/// `None` while the OS type, which the SKU rule needs, is not known.
+fn spec_for_rules(config: &Value) -> Option<NodePoolSpec> {
+    let os_type = OsType::parse(&values::string(config, "os_type")?)?;
+    let number = |object: &Value, name: &str| {
+        object
+            .get(name)
+            .and_then(Value::as_i64)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let auto_scaling = config
+        .get("auto_scaling")
+        .filter(|v| !v.is_null() && !v.is_unknown())
+        .map(|bounds| AutoScaling {
+            min_count: number(bounds, "min_count").unwrap_or(1),
+            max_count: number(bounds, "max_count").unwrap_or(MAX_NODES_PER_POOL),
+        });
+    Some(NodePoolSpec {
+        os_type,
+        os_sku: values::string(config, "os_sku"),
+        vm_size: None,
+        node_count: number(config, "node_count"),
+        auto_scaling,
+        labels: config
+            .get("labels")
+            .and_then(Value::entries)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("placeholder").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        taints: config
+            .get("taints")
+            .and_then(Value::elements)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.as_str().unwrap_or("placeholder:NoSchedule").to_string())
+            .collect(),
+        max_pods: number(config, "max_pods"),
+    })
+}
+
+/// The Terraform state of a node pool.
+fn to_state(pool: &NodePool, previous: &Value) -> Value {
+    let spec = &pool.spec;
+    let opt_count = |n: Option<u32>| n.map(common::count).unwrap_or(Value::Null);
+    let mut state = Value::object([
+        ("id", Value::from(pool.id.as_str())),
+        ("cluster_id", Value::from(pool.cluster_id.as_str())),
+        ("name", Value::from(pool.name.as_str())),
+        ("os_type", Value::from(spec.os_type.as_str())),
+        ("os_sku", values::opt_string(spec.os_sku.as_deref())),
+        ("vm_size", values::opt_string(spec.vm_size.as_deref())),
+        ("node_count", opt_count(spec.node_count)),
+        (
+            "auto_scaling",
+            spec.auto_scaling
+                .map(|a| {
+                    Value::object([
+                        ("min_count", common::count(a.min_count)),
+                        ("max_count", common::count(a.max_count)),
+                    ])
+                })
+                .unwrap_or(Value::Null),
+        ),
+        (
+            "labels",
+            values::string_map_state(&spec.labels, previous.get("labels")),
+        ),
+        (
+            "taints",
+            values::string_list_state(&spec.taints, previous.get("taints")),
+        ),
+        ("max_pods", opt_count(spec.max_pods)),
+        (
+            "kubernetes_version",
+            values::opt_string(pool.status.kubernetes_version.as_deref()),
+        ),
+        ("nodes", common::nodes_value(&pool.status.nodes)),
+        (
+            "provisioning_state",
+            Value::from(pool.provisioning_state.as_str()),
+        ),
+    ]);
+    values::carry(&mut state, previous, "timeouts");
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::framework::plan::plan;
+    use crate::framework::schema::Kind;
+
+    fn object(count: u32, auto_scaling: Option<(u32, u32)>) -> NodePool {
+        let nodes: Vec<_> = (1..=count)
+            .map(|i| {
+                serde_json::json!({"name": format!("prod-a-linux1-{i}"), "ip": format!("10.0.0.{}", 10 + i),
+                    "host": "host-1", "state": "Running", "kubernetes_version": "1.31.7",
+                    "vm_size": "Standard_K8S3_v1"})
+            })
+            .collect();
+        let mut json = serde_json::json!({
+            "id": "/clusters/prod-a/nodepools/linux1",
+            "cluster_id": "/clusters/prod-a",
+            "name": "linux1",
+            "etag": "1",
+            "os_type": "linux",
+            "os_sku": "CBLMariner",
+            "vm_size": "Standard_K8S3_v1",
+            "node_count": count,
+            "max_pods": 110,
+            "provisioning_state": "Succeeded",
+            "status": {"conditions": [], "kubernetes_version": "1.31.7", "nodes": nodes},
+            "created_at": "t",
+            "updated_at": "t"
+        });
+        if let Some((min, max)) = auto_scaling {
+            json["auto_scaling"] = serde_json::json!({"min_count": min, "max_count": max});
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn bounds(min: i64, max: i64) -> Value {
+        Value::object([
+            ("min_count", Value::from(min)),
+            ("max_count", Value::from(max)),
+        ])
+    }
+
+    fn config(extra: &[(&str, Value)]) -> Value {
+        let schema = NodePoolResource.schema();
+        let mut attrs: BTreeMap<String, Value> = schema
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        attrs.insert("cluster_id".into(), "/clusters/prod-a".into());
+        attrs.insert("name".into(), "linux1".into());
+        attrs.insert("os_type".into(), "linux".into());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        Value::Object(attrs)
+    }
+
+    /// What Terraform proposes: the configuration with prior values for
+    /// computed attributes it leaves null.
+    fn proposed(schema: &[Attribute], prior: &Value, config: &Value) -> Value {
+        let mut out = BTreeMap::new();
+        for attribute in schema {
+            let c = config.get(attribute.name).cloned().unwrap_or(Value::Null);
+            let p = prior.get(attribute.name).cloned().unwrap_or(Value::Null);
+            let value = match (&attribute.kind, &c) {
+                (_, Value::Null) if attribute.mode.is_computed() => p,
+                (Kind::Nested(inner), Value::Object(_)) => proposed(inner, &p, &c),
+                _ => c,
+            };
+            out.insert(attribute.name.to_string(), value);
+        }
+        Value::Object(out)
+    }
+
+    /// Extra configuration and the replacement it must (or must not) force.
+    type Case = (Vec<(&'static str, Value)>, Vec<AttrPath>);
+
+    fn plan_for(prior: &Value, config: &Value) -> crate::framework::plan::Plan {
+        let schema = NodePoolResource.schema();
+        let proposed = proposed(&schema.attributes, prior, config);
+        let mut planned = plan(&schema, prior, config, &proposed);
+        plan_pool(prior, config, &mut planned.planned);
+        planned
+    }
+
+    #[test]
+    fn defaults_never_show_a_diff_after_apply() {
+        let cfg = config(&[]);
+        let created = plan_for(&Value::Null, &cfg);
+        let planned = &created.planned;
+        assert_eq!(planned.get("node_count"), Some(&Value::from(1i64)));
+        assert_eq!(planned.get("os_sku"), Some(&Value::from("CBLMariner")));
+        assert_eq!(
+            planned.get("vm_size"),
+            Some(&Value::from("Standard_K8S3_v1"))
+        );
+        assert_eq!(planned.get("max_pods"), Some(&Value::from(110i64)));
+        assert_eq!(planned.get("nodes"), Some(&Value::Unknown));
+        // The create sends what the service resolves.
+        let sent = spec_from(planned).unwrap();
+        assert_eq!(sent, object(1, None).spec);
+
+        let prior = to_state(&object(1, None), planned);
+        let again = plan_for(&prior, &cfg);
+        assert_eq!(again.planned, prior);
+        assert!(again.requires_replace.is_empty());
+
+        // A Windows pool gets the Windows default SKU.
+        let windows = plan_for(&Value::Null, &config(&[("os_type", "windows".into())]));
+        assert_eq!(
+            windows.planned.get("os_sku"),
+            Some(&Value::from("Windows2022"))
+        );
+    }
+
+    #[test]
+    fn auto_scaled_node_count_is_owned_by_the_service() {
+        let cfg = config(&[("auto_scaling", bounds(2, 5))]);
+        // Create: the count is the service's to choose, and is not sent.
+        let created = plan_for(&Value::Null, &cfg);
+        assert_eq!(created.planned.get("node_count"), Some(&Value::Unknown));
+        let mut resolved = created.planned.clone();
+        common::set(&mut resolved, "node_count", Value::from(2i64));
+        assert_eq!(spec_from(&resolved).unwrap().node_count, None);
+
+        // The autoscaler went to 4: no drift, no diff.
+        let prior = to_state(&object(4, Some((2, 5))), &created.planned);
+        let again = plan_for(&prior, &cfg);
+        assert_eq!(again.planned, prior);
+
+        // A label change keeps the service's count and the nodes.
+        let labels = Value::Map([("tier".to_string(), Value::from("web"))].into());
+        let changed = plan_for(
+            &prior,
+            &config(&[("auto_scaling", bounds(2, 5)), ("labels", labels)]),
+        );
+        assert_eq!(changed.planned.get("node_count"), Some(&Value::from(4i64)));
+        assert_eq!(changed.planned.get("nodes"), prior.get("nodes"));
+        assert_eq!(spec_from(&changed.planned).unwrap().node_count, None);
+
+        // Lowering max_count below the count clamps it, as the service will,
+        // and the nodes change.
+        let lowered = plan_for(&prior, &config(&[("auto_scaling", bounds(2, 3))]));
+        assert_eq!(lowered.planned.get("node_count"), Some(&Value::from(3i64)));
+        assert_eq!(lowered.planned.get("nodes"), Some(&Value::Unknown));
+
+        // Turning auto-scaling off with no count goes back to the default 1.
+        let off = plan_for(&prior, &config(&[]));
+        assert_eq!(off.planned.get("node_count"), Some(&Value::from(1i64)));
+        assert_eq!(spec_from(&off.planned).unwrap().node_count, Some(1));
+    }
+
+    #[test]
+    fn setting_node_count_with_auto_scaling_is_a_plan_error_at_node_count() {
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[
+                ("auto_scaling", bounds(2, 5)),
+                ("node_count", Value::from(3i64)),
+            ]),
+            &mut diags,
+        );
+        assert_eq!(diags.0.len(), 1, "{diags:?}");
+        assert_eq!(diags.0[0].path, Some(AttrPath::attr("node_count")));
+        assert!(diags.0[0].detail.contains("service owns node_count"));
+        // An unknown count may still resolve to null: no error yet.
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[
+                ("auto_scaling", bounds(2, 5)),
+                ("node_count", Value::Unknown),
+            ]),
+            &mut diags,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+    }
+
+    #[test]
+    fn scaling_is_in_place_and_makes_nodes_unknown() {
+        let cfg = config(&[]);
+        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let scaled = plan_for(&prior, &config(&[("node_count", Value::from(3i64))]));
+        assert!(scaled.requires_replace.is_empty());
+        assert_eq!(scaled.planned.get("node_count"), Some(&Value::from(3i64)));
+        assert_eq!(scaled.planned.get("nodes"), Some(&Value::Unknown));
+        assert_eq!(
+            scaled.planned.get("provisioning_state"),
+            Some(&Value::from("Succeeded"))
+        );
+        assert_eq!(scaled.planned.get("os_sku"), prior.get("os_sku"));
+    }
+
+    #[test]
+    fn requires_replace_exactly_on_immutable_attributes() {
+        let cfg = config(&[]);
+        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let cases: Vec<Case> = vec![
+            (
+                vec![("os_sku", "AzureLinux".into())],
+                vec![AttrPath::attr("os_sku")],
+            ),
+            (
+                vec![("vm_size", "Standard_D4s_v3".into())],
+                vec![AttrPath::attr("vm_size")],
+            ),
+            (
+                vec![("max_pods", Value::from(50i64))],
+                vec![AttrPath::attr("max_pods")],
+            ),
+            (
+                vec![("os_type", "windows".into())],
+                vec![AttrPath::attr("os_type")],
+            ),
+            (
+                vec![("cluster_id", "/clusters/other".into())],
+                vec![AttrPath::attr("cluster_id")],
+            ),
+            (
+                vec![("name", "linux2".into())],
+                vec![AttrPath::attr("name")],
+            ),
+            (vec![("node_count", Value::from(5i64))], vec![]),
+            (vec![("auto_scaling", bounds(1, 3))], vec![]),
+            (
+                vec![("taints", Value::list([Value::from("gpu=true:NoSchedule")]))],
+                vec![],
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = plan_for(&prior, &config(&extra)).requires_replace;
+            assert_eq!(got, want, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn shared_rules_report_at_the_attribute() {
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[
+                ("os_sku", "Windows2022".into()),
+                (
+                    "taints",
+                    Value::list([Value::Unknown, Value::from("gpu=true:Sometimes")]),
+                ),
+            ]),
+            &mut diags,
+        );
+        let paths: Vec<_> = diags.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                Some(AttrPath::attr("os_sku")),
+                Some(AttrPath::attr("taints").then_index(1)),
+            ]
+        );
+        // With the OS type unknown, the SKU cannot be judged.
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[
+                ("os_type", Value::Unknown),
+                ("os_sku", "Windows2022".into()),
+            ]),
+            &mut diags,
+        );
+        assert!(diags.is_empty());
+    }
+
+    #[test]
+    fn import_ids_are_checked() {
+        assert!(NodePoolResource::is_id("/clusters/prod-a/nodepools/linux1"));
+        for bad in [
+            "/clusters/prod-a/nodepools/Linux1",
+            "/clusters/prod-a",
+            "/clusters//nodepools/linux1",
+            "prod-a/linux1",
+        ] {
+            assert!(!NodePoolResource::is_id(bad), "{bad}");
+        }
+    }
+}
