@@ -51,13 +51,12 @@ fn example_quickstart() -> Result<()> {
     Ok(())
 }
 
-/// `examples/resources/hybrid_vnet`: apply, empty re-plan, then the import
-/// command of `import.sh` brings the same object back into state.
-#[test]
-fn example_resource_hybrid_vnet() -> Result<()> {
+/// `examples/resources/<type>`: apply, empty re-plan, then the import
+/// command of `import.sh` brings the same object back into state; destroy.
+fn resource_example(kind: &str) -> Result<()> {
     let host = Host::start()?;
     let wd = Workdir::new(&host)?;
-    let dir = examples().join("resources/hybrid_vnet");
+    let dir = examples().join("resources").join(kind);
     wd.copy_config_from(&dir)?;
     wd.apply_current()?;
     wd.expect_no_changes()?;
@@ -73,44 +72,192 @@ fn example_resource_hybrid_vnet() -> Result<()> {
         "import.sh line {line:?} is not `terraform import ADDR ID`"
     );
     let (address, id) = (args[1], args[2]);
+    ensure!(
+        address.starts_with(kind),
+        "import.sh imports {address}, not a {kind}"
+    );
     let before = wd.resource(address)?;
     wd.state_rm(address)?;
     wd.terraform_ok(&args)?;
     let after = wd.resource(address)?;
     let diff = attributes_diff(&before, &after, &["timeouts"]);
     ensure!(diff.is_empty(), "import of {id} differs: {diff:?}");
+    // `timeouts` lives only in configuration, so the first plan after an
+    // import may add it back; nothing else may change.
+    let plan = wd.plan_json()?;
+    let changes = plan["resource_changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for change in changes {
+        let actions = change["change"]["actions"].to_string();
+        if actions.contains("no-op") || actions.contains("read") {
+            continue;
+        }
+        ensure!(actions == r#"["update"]"#, "after import: {change}");
+        let mut before = change["change"]["before"].clone();
+        let mut after = change["change"]["after"].clone();
+        for v in [&mut before, &mut after] {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("timeouts");
+            }
+        }
+        ensure!(
+            before == after,
+            "after import, more than timeouts changes: {change}"
+        );
+    }
     wd.destroy()?;
     Ok(())
 }
 
-/// `examples/data-sources/hybrid_vnet` reads a vnet created through the API.
 #[test]
-fn example_data_source_hybrid_vnet() -> Result<()> {
-    let host = Host::start()?;
-    let resp = host.put(
+fn example_resource_hybrid_vnet() -> Result<()> {
+    resource_example("hybrid_vnet")
+}
+
+#[test]
+fn example_resource_hybrid_custom_location() -> Result<()> {
+    resource_example("hybrid_custom_location")
+}
+
+#[test]
+fn example_resource_hybrid_cluster() -> Result<()> {
+    resource_example("hybrid_cluster")
+}
+
+#[test]
+fn example_resource_hybrid_nodepool() -> Result<()> {
+    resource_example("hybrid_nodepool")
+}
+
+/// Every example directory has a test above (resources) or below (data sources).
+#[test]
+fn every_example_is_exercised() -> Result<()> {
+    let this = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/examples.rs"))?;
+    for kind in ["resources", "data-sources"] {
+        let entries = fs::read_dir(examples().join(kind)).map_err(|e| {
+            hybrid_acceptance_tests::Error::Check(format!("reading examples/{kind}: {e}"))
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            ensure!(
+                this.contains(&format!("\"{name}\"")),
+                "examples/{kind}/{name} is not exercised by tests/examples.rs"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Shared fixtures the data-source examples read: a vnet `shared-lan`, a
+/// custom location, and a cluster `prod-a` with one pool, made through the API.
+fn data_source_fixtures(host: &Host) -> Result<()> {
+    let put = |path: &str, body: serde_json::Value| -> Result<()> {
+        let resp = host.put(path, &body)?;
+        ensure!(
+            (200..=202).contains(&resp.status),
+            "PUT {path}: {} {}",
+            resp.status,
+            resp.body
+        );
+        if resp.status == 202 {
+            host.wait_operation(&resp)?;
+        }
+        Ok(())
+    };
+    put(
         "/v1/vnets/shared-lan",
-        &json!({
+        json!({
             "address_prefix": "10.30.0.0/24",
             "vm_ip_pool": {"start": "10.30.0.10", "end": "10.30.0.99"},
             "vip_pool": {"start": "10.30.0.200", "end": "10.30.0.209"}
         }),
     )?;
-    ensure!(
-        (200..=202).contains(&resp.status),
-        "PUT: {} {}",
-        resp.status,
-        resp.body
-    );
-    host.wait_operation(&resp)?;
+    put(
+        "/v1/custom-locations/site",
+        json!({"namespace": "site", "host_id": "/management-host"}),
+    )?;
+    put(
+        "/v1/clusters/prod-a",
+        json!({"custom_location_id": "/custom-locations/site", "vnet_id": "/vnets/shared-lan"}),
+    )?;
+    put(
+        "/v1/clusters/prod-a/nodepools/linux1",
+        json!({"os_type": "linux", "node_count": 2}),
+    )
+}
+
+/// `examples/data-sources/<type>` applies against the fixtures.
+fn data_source_example(kind: &str) -> Result<serde_json::Value> {
+    let host = Host::start()?;
+    data_source_fixtures(&host)?;
     let wd = Workdir::new(&host)?;
-    wd.copy_config_from(&examples().join("data-sources/hybrid_vnet"))?;
+    wd.copy_config_from(&examples().join("data-sources").join(kind))?;
     wd.apply_current()?;
+    wd.expect_no_changes()?;
     let show = wd.show_json()?;
+    Ok(show["values"]["outputs"].clone())
+}
+
+#[test]
+fn example_data_source_hybrid_vnet() -> Result<()> {
+    let outputs = data_source_example("hybrid_vnet")?;
+    ensure!(outputs["free_vips"]["value"] == 9, "outputs: {outputs}");
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_management_host() -> Result<()> {
+    let outputs = data_source_example("hybrid_management_host")?;
     ensure!(
-        show["values"]["outputs"]["free_vips"]["value"] == 10,
-        "outputs: {}",
-        show["values"]["outputs"]
+        outputs.to_string().contains("/management-host"),
+        "outputs: {outputs}"
     );
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_kubernetes_versions() -> Result<()> {
+    let outputs = data_source_example("hybrid_kubernetes_versions")?;
+    ensure!(outputs.to_string().contains("1.33.1"), "outputs: {outputs}");
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_vm_sizes() -> Result<()> {
+    let outputs = data_source_example("hybrid_vm_sizes")?;
+    ensure!(
+        outputs.to_string().contains("Standard_"),
+        "outputs: {outputs}"
+    );
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_hosts() -> Result<()> {
+    let outputs = data_source_example("hybrid_hosts")?;
+    ensure!(
+        outputs.to_string().contains("host-1") || outputs.to_string().contains("prod-a"),
+        "outputs: {outputs}"
+    );
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_cluster() -> Result<()> {
+    let outputs = data_source_example("hybrid_cluster")?;
+    ensure!(
+        outputs["api_server"]["value"] == "https://10.30.0.200:6443",
+        "outputs: {outputs}"
+    );
+    Ok(())
+}
+
+#[test]
+fn example_data_source_hybrid_nodepools() -> Result<()> {
+    let outputs = data_source_example("hybrid_nodepools")?;
+    ensure!(outputs.to_string().contains("linux1"), "outputs: {outputs}");
     Ok(())
 }
 
@@ -118,17 +265,26 @@ fn example_data_source_hybrid_vnet() -> Result<()> {
 #[test]
 fn docs_embed_examples() -> Result<()> {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    let pairs = [
-        ("resources/hybrid_vnet/resource.tf", "resources/vnet.md"),
-        ("resources/hybrid_vnet/import.sh", "resources/vnet.md"),
-        (
-            "data-sources/hybrid_vnet/data-source.tf",
-            "data-sources/vnet.md",
-        ),
-    ];
+    // examples/<kind>/hybrid_<name>/<file> is embedded in docs/<kind>/<name>.md.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (kind, files) in [
+        ("resources", &["resource.tf", "import.sh"][..]),
+        ("data-sources", &["data-source.tf"][..]),
+    ] {
+        let entries = fs::read_dir(examples().join(kind)).map_err(|e| {
+            hybrid_acceptance_tests::Error::Check(format!("reading examples/{kind}: {e}"))
+        })?;
+        for entry in entries.flatten() {
+            let dir = entry.file_name().to_string_lossy().to_string();
+            let name = dir.trim_start_matches("hybrid_");
+            for file in files {
+                pairs.push((format!("{kind}/{dir}/{file}"), format!("{kind}/{name}.md")));
+            }
+        }
+    }
     for (example, doc) in pairs {
-        let example_text = read(&examples().join(example))?;
-        let doc_text = read(&docs.join(doc))?;
+        let example_text = read(&examples().join(&example))?;
+        let doc_text = read(&docs.join(&doc))?;
         ensure!(
             doc_text.contains(example_text.trim()),
             "docs/{doc} does not embed examples/{example} verbatim; copy it in"
