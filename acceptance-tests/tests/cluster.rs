@@ -339,6 +339,67 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
     Ok(())
 }
 
+/// The cluster itself: replace on an immutable change, drift, and an
+/// out-of-band delete that the next plan re-creates.
+#[test]
+fn cluster_replace_drift_and_out_of_band_delete() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let config = |extra: &str| format!("{SITE}{}", cluster("1.32.3", extra));
+    wd.apply(&config("tags = { env = \"test\" }"))?;
+    wd.expect_no_changes()?;
+    let first = api(&host, "/v1/clusters/c1")?;
+
+    // Drift: tags changed by hand.
+    let r = host.patch("/v1/clusters/c1", &json!({"tags": {"env": "hand"}}))?;
+    ensure!(r.status == 202, "PATCH: {} {}", r.status, r.body);
+    host.wait_operation(&r)?;
+    wd.expect_changes(None, &["hand", "test", "updated in-place"])?;
+    wd.apply_current()?;
+
+    // An immutable change replaces the cluster (new VMs, same name).
+    let replaced =
+        config("tags = { env = \"test\" }\n  network = { pod_cidr = \"10.200.0.0/16\" }");
+    wd.write_config(&replaced)?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_cluster.c1");
+    ensure!(
+        actions == ["delete", "create"],
+        "pod_cidr change planned {actions:?}"
+    );
+    wd.expect_changes(None, &["forces replacement"])?;
+    wd.apply_current()?;
+    let second = api(&host, "/v1/clusters/c1")?;
+    ensure!(
+        second["network"]["pod_cidr"] == "10.200.0.0/16",
+        "replaced: {second}"
+    );
+    ensure!(
+        second["created_at"] != first["created_at"],
+        "not a new cluster: {second}"
+    );
+    ensure!(
+        sim_vms(&host)? == ["c1-cp-0"],
+        "old VMs left: {:?}",
+        sim_vms(&host)?
+    );
+    wd.expect_no_changes()?;
+
+    // Out-of-band delete: the next plan re-creates it.
+    let r = host.delete("/v1/clusters/c1")?;
+    host.wait_operation(&r)?;
+    wd.expect_changes(None, &["hybrid_cluster.c1 will be created"])?;
+    wd.apply_current()?;
+    wd.expect_no_changes()?;
+    wd.destroy()?;
+    ensure!(reservations_gone(&host)?, "addresses left after destroy");
+    Ok(())
+}
+
+fn reservations_gone(host: &Host) -> Result<bool> {
+    Ok(host.get("/v1/vnets/lan")?.status == 404)
+}
+
 /// Capacity problems appear in `terraform plan`, before any VM exists.
 #[test]
 fn capacity_errors_at_plan_time() -> Result<()> {
@@ -352,9 +413,14 @@ hosts = [
 "#,
     )?;
     let wd = Workdir::new(&host)?;
-    let base = format!("{SITE}{}", cluster("1.32.3", ""));
+    let base = format!("{SITE}{}", cluster("1.31.7", ""));
     wd.apply(&base)?;
     let before = reservations(&host)?.len();
+    // Skipping a minor is refused at plan time, listing the allowed upgrades.
+    wd.expect_plan_error(
+        &format!("{SITE}{}", cluster("1.33.1", "")),
+        &["kubernetes_version", "one minor", "1.31.9, 1.32.3, 1.32.5"],
+    )?;
     // 10 node addresses in the pool; the cluster holds 2 (control plane + surge).
     wd.expect_plan_error(
         &format!("{base}{}", pool("big", "linux", "node_count = 9")),
