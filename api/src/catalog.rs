@@ -112,10 +112,9 @@ pub fn version_problem(
             supported.join(", ")
         ));
     };
-    if let Some(cur) = current {
-        if cur == wanted {
-            return None; // staying put is always allowed
-        }
+    if let Some(cur) = current
+        && cur != wanted
+    {
         let (Some(c), Some(w)) = (Semver::parse(cur), Semver::parse(wanted)) else {
             return Some(format!(
                 "{field} {wanted:?} is not a MAJOR.MINOR.PATCH version"

@@ -9,8 +9,9 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    ErrorEnvelope, Health, List, ManagementHost, Operation, Reservation, ReservationRequest, Vnet,
-    VnetPatch, VnetSpec,
+    Cluster, ClusterSpec, CustomLocation, CustomLocationSpec, ErrorEnvelope, Health, HostList,
+    KubernetesVersion, List, ManagementHost, NodePool, NodePoolSpec, Operation, Reservation,
+    ReservationRequest, VmSize, Vnet, VnetPatch, VnetSpec,
 };
 
 /// Collects component schemas and hands out `$ref`s to them.
@@ -56,6 +57,229 @@ fn path_param(name: &str, description: &str) -> Value {
     })
 }
 
+fn dry_run_param() -> Value {
+    json!({
+        "name": "dry_run", "in": "query", "required": false,
+        "description": "`true`: run full admission (names, immutability, versions, limits, IP and host capacity), then store nothing; answers 200 with the resource as it would be, or the admission error",
+        "schema": { "type": "boolean", "default": false }
+    })
+}
+
+/// Body of a PATCH: an RFC 7386 merge patch of `spec` (not the spec schema
+/// itself: a patch may hold `null`s and leave out required fields).
+fn merge_patch_body(spec: &str) -> Value {
+    json!({ "required": true, "content": json_content(json!({
+        "type": "object",
+        "description": format!(
+            "JSON merge patch (RFC 7386) of a {spec}: present fields replace, `null` removes one (back to its default); the result is checked like a PUT body"
+        )
+    })) })
+}
+
+/// Response and parameter objects that many routes share.
+struct Parts {
+    envelope: Value,
+    e401: Value,
+    e500: Value,
+    etag: Value,
+    location: Value,
+    if_match: Value,
+    op: Value,
+}
+
+impl Parts {
+    fn error(&self, description: &str) -> Value {
+        json!({ "description": description, "content": json_content(self.envelope.clone()) })
+    }
+
+    /// `extra` plus the 401 and 500 every protected route may answer.
+    fn responses(&self, extra: Value) -> Value {
+        let mut m = json!({ "401": self.e401, "500": self.e500 });
+        if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        m
+    }
+
+    fn if_none_match(&self, what: &str) -> Value {
+        json!({ "name": "If-None-Match", "in": "header", "required": false, "schema": { "type": "string" },
+            "description": format!("`*`: only create, fail if the {what} exists") })
+    }
+
+    fn with_etag(&self, description: &str, schema: Value) -> Value {
+        json!({ "description": description, "headers": { "ETag": self.etag }, "content": json_content(schema) })
+    }
+
+    fn accepted(&self) -> Value {
+        json!({
+            "description": "Accepted; poll the operation",
+            "headers": { "Location": self.location, "ETag": self.etag },
+            "content": json_content(self.op.clone())
+        })
+    }
+}
+
+/// `/v1/hosts`, `/v1/kubernetes-versions`, `/v1/vm-sizes`.
+fn catalog_paths(p: &Parts, hosts: Value, versions: Value, sizes: Value) -> Value {
+    json!({
+        "/v1/hosts": { "get": {
+            "operationId": "listHosts",
+            "summary": "Physical hosts with capacity, allocation and VMs; `driver` and `simulated` say which datacenter answers",
+            "responses": p.responses(json!({ "200": { "description": "Hosts", "content": json_content(hosts) } }))
+        }},
+        "/v1/kubernetes-versions": { "get": {
+            "operationId": "listKubernetesVersions",
+            "summary": "Kubernetes versions, sorted by version, with per-OS readiness and upgrade paths",
+            "responses": p.responses(json!({ "200": { "description": "Kubernetes versions", "content": json_content(versions) } }))
+        }},
+        "/v1/vm-sizes": { "get": {
+            "operationId": "listVmSizes", "summary": "VM sizes of the datacenter",
+            "responses": p.responses(json!({ "200": { "description": "VM sizes", "content": json_content(sizes) } }))
+        }}
+    })
+}
+
+/// `/v1/custom-locations[/{name}]`: synchronous, nothing runs on the datacenter.
+fn custom_location_paths(p: &Parts, view: Value, spec: Value, list: Value) -> Value {
+    let name = path_param("name", "Custom location name (DNS label)");
+    let ok = p.with_etag(
+        "Updated, unchanged, or (dry run) as it would be",
+        view.clone(),
+    );
+    let e400 = p.error("Invalid request (InvalidField); `error.target` names the field");
+    let e404 = p.error("No such custom location");
+    let e409_put = p.error("FieldImmutable: `namespace` and `host_id` cannot change");
+    let e412 = p.error("If-Match / If-None-Match precondition failed");
+    json!({
+        "/v1/custom-locations": { "get": {
+            "operationId": "listCustomLocations", "summary": "All custom locations, sorted by name",
+            "responses": p.responses(json!({ "200": { "description": "Custom locations", "content": json_content(list) } }))
+        }},
+        "/v1/custom-locations/{name}": {
+            "parameters": [name],
+            "get": {
+                "operationId": "getCustomLocation", "summary": "One custom location",
+                "responses": p.responses(json!({ "200": p.with_etag("The custom location", view.clone()), "404": e404 }))
+            },
+            "put": {
+                "operationId": "putCustomLocation", "summary": "Create or update a custom location (synchronous, idempotent)",
+                "parameters": [p.if_match, p.if_none_match("custom location"), dry_run_param()],
+                "requestBody": { "required": true, "content": json_content(spec) },
+                "responses": p.responses(json!({
+                    "200": ok, "201": p.with_etag("Created", view),
+                    "400": e400, "409": e409_put, "412": e412
+                }))
+            },
+            "patch": {
+                "operationId": "patchCustomLocation", "summary": "Change a custom location by JSON merge patch of its spec",
+                "parameters": [p.if_match, dry_run_param()],
+                "requestBody": merge_patch_body("CustomLocationSpec"),
+                "responses": p.responses(json!({ "200": ok, "400": e400, "404": e404, "409": e409_put, "412": e412 }))
+            },
+            "delete": {
+                "operationId": "deleteCustomLocation", "summary": "Delete a custom location no cluster uses",
+                "parameters": [p.if_match],
+                "responses": p.responses(json!({
+                    "204": { "description": "Deleted" }, "404": e404,
+                    "409": p.error("InUse: clusters are placed in it; `error.details` lists them"),
+                    "412": e412
+                }))
+            }
+        }
+    })
+}
+
+/// A resource whose changes run as operations (clusters, node pools).
+struct Operated<'a> {
+    /// `Cluster`, `NodePool`: the operationId stem.
+    kind: &'a str,
+    /// `cluster`, `node pool`: for descriptions.
+    what: &'a str,
+    collection: &'a str,
+    item: &'a str,
+    /// Path parameters of the collection; the item adds `name`.
+    parent_params: Vec<Value>,
+    name_description: &'a str,
+    spec_name: &'a str,
+    view: Value,
+    spec: Value,
+    list: Value,
+    /// What a 404 on PUT can mean besides "no such resource".
+    not_found: &'a str,
+}
+
+fn operated_paths(p: &Parts, r: Operated<'_>) -> Value {
+    let mut item_params = r.parent_params.clone();
+    item_params.push(path_param("name", r.name_description));
+    let ok = p.with_etag(
+        &format!(
+            "The {} (nothing to do: unchanged and the last operation succeeded), or with `dry_run` as it would be",
+            r.what
+        ),
+        r.view.clone(),
+    );
+    let e400 = p.error(
+        "InvalidField (rules; `error.target` names the field) or VersionNotAllowed (target `kubernetes_version`; the message lists the allowed upgrades)",
+    );
+    let e404 = p.error(r.not_found);
+    let e409 = p.error(
+        "FieldImmutable, LimitExceeded (16 pools, 64 nodes per pool, 200 per cluster), PoolExhausted (needed vs free addresses), InsufficientCapacity (needed vs free vCPU/memory) or Conflict (being deleted)",
+    );
+    let e412 = p.error("If-Match / If-None-Match precondition failed");
+    let (k, w) = (r.kind, r.what);
+    let mut paths = Map::new();
+    paths.insert(
+        r.collection.to_string(),
+        json!({
+            "parameters": r.parent_params,
+            "get": {
+                "operationId": format!("list{k}s"), "summary": format!("All {w}s, sorted by name"),
+                "responses": p.responses(json!({
+                    "200": { "description": format!("{w}s"), "content": json_content(r.list) },
+                    "404": p.error("No such parent")
+                }))
+            }
+        }),
+    );
+    paths.insert(
+        r.item.to_string(),
+        json!({
+            "parameters": item_params,
+            "get": {
+                "operationId": format!("get{k}"), "summary": format!("One {w} with its observed status"),
+                "responses": p.responses(json!({ "200": p.with_etag(&format!("The {w}"), r.view), "404": p.error(&format!("No such {w}")) }))
+            },
+            "put": {
+                "operationId": format!("put{k}"),
+                "summary": format!("Create or update a {w}: admission first, then an operation (idempotent)"),
+                "parameters": [p.if_match, p.if_none_match(w), dry_run_param()],
+                "requestBody": { "required": true, "content": json_content(r.spec) },
+                "responses": p.responses(json!({ "200": ok, "202": p.accepted(), "400": e400, "404": e404, "409": e409, "412": e412 }))
+            },
+            "patch": {
+                "operationId": format!("patch{k}"),
+                "summary": format!("Change a {w} by JSON merge patch of its spec; same answers as PUT"),
+                "parameters": [p.if_match, dry_run_param()],
+                "requestBody": merge_patch_body(r.spec_name),
+                "responses": p.responses(json!({ "200": ok, "202": p.accepted(), "400": e400, "404": e404, "409": e409, "412": e412 }))
+            },
+            "delete": {
+                "operationId": format!("delete{k}"),
+                "summary": format!("Delete a {w}: its VMs go, their addresses and host capacity are released"),
+                "parameters": [p.if_match],
+                "responses": p.responses(json!({
+                    "202": { "description": "Deleting; poll the operation",
+                             "headers": { "Location": p.location }, "content": json_content(p.op.clone()) },
+                    "404": p.error(&format!("No such {w}")), "412": e412
+                }))
+            }
+        }),
+    );
+    Value::Object(paths)
+}
+
 /// Builds the whole document.
 pub fn document() -> Value {
     let mut c = Components::new();
@@ -86,29 +310,25 @@ pub fn document() -> Value {
         json!({ "description": "`/v1/operations/{id}`", "schema": { "type": "string" } });
     let if_match = json!({ "name": "If-Match", "in": "header", "required": false, "schema": { "type": "string" },
         "description": "Only proceed if the stored etag matches" });
-    let if_none_match = json!({ "name": "If-None-Match", "in": "header", "required": false, "schema": { "type": "string" },
-        "description": "`*`: only create, fail if the vnet exists" });
-    let accepted = json!({
-        "description": "Accepted; poll the operation",
-        "headers": { "Location": location_header, "ETag": etag_header },
-        "content": json_content(op.clone())
-    });
+    let parts = Parts {
+        envelope: c.schema::<ErrorEnvelope>(),
+        e401: e401.clone(),
+        e500: e500.clone(),
+        etag: etag_header.clone(),
+        location: location_header.clone(),
+        if_match: if_match.clone(),
+        op: op.clone(),
+    };
+    let if_none_match = parts.if_none_match("vnet");
+    let accepted = parts.accepted();
     let vnet_ok = json!({
         "description": "The vnet (unchanged, nothing to do)",
         "headers": { "ETag": etag_header },
         "content": json_content(vnet.clone())
     });
-    let common = |extra: Value| -> Value {
-        let mut m = json!({ "401": e401, "500": e500 });
-        if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
-            for (k, v) in extra {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        m
-    };
+    let common = |extra: Value| parts.responses(extra);
 
-    let paths = json!({
+    let mut paths = json!({
         "/healthz": { "get": {
             "operationId": "health", "summary": "Liveness", "security": [],
             "responses": { "200": { "description": "Up", "content": json_content(health) } }
@@ -191,6 +411,63 @@ pub fn document() -> Value {
         }
     });
 
+    let extra = [
+        catalog_paths(
+            &parts,
+            c.schema::<HostList>(),
+            c.schema::<List<KubernetesVersion>>(),
+            c.schema::<List<VmSize>>(),
+        ),
+        custom_location_paths(
+            &parts,
+            c.schema::<CustomLocation>(),
+            c.schema::<CustomLocationSpec>(),
+            c.schema::<List<CustomLocation>>(),
+        ),
+        operated_paths(
+            &parts,
+            Operated {
+                kind: "Cluster",
+                what: "cluster",
+                collection: "/v1/clusters",
+                item: "/v1/clusters/{name}",
+                parent_params: Vec::new(),
+                name_description: "Cluster name (DNS label, at most 40 characters)",
+                spec_name: "ClusterSpec",
+                view: c.schema::<Cluster>(),
+                spec: c.schema::<ClusterSpec>(),
+                list: c.schema::<List<Cluster>>(),
+                not_found: "No such cluster (PATCH), or a referenced resource is missing: `error.target` is `vnet_id` or `custom_location_id`",
+            },
+        ),
+        operated_paths(
+            &parts,
+            Operated {
+                kind: "NodePool",
+                what: "node pool",
+                collection: "/v1/clusters/{cluster}/nodepools",
+                item: "/v1/clusters/{cluster}/nodepools/{name}",
+                parent_params: vec![path_param(
+                    "cluster",
+                    "Name of the cluster the pool belongs to",
+                )],
+                name_description: "Node pool name (^[a-z][a-z0-9]{2,11}$)",
+                spec_name: "NodePoolSpec",
+                view: c.schema::<NodePool>(),
+                spec: c.schema::<NodePoolSpec>(),
+                list: c.schema::<List<NodePool>>(),
+                not_found: "No such node pool (PATCH), or its cluster is missing: `error.target` is `cluster_id`",
+            },
+        ),
+    ];
+    if let Some(all) = paths.as_object_mut() {
+        for group in extra {
+            if let Value::Object(group) = group {
+                all.extend(group);
+            }
+        }
+    }
+
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -244,6 +521,143 @@ mod tests {
         assert!(doc["components"]["schemas"]["VnetList"].is_object());
         assert!(doc["components"]["schemas"]["ReservationList"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    }
+
+    #[test]
+    fn lists_catalog_location_cluster_and_pool_routes() {
+        let doc = document();
+        let paths = &doc["paths"];
+        let schemas = &doc["components"]["schemas"];
+        let response_ref = |route: &str, method: &str, status: &str| -> String {
+            paths[route][method]["responses"][status]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {route} {status} has no schema ref"))
+                .to_string()
+        };
+        for (route, list) in [
+            ("/v1/hosts", "HostList"),
+            ("/v1/kubernetes-versions", "KubernetesVersionList"),
+            ("/v1/vm-sizes", "VmSizeList"),
+            ("/v1/custom-locations", "CustomLocationList"),
+            ("/v1/clusters", "ClusterList"),
+            ("/v1/clusters/{cluster}/nodepools", "NodePoolList"),
+        ] {
+            assert_eq!(
+                response_ref(route, "get", "200"),
+                format!("#/components/schemas/{list}"),
+                "{route}"
+            );
+            assert!(schemas[list].is_object(), "schema {list}");
+        }
+        assert_eq!(
+            paths["/v1/clusters/{cluster}/nodepools"]["parameters"][0]["name"],
+            "cluster"
+        );
+
+        for (route, spec, view, async_ops) in [
+            (
+                "/v1/custom-locations/{name}",
+                "CustomLocationSpec",
+                "CustomLocation",
+                false,
+            ),
+            ("/v1/clusters/{name}", "ClusterSpec", "Cluster", true),
+            (
+                "/v1/clusters/{cluster}/nodepools/{name}",
+                "NodePoolSpec",
+                "NodePool",
+                true,
+            ),
+        ] {
+            let item = &paths[route];
+            for m in ["get", "put", "patch", "delete"] {
+                assert!(item[m].is_object(), "{route}: missing {m}");
+            }
+            let put = &item["put"];
+            assert_eq!(
+                put["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{spec}"),
+                "{route}"
+            );
+            assert_eq!(
+                response_ref(route, "get", "200"),
+                format!("#/components/schemas/{view}")
+            );
+            assert_eq!(
+                response_ref(route, "put", "200"),
+                format!("#/components/schemas/{view}")
+            );
+            for m in ["put", "patch"] {
+                let params = item[m]["parameters"].as_array().unwrap();
+                let dry = params
+                    .iter()
+                    .find(|p| p["name"] == "dry_run")
+                    .unwrap_or_else(|| panic!("{m} {route}: no dry_run"));
+                assert_eq!(dry["in"], "query");
+                assert_eq!(dry["schema"]["type"], "boolean");
+                assert!(
+                    params.iter().any(|p| p["name"] == "If-Match"),
+                    "{m} {route}"
+                );
+                assert_eq!(
+                    response_ref(route, m, "409"),
+                    "#/components/schemas/ErrorEnvelope"
+                );
+            }
+            let patch_body = &item["patch"]["requestBody"]["content"]["application/json"]["schema"];
+            assert!(
+                patch_body["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("RFC 7386") && d.contains(spec)),
+                "{route}: {patch_body}"
+            );
+            if async_ops {
+                for m in ["put", "patch"] {
+                    assert_eq!(
+                        response_ref(route, m, "202"),
+                        "#/components/schemas/Operation"
+                    );
+                    assert!(item[m]["responses"]["202"]["headers"]["Location"].is_object());
+                }
+                assert_eq!(
+                    response_ref(route, "delete", "202"),
+                    "#/components/schemas/Operation"
+                );
+                assert!(
+                    item["put"]["responses"]["400"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("VersionNotAllowed")
+                );
+            } else {
+                assert_eq!(
+                    response_ref(route, "put", "201"),
+                    format!("#/components/schemas/{view}")
+                );
+                assert!(item["delete"]["responses"]["204"].is_object());
+                assert!(
+                    item["delete"]["responses"]["409"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("InUse")
+                );
+            }
+        }
+
+        // Every operation has a unique id, as generators need.
+        let mut ids = std::collections::BTreeSet::new();
+        for (route, item) in paths.as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                    assert!(
+                        ids.insert(id.to_string()),
+                        "duplicate operationId {id} ({method} {route})"
+                    );
+                }
+            }
+        }
+        assert!(ids.contains("putNodePool") && ids.contains("listKubernetesVersions"));
     }
 
     #[test]

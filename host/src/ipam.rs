@@ -129,11 +129,16 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         .filter_map(|r| Some((addr(&r.address)?, r.owner.as_str())))
         .collect();
     let spec = &snapshot.record.spec;
-    for a in not_leasable(spec) {
-        taken
-            .entry(a)
-            .or_insert("the vnet (gateway or VIP pool, not leased by DHCP)");
-    }
+    // Only node addresses (DHCP leases) must avoid these; VIPs come from them.
+    let blocked: BTreeSet<u32> = not_leasable(spec).into_iter().collect();
+    let none = BTreeSet::new();
+    let blocked_for = |kind: PoolKind| -> &BTreeSet<u32> {
+        if kind == PoolKind::Vm {
+            &blocked
+        } else {
+            &none
+        }
+    };
     let now = clock::now();
     let mut out = Vec::with_capacity(wants.len());
     let mut explicit: BTreeSet<u32> = BTreeSet::new();
@@ -165,6 +170,13 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
             )
             .target("address"));
         }
+        if blocked_for(w.pool).contains(&a) {
+            return Err(Failure::conflict(
+                codes::CONFLICT,
+                format!("address {requested} of vnet {name} is the gateway or in the VIP pool; DHCP never leases it"),
+            )
+            .target("address"));
+        }
         if let Some(owner) = taken.get(&a) {
             return Err(Failure::conflict(
                 codes::CONFLICT,
@@ -190,7 +202,11 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
     }
     for (kind, n) in &needed {
         let (s, e) = range(spec, *kind).ok_or_else(|| no_pool(name, *kind))?;
-        let used = taken.range(s..=e).count() as u64;
+        let used = taken.range(s..=e).count() as u64
+            + blocked_for(*kind)
+                .range(s..=e)
+                .filter(|a| !taken.contains_key(a))
+                .count() as u64;
         let free = (u64::from(e - s) + 1).saturating_sub(used);
         if free < *n {
             return Err(Failure::conflict(
@@ -205,7 +221,13 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
     }
     for w in wants.iter().filter(|w| w.address.is_none()) {
         let (s, e) = range(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
-        let a = lowest_free(s, e, &taken).ok_or_else(Failure::internal)?;
+        let skip = blocked_for(w.pool);
+        let a = if skip.is_empty() {
+            lowest_free(s, e, &taken)
+        } else {
+            (s..=e).find(|a| !taken.contains_key(a) && !skip.contains(a))
+        }
+        .ok_or_else(Failure::internal)?;
         taken.insert(a, &w.owner);
         out.push(Reservation {
             address: Ipv4Addr::from(a).to_string(),

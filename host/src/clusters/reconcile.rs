@@ -59,8 +59,22 @@ pub async fn run(
     match op.kind.as_str() {
         operation_kinds::CLUSTER_CREATE | operation_kinds::CLUSTER_UPDATE => {
             ensure_pki(store, &cluster).await?;
+            // Node VMs are the pools' business, except a replacement this
+            // operation started (a resumed or retried upgrade): the surge VM
+            // of a pool that has a draining VM, and that draining VM.
+            let c = cluster.clone();
+            let replacing: std::collections::BTreeSet<Option<String>> = store
+                .view(move |tx| {
+                    Ok(tx
+                        .vms(Some(&c))?
+                        .into_iter()
+                        .filter(|v| v.phase == VmPhase::Draining)
+                        .map(|v| v.pool)
+                        .collect())
+                })
+                .await?;
             realize(store, driver, &cluster, |v| {
-                v.role != VmRole::Node || v.phase == VmPhase::Draining
+                v.role != VmRole::Node || replacing.contains(&v.pool)
             })
             .await?;
             rolling_upgrade(store, driver, env, &cluster).await

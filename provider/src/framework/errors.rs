@@ -9,6 +9,23 @@ use super::path::AttrPath;
 /// `target` (and each of its `details`) points at that attribute.
 pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
     match error {
+        // Details that point nowhere (e.g. each user of an object in use)
+        // elaborate the message: keep the message, list them under it.
+        ClientError::Api { error, .. }
+            if !error.details.is_empty() && error.details.iter().all(|d| d.target.is_none()) =>
+        {
+            let mut detail = error.message.clone();
+            for item in &error.details {
+                detail.push_str("\n- ");
+                detail.push_str(&item.message);
+            }
+            let path = error
+                .target
+                .as_deref()
+                .map(AttrPath::parse)
+                .unwrap_or_default();
+            diags.error_at(path, summary, detail);
+        }
         ClientError::Api { error, .. } if !error.details.is_empty() => {
             for detail in &error.details {
                 let path = detail
@@ -28,5 +45,48 @@ pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
             diags.error_at(path, summary, error.message.clone());
         }
         other => diags.error(summary, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hybrid_api::ApiError;
+
+    use super::*;
+
+    fn api(error: ApiError) -> ClientError {
+        ClientError::Api { status: 409, error }
+    }
+
+    #[test]
+    fn details_with_targets_each_point_at_their_attribute() {
+        let mut error = ApiError::new("InvalidField", "2 fields are invalid");
+        error.details = vec![
+            ApiError::new("InvalidField", "bad start").with_target("vm_ip_pool.start"),
+            ApiError::new("InvalidField", "bad vlan").with_target("vlan_id"),
+        ];
+        let mut diags = Diagnostics::new();
+        report(&mut diags, "s", &api(error));
+        let paths: Vec<_> = diags.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                Some(AttrPath::attr("vm_ip_pool").then_attr("start")),
+                Some(AttrPath::attr("vlan_id"))
+            ]
+        );
+    }
+
+    #[test]
+    fn untargeted_details_are_listed_under_the_message() {
+        let mut error = ApiError::new("InUse", "custom location a is in use by /clusters/x");
+        error.details = vec![ApiError::new("InUse", "/clusters/x is placed in a")];
+        let mut diags = Diagnostics::new();
+        report(&mut diags, "s", &api(error));
+        assert_eq!(diags.0.len(), 1);
+        assert_eq!(
+            diags.0[0].detail,
+            "custom location a is in use by /clusters/x\n- /clusters/x is placed in a"
+        );
     }
 }

@@ -287,7 +287,7 @@ impl Resource for ClusterResource {
         let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
             return;
         };
-        if put == Put::Upsert && spec_from(ctx.prior).as_ref() == Some(&spec) {
+        if put == Put::Upsert && same_spec(ctx.prior, planned) {
             return;
         }
         let answer = client.dry_run_cluster(&name, &spec, put).await;
@@ -337,6 +337,9 @@ impl Resource for ClusterResource {
             );
             return prior.clone();
         };
+        if let Some(state) = common::unchanged_update(prior, planned, same_spec(prior, planned)) {
+            return state;
+        }
         let name = name_in(&id).unwrap_or_default();
         let answer = client.put_cluster(name, &spec, Put::Upsert).await;
         common::updated::<Self>(client, &id, answer, prior, planned, diags).await
@@ -363,6 +366,9 @@ fn plan_observed(prior: &Value, planned: &mut Value) {
     if prior.is_null() {
         return;
     }
+    if same_spec(prior, planned) {
+        common::keep_prior_values(prior, planned);
+    }
     let upgrading = planned.get("kubernetes_version") != prior.get("kubernetes_version");
     let scaling = planned.get("control_plane").and_then(|c| c.get("count"))
         != prior.get("control_plane").and_then(|c| c.get("count"));
@@ -375,6 +381,12 @@ fn plan_observed(prior: &Value, planned: &mut Value) {
         common::set(planned, "control_plane_nodes", Value::Unknown);
     }
     common::redrive_unfinished(prior, planned, OBSERVED);
+}
+
+/// Whether two plans or states ask the same of the service.
+fn same_spec(a: &Value, b: &Value) -> bool {
+    let spec = spec_from(a);
+    spec.is_some() && spec == spec_from(b)
 }
 
 /// The API spec from a plan or state; `None` when a required part is not
@@ -773,6 +785,26 @@ mod tests {
         );
         assert_eq!(planned.get("control_plane_nodes"), Some(&Value::Unknown));
         assert_eq!(planned.get("endpoint"), prior.get("endpoint"));
+    }
+
+    #[test]
+    fn a_timeouts_change_alone_keeps_every_observed_value() {
+        let prior = to_state(&object(), &config(&[]));
+        let timeouts = Value::object([
+            ("create", Value::from("1h")),
+            ("update", Value::Null),
+            ("delete", Value::Null),
+        ]);
+        let cfg = config(&[("timeouts", timeouts.clone())]);
+        let planned = plan_for(&prior, &cfg).planned;
+        let mut want = prior.clone();
+        common::set(&mut want, "timeouts", timeouts);
+        assert_eq!(planned, want);
+        // …and the update asks nothing of the service.
+        assert_eq!(
+            common::unchanged_update(&prior, &planned, same_spec(&prior, &planned)),
+            Some(want)
+        );
     }
 
     #[test]

@@ -281,6 +281,33 @@ pub(crate) fn keep_succeeded_state(prior: &Value, planned: &mut Value) {
     }
 }
 
+/// Plans every value the configuration leaves to the service as it was.
+/// For a change of configuration-only attributes (`timeouts`) alone, which
+/// asks nothing of the service, so nothing it reports can change.
+pub(crate) fn keep_prior_values(prior: &Value, planned: &mut Value) {
+    if let (Value::Object(old), Value::Object(new)) = (prior, planned) {
+        for (name, value) in new.iter_mut() {
+            if value.is_unknown()
+                && let Some(before) = old.get(name)
+            {
+                *value = before.clone();
+            }
+        }
+    }
+}
+
+/// The new state of an update that asks nothing of the service (the spec
+/// is unchanged and the last operation succeeded), or `None` when the
+/// service has work to do. Only configuration-only attributes changed.
+pub(crate) fn unchanged_update(prior: &Value, planned: &Value, same_spec: bool) -> Option<Value> {
+    let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
+    (same_spec && succeeded).then(|| {
+        let mut state = prior.clone();
+        values::carry(&mut state, planned, "timeouts");
+        state
+    })
+}
+
 /// When the last operation on an existing object did not succeed (it failed,
 /// was canceled, or was still running when Terraform stopped waiting), plan
 /// an update even if the configuration did not change: applying the same

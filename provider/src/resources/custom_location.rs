@@ -188,6 +188,10 @@ impl Resource for CustomLocationResource {
             );
             return prior.clone();
         };
+        let same_spec = spec_from(prior).as_ref() == Some(&spec);
+        if let Some(state) = common::unchanged_update(prior, planned, same_spec) {
+            return state;
+        }
         let name = name_in(&id).unwrap_or_default();
         let answer = client.put_custom_location(name, &spec, Put::Upsert).await;
         common::updated::<Self>(client, &id, answer, prior, planned, diags).await

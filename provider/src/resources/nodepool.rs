@@ -238,7 +238,7 @@ impl Resource for NodePoolResource {
         let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
             return;
         };
-        if put == Put::Upsert && spec_from(ctx.prior).as_ref() == Some(&spec) {
+        if put == Put::Upsert && same_spec(ctx.prior, planned) {
             return;
         }
         let answer = client.dry_run_nodepool(&cluster, &name, &spec, put).await;
@@ -282,6 +282,9 @@ impl Resource for NodePoolResource {
             );
             return prior.clone();
         };
+        if let Some(state) = common::unchanged_update(prior, planned, same_spec(prior, planned)) {
+            return state;
+        }
         let (cluster, name) = names_in(&id).unwrap_or_default();
         let answer = client.put_nodepool(cluster, name, &spec, Put::Upsert).await;
         common::updated::<Self>(client, &id, answer, prior, planned, diags).await
@@ -333,7 +336,12 @@ fn plan_pool(prior: &Value, config: &Value, planned: &mut Value) {
         };
         common::set(planned, "node_count", count);
     }
-    if !prior.is_null() && planned.get("node_count") != prior.get("node_count") {
+    if prior.is_null() {
+        return;
+    }
+    if same_spec(prior, planned) {
+        common::keep_prior_values(prior, planned);
+    } else if planned.get("node_count") != prior.get("node_count") {
         common::set(planned, "nodes", Value::Unknown);
         common::set(planned, "kubernetes_version", Value::Unknown);
     }
@@ -345,6 +353,12 @@ fn names_of(object: &Value) -> Option<(String, String)> {
     let cluster_id = values::string(object, "cluster_id")?;
     let cluster = cluster::parse_cluster_id(&cluster_id)?.to_string();
     Some((cluster, values::string(object, "name")?))
+}
+
+/// Whether two plans or states ask the same of the service.
+fn same_spec(a: &Value, b: &Value) -> bool {
+    let spec = spec_from(a);
+    spec.is_some() && spec == spec_from(b)
 }
 
 /// The API spec from a plan or state; `None` when a required part is not
