@@ -71,13 +71,7 @@ pub async fn patch(
     let current: Option<ClusterRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
     let current = current.ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))?;
     let spec = admit::patched(&current.spec, &patch)?;
-    let mut headers = headers;
-    if !headers.contains_key(axum::http::header::IF_MATCH)
-        && let Some(v) = super::etag_header(&current.etag)
-    {
-        // The patch was merged onto this version; refuse if it changed meanwhile.
-        headers.insert(axum::http::header::IF_MATCH, v);
-    }
+    let headers = super::patch_preconditions(headers, &current.etag);
     write(&state, name, spec, &headers, q.dry_run).await
 }
 

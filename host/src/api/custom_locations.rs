@@ -121,12 +121,7 @@ pub async fn patch(
         state.store.view(move |tx| rec::get(tx, &id)).await?;
     let current = current.ok_or_else(|| not_found(&name))?;
     let spec = admit::patched(&current.spec, &patch)?;
-    let mut headers = headers;
-    if !headers.contains_key(header::IF_MATCH)
-        && let Some(v) = etag_header(&current.etag)
-    {
-        headers.insert(header::IF_MATCH, v);
-    }
+    let headers = super::patch_preconditions(headers, &current.etag);
     write(&state, name, spec, &headers, q.dry_run).await
 }
 

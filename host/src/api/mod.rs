@@ -202,6 +202,17 @@ impl Preconditions {
     }
 }
 
+/// Headers for a PATCH merged onto the version with `etag`: unless the
+/// client sent its own `If-Match`, refuse if the object changed meanwhile.
+pub fn patch_preconditions(mut headers: HeaderMap, etag: &str) -> HeaderMap {
+    if !headers.contains_key(header::IF_MATCH)
+        && let Some(v) = etag_header(etag)
+    {
+        headers.insert(header::IF_MATCH, v);
+    }
+    headers
+}
+
 /// 202 with the operation, its `Location` and the resource's ETag.
 pub fn accepted(op: &hybrid_api::Operation, etag: Option<&str>) -> Response {
     let mut headers = Vec::new();

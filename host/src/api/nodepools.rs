@@ -72,12 +72,7 @@ pub async fn patch(
     let current: Option<PoolRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
     let current = current.ok_or_else(|| not_found(&cluster, &name))?;
     let spec = admit::patched(&current.spec, &patch)?;
-    let mut headers = headers;
-    if !headers.contains_key(axum::http::header::IF_MATCH)
-        && let Some(v) = super::etag_header(&current.etag)
-    {
-        headers.insert(axum::http::header::IF_MATCH, v);
-    }
+    let headers = super::patch_preconditions(headers, &current.etag);
     write(&state, cluster, name, spec, &headers, q.dry_run).await
 }
 

@@ -667,6 +667,37 @@ fn create_cluster(
     })
 }
 
+/// The delete already running for an object, if it is being deleted.
+fn delete_in_flight(
+    tx: &dyn Tx,
+    id: &str,
+    etag: &str,
+    state: ProvisioningState,
+    op: Option<&str>,
+) -> Result<Option<Outcome>, StoreError> {
+    if state != ProvisioningState::Deleting {
+        return Ok(None);
+    }
+    // A failed delete is retried: treat it like a failed operation.
+    unchanged(tx, id, etag, ProvisioningState::Failed, op)
+}
+
+/// Marks the VMs of `cluster` selected by `which` for removal.
+fn mark_deleting(
+    tx: &mut dyn Tx,
+    cluster: &str,
+    which: impl Fn(&VmRow) -> bool,
+) -> Result<(), StoreError> {
+    for mut vm in tx.vms(Some(cluster))? {
+        if which(&vm) && vm.phase != VmPhase::Deleting {
+            vm.phase = VmPhase::Deleting;
+            vm.updated_at = clock::now();
+            tx.put_vm(&vm)?;
+        }
+    }
+    Ok(())
+}
+
 /// `DELETE /v1/clusters/{name}`: the cluster, its pools and every VM.
 pub fn delete_cluster(
     tx: &mut dyn Tx,
@@ -678,25 +709,17 @@ pub fn delete_cluster(
         .ok_or_else(|| reject(Failure::not_found(format!("cluster {name} not found"))))?;
     pre.check(&format!("cluster {name}"), Some(&cur.etag))
         .map_err(reject)?;
-    if cur.provisioning_state == ProvisioningState::Deleting
-        && let Some(o) = unchanged(
-            tx,
-            &id,
-            &cur.etag,
-            ProvisioningState::Failed,
-            cur.current_operation.as_deref(),
-        )?
-    {
+    if let Some(o) = delete_in_flight(
+        tx,
+        &id,
+        &cur.etag,
+        cur.provisioning_state,
+        cur.current_operation.as_deref(),
+    )? {
         return Ok(o);
     }
     let op = new_operation(hybrid_api::operation_kinds::CLUSTER_DELETE, &id);
-    for mut vm in tx.vms(Some(name))? {
-        if vm.phase != VmPhase::Deleting {
-            vm.phase = VmPhase::Deleting;
-            vm.updated_at = clock::now();
-            tx.put_vm(&vm)?;
-        }
-    }
+    mark_deleting(tx, name, |_| true)?;
     for mut pool in rec::list::<NodePoolSpec, NoInternal>(tx, Some(&id))? {
         pool.provisioning_state = ProvisioningState::Deleting;
         pool.current_operation = Some(op.id.clone());
@@ -913,25 +936,17 @@ pub fn delete_pool(
     })?;
     pre.check(&format!("node pool {name}"), Some(&cur.etag))
         .map_err(reject)?;
-    if cur.provisioning_state == ProvisioningState::Deleting
-        && let Some(o) = unchanged(
-            tx,
-            &id,
-            &cur.etag,
-            ProvisioningState::Failed,
-            cur.current_operation.as_deref(),
-        )?
-    {
+    if let Some(o) = delete_in_flight(
+        tx,
+        &id,
+        &cur.etag,
+        cur.provisioning_state,
+        cur.current_operation.as_deref(),
+    )? {
         return Ok(o);
     }
     let op = new_operation(hybrid_api::operation_kinds::NODEPOOL_DELETE, &id);
-    for mut vm in tx.vms(Some(cluster))? {
-        if vm.pool.as_deref() == Some(name) && vm.phase != VmPhase::Deleting {
-            vm.phase = VmPhase::Deleting;
-            vm.updated_at = clock::now();
-            tx.put_vm(&vm)?;
-        }
-    }
+    mark_deleting(tx, cluster, |vm| vm.pool.as_deref() == Some(name))?;
     let mut record = cur;
     record.provisioning_state = ProvisioningState::Deleting;
     record.current_operation = Some(op.id.clone());
