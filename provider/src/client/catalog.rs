@@ -5,7 +5,7 @@
 //! The cluster and node pool reads are kept here, apart from the resources'
 //! client calls, so the data sources depend only on GETs.
 
-use hybrid_api::{Cluster, HostList, KubernetesVersion, List, NodePool, VmSize};
+use hybrid_api::{HostList, KubernetesVersion, List, NodePool, VmSize};
 use reqwest::Method;
 
 use super::{ClientError, HostClient};
@@ -27,16 +27,6 @@ impl HostClient {
             .await?
             .json()
             .await
-    }
-
-    /// The cluster named `name`, or `None` when it does not exist.
-    pub async fn read_cluster(&self, name: &str) -> Result<Option<Cluster>, ClientError> {
-        let path = format!("/v1/clusters/{}", segment(name));
-        match self.call(Method::GET, &path, None::<&()>, None).await {
-            Ok(response) => response.json().await.map(Some),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// The node pools of the cluster named `cluster`, or `None` when the

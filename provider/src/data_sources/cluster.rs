@@ -154,7 +154,7 @@ impl DataSource for ClusterDataSource {
             diags.error_at(AttrPath::attr("name"), "Invalid name", rule);
             return Value::Null;
         }
-        match client.read_cluster(&name).await {
+        match client.get_cluster(&name).await {
             Ok(Some(cluster)) => to_state(&cluster),
             Ok(None) => {
                 diags.error_at(

@@ -115,7 +115,7 @@ impl DataSource for NodePoolsDataSource {
         // typo is an error rather than "no pools".
         let listed = match client.list_nodepools(name).await {
             Ok(Some(pools)) if pools.is_empty() => client
-                .read_cluster(name)
+                .get_cluster(name)
                 .await
                 .map(|cluster| cluster.map(|_| pools)),
             other => other,
