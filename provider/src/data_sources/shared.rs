@@ -8,89 +8,59 @@ use hybrid_api::cluster::Node;
 use hybrid_api::inventory::Resources;
 use hybrid_cty::{Type, Value};
 
-use crate::framework::schema::{Attribute, Nesting};
-use crate::framework::values;
+use crate::framework::schema::Attribute;
 
-/// A computed list of objects.
-pub(crate) fn computed_list(name: &'static str, attributes: Vec<Attribute>) -> Attribute {
-    Attribute::nested_collection(name, Nesting::List, attributes).computed()
-}
+pub(crate) use crate::resources::common::observed_list as computed_list;
+use crate::resources::common::{self, set};
 
-/// The attributes of one observed VM.
+/// The attributes of one observed VM: the resources' set plus the version
+/// and size, which help follow an upgrade.
 pub(crate) fn node_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::string("name")
-            .computed()
-            .description("VM name, also the Kubernetes node name."),
-        Attribute::string("ip")
-            .computed()
-            .description("The VM's address on the vnet; null until it has one."),
-        Attribute::string("host")
-            .computed()
-            .description("Physical host the VM runs on."),
-        Attribute::string("state").computed().description(
-            "`Pending`, `Running`, `Failed`, `Deleting`, or `NotReady` (its host is down).",
-        ),
+    let mut attributes = common::node_attributes();
+    attributes.extend([
         Attribute::string("kubernetes_version")
             .computed()
             .description("Kubernetes version the node runs."),
         Attribute::string("vm_size")
             .computed()
             .description("VM size of the node."),
-    ]
-}
-
-pub(crate) fn node_value(node: &Node) -> Value {
-    Value::object([
-        ("name", Value::from(node.name.as_str())),
-        ("ip", values::opt_string(node.ip.as_deref())),
-        ("host", Value::from(node.host.as_str())),
-        ("state", Value::from(node.state.as_str())),
-        (
-            "kubernetes_version",
-            Value::from(node.kubernetes_version.as_str()),
-        ),
-        ("vm_size", Value::from(node.vm_size.as_str())),
-    ])
+    ]);
+    attributes
 }
 
 pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
-    Value::list(nodes.iter().map(node_value))
+    Value::list(nodes.iter().map(|node| {
+        let mut value = common::node_value(node);
+        set(
+            &mut value,
+            "kubernetes_version",
+            Value::from(node.kubernetes_version.as_str()),
+        );
+        set(&mut value, "vm_size", Value::from(node.vm_size.as_str()));
+        value
+    }))
 }
 
-/// The attributes of one status condition.
+/// The attributes of one status condition, with its transition time.
 pub(crate) fn condition_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::string("type")
-            .computed()
-            .description("Condition type, e.g. `Ready`."),
-        Attribute::string("status")
-            .computed()
-            .description("`True`, `False` or `Unknown`."),
-        Attribute::string("reason")
-            .computed()
-            .description("Machine-readable CamelCase reason."),
-        Attribute::string("message")
-            .computed()
-            .description("Human-readable explanation."),
+    let mut attributes = common::condition_attributes();
+    attributes.push(
         Attribute::string("last_transition_time")
             .computed()
             .description("RFC 3339 time the status last changed."),
-    ]
+    );
+    attributes
 }
 
 pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
     Value::list(conditions.iter().map(|c| {
-        Value::object([
-            ("type", Value::from(c.type_.as_str())),
-            ("status", Value::from(c.status.as_str())),
-            ("reason", Value::from(c.reason.as_str())),
-            ("message", Value::from(c.message.as_str())),
-            (
-                "last_transition_time",
-                Value::from(c.last_transition_time.as_str()),
-            ),
-        ])
+        let mut value = common::condition_value(c);
+        set(
+            &mut value,
+            "last_transition_time",
+            Value::from(c.last_transition_time.as_str()),
+        );
+        value
     }))
 }
 

@@ -520,16 +520,19 @@ pub(crate) fn node_attributes() -> Vec<Attribute> {
     ]
 }
 
+/// One observed VM as state.
+pub(crate) fn node_value(node: &Node) -> Value {
+    Value::object([
+        ("name", Value::from(node.name.as_str())),
+        ("ip", values::opt_string(node.ip.as_deref())),
+        ("host", Value::from(node.host.as_str())),
+        ("state", Value::from(node.state.as_str())),
+    ])
+}
+
 /// Observed VMs as state.
 pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
-    Value::list(nodes.iter().map(|node| {
-        Value::object([
-            ("name", Value::from(node.name.as_str())),
-            ("ip", values::opt_string(node.ip.as_deref())),
-            ("host", Value::from(node.host.as_str())),
-            ("state", Value::from(node.state.as_str())),
-        ])
-    }))
+    Value::list(nodes.iter().map(node_value))
 }
 
 /// The attributes of one status condition.
@@ -550,16 +553,19 @@ pub(crate) fn condition_attributes() -> Vec<Attribute> {
     ]
 }
 
+/// One status condition as state.
+pub(crate) fn condition_value(c: &Condition) -> Value {
+    Value::object([
+        ("type", Value::from(c.type_.as_str())),
+        ("status", Value::from(c.status.as_str())),
+        ("reason", Value::from(c.reason.as_str())),
+        ("message", Value::from(c.message.as_str())),
+    ])
+}
+
 /// Status conditions as state.
 pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
-    Value::list(conditions.iter().map(|c| {
-        Value::object([
-            ("type", Value::from(c.type_.as_str())),
-            ("status", Value::from(c.status.as_str())),
-            ("reason", Value::from(c.reason.as_str())),
-            ("message", Value::from(c.message.as_str())),
-        ])
-    }))
+    Value::list(conditions.iter().map(condition_value))
 }
 
 /// A whole number as state.
