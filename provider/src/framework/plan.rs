@@ -187,6 +187,25 @@ fn same_settable(attributes: &[Attribute], a: &Value, b: &Value) -> bool {
     })
 }
 
+/// What Terraform proposes for a resource's tests: the configuration, with
+/// prior values for computed attributes it leaves null (recursively into
+/// single nested objects).
+#[cfg(test)]
+pub(crate) fn proposed_new_state(schema: &[Attribute], prior: &Value, config: &Value) -> Value {
+    let mut out = BTreeMap::new();
+    for attribute in schema {
+        let c = config.get(attribute.name).cloned().unwrap_or(Value::Null);
+        let p = prior.get(attribute.name).cloned().unwrap_or(Value::Null);
+        let value = match (&attribute.kind, &c) {
+            (_, Value::Null) if attribute.mode.is_computed() => p,
+            (Kind::Nested(inner), Value::Object(_)) => proposed_new_state(inner, &p, &c),
+            _ => c,
+        };
+        out.insert(attribute.name.to_string(), value);
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

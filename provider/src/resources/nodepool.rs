@@ -490,7 +490,6 @@ mod tests {
 
     use super::*;
     use crate::framework::plan::plan;
-    use crate::framework::schema::Kind;
 
     fn object(count: u32, auto_scaling: Option<(u32, u32)>) -> NodePool {
         let nodes: Vec<_> = (1..=count)
@@ -544,29 +543,13 @@ mod tests {
         Value::Object(attrs)
     }
 
-    /// What Terraform proposes: the configuration with prior values for
-    /// computed attributes it leaves null.
-    fn proposed(schema: &[Attribute], prior: &Value, config: &Value) -> Value {
-        let mut out = BTreeMap::new();
-        for attribute in schema {
-            let c = config.get(attribute.name).cloned().unwrap_or(Value::Null);
-            let p = prior.get(attribute.name).cloned().unwrap_or(Value::Null);
-            let value = match (&attribute.kind, &c) {
-                (_, Value::Null) if attribute.mode.is_computed() => p,
-                (Kind::Nested(inner), Value::Object(_)) => proposed(inner, &p, &c),
-                _ => c,
-            };
-            out.insert(attribute.name.to_string(), value);
-        }
-        Value::Object(out)
-    }
-
     /// Extra configuration and the replacement it must (or must not) force.
     type Case = (Vec<(&'static str, Value)>, Vec<AttrPath>);
 
     fn plan_for(prior: &Value, config: &Value) -> crate::framework::plan::Plan {
         let schema = NodePoolResource.schema();
-        let proposed = proposed(&schema.attributes, prior, config);
+        let proposed =
+            crate::framework::plan::proposed_new_state(&schema.attributes, prior, config);
         let mut planned = plan(&schema, prior, config, &proposed);
         plan_pool(prior, config, &mut planned.planned);
         planned
