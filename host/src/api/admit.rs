@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{AppState, accepted, etag_header, json_with};
 use crate::clusters::admission::{self, Env, Outcome};
+use crate::clusters::records::{Kind, Record, tx as rec};
 use crate::error::Failure;
 use crate::store::{StoreError, Tx};
 
@@ -126,6 +127,25 @@ pub fn patched<T: DeserializeOwned + schemars::JsonSchema + serde::Serialize>(
     merge_patch(&mut v, patch);
     let bytes = serde_json::to_vec(&v).map_err(|_| Failure::internal())?;
     super::body::parse::<T>(&bytes)
+}
+
+/// For a PATCH of the stored object `id`: its spec with `patch` merged in,
+/// and the request's preconditions pinned to the version it was merged onto.
+pub async fn patch_of<S>(
+    state: &AppState,
+    id: String,
+    patch: &Value,
+    headers: axum::http::HeaderMap,
+    not_found: impl FnOnce() -> Failure,
+) -> Result<(S, axum::http::HeaderMap), Failure>
+where
+    S: Kind + DeserializeOwned + schemars::JsonSchema + serde::Serialize + Send + 'static,
+{
+    let current: Option<Record<S, serde_json::Value>> =
+        state.store.view(move |tx| rec::get(tx, &id)).await?;
+    let current = current.ok_or_else(not_found)?;
+    let spec = patched(&current.spec, patch)?;
+    Ok((spec, super::patch_preconditions(headers, &current.etag)))
 }
 
 /// Field errors as a 400 InvalidField.

@@ -67,11 +67,14 @@ pub async fn patch(
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
-    let id = hybrid_api::cluster_id(&name);
-    let current: Option<ClusterRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
-    let current = current.ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))?;
-    let spec = admit::patched(&current.spec, &patch)?;
-    let headers = super::patch_preconditions(headers, &current.etag);
+    let (spec, headers) = admit::patch_of(
+        &state,
+        hybrid_api::cluster_id(&name),
+        &patch,
+        headers,
+        || Failure::not_found(format!("cluster {name} not found")),
+    )
+    .await?;
     write(&state, name, spec, &headers, q.dry_run).await
 }
 

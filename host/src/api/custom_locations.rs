@@ -116,12 +116,14 @@ pub async fn patch(
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
-    let id = custom_location::custom_location_id(&name);
-    let current: Option<CustomLocationRecord> =
-        state.store.view(move |tx| rec::get(tx, &id)).await?;
-    let current = current.ok_or_else(|| not_found(&name))?;
-    let spec = admit::patched(&current.spec, &patch)?;
-    let headers = super::patch_preconditions(headers, &current.etag);
+    let (spec, headers) = admit::patch_of(
+        &state,
+        custom_location::custom_location_id(&name),
+        &patch,
+        headers,
+        || not_found(&name),
+    )
+    .await?;
     write(&state, name, spec, &headers, q.dry_run).await
 }
 

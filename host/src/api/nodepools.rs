@@ -68,11 +68,14 @@ pub async fn patch(
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
-    let id = hybrid_api::nodepool_id(&cluster, &name);
-    let current: Option<PoolRecord> = state.store.view(move |tx| rec::get(tx, &id)).await?;
-    let current = current.ok_or_else(|| not_found(&cluster, &name))?;
-    let spec = admit::patched(&current.spec, &patch)?;
-    let headers = super::patch_preconditions(headers, &current.etag);
+    let (spec, headers) = admit::patch_of(
+        &state,
+        hybrid_api::nodepool_id(&cluster, &name),
+        &patch,
+        headers,
+        || not_found(&cluster, &name),
+    )
+    .await?;
     write(&state, cluster, name, spec, &headers, q.dry_run).await
 }
 
