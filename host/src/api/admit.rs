@@ -59,7 +59,13 @@ where
     F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, StoreError> + Send + 'static,
 {
     let env = env(state).await?;
-    let down = hosts_down(state).await;
+    // The inventory just read for admission also says which hosts are down.
+    let down: BTreeSet<String> = env
+        .hosts
+        .iter()
+        .filter(|h| !h.up)
+        .map(|h| h.name.clone())
+        .collect();
     let (outcome, view) = state
         .store
         .write(dry_run, move |tx| {
