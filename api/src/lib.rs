@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 pub mod catalog;
 pub mod cluster;
 pub mod custom_location;
+pub mod extension;
 pub mod inventory;
+pub mod kubeconfig;
 pub mod nodepool;
 pub mod openapi;
 pub mod validate;
@@ -88,6 +90,9 @@ pub struct VnetSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisioningState {
     Accepted,
+    /// Accepted and waiting for a prerequisite outside the resource (e.g. an
+    /// extension that needs a Linux node pool); the work resumes by itself.
+    Pending,
     Provisioning,
     Updating,
     Deleting,
@@ -101,6 +106,7 @@ impl ProvisioningState {
     pub fn as_str(self) -> &'static str {
         match self {
             ProvisioningState::Accepted => "Accepted",
+            ProvisioningState::Pending => "Pending",
             ProvisioningState::Provisioning => "Provisioning",
             ProvisioningState::Updating => "Updating",
             ProvisioningState::Deleting => "Deleting",
@@ -114,6 +120,7 @@ impl ProvisioningState {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "Accepted" => ProvisioningState::Accepted,
+            "Pending" => ProvisioningState::Pending,
             "Provisioning" => ProvisioningState::Provisioning,
             "Updating" => ProvisioningState::Updating,
             "Deleting" => ProvisioningState::Deleting,
@@ -265,6 +272,9 @@ pub mod operation_kinds {
     pub const NODEPOOL_CREATE: &str = "nodepool.create";
     pub const NODEPOOL_UPDATE: &str = "nodepool.update";
     pub const NODEPOOL_DELETE: &str = "nodepool.delete";
+    pub const EXTENSION_CREATE: &str = "extension.create";
+    pub const EXTENSION_UPDATE: &str = "extension.update";
+    pub const EXTENSION_DELETE: &str = "extension.delete";
 }
 
 /// One error; `details` holds the individual errors when there are several.
@@ -337,6 +347,8 @@ pub mod codes {
     pub const VERSION_NOT_ALLOWED: &str = "VersionNotAllowed";
     /// The infrastructure failed (e.g. a VM did not boot).
     pub const INFRASTRUCTURE_FAILED: &str = "InfrastructureFailed";
+    /// An extension's install, upgrade or removal failed on its target.
+    pub const EXTENSION_FAILED: &str = "ExtensionFailed";
 }
 
 /// The management host itself (`GET /v1/management-host`).

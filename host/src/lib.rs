@@ -24,6 +24,7 @@ pub mod error;
 pub mod ipam;
 pub mod operations;
 pub mod placement;
+pub mod secrets;
 pub mod sim;
 pub mod store;
 pub mod tls;
@@ -78,6 +79,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretsError),
     #[error(transparent)]
     Token(#[from] auth::TokenError),
     #[error(transparent)]
@@ -166,8 +169,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     let tls = tls::prepare(&dir, local_addr.ip(), cert_and_key)?;
 
+    let sealer = secrets::Sealer::load_or_create(&dir)?;
     let db = dir.join(DB_FILE);
-    let sqlite = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&db))
+    let sqlite = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&db, sealer))
         .await
         .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
     let store: Arc<dyn store::Store> = Arc::new(sqlite);

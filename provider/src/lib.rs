@@ -9,7 +9,9 @@
 pub mod client;
 pub mod config;
 pub mod data_sources;
+pub mod ephemeral;
 pub mod framework;
+pub mod functions;
 pub mod resources;
 
 use framework::server::ProviderService;

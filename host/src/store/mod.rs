@@ -79,6 +79,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot open store at {path}: {source}")]
     Open {
         path: String,

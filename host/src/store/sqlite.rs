@@ -25,6 +25,7 @@ use super::{
 };
 use crate::clock;
 use crate::error::Failure;
+use crate::secrets::Sealer;
 
 /// Schema migrations, applied in order; index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
@@ -114,6 +115,7 @@ const READERS: usize = 4;
 
 /// SQLite-backed store.
 pub struct SqliteStore {
+    pub(super) sealer: Sealer,
     writer: Arc<Mutex<Connection>>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -128,7 +130,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating and migrating) the store at `path`; secrets are
+    /// sealed with `sealer`.
+    pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
@@ -140,6 +144,7 @@ impl SqliteStore {
             .map_err(open_err)?;
         configure(&writer).map_err(open_err)?;
         migrate(&mut writer)?;
+        super::sqlite_tx::seal_plaintext_secrets(&writer, &sealer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let conn = Connection::open_with_flags(
@@ -151,6 +156,7 @@ impl SqliteStore {
             readers.push(Arc::new(Mutex::new(conn)));
         }
         Ok(SqliteStore {
+            sealer,
             writer: Arc::new(Mutex::new(writer)),
             readers,
             next_reader: AtomicUsize::new(0),

@@ -16,9 +16,11 @@ use super::{
     VnetSnapshot, WriteFn,
 };
 use crate::clock;
+use crate::secrets::Sealer;
 
-/// A [`Tx`] borrowing a connection that is inside a transaction.
-pub(super) struct SqlTx<'a>(pub &'a Connection);
+/// A [`Tx`] borrowing a connection that is inside a transaction, and the
+/// sealer every secret passes through on its way in and out.
+pub(super) struct SqlTx<'a>(pub &'a Connection, pub &'a Sealer);
 
 const OBJECT_COLUMNS: &str = "kind, id, parent, name, spec, internal, etag, provisioning_state, current_operation, created_at, updated_at";
 const VM_COLUMNS: &str = "name, cluster, pool, role, idx, host, vnet, ip, vm_size, vcpus, memory_mib, disk_gib, os_type, image, kubernetes_version, phase, created_at, updated_at";
@@ -307,21 +309,31 @@ impl Tx for SqlTx<'_> {
     }
 
     fn secret(&self, owner: &str, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
+        let stored: Option<String> = self
             .0
             .query_row(
                 "SELECT value FROM secrets WHERE owner = ?1 AND name = ?2",
                 params![owner, name],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let plain = self.1.open(&secret_purpose(owner, name), &stored)?;
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("secret {name} of {owner} is not UTF-8")))
     }
 
     fn put_secret(&mut self, owner: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        let sealed = self
+            .1
+            .seal(&secret_purpose(owner, name), value.as_bytes())?;
         self.0.execute(
             "INSERT INTO secrets (owner, name, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (owner, name) DO UPDATE SET value = excluded.value",
-            params![owner, name, value],
+            params![owner, name, sealed],
         )?;
         Ok(())
     }
@@ -342,9 +354,10 @@ fn parse_address(a: &str) -> Result<i64, StoreError> {
 #[async_trait]
 impl TxStore for SqliteStore {
     async fn write_dyn(&self, dry_run: bool, f: WriteFn) -> AnyResult {
+        let sealer = self.sealer.clone();
         self.with_writer(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&mut SqlTx(&tx))?;
+            let out = f(&mut SqlTx(&tx, &sealer))?;
             if dry_run {
                 tx.rollback()?;
             } else {
@@ -356,9 +369,10 @@ impl TxStore for SqliteStore {
     }
 
     async fn view_dyn(&self, f: ReadFn) -> AnyResult {
+        let sealer = self.sealer.clone();
         self.with_reader(move |c| {
             let tx = c.unchecked_transaction()?; // one consistent snapshot
-            f(&SqlTx(&tx))
+            f(&SqlTx(&tx, &sealer))
         })
         .await
     }
@@ -390,4 +404,33 @@ impl TxStore for SqliteStore {
         })
         .await
     }
+}
+
+/// What a secret is bound to: a value sealed for one owner and name does
+/// not open as another.
+pub(super) fn secret_purpose(owner: &str, name: &str) -> String {
+    format!("secret:{owner}:{name}")
+}
+
+/// Seals every secret still stored in plain text (data dirs from before
+/// encryption at rest). Runs once per start, inside the migration lock.
+pub(super) fn seal_plaintext_secrets(c: &Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    let mut stmt = c.prepare("SELECT owner, name, value FROM secrets")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (owner, name, value) in rows.into_iter().filter(|(_, _, v)| !Sealer::is_sealed(v)) {
+        let sealed = sealer.seal(&secret_purpose(&owner, &name), value.as_bytes())?;
+        c.execute(
+            "UPDATE secrets SET value = ?3 WHERE owner = ?1 AND name = ?2",
+            params![owner, name, sealed],
+        )?;
+    }
+    Ok(())
 }

@@ -16,5 +16,8 @@ pub mod values;
 
 pub use diagnostics::Diagnostics;
 pub use path::AttrPath;
-pub use resource::{DataSource, PlanContext, Resource};
+pub use resource::{
+    DataSource, EphemeralResource, Function, FunctionDef, FunctionError, Opened, Parameter,
+    PlanContext, Resource,
+};
 pub use schema::{Attribute, Schema, validators};

@@ -73,3 +73,85 @@ pub trait DataSource: Send + Sync {
 
     async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value;
 }
+
+/// What opening an ephemeral resource produced.
+pub struct Opened {
+    /// The result object (its sensitive attributes are marked in the schema).
+    pub result: Value,
+    /// When Terraform should call `renew`; `None` = never.
+    pub renew_at: Option<std::time::SystemTime>,
+    /// Opaque data handed back to `renew` and `close` (never shown to users).
+    pub private: Vec<u8>,
+}
+
+/// An ephemeral resource (Terraform ≥ 1.10): opened for the length of one
+/// Terraform command, its result never stored in plan or state.
+#[async_trait]
+pub trait EphemeralResource: Send + Sync {
+    fn type_name(&self) -> &'static str;
+
+    fn schema(&self) -> Schema;
+
+    /// Cross-attribute checks; values may be unknown.
+    fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
+
+    async fn open(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Opened;
+
+    /// Extends the result's validity; returns the next renew time.
+    async fn renew(
+        &self,
+        _client: &HostClient,
+        _private: &[u8],
+        _diags: &mut Diagnostics,
+    ) -> Option<std::time::SystemTime> {
+        None
+    }
+
+    /// Releases what `open` obtained.
+    async fn close(&self, _client: &HostClient, _private: &[u8], _diags: &mut Diagnostics) {}
+}
+
+/// One parameter of a provider function.
+pub struct Parameter {
+    pub name: &'static str,
+    pub ty: hybrid_cty::Type,
+    pub description: String,
+    pub allow_null: bool,
+}
+
+/// A provider function's signature and documentation.
+pub struct FunctionDef {
+    pub parameters: Vec<Parameter>,
+    pub return_type: hybrid_cty::Type,
+    pub summary: String,
+    pub description: String,
+}
+
+/// Why a function call failed; `argument` is the 0-based index of the
+/// argument at fault, if one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    pub text: String,
+    pub argument: Option<i64>,
+}
+
+impl FunctionError {
+    pub fn at(argument: i64, text: impl Into<String>) -> Self {
+        FunctionError {
+            text: text.into(),
+            argument: Some(argument),
+        }
+    }
+}
+
+/// A provider function (Terraform ≥ 1.8, `provider::hybrid::<name>(…)`):
+/// pure, called without provider configuration.
+pub trait Function: Send + Sync {
+    /// e.g. `ip_plan`.
+    fn name(&self) -> &'static str;
+
+    fn definition(&self) -> FunctionDef;
+
+    /// Arguments arrive converted to the parameter types.
+    fn call(&self, arguments: &[Value]) -> Result<Value, FunctionError>;
+}

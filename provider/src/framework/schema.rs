@@ -140,6 +140,13 @@ impl Attribute {
         self
     }
 
+    /// Write-only (Terraform ≥ 1.11): sent to the provider on apply, never
+    /// kept in plan or state.
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
+        self
+    }
+
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = text.into();
         self

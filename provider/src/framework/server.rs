@@ -123,6 +123,28 @@ fn capabilities() -> pb::ServerCapabilities {
     }
 }
 
+/// `planned` with each top-level write-only attribute taken from `config`.
+fn with_write_only(schema: &Schema, planned: &Value, config: &Value) -> Value {
+    let mut planned = planned.clone();
+    if let Value::Object(attrs) = &mut planned {
+        for attribute in schema.attributes.iter().filter(|a| a.write_only) {
+            let value = config.get(attribute.name).cloned().unwrap_or(Value::Null);
+            attrs.insert(attribute.name.to_string(), value);
+        }
+    }
+    planned
+}
+
+/// `state` with every top-level write-only attribute null.
+fn without_write_only(schema: &Schema, mut state: Value) -> Value {
+    if let Value::Object(attrs) = &mut state {
+        for attribute in schema.attributes.iter().filter(|a| a.write_only) {
+            attrs.insert(attribute.name.to_string(), Value::Null);
+        }
+    }
+    state
+}
+
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
     async fn get_metadata(
@@ -387,6 +409,10 @@ impl pb::provider_server::Provider for ProviderService {
             "planned state",
             &mut diags,
         );
+        let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
+        // Write-only values exist only in the configuration: the resource
+        // sees them in `planned`, and they never reach the new state.
+        let planned = with_write_only(&resource.schema, &planned, &config);
         let mut new_state = prior.clone();
         if !diags.has_errors()
             && let Some(client) = self.require_client(&mut diags)
@@ -406,6 +432,7 @@ impl pb::provider_server::Provider for ProviderService {
                 (true, true) => Value::Null,
             };
         }
+        let new_state = without_write_only(&resource.schema, new_state);
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state: proto::encode(&new_state, ty, "new state", &mut diags),
             private: request.planned_private,

@@ -1,0 +1,9 @@
+//! Provider functions (Terraform ≥ 1.8): `provider::hybrid::<name>(…)`,
+//! pure computations that help review a plan.
+
+use crate::framework::Function;
+
+/// Every function the provider offers.
+pub fn all() -> Vec<Box<dyn Function>> {
+    Vec::new()
+}
