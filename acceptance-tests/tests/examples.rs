@@ -54,6 +54,13 @@ fn example_quickstart() -> Result<()> {
 /// `examples/resources/<type>`: apply, empty re-plan, then the import
 /// command of `import.sh` brings the same object back into state; destroy.
 fn resource_example(kind: &str) -> Result<()> {
+    resource_example_except(kind, &[])
+}
+
+/// [`resource_example`] for a resource with configuration-only attributes
+/// besides `timeouts` (`config_only`), which an import cannot know either.
+fn resource_example_except(kind: &str, config_only: &[&str]) -> Result<()> {
+    let ignored: Vec<&str> = ["timeouts"].iter().chain(config_only).copied().collect();
     let host = Host::start()?;
     let wd = Workdir::new(&host)?;
     let dir = examples().join("resources").join(kind);
@@ -80,7 +87,7 @@ fn resource_example(kind: &str) -> Result<()> {
     wd.state_rm(address)?;
     wd.terraform_ok(&args)?;
     let after = wd.resource(address)?;
-    let diff = attributes_diff(&before, &after, &["timeouts"]);
+    let diff = attributes_diff(&before, &after, &ignored);
     ensure!(diff.is_empty(), "import of {id} differs: {diff:?}");
     // `timeouts` lives only in configuration, so the first plan after an
     // import may add it back; nothing else may change.
@@ -97,9 +104,24 @@ fn resource_example(kind: &str) -> Result<()> {
         ensure!(actions == r#"["update"]"#, "after import: {change}");
         let mut before = change["change"]["before"].clone();
         let mut after = change["change"]["after"].clone();
+        // Sending a config-only attribute to the service (an update) may
+        // leave what the service reports unknown until the apply.
+        let mut skip = ignored.clone();
+        if !config_only.is_empty()
+            && let Some(unknown) = change["change"]["after_unknown"].as_object()
+        {
+            skip.extend(
+                unknown
+                    .iter()
+                    .filter(|(_, v)| **v == true)
+                    .map(|(k, _)| k.as_str()),
+            );
+        }
         for v in [&mut before, &mut after] {
             if let Some(o) = v.as_object_mut() {
-                o.remove("timeouts");
+                for name in &skip {
+                    o.remove(*name);
+                }
             }
         }
         ensure!(
@@ -131,11 +153,26 @@ fn example_resource_hybrid_nodepool() -> Result<()> {
     resource_example("hybrid_nodepool")
 }
 
+/// Protected settings cannot be imported (the service never returns them),
+/// so their version attribute is configuration only too.
+#[test]
+fn example_resource_hybrid_extension() -> Result<()> {
+    resource_example_except(
+        "hybrid_extension",
+        &["configuration_protected_settings_version"],
+    )
+}
+
 /// Every example directory has a test above (resources) or below (data sources).
 #[test]
 fn every_example_is_exercised() -> Result<()> {
     let this = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/examples.rs"))?;
-    for kind in ["resources", "data-sources"] {
+    for kind in [
+        "resources",
+        "data-sources",
+        "ephemeral-resources",
+        "functions",
+    ] {
         let entries = fs::read_dir(examples().join(kind)).map_err(|e| {
             hybrid_acceptance_tests::Error::Check(format!("reading examples/{kind}: {e}"))
         })?;
@@ -261,6 +298,96 @@ fn example_data_source_hybrid_nodepools() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn example_data_source_hybrid_extension_types() -> Result<()> {
+    let outputs = data_source_example("hybrid_extension_types")?;
+    ensure!(
+        outputs["flux_stable_latest"]["value"] == "1.15.0",
+        "outputs: {outputs}"
+    );
+    let cluster_types = outputs["cluster_extension_types"]["value"].to_string();
+    ensure!(
+        cluster_types.contains("\"flux\"") && !cluster_types.contains("hybrid-operator"),
+        "outputs: {outputs}"
+    );
+    ensure!(
+        outputs["flux_setting_keys"]["value"]
+            .to_string()
+            .contains("syncInterval"),
+        "outputs: {outputs}"
+    );
+    Ok(())
+}
+
+/// `examples/ephemeral-resources/hybrid_kubeconfig`: kubectl reads the
+/// kubeconfig the provisioner hands it (its redacted view is the example's
+/// only output), and the kubeconfig is nowhere in the state.
+#[test]
+fn example_ephemeral_hybrid_kubeconfig() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    wd.copy_config_from(
+        &examples()
+            .join("ephemeral-resources")
+            .join("hybrid_kubeconfig"),
+    )?;
+    wd.apply_current()?;
+    wd.expect_no_changes()?;
+    let view_path = wd.dir().join("kubectl-view.json");
+    let view: serde_json::Value = serde_json::from_str(&read(&view_path)?).map_err(|e| {
+        hybrid_acceptance_tests::Error::Check(format!("{}: {e}", view_path.display()))
+    })?;
+    ensure!(
+        view["current-context"] == "lab"
+            && view["clusters"][0]["cluster"]["server"] == "https://10.20.0.200:6443"
+            && view["users"][0]["name"] == "lab-hybrid-admin",
+        "kubectl's view: {view}"
+    );
+    let state = read(&wd.dir().join("terraform.tfstate"))?;
+    ensure!(
+        !state.contains("PRIVATE KEY") && !state.contains("client-key-data"),
+        "the kubeconfig reached the state"
+    );
+    let audit = host.get("/v1/audit?target=/clusters/lab")?;
+    ensure!(
+        audit.body["items"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "issuances are audited: {}",
+        audit.body
+    );
+    wd.destroy()?;
+    Ok(())
+}
+
+/// `examples/functions/ip_plan`: the plan of the example's two clusters on
+/// its /24, with no provider configuration (a function needs none).
+#[test]
+fn example_function_ip_plan() -> Result<()> {
+    let wd = Workdir::unconfigured()?;
+    wd.copy_config_from(&examples().join("functions").join("ip_plan"))?;
+    let out = wd.apply_current()?;
+    // The check block passed: no warning about addresses.
+    ensure!(
+        !out.contains("addresses_fit"),
+        "the check failed: {}",
+        out.combined()
+    );
+    wd.expect_no_changes()?;
+    let show = wd.show_json()?;
+    let plan = &show["values"]["outputs"]["ip_plan"]["value"];
+    ensure!(
+        plan["fits"] == true
+            && plan["vm_ip_pool"]["needed"] == 15
+            && plan["vm_ip_pool"]["remaining"] == 75
+            && plan["vip_pool"]["needed"] == 2
+            && plan["clusters"]["prod"]["vm_addresses"] == 11
+            && plan["clusters"]["dev"]["vm_addresses"] == 4,
+        "ip_plan: {plan}"
+    );
+    Ok(())
+}
+
 /// Each registry doc embeds its example files verbatim.
 #[test]
 fn docs_embed_examples() -> Result<()> {
@@ -270,6 +397,8 @@ fn docs_embed_examples() -> Result<()> {
     for (kind, files) in [
         ("resources", &["resource.tf", "import.sh"][..]),
         ("data-sources", &["data-source.tf"][..]),
+        ("ephemeral-resources", &["ephemeral-resource.tf"][..]),
+        ("functions", &["function.tf"][..]),
     ] {
         let entries = fs::read_dir(examples().join(kind)).map_err(|e| {
             hybrid_acceptance_tests::Error::Check(format!("reading examples/{kind}: {e}"))
@@ -289,12 +418,18 @@ fn docs_embed_examples() -> Result<()> {
             doc_text.contains(example_text.trim()),
             "docs/{doc} does not embed examples/{example} verbatim; copy it in"
         );
+        // A function's page has its signature where others have a schema.
+        let schema = if doc.starts_with("functions/") {
+            "## Signature"
+        } else {
+            "## Schema"
+        };
         for heading in [
             "page_title:",
             "subcategory:",
             "description:",
             "## Example Usage",
-            "## Schema",
+            schema,
         ] {
             ensure!(doc_text.contains(heading), "docs/{doc} lacks {heading:?}");
         }

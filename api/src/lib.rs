@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod custom_location;
 pub mod extension;
 pub mod inventory;
+pub mod ip_plan;
 pub mod kubeconfig;
 pub mod nodepool;
 pub mod openapi;

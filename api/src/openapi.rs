@@ -280,6 +280,151 @@ fn operated_paths(p: &Parts, r: Operated<'_>) -> Value {
     Value::Object(paths)
 }
 
+/// `/v1/clusters/{name}/kubeconfig` and `/v1/audit`.
+fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) -> Value {
+    json!({
+        "/v1/clusters/{name}/kubeconfig": {
+            "parameters": [path_param("name", "Cluster name")],
+            "post": {
+                "operationId": "issueKubeconfig",
+                "summary": "Issue a kubeconfig: a new client certificate signed by the cluster CA (`admin`: group system:masters, one year; `user`: no group, `ttl_seconds`). The key is never stored; every issuance is audited",
+                "requestBody": { "required": true, "content": json_content(request) },
+                "responses": p.responses(json!({
+                    "200": {
+                        "description": "The credential; answered with `Cache-Control: no-store`",
+                        "headers": { "Cache-Control": { "description": "`no-store`", "schema": { "type": "string" } } },
+                        "content": json_content(kubeconfig)
+                    },
+                    "400": p.error("InvalidField: `kind` unknown, `ttl_seconds` outside 300–86400 or given for `admin` (`error.target` names the field)"),
+                    "404": p.error("No such cluster"),
+                    "409": p.error("Conflict: the cluster is still being created (or its creation failed) or is being deleted; the message names its provisioning_state")
+                }))
+            }
+        },
+        "/v1/audit": { "get": {
+            "operationId": "listAuditEntries",
+            "summary": "The audit log, newest first: who obtained which credential, when (never the secret)",
+            "parameters": [
+                { "name": "target", "in": "query", "required": false, "schema": { "type": "string" },
+                  "description": "Only records about this resource, e.g. `/clusters/prod`" },
+                { "name": "limit", "in": "query", "required": false,
+                  "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
+                  "description": "At most this many records" }
+            ],
+            "responses": p.responses(json!({
+                "200": { "description": "Audit records", "content": json_content(audit) },
+                "400": p.error("InvalidField: `limit` is not 1–1000")
+            }))
+        }}
+    })
+}
+
+/// Schemas the extension routes use.
+struct ExtensionSchemas {
+    view: Value,
+    spec: Value,
+    list: Value,
+    ty: Value,
+    types: Value,
+}
+
+/// `/v1/extension-types[/{name}]` and the extensions of clusters and of the
+/// management host.
+fn extension_paths(p: &Parts, s: ExtensionSchemas) -> Value {
+    let ok = p.with_etag(
+        "The extension (nothing to do: unchanged and the last operation succeeded, or waiting for Linux nodes), or with `dry_run` as it would be",
+        s.view.clone(),
+    );
+    let e400 = p.error(
+        "InvalidField: name rules, version with auto_upgrade_minor_version = true, unknown extension_type, release_train or version (the message lists the train's versions), target kind, namespace scope, unknown setting key (`error.target` is `configuration_settings[\"key\"]`) or a value that breaks the type's schema",
+    );
+    let e409 = p.error(
+        "FieldImmutable (`extension_type`, `scope`) or Conflict (the extension or its cluster is being deleted)",
+    );
+    let e412 = p.error("If-Match / If-None-Match precondition failed");
+    let force = json!({
+        "name": "force", "in": "query", "required": false,
+        "description": "`true`: forget the extension and its protected settings at once, without asking the datacenter to remove it (for an extension stuck in removal); answers 204",
+        "schema": { "type": "boolean", "default": false }
+    });
+    let item = |op_stem: &str, params: Vec<Value>, target: &str| {
+        json!({
+            "parameters": params,
+            "get": {
+                "operationId": format!("get{op_stem}Extension"),
+                "summary": format!("One extension of {target}, with its installed version and status entries (never its protected settings)"),
+                "responses": p.responses(json!({ "200": p.with_etag("The extension", s.view.clone()), "404": p.error("No such extension") }))
+            },
+            "put": {
+                "operationId": format!("put{op_stem}Extension"),
+                "summary": format!("Install or change an extension of {target}: admission first, then an operation (idempotent). `configuration_protected_settings` absent keeps the stored ones, `{{}}` removes them"),
+                "parameters": [p.if_match, p.if_none_match("extension"), dry_run_param()],
+                "requestBody": { "required": true, "content": json_content(s.spec.clone()) },
+                "responses": p.responses(json!({
+                    "200": ok, "202": p.accepted(), "400": e400,
+                    "404": p.error("No such extension (PATCH), or the cluster is missing: `error.target` is `target_id`"),
+                    "409": e409, "412": e412
+                }))
+            },
+            "patch": {
+                "operationId": format!("patch{op_stem}Extension"),
+                "summary": "Change an extension by JSON merge patch of its spec; same answers as PUT",
+                "parameters": [p.if_match, dry_run_param()],
+                "requestBody": merge_patch_body("ExtensionSpec"),
+                "responses": p.responses(json!({
+                    "200": ok, "202": p.accepted(), "400": e400, "404": p.error("No such extension"),
+                    "409": e409, "412": e412
+                }))
+            },
+            "delete": {
+                "operationId": format!("delete{op_stem}Extension"),
+                "summary": "Remove an extension (always retryable); `?force=true` forgets a stuck one",
+                "parameters": [p.if_match, force],
+                "responses": p.responses(json!({
+                    "202": { "description": "Removing; poll the operation (a failed removal leaves the extension Failed with the reason)",
+                             "headers": { "Location": p.location }, "content": json_content(p.op.clone()) },
+                    "204": { "description": "Forgotten (`force=true`)" },
+                    "404": p.error("No such extension"),
+                    "409": p.error("InUse: custom locations reference this host extension; `error.details` lists them"),
+                    "412": e412
+                }))
+            }
+        })
+    };
+    let cluster = path_param(
+        "cluster",
+        "Name of the cluster the extension is installed on",
+    );
+    let name = path_param("name", "Extension name (DNS label, at most 40 characters)");
+    json!({
+        "/v1/extension-types": { "get": {
+            "operationId": "listExtensionTypes",
+            "summary": "The extension-type catalogue: release trains (versions oldest first), default namespace, whether Linux nodes are needed, and JSON Schemas of the settings",
+            "responses": p.responses(json!({ "200": { "description": "Extension types", "content": json_content(s.types) } }))
+        }},
+        "/v1/extension-types/{name}": {
+            "parameters": [path_param("name", "Extension type name, e.g. `flux`")],
+            "get": {
+                "operationId": "getExtensionType", "summary": "One extension type",
+                "responses": p.responses(json!({ "200": { "description": "The extension type", "content": json_content(s.ty) }, "404": p.error("No such extension type") }))
+            }
+        },
+        "/v1/clusters/{cluster}/extensions": {
+            "parameters": [cluster.clone()],
+            "get": {
+                "operationId": "listClusterExtensions", "summary": "A cluster's extensions, sorted by name",
+                "responses": p.responses(json!({ "200": { "description": "Extensions", "content": json_content(s.list.clone()) }, "404": p.error("No such cluster") }))
+            }
+        },
+        "/v1/clusters/{cluster}/extensions/{name}": item("Cluster", vec![cluster, name.clone()], "a cluster"),
+        "/v1/management-host/extensions": { "get": {
+            "operationId": "listHostExtensions", "summary": "The management host's extensions, sorted by name",
+            "responses": p.responses(json!({ "200": { "description": "Extensions", "content": json_content(s.list) } }))
+        }},
+        "/v1/management-host/extensions/{name}": item("Host", vec![name], "the management host")
+    })
+}
+
 /// Builds the whole document.
 pub fn document() -> Value {
     let mut c = Components::new();
@@ -412,6 +557,22 @@ pub fn document() -> Value {
     });
 
     let extra = [
+        extension_paths(
+            &parts,
+            ExtensionSchemas {
+                view: c.schema::<crate::extension::Extension>(),
+                spec: c.schema::<crate::extension::ExtensionSpec>(),
+                list: c.schema::<List<crate::extension::Extension>>(),
+                ty: c.schema::<crate::extension::ExtensionType>(),
+                types: c.schema::<List<crate::extension::ExtensionType>>(),
+            },
+        ),
+        kubeconfig_paths(
+            &parts,
+            c.schema::<crate::kubeconfig::KubeconfigRequest>(),
+            c.schema::<crate::kubeconfig::Kubeconfig>(),
+            c.schema::<List<crate::kubeconfig::AuditEntry>>(),
+        ),
         catalog_paths(
             &parts,
             c.schema::<HostList>(),
@@ -658,6 +819,91 @@ mod tests {
             }
         }
         assert!(ids.contains("putNodePool") && ids.contains("listKubernetesVersions"));
+    }
+
+    #[test]
+    fn documents_kubeconfig_issuance_and_the_audit_log() {
+        let doc = document();
+        let post = &doc["paths"]["/v1/clusters/{name}/kubeconfig"]["post"];
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/KubeconfigRequest"
+        );
+        let ok = &post["responses"]["200"];
+        assert_eq!(
+            ok["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Kubeconfig"
+        );
+        assert!(ok["headers"]["Cache-Control"].is_object());
+        for status in ["400", "401", "404", "409"] {
+            assert!(post["responses"][status].is_object(), "{status}");
+        }
+        let audit = &doc["paths"]["/v1/audit"]["get"];
+        assert_eq!(
+            audit["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/AuditEntryList"
+        );
+        let names: Vec<&str> = audit["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["target", "limit"]);
+        let kinds = &doc["components"]["schemas"]["KubeconfigKind"];
+        assert!(kinds.to_string().contains("admin") && kinds.to_string().contains("user"));
+    }
+
+    #[test]
+    fn documents_extension_types_and_both_extension_targets() {
+        let doc = document();
+        let paths = &doc["paths"];
+        let schema_ref = |v: &Value| v["content"]["application/json"]["schema"]["$ref"].clone();
+        assert_eq!(
+            schema_ref(&paths["/v1/extension-types"]["get"]["responses"]["200"]),
+            "#/components/schemas/ExtensionTypeList"
+        );
+        assert_eq!(
+            schema_ref(&paths["/v1/extension-types/{name}"]["get"]["responses"]["200"]),
+            "#/components/schemas/ExtensionType"
+        );
+        for (collection, item) in [
+            (
+                "/v1/clusters/{cluster}/extensions",
+                "/v1/clusters/{cluster}/extensions/{name}",
+            ),
+            (
+                "/v1/management-host/extensions",
+                "/v1/management-host/extensions/{name}",
+            ),
+        ] {
+            assert_eq!(
+                schema_ref(&paths[collection]["get"]["responses"]["200"]),
+                "#/components/schemas/ExtensionList"
+            );
+            let item = &paths[item];
+            assert_eq!(
+                item["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ExtensionSpec"
+            );
+            assert_eq!(
+                schema_ref(&item["put"]["responses"]["202"]),
+                "#/components/schemas/Operation"
+            );
+            let del = &item["delete"];
+            assert!(del["responses"]["204"].is_object());
+            assert!(
+                del["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "force")
+            );
+        }
+        let spec = &doc["components"]["schemas"]["ExtensionSpec"];
+        assert!(spec["properties"]["configuration_protected_settings"].is_object());
+        let view = doc["components"]["schemas"]["Extension"].to_string();
+        assert!(view.contains("has_protected_settings"));
     }
 
     #[test]

@@ -10,10 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hybrid_api::validate::{self, FieldError};
-use hybrid_api::{
-    IpAllocationMethod, IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec,
-    codes,
-};
+use hybrid_api::{IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec, codes};
 
 use crate::clock;
 use crate::error::Failure;
@@ -43,26 +40,16 @@ fn addr(s: &str) -> Option<u32> {
 /// DHCP vnet the simulated DHCP scope (every host address of the prefix;
 /// see [`not_leasable`] for what is left out).
 pub fn range(spec: &VnetSpec, kind: PoolKind) -> Option<(u32, u32)> {
-    match pool(spec, kind) {
-        Some(p) => validate::pool_range(p),
-        None if kind == PoolKind::Vm && spec.ip_allocation_method == IpAllocationMethod::Dhcp => {
-            let prefix = validate::parse_prefix(&spec.address_prefix).ok()?;
-            Some((prefix.network + 1, prefix.broadcast() - 1))
-        }
-        None => None,
+    match kind {
+        // The same definition `provider::hybrid::ip_plan` counts with.
+        PoolKind::Vm => hybrid_api::ip_plan::vm_range(spec),
+        PoolKind::Vip => validate::pool_range(pool(spec, kind)?),
     }
 }
 
 /// Addresses a simulated DHCP server never leases: the gateway and the VIP pool.
-fn not_leasable(spec: &VnetSpec) -> Vec<u32> {
-    if spec.ip_allocation_method != IpAllocationMethod::Dhcp {
-        return Vec::new();
-    }
-    let mut out: Vec<u32> = spec.gateway.as_deref().and_then(addr).into_iter().collect();
-    if let Some((s, e)) = spec.vip_pool.as_ref().and_then(validate::pool_range) {
-        out.extend(s..=e);
-    }
-    out
+fn not_leasable(spec: &VnetSpec) -> std::collections::BTreeSet<u32> {
+    hybrid_api::ip_plan::not_leasable(spec)
 }
 
 /// Usage of the pool of `kind` given the vnet's reservations.
@@ -130,7 +117,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         .collect();
     let spec = &snapshot.record.spec;
     // Only node addresses (DHCP leases) must avoid these; VIPs come from them.
-    let blocked: BTreeSet<u32> = not_leasable(spec).into_iter().collect();
+    let blocked = not_leasable(spec);
     let none = BTreeSet::new();
     let blocked_for = |kind: PoolKind| -> &BTreeSet<u32> {
         if kind == PoolKind::Vm {

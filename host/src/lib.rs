@@ -15,12 +15,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod clusters;
 pub mod driver;
 pub mod error;
+pub mod extensions;
 pub mod ipam;
 pub mod operations;
 pub mod placement;
@@ -207,7 +209,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
             .map_err(bind_err)?
             .handle(handle.clone());
-    let server = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    let server = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    });
 
     let shown_ip = if local_addr.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)

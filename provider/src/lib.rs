@@ -2,9 +2,9 @@
 //!
 //! Layers, from the wire inwards: the plugin protocol and go-plugin server
 //! (`hybrid-tfplugin`), cty values (`hybrid-cty`), the [`framework`] that
-//! turns protocol calls into typed resource calls, the [`resources`] and
-//! [`data_sources`] themselves, and the [`client`] they use to talk to
-//! `hybrid-host`.
+//! turns protocol calls into typed resource calls, the [`resources`],
+//! [`data_sources`], [`ephemeral`] resources and [`functions`] themselves,
+//! and the [`client`] they use to talk to `hybrid-host`.
 
 pub mod client;
 pub mod config;
@@ -16,7 +16,8 @@ pub mod resources;
 
 use framework::server::ProviderService;
 
-/// The provider with every resource and data source registered.
+/// The provider with every resource, data source, ephemeral resource and
+/// function registered.
 pub fn provider() -> ProviderService {
     ProviderService::new(
         config::schema(),
@@ -27,5 +28,7 @@ pub fn provider() -> ProviderService {
         },
         resources::all(),
         data_sources::all(),
+        ephemeral::all(),
+        functions::all(),
     )
 }

@@ -1,11 +1,13 @@
-//! Keeps the registry docs honest: every attribute of every resource and
-//! data source schema is documented in `docs/`, so a new attribute cannot
+//! Keeps the registry docs honest: every attribute of every resource, data
+//! source and ephemeral resource schema, and every function's parameters and
+//! result attributes, are documented in `docs/`, so a new attribute cannot
 //! ship undocumented.
 
 use std::path::PathBuf;
 
+use hybrid_cty::Type;
 use terraform_provider_hybrid::framework::schema::{Attribute, Kind};
-use terraform_provider_hybrid::{data_sources, resources};
+use terraform_provider_hybrid::{data_sources, ephemeral, functions, resources};
 
 fn doc(kind: &str, type_name: &str) -> String {
     let short = type_name.trim_start_matches("hybrid_");
@@ -51,6 +53,68 @@ fn every_data_source_attribute_is_documented() {
             out.is_empty(),
             "docs/data-sources for {} lack: {out:?}",
             data_source.type_name()
+        );
+    }
+}
+
+#[test]
+fn every_ephemeral_resource_attribute_is_documented() {
+    for ephemeral in ephemeral::all() {
+        let doc = doc("ephemeral-resources", ephemeral.type_name());
+        let mut out = Vec::new();
+        missing(&ephemeral.schema().attributes, &doc, "", &mut out);
+        assert!(
+            out.is_empty(),
+            "docs/ephemeral-resources for {} lack: {out:?}",
+            ephemeral.type_name()
+        );
+    }
+}
+
+/// The attribute names inside an object type (also of the objects in a
+/// list, set or map) that `doc` does not mention.
+fn missing_in_type(ty: &Type, doc: &str, prefix: &str, out: &mut Vec<String>) {
+    match ty {
+        Type::Object { attrs, .. } => {
+            for (name, inner) in attrs {
+                if !doc.contains(&format!("`{name}`")) {
+                    out.push(format!("{prefix}{name}"));
+                }
+                missing_in_type(inner, doc, &format!("{prefix}{name}."), out);
+            }
+        }
+        Type::List(inner) | Type::Set(inner) | Type::Map(inner) => {
+            missing_in_type(inner, doc, prefix, out)
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_function_parameter_and_result_is_documented() {
+    for function in functions::all() {
+        let doc = doc("functions", function.name());
+        let def = function.definition();
+        let mut out = Vec::new();
+        for parameter in &def.parameters {
+            if !doc.contains(&format!("`{}`", parameter.name)) {
+                out.push(format!("parameter {}", parameter.name));
+            }
+        }
+        missing_in_type(&def.return_type, &doc, "result.", &mut out);
+        for heading in ["## Signature", "## Arguments", "## Example Usage"] {
+            if !doc.contains(heading) {
+                out.push(heading.to_string());
+            }
+        }
+        let signature = format!("{}(", function.name());
+        if !doc.contains(&signature) {
+            out.push(format!("the signature {signature}…"));
+        }
+        assert!(
+            out.is_empty(),
+            "docs/functions/{}.md lacks: {out:?}",
+            function.name()
         );
     }
 }

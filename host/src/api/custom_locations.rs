@@ -54,6 +54,12 @@ async fn write(
                 current.as_ref().map(|c| c.etag.as_str()),
             )
             .map_err(StoreError::Rejected)?;
+            // Only host extensions that exist and succeeded may be referenced.
+            crate::extensions::admission::check_location_references(
+                tx,
+                current.as_ref().map(|c| &c.spec),
+                &spec,
+            )?;
             let now = clock::now();
             let (created, record) = match current {
                 None => (

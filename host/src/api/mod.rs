@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use hybrid_api::codes;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -24,7 +24,10 @@ pub mod body;
 mod catalog;
 mod clusters;
 mod custom_locations;
+mod extension_types;
+mod extensions;
 mod health;
+mod kubeconfig;
 mod management_host;
 mod nodepools;
 mod operations;
@@ -91,6 +94,26 @@ pub fn router(state: AppState, token: Token) -> Router {
                 .put(nodepools::put)
                 .patch(nodepools::patch)
                 .delete(nodepools::delete),
+        )
+        .route("/v1/clusters/{name}/kubeconfig", post(kubeconfig::issue))
+        .route("/v1/audit", get(kubeconfig::audit_log))
+        .route("/v1/extension-types", get(extension_types::list))
+        .route("/v1/extension-types/{name}", get(extension_types::get))
+        .route("/v1/clusters/{cluster}/extensions", get(extensions::list))
+        .route(
+            "/v1/clusters/{cluster}/extensions/{name}",
+            get(extensions::get)
+                .put(extensions::put)
+                .patch(extensions::patch)
+                .delete(extensions::delete),
+        )
+        .route("/v1/management-host/extensions", get(extensions::host_list))
+        .route(
+            "/v1/management-host/extensions/{name}",
+            get(extensions::host_get)
+                .put(extensions::host_put)
+                .patch(extensions::host_patch)
+                .delete(extensions::host_delete),
         )
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     Router::new()

@@ -12,6 +12,7 @@ use hybrid_api::cluster::{
     self, LOAD_BALANCER_VM_SIZE, MAX_NODES_PER_CLUSTER, MAX_POOLS_PER_CLUSTER,
 };
 use hybrid_api::inventory::Resources;
+use hybrid_api::ip_plan;
 use hybrid_api::{
     ClusterSpec, NodePoolSpec, Operation, OperationStatus, OsType, PoolKind, ProvisioningState,
     codes, nodepool,
@@ -26,6 +27,9 @@ use crate::error::Failure;
 use crate::ipam::{self, Want};
 use crate::placement::{self, HostCapacity, PlacementWant};
 use crate::store::{StoreError, Tx, VmPhase, VmRole, VmRow, VnetSnapshot};
+
+// A cluster record holds one surge address and one VIP.
+const _: () = assert!(ip_plan::SURGE_ADDRESSES_PER_CLUSTER == 1 && ip_plan::VIPS_PER_CLUSTER == 1);
 
 /// What admission needs from the driver, read before the transaction.
 #[derive(Debug, Clone)]
@@ -54,7 +58,7 @@ fn reject(f: Failure) -> StoreError {
     StoreError::Rejected(f)
 }
 
-fn new_operation(kind: &str, target: &str) -> Operation {
+pub fn new_operation(kind: &str, target: &str) -> Operation {
     let now = clock::now();
     Operation {
         id: clock::new_operation_id(),
@@ -578,10 +582,13 @@ fn create_cluster(
         ));
     }
 
-    // Addresses: control plane + load balancers + one surge, and the VIP, in one batch.
+    // Addresses, by the rule the provider's ip_plan function shares
+    // (hybrid_api::ip_plan): control plane + load balancers + the surge
+    // address from the VM pool, and the API-server VIP, in one batch.
     let cp_n = spec.control_plane.count as usize;
     let lb_n = spec.network.load_balancer.count as usize;
-    let mut wants = vm_want(&id, cp_n + lb_n + 1);
+    let need = ip_plan::cluster_addresses(cp_n as u64, lb_n as u64, 0);
+    let mut wants = vm_want(&id, need.vm_addresses() as usize);
     wants.push(Want {
         pool: PoolKind::Vip,
         owner: id.clone(),
@@ -720,6 +727,7 @@ pub fn delete_cluster(
     }
     let op = new_operation(hybrid_api::operation_kinds::CLUSTER_DELETE, &id);
     mark_deleting(tx, name, |_| true)?;
+    crate::extensions::admission::mark_cluster_extensions_deleting(tx, &id, &op.id)?;
     for mut pool in rec::list::<NodePoolSpec, NoInternal>(tx, Some(&id))? {
         pool.provisioning_state = ProvisioningState::Deleting;
         pool.current_operation = Some(op.id.clone());

@@ -1,10 +1,11 @@
 //! Per-cluster PKI: each cluster gets its own CA and an API-server
 //! certificate for its VIP, signed by that CA. Kubeconfig client
-//! certificates (extensions issue) are signed by the same CA.
+//! certificates ([`client_cert`]) are signed by the same CA.
 
+use rand::RngCore;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -69,6 +70,73 @@ pub fn apiserver_cert(ca: &Pem, cluster: &str, vip: &str) -> Result<Pem, rcgen::
     })
 }
 
+/// What a client certificate is for: the Kubernetes user (`CN`) and
+/// groups (`O`), and how long it lives.
+pub struct ClientIdentity<'a> {
+    pub username: &'a str,
+    /// At most one group (the API server reads each `O` as a group; rcgen
+    /// keeps one value per attribute type, and no kind needs more).
+    pub group: Option<&'a str>,
+    pub lifetime: Duration,
+}
+
+/// A freshly issued client certificate. The key is handed to the caller
+/// and never stored.
+pub struct ClientCert {
+    pub pem: Pem,
+    /// Lowercase hex, 16 bytes (as `openssl x509 -serial` prints it).
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+}
+
+/// 16 random bytes, positive and without a leading zero byte, so the DER
+/// integer keeps all 16 bytes and the hex form is stable.
+pub fn new_serial() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    bytes
+}
+
+/// A TLS client certificate (`clientAuth`, `digitalSignature`) for `who`
+/// on a new key pair, signed by the cluster CA (`ca_cert`, `ca_key`: PEM).
+pub fn client_cert(
+    ca_cert: &str,
+    ca_key: &str,
+    who: &ClientIdentity<'_>,
+    serial: [u8; 16],
+) -> Result<ClientCert, rcgen::Error> {
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, KeyPair::from_pem(ca_key)?)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut name = dn(who.username);
+    if let Some(group) = who.group {
+        name.push(DnType::OrganizationName, group);
+    }
+    params.distinguished_name = name;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    // Whole seconds: the certificate cannot hold more, and `expires_at`
+    // must say exactly what the certificate says.
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    // A little slack for clocks behind ours; the lifetime counts from now.
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + who.lifetime;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(ClientCert {
+        pem: Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        },
+        serial: hex::encode(serial),
+        not_after: params.not_after,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +159,77 @@ mod tests {
             sans.contains("10.0.0.200") || sans.contains("[10, 0, 0, 200]"),
             "{sans}"
         );
+    }
+
+    #[test]
+    fn client_cert_chains_to_the_cluster_ca_with_the_asked_identity() {
+        use x509_parser::extensions::ParsedExtension;
+        let ca = new_cluster_ca("a").unwrap();
+        let serial = new_serial();
+        let issued = client_cert(
+            &ca.cert,
+            &ca.key,
+            &ClientIdentity {
+                username: "hybrid-admin",
+                group: Some("system:masters"),
+                lifetime: Duration::seconds(600),
+            },
+            serial,
+        )
+        .unwrap();
+        assert!(issued.pem.key.contains("BEGIN PRIVATE KEY"));
+        assert_eq!(issued.serial, hex::encode(serial));
+        assert_eq!(issued.serial.len(), 32);
+        let (_, ca_der) = x509_parser::pem::parse_x509_pem(ca.cert.as_bytes()).unwrap();
+        let (_, der) = x509_parser::pem::parse_x509_pem(issued.pem.cert.as_bytes()).unwrap();
+        let ca_x = ca_der.parse_x509().unwrap();
+        let x = der.parse_x509().unwrap();
+        x.verify_signature(Some(ca_x.public_key())).unwrap();
+        assert_eq!(x.issuer(), ca_x.subject());
+        assert_eq!(x.raw_serial(), &serial[..]);
+        let subject = x.subject().to_string();
+        assert!(
+            subject.contains("CN=hybrid-admin") && subject.contains("O=system:masters"),
+            "{subject}"
+        );
+        let lifetime =
+            x.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
+        assert!((590..=600).contains(&lifetime), "lifetime {lifetime}");
+        assert_eq!(
+            x.validity().not_after.timestamp(),
+            issued.not_after.unix_timestamp()
+        );
+        let mut client_auth = false;
+        let mut signature_only = false;
+        for ext in x.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    client_auth = eku.client_auth && !eku.server_auth;
+                }
+                ParsedExtension::KeyUsage(ku) => {
+                    signature_only = ku.digital_signature() && !ku.key_cert_sign();
+                }
+                ParsedExtension::BasicConstraints(bc) => assert!(!bc.ca),
+                _ => {}
+            }
+        }
+        assert!(client_auth && signature_only);
+    }
+
+    #[test]
+    fn a_user_cert_has_no_group_and_serials_differ() {
+        let ca = new_cluster_ca("a").unwrap();
+        let who = ClientIdentity {
+            username: "user-1",
+            group: None,
+            lifetime: Duration::seconds(300),
+        };
+        let a = client_cert(&ca.cert, &ca.key, &who, new_serial()).unwrap();
+        let b = client_cert(&ca.cert, &ca.key, &who, new_serial()).unwrap();
+        assert_ne!(a.serial, b.serial);
+        assert_ne!(a.pem.key, b.pem.key);
+        let (_, der) = x509_parser::pem::parse_x509_pem(a.pem.cert.as_bytes()).unwrap();
+        let x = der.parse_x509().unwrap();
+        assert_eq!(x.subject().to_string(), "CN=user-1");
     }
 }

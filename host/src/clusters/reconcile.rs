@@ -95,6 +95,12 @@ pub async fn run(
         }
         operation_kinds::CLUSTER_DELETE => {
             realize(store, driver, &cluster, |_| true).await?;
+            // Its extensions go with its VMs.
+            let cid = hybrid_api::cluster_id(&cluster);
+            driver
+                .remove_target_extensions(&cid)
+                .await
+                .map_err(|e| infra(format!("removing the extensions of cluster {cluster}: {e}")))?;
             // Nothing may outlive the cluster: a VM row left means a VM the
             // service would lose track of.
             let c = cluster.clone();
@@ -359,6 +365,15 @@ pub async fn complete(
             } else {
                 ObjectKind::Cluster
             };
+            let pool_done = error.is_none()
+                && (op.kind == operation_kinds::NODEPOOL_CREATE
+                    || op.kind == operation_kinds::NODEPOOL_UPDATE);
+            if pool_done
+                && let Some((cluster, _)) = hybrid_api::nodepool::parse_nodepool_id(&op.target)
+            {
+                // Extensions waiting for Linux nodes are installed once they run.
+                crate::extensions::lifecycle::resume_pending(tx, cluster)?;
+            }
             let Some(mut row) = tx.object(kind, &op.target)? else {
                 return Ok(());
             };
@@ -387,6 +402,7 @@ pub async fn complete(
                     for pool in tx.objects(ObjectKind::NodePool, Some(&cluster.id))? {
                         tx.delete_object(ObjectKind::NodePool, &pool.id)?;
                     }
+                    crate::extensions::admission::forget_cluster_extensions(tx, &cluster.id)?;
                     tx.delete_secrets(&cluster.id)?;
                     tx.delete_object(ObjectKind::Cluster, &cluster.id)?;
                 } else {

@@ -1,10 +1,14 @@
 //! The infrastructure driver: what the service asks of the datacenter
-//! (networks, VMs on physical hosts, inventory, catalogues), behind one
-//! trait so that the operation worker does not care which datacenter it
-//! drives. The first (and so far only) implementation is [`sim::SimDriver`],
-//! an honest, labelled simulation.
+//! (networks, VMs on physical hosts, extensions on clusters and on the
+//! management host, inventory, catalogues), behind one trait so that the
+//! operation worker does not care which datacenter it drives. The first
+//! (and so far only) implementation is [`sim::SimDriver`], an honest,
+//! labelled simulation.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use hybrid_api::extension::ExtensionType;
 use hybrid_api::{KubernetesVersion, PhysicalHost, VmSize};
 
 pub mod sim;
@@ -94,6 +98,23 @@ pub enum DriverError {
     VmNotFound { vm: String },
     #[error("VM {vm} was deleted while it was booting on {host}")]
     DeletedWhileBooting { vm: String, host: String },
+    #[error(
+        "simulated fault: extension {name} ({extension_type} {version}) failed to install on {target} (extensions.fail_install)"
+    )]
+    ExtensionInstallFault {
+        name: String,
+        extension_type: String,
+        version: String,
+        target: String,
+    },
+    #[error(
+        "simulated fault: extension {name} ({extension_type}) on {target} is stuck and cannot be removed (extensions.stuck_delete); delete it with force to forget it"
+    )]
+    ExtensionStuck {
+        name: String,
+        extension_type: String,
+        target: String,
+    },
     #[error("datacenter state: {0}")]
     State(String),
 }
@@ -106,6 +127,8 @@ impl DriverError {
             DriverError::NetworkFault { .. }
                 | DriverError::BootFault { .. }
                 | DriverError::HostDown { .. }
+                | DriverError::ExtensionInstallFault { .. }
+                | DriverError::ExtensionStuck { .. }
         )
     }
 }
@@ -145,4 +168,80 @@ pub trait Driver: Send + Sync + 'static {
     fn kubernetes_versions(&self) -> Vec<KubernetesVersion>;
     /// VM sizes.
     fn vm_sizes(&self) -> Vec<VmSize>;
+
+    /// The extension-type catalogue, by name.
+    fn extension_types(&self) -> Vec<ExtensionType>;
+    /// Installs the extension, or brings an installed one to `req` (another
+    /// version, settings or protected settings). Idempotent: an extension
+    /// that already matches is left alone; one still being installed with
+    /// the same request is waited for.
+    async fn apply_extension(&self, req: &ExtensionRequest)
+    -> Result<ExtensionChange, DriverError>;
+    /// Removes an extension from its target; a missing one is fine.
+    async fn remove_extension(&self, target: &str, name: &str) -> Result<(), DriverError>;
+    /// Forgets every extension of a target that is gone (a deleted cluster).
+    async fn remove_target_extensions(&self, target: &str) -> Result<(), DriverError>;
+    /// Extensions present on `target` (all targets when `None`), by target and name.
+    async fn installed_extensions(
+        &self,
+        target: Option<&str>,
+    ) -> Result<Vec<InstalledExtension>, DriverError>;
+}
+
+/// Protected settings on their way to the datacenter. `Debug` never shows
+/// keys or values.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ProtectedSettings(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for ProtectedSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProtectedSettings(<{} redacted>)", self.0.len())
+    }
+}
+
+/// What `apply_extension` should make true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRequest {
+    /// Target id: `/clusters/{name}` or `/management-host`.
+    pub target: String,
+    /// Extension name (the idempotency key on its target).
+    pub name: String,
+    pub extension_type: String,
+    pub version: String,
+    /// Namespace its resources go to.
+    pub namespace: String,
+    pub settings: BTreeMap<String, String>,
+    pub protected: ProtectedSettings,
+}
+
+/// What `apply_extension` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionChange {
+    /// First install.
+    Installed,
+    /// Moved from another version (an upgrade or a downgrade).
+    VersionChanged { from: String },
+    /// Same version, new settings or protected settings.
+    Reconfigured,
+    /// It already matched.
+    Unchanged,
+}
+
+/// An extension as the datacenter reports it (never its protected settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledExtension {
+    pub target: String,
+    pub name: String,
+    pub extension_type: String,
+    /// The version asked for last.
+    pub version: String,
+    /// The version that last installed successfully.
+    pub installed_version: Option<String>,
+    pub namespace: String,
+    pub settings: BTreeMap<String, String>,
+    /// SHA-256 (hex) of the protected settings, if any: enough to see that
+    /// they changed, never the values.
+    pub protected_sha256: Option<String>,
+    /// `installing`, `installed` or `failed`.
+    pub state: String,
 }

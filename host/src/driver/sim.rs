@@ -21,15 +21,21 @@ use hybrid_api::inventory::Resources;
 use hybrid_api::{KubernetesVersion, PhysicalHost, VmSize};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Driver, DriverError, VmInfo, VmRequest, VmState};
+use super::{
+    Driver, DriverError, ExtensionChange, ExtensionRequest, InstalledExtension, VmInfo, VmRequest,
+    VmState,
+};
 use crate::placement::{fits, format_resources};
 
 mod config;
+mod extensions;
 
 pub use config::{
+    DEFAULT_EXTENSION_DELETE_MS, DEFAULT_EXTENSION_INSTALL_MS, DEFAULT_EXTENSION_UPGRADE_MS,
     DEFAULT_HOST_DISK_GIB, DEFAULT_HOST_MEMORY_GIB, DEFAULT_HOST_VCPUS, DEFAULT_HOSTS,
-    DEFAULT_SLOW_MS, DEFAULT_VM_DISK_GIB, Faults, HostEntry, Hosts, SimConfig, SimError, SimHost,
-    SizeEntry, Timings, VersionEntry, default_versions, default_vm_sizes,
+    DEFAULT_SLOW_MS, DEFAULT_VM_DISK_GIB, ExtensionVersionsEntry, ExtensionsSim, Faults, HostEntry,
+    Hosts, SimConfig, SimError, SimHost, SizeEntry, Timings, VersionEntry, default_versions,
+    default_vm_sizes,
 };
 
 /// The simulated datacenter's state file inside the data directory.
@@ -75,6 +81,7 @@ struct Inner {
     hosts: Vec<SimHost>,
     versions: Vec<KubernetesVersion>,
     sizes: Vec<VmSize>,
+    extension_types: Vec<hybrid_api::extension::ExtensionType>,
     /// Where the state lives, for messages (`:memory:` for [`SimDriver::new`]).
     location: String,
     db: Mutex<Connection>,
@@ -164,6 +171,7 @@ impl SimDriver {
             message: e.to_string(),
         };
         conn.execute_batch(SCHEMA).map_err(state_err)?;
+        conn.execute_batch(extensions::SCHEMA).map_err(state_err)?;
         let vm_count: i64 = conn
             .query_row("SELECT COUNT(*) FROM vms", [], |r| r.get(0))
             .map_err(state_err)?;
@@ -172,6 +180,7 @@ impl SimDriver {
             inner: Arc::new(Inner {
                 versions: config.kubernetes_versions(),
                 sizes: config.vm_sizes(),
+                extension_types: config.extension_types(),
                 hosts,
                 config,
                 location,
@@ -233,6 +242,25 @@ impl SimDriver {
             tracing::warn!(
                 "simulated fault: hosts {:?} are down (faults.hosts_down)",
                 f.hosts_down
+            );
+        }
+        let x = &i.config.extensions;
+        tracing::info!(
+            "simulated extensions: install {} ms, upgrade {} ms, removal {} ms",
+            x.install_ms,
+            x.upgrade_ms,
+            x.delete_ms
+        );
+        if !x.fail_install.is_empty() {
+            tracing::warn!(
+                "simulated fault: extensions named or of type {:?} fail to install (extensions.fail_install)",
+                x.fail_install
+            );
+        }
+        if !x.stuck_delete.is_empty() {
+            tracing::warn!(
+                "simulated fault: extensions named or of type {:?} cannot be removed (extensions.stuck_delete)",
+                x.stuck_delete
             );
         }
         if !f.slow_vms.is_empty() {
@@ -760,6 +788,32 @@ impl Driver for SimDriver {
 
     fn vm_sizes(&self) -> Vec<VmSize> {
         self.inner.sizes.clone()
+    }
+
+    fn extension_types(&self) -> Vec<hybrid_api::extension::ExtensionType> {
+        self.inner.extension_types.clone()
+    }
+
+    async fn apply_extension(
+        &self,
+        req: &ExtensionRequest,
+    ) -> Result<ExtensionChange, DriverError> {
+        self.sim_apply_extension(req).await
+    }
+
+    async fn remove_extension(&self, target: &str, name: &str) -> Result<(), DriverError> {
+        self.sim_remove_extension(target, name).await
+    }
+
+    async fn remove_target_extensions(&self, target: &str) -> Result<(), DriverError> {
+        self.sim_remove_target_extensions(target).await
+    }
+
+    async fn installed_extensions(
+        &self,
+        target: Option<&str>,
+    ) -> Result<Vec<InstalledExtension>, DriverError> {
+        self.sim_installed_extensions(target).await
     }
 }
 

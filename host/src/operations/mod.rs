@@ -82,6 +82,14 @@ impl Operations {
     ) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Work the service starts by itself (automatic extension
+            // upgrades, installs that waited for Linux nodes), queued
+            // before the first scan.
+            match crate::extensions::lifecycle::on_start(&this.store, driver.as_ref()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "extension upgrades queued at start-up"),
+                Err(e) => tracing::error!(error = %e, "cannot queue automatic extension upgrades"),
+            }
             let mut running: JoinSet<()> = JoinSet::new();
             // Which queue each running task serves (a panicked task is known by id only).
             let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -147,6 +155,19 @@ impl Operations {
                 .map(|e| ApiError::new(codes::INFRASTRUCTURE_FAILED, e.to_string()));
             log_failure(&op, error.as_ref());
             self.store.complete_vnet_operation(&op.id, error).await
+        } else if op.kind.starts_with("extension.") {
+            use crate::extensions::lifecycle;
+            match lifecycle::run(&self.store, driver, &op).await {
+                Err(StepError::Store(e)) => {
+                    tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
+                    return;
+                }
+                Ok(done) => lifecycle::complete(&self.store, &op, Ok(done)).await,
+                Err(StepError::Failed(e)) => {
+                    log_failure(&op, Some(&e));
+                    lifecycle::complete(&self.store, &op, Err(e)).await
+                }
+            }
         } else {
             let outcome = match admission::env(driver).await {
                 Ok(env) => reconcile::run(&self.store, driver, &env, &op).await,

@@ -194,6 +194,20 @@ pub trait Tx {
     fn secret(&self, owner: &str, name: &str) -> Result<Option<String>, StoreError>;
     fn put_secret(&mut self, owner: &str, name: &str, value: &str) -> Result<(), StoreError>;
     fn delete_secrets(&mut self, owner: &str) -> Result<(), StoreError>;
+
+    /// Appends one audit record (never a secret: callers pass only what may
+    /// be shown to any admin).
+    fn insert_audit(
+        &mut self,
+        entry: &hybrid_api::kubeconfig::AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Audit records, newest first, optionally only those about `target`;
+    /// at most `limit`.
+    fn audit(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<hybrid_api::kubeconfig::AuditEntry>, StoreError>;
 }
 
 /// Boxed result of a type-erased transaction body.

@@ -1,5 +1,5 @@
 //! Row shapes of the generic tables: objects (custom locations, clusters,
-//! node pools) and the VMs the service placed on the datacenter.
+//! node pools, extensions) and the VMs the service placed on the datacenter.
 
 use hybrid_api::ProvisioningState;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,8 @@ pub enum ObjectKind {
     CustomLocation,
     Cluster,
     NodePool,
+    /// A cluster's or the management host's extension (parent = target id).
+    Extension,
 }
 
 impl ObjectKind {
@@ -18,6 +20,7 @@ impl ObjectKind {
             ObjectKind::CustomLocation => "custom_location",
             ObjectKind::Cluster => "cluster",
             ObjectKind::NodePool => "nodepool",
+            ObjectKind::Extension => "extension",
         }
     }
 }

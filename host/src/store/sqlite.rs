@@ -109,6 +109,18 @@ CREATE TABLE secrets (
     PRIMARY KEY (owner, name)
 );
 "#,
+    // 3: the audit log (who obtained which credential, when); append-only.
+    r#"
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX audit_by_target ON audit (target, seq);
+"#,
 ];
 
 const READERS: usize = 4;

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
+use hybrid_api::kubeconfig::AuditEntry;
 use hybrid_api::{ApiError, Operation, OperationStatus, ProvisioningState, Reservation};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -30,6 +31,7 @@ fn parse_kind(s: &str) -> Result<ObjectKind, StoreError> {
         "custom_location" => ObjectKind::CustomLocation,
         "cluster" => ObjectKind::Cluster,
         "nodepool" => ObjectKind::NodePool,
+        "extension" => ObjectKind::Extension,
         other => return Err(corrupt("object kind", other)),
     })
 }
@@ -342,6 +344,43 @@ impl Tx for SqlTx<'_> {
         self.0
             .execute("DELETE FROM secrets WHERE owner = ?1", [owner])?;
         Ok(())
+    }
+
+    fn insert_audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO audit (time, actor, action, target, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![e.time, e.actor, e.action, e.target, json(&e.details)?])?;
+        Ok(())
+    }
+
+    fn audit(&self, target: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT time, actor, action, target, details FROM audit
+             WHERE ?1 IS NULL OR target = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![target, limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (time, actor, action, target, details) = row?;
+            Ok(AuditEntry {
+                details: serde_json::from_str(&details).map_err(|e| corrupt("audit details", e))?,
+                time,
+                actor,
+                action,
+                target,
+            })
+        })
+        .collect()
     }
 }
 

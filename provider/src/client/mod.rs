@@ -6,6 +6,8 @@ mod catalog;
 mod clusters;
 mod custom_locations;
 mod error;
+mod extensions;
+mod kubeconfig;
 mod nodepools;
 mod objects;
 mod vnets;

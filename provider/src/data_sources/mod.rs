@@ -1,6 +1,7 @@
 //! Data sources, one file each.
 
 pub mod cluster;
+pub mod extension_types;
 pub mod hosts;
 pub mod kubernetes_versions;
 pub mod management_host;
@@ -21,5 +22,6 @@ pub fn all() -> Vec<Box<dyn DataSource>> {
         Box::new(hosts::HostsDataSource),
         Box::new(cluster::ClusterDataSource),
         Box::new(nodepools::NodePoolsDataSource),
+        Box::new(extension_types::ExtensionTypesDataSource),
     ]
 }

@@ -5,6 +5,7 @@ use hybrid_tfplugin::tfplugin6 as pb;
 
 use super::diagnostics::{Diagnostics, Severity};
 use super::path::{AttrPath, Step};
+use super::resource::{FunctionDef, FunctionError, Parameter};
 use super::schema::{Attribute, Block, BlockNesting, Kind, Mode, Nesting, Schema};
 use pb::schema::object::NestingMode;
 
@@ -77,6 +78,41 @@ fn object(attributes: &[Attribute], nesting: NestingMode) -> pb::schema::Object 
         attributes: attributes.iter().map(attribute).collect(),
         nesting: nesting as i32,
         ..Default::default()
+    }
+}
+
+/// A provider function's signature: parameter and return types as cty type
+/// JSON, descriptions as Markdown. Unknown arguments are never accepted:
+/// Terraform then skips the call and treats the result as unknown.
+pub fn function(def: &FunctionDef) -> pb::Function {
+    pb::Function {
+        parameters: def.parameters.iter().map(parameter).collect(),
+        variadic_parameter: None,
+        r#return: Some(pb::function::Return {
+            r#type: def.return_type.to_json(),
+        }),
+        summary: def.summary.clone(),
+        description: def.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: String::new(),
+    }
+}
+
+fn parameter(parameter: &Parameter) -> pb::function::Parameter {
+    pb::function::Parameter {
+        name: parameter.name.to_string(),
+        r#type: parameter.ty.to_json(),
+        allow_null_value: parameter.allow_null,
+        allow_unknown_values: false,
+        description: parameter.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+    }
+}
+
+pub fn function_error(error: &FunctionError) -> pb::FunctionError {
+    pb::FunctionError {
+        text: error.text.clone(),
+        function_argument: error.argument,
     }
 }
 
@@ -156,6 +192,18 @@ pub fn decode(
         );
         Value::Null
     })
+}
+
+/// Decodes one function argument; unlike [`decode`] the error is returned,
+/// because a function reports it against the argument, not as a diagnostic.
+pub fn decode_argument(value: &pb::DynamicValue, ty: &Type) -> Result<Value, hybrid_cty::Error> {
+    if !value.msgpack.is_empty() {
+        hybrid_cty::decode_msgpack(&value.msgpack, ty)
+    } else if !value.json.is_empty() {
+        hybrid_cty::decode_json(&value.json, ty)
+    } else {
+        Ok(Value::Null)
+    }
 }
 
 /// Encodes a value as a msgpack DynamicValue.

@@ -1,9 +1,11 @@
 //! Provider functions (Terraform ≥ 1.8): `provider::hybrid::<name>(…)`,
 //! pure computations that help review a plan.
 
+pub mod ip_plan;
+
 use crate::framework::Function;
 
 /// Every function the provider offers.
 pub fn all() -> Vec<Box<dyn Function>> {
-    Vec::new()
+    vec![Box::new(ip_plan::IpPlan)]
 }

@@ -3,6 +3,7 @@
 pub mod cluster;
 pub(crate) mod common;
 pub mod custom_location;
+pub mod extension;
 pub mod nodepool;
 pub mod vnet;
 
@@ -15,5 +16,6 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(custom_location::CustomLocationResource),
         Box::new(cluster::ClusterResource),
         Box::new(nodepool::NodePoolResource),
+        Box::new(extension::ExtensionResource),
     ]
 }

@@ -1,7 +1,8 @@
 //! The `--sim` TOML file: the simulated datacenter's hosts, timings, fault
-//! injection and catalogues (Kubernetes versions, VM sizes). Every key has
-//! a default, unknown keys are refused, and the file is validated on load
-//! with errors that name the key and the value.
+//! injection, catalogues (Kubernetes versions, VM sizes) and extensions
+//! (timings, faults, versions added to the extension catalogue). Every key
+//! has a default, unknown keys are refused, and the file is validated on
+//! load with errors that name the key and the value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,6 +39,77 @@ pub struct SimConfig {
     pub kubernetes_versions: Option<Vec<VersionEntry>>,
     /// VM size catalogue; `None` = the built-in one.
     pub vm_sizes: Option<Vec<SizeEntry>>,
+    /// Extension timings, faults and extra catalogue versions.
+    pub extensions: ExtensionsSim,
+}
+
+/// Default duration of a simulated extension install.
+pub const DEFAULT_EXTENSION_INSTALL_MS: u64 = 100;
+/// Default duration of a simulated extension upgrade or reconfiguration.
+pub const DEFAULT_EXTENSION_UPGRADE_MS: u64 = 100;
+/// Default duration of a simulated extension removal.
+pub const DEFAULT_EXTENSION_DELETE_MS: u64 = 50;
+
+/// The `[extensions]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtensionsSim {
+    /// Installing an extension, in milliseconds.
+    pub install_ms: u64,
+    /// Changing an installed extension's version or settings.
+    pub upgrade_ms: u64,
+    /// Removing an extension.
+    pub delete_ms: u64,
+    /// Extension names or types whose install (or upgrade) fails.
+    pub fail_install: Vec<String>,
+    /// Extension names or types that cannot be removed.
+    pub stuck_delete: Vec<String>,
+    /// Versions added to the extension-type catalogue.
+    pub versions: Vec<ExtensionVersionsEntry>,
+}
+
+impl Default for ExtensionsSim {
+    fn default() -> Self {
+        ExtensionsSim {
+            install_ms: DEFAULT_EXTENSION_INSTALL_MS,
+            upgrade_ms: DEFAULT_EXTENSION_UPGRADE_MS,
+            delete_ms: DEFAULT_EXTENSION_DELETE_MS,
+            fail_install: Vec::new(),
+            stuck_delete: Vec::new(),
+            versions: Vec::new(),
+        }
+    }
+}
+
+impl ExtensionsSim {
+    fn matches(list: &[String], name: &str, extension_type: &str) -> bool {
+        list.iter().any(|e| e == name || e == extension_type)
+    }
+
+    pub fn install_fails(&self, name: &str, extension_type: &str) -> bool {
+        Self::matches(&self.fail_install, name, extension_type)
+    }
+
+    pub fn delete_sticks(&self, name: &str, extension_type: &str) -> bool {
+        Self::matches(&self.stuck_delete, name, extension_type)
+    }
+}
+
+/// One `[[extensions.versions]]` entry: versions added to a release train.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionVersionsEntry {
+    /// A type of the built-in catalogue, e.g. `flux`.
+    pub extension_type: String,
+    /// The train; one the type does not have yet is added.
+    #[serde(default = "stable_train")]
+    pub release_train: String,
+    /// `MAJOR.MINOR.PATCH` versions.
+    pub versions: Vec<String>,
+}
+
+fn stable_train() -> String {
+    hybrid_api::extension::DEFAULT_RELEASE_TRAIN.to_string()
 }
 
 /// `hosts = 4` or `hosts = [{ name = "rack1-a", vcpus = 64 }, …]`.
@@ -337,6 +409,22 @@ impl SimConfig {
         }
     }
 
+    /// The extension-type catalogue: the built-in one plus
+    /// `[[extensions.versions]]`.
+    pub fn extension_types(&self) -> Vec<hybrid_api::extension::ExtensionType> {
+        let extra: Vec<crate::extensions::catalog::ExtraVersions> = self
+            .extensions
+            .versions
+            .iter()
+            .map(|e| crate::extensions::catalog::ExtraVersions {
+                extension_type: e.extension_type.clone(),
+                release_train: e.release_train.clone(),
+                versions: e.versions.clone(),
+            })
+            .collect();
+        crate::extensions::catalog::with_extra_versions(&extra)
+    }
+
     /// Checks what the types cannot: at least one host, unique names,
     /// non-zero capacities, parseable versions, known hosts in faults.
     /// The message names the key and the value.
@@ -442,6 +530,43 @@ impl SimConfig {
                             s.name
                         ));
                     }
+                }
+            }
+        }
+        self.validate_extensions()
+    }
+
+    fn validate_extensions(&self) -> Result<(), String> {
+        let types = crate::extensions::catalog::builtin();
+        for (i, e) in self.extensions.versions.iter().enumerate() {
+            let Some(ty) = types.iter().find(|t| t.name == e.extension_type) else {
+                return Err(format!(
+                    "extensions.versions[{i}].extension_type {:?} is not an extension type; types: {}",
+                    e.extension_type,
+                    types
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            if let Err(err) = hybrid_api::validate::dns_label("release_train", &e.release_train) {
+                return Err(format!(
+                    "extensions.versions[{i}].release_train {:?} ({}): {}",
+                    e.release_train, ty.name, err.message
+                ));
+            }
+            if e.versions.is_empty() {
+                return Err(format!(
+                    "extensions.versions[{i}].versions is empty: list at least one version to add to {} {}",
+                    ty.name, e.release_train
+                ));
+            }
+            for (j, v) in e.versions.iter().enumerate() {
+                if Semver::parse(v).is_none() {
+                    return Err(format!(
+                        "extensions.versions[{i}].versions[{j}] {v:?} is not a MAJOR.MINOR.PATCH version (e.g. \"1.15.2\")"
+                    ));
                 }
             }
         }
@@ -698,6 +823,44 @@ mod tests {
                 disk_gib: 128
             }]
         );
+    }
+
+    #[test]
+    fn extensions_table() {
+        let c = parse("").unwrap();
+        assert_eq!(c.extensions, ExtensionsSim::default());
+        assert_eq!(c.extensions.install_ms, DEFAULT_EXTENSION_INSTALL_MS);
+        let c = parse(
+            "[extensions]\ninstall_ms = 0\nupgrade_ms = 5\ndelete_ms = 0\nfail_install = [\"defender\"]\nstuck_delete = [\"pol1\"]\n[[extensions.versions]]\nextension_type = \"flux\"\nversions = [\"1.15.2\"]\n",
+        )
+        .unwrap();
+        assert!(c.extensions.install_fails("def1", "defender"));
+        assert!(!c.extensions.install_fails("flux", "flux"));
+        assert!(c.extensions.delete_sticks("pol1", "policy"));
+        let flux = c
+            .extension_types()
+            .into_iter()
+            .find(|t| t.name == "flux")
+            .unwrap();
+        assert_eq!(flux.release_trains[0].versions.last().unwrap(), "1.15.2");
+        for (text, want) in [
+            (
+                "[[extensions.versions]]\nextension_type = \"fluxx\"\nversions = [\"1.0.0\"]\n",
+                "extensions.versions[0].extension_type \"fluxx\" is not an extension type",
+            ),
+            (
+                "[[extensions.versions]]\nextension_type = \"flux\"\nversions = [\"1.0\"]\n",
+                "extensions.versions[0].versions[0] \"1.0\" is not a MAJOR.MINOR.PATCH",
+            ),
+            (
+                "[[extensions.versions]]\nextension_type = \"flux\"\nversions = []\n",
+                "extensions.versions[0].versions is empty",
+            ),
+            ("[extensions]\ninstall_secs = 1\n", "install_secs"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]
