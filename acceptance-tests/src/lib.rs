@@ -31,6 +31,7 @@
 mod binaries;
 mod error;
 mod host;
+pub mod plan;
 mod state;
 mod workdir;
 

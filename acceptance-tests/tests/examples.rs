@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use hybrid_acceptance_tests::plan::copy_tree;
 use hybrid_acceptance_tests::{Host, Mode, Result, Workdir, attributes_diff, ensure};
 use serde_json::json;
 
@@ -18,36 +19,114 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// The quickstart, installed the way a user installs the provider (a local
-/// filesystem mirror + `terraform init`), as `cargo xtask quickstart` does.
+/// filesystem mirror + `terraform init`), as `cargo xtask quickstart` does:
+/// the outputs the summary prints (endpoint, every node with its IP and
+/// host, Flux's state) agree with the service, and a re-plan is empty.
 #[test]
 fn example_quickstart() -> Result<()> {
     let host = Host::start()?;
     let wd = Workdir::with_mode(Some(&host), Mode::Mirror)?;
-    wd.copy_config_from(&examples().join("quickstart"))?;
-    wd.init()?;
-    wd.apply_current()?;
-    wd.expect_no_changes()?;
-    let show = wd.show_json()?;
-    let outputs = &show["values"]["outputs"];
+    // The repository layout is kept so the `../../modules/...` sources resolve.
+    copy_tree(
+        &examples().join("quickstart"),
+        &wd.dir().join("examples/quickstart"),
+    )?;
+    copy_tree(&examples().join("../modules"), &wd.dir().join("modules"))?;
+    let tf = |args: &[&str]| {
+        let mut all = vec!["-chdir=examples/quickstart"];
+        all.extend_from_slice(args);
+        wd.terraform_ok(&all)
+    };
+    tf(&["init", "-input=false"])?;
+    tf(&["apply", "-auto-approve", "-input=false"])?;
+    let replan = wd.terraform(&[
+        "-chdir=examples/quickstart",
+        "plan",
+        "-detailed-exitcode",
+        "-input=false",
+    ])?;
     ensure!(
-        outputs["vnet_id"]["value"] == "/vnets/quickstart",
-        "outputs: {outputs}"
+        replan.code == Some(0),
+        "the plan after apply is not empty:\n{}",
+        replan.combined()
     );
+
+    let text = tf(&["output", "-json"])?.stdout;
+    let outputs: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("output -json: {e}: {text}")))?;
+    let out = |name: &str| outputs[name]["value"].clone();
     ensure!(
-        outputs["vm_ip_pool"]["value"]["size"] == 90,
-        "outputs: {outputs}"
+        out("cluster_id") == "/clusters/quickstart"
+            && out("cluster_endpoint") == "https://10.20.0.200:6443",
+        "cluster outputs: {outputs}"
     );
-    let api = host.get("/v1/vnets/quickstart")?;
+    let cluster = host.get("/v1/clusters/quickstart")?;
     ensure!(
-        api.status == 200,
-        "quickstart vnet not in the API: {}",
+        cluster.status == 200
+            && cluster.body["status"]["current_kubernetes_version"] == out("kubernetes_version"),
+        "kubernetes_version output vs the service: {} / {}",
+        out("kubernetes_version"),
+        cluster.body
+    );
+
+    // Every node of both pools, with the IP and host the service reports.
+    let known_hosts = host.get("/v1/hosts")?.body.to_string();
+    let mut ips = Vec::new();
+    for (pool, os, count) in [("linux1", "linux", 2), ("win1", "windows", 1)] {
+        let p = out("node_pools")[pool].clone();
+        ensure!(
+            p["os_type"] == os && p["id"] == format!("/clusters/quickstart/nodepools/{pool}"),
+            "node_pools.{pool}: {p}"
+        );
+        let nodes = p["nodes"].as_array().cloned().unwrap_or_default();
+        ensure!(
+            nodes.len() == count,
+            "node_pools.{pool}: {count} nodes expected: {p}"
+        );
+        let api = host.get(&format!("/v1/clusters/quickstart/nodepools/{pool}"))?;
+        ensure!(api.status == 200, "pool {pool} in the API: {}", api.body);
+        let api_nodes = api.body["status"]["nodes"].to_string();
+        for node in &nodes {
+            let (name, ip, on) = (
+                node["name"].as_str().unwrap_or_default(),
+                node["ip"].as_str().unwrap_or_default(),
+                node["host"].as_str().unwrap_or_default(),
+            );
+            ensure!(
+                ip.starts_with("10.20.0.") && !on.is_empty() && !name.is_empty(),
+                "node of {pool} without name, vnet address or host: {node}"
+            );
+            ensure!(
+                api_nodes.contains(&format!("\"{ip}\""))
+                    && api_nodes.contains(&format!("\"{name}\""))
+                    && known_hosts.contains(&format!("\"{on}\"")),
+                "node {node} is not what the service reports: {api_nodes}"
+            );
+            ips.push(ip.to_string());
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    ensure!(ips.len() == 3, "every node has its own address: {ips:?}");
+
+    let flux = out("flux");
+    ensure!(
+        flux["id"] == "/clusters/quickstart/extensions/flux"
+            && flux["provisioning_state"] == "Succeeded"
+            && flux["version"].is_string(),
+        "flux output: {flux}"
+    );
+    let api = host.get("/v1/clusters/quickstart/extensions/flux")?;
+    ensure!(
+        api.body["provisioning_state"] == "Succeeded",
+        "flux in the API: {}",
         api.body
     );
-    wd.destroy()?;
-    ensure!(
-        host.get("/v1/vnets/quickstart")?.status == 404,
-        "vnet left after destroy"
-    );
+
+    tf(&["destroy", "-auto-approve", "-input=false"])?;
+    for path in ["/v1/clusters/quickstart", "/v1/vnets/quickstart"] {
+        ensure!(host.get(path)?.status == 404, "{path} left after destroy");
+    }
     Ok(())
 }
 

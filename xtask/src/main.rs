@@ -7,10 +7,13 @@
 //! - `stop`: stop the quickstart host.
 //! - `test`: everything CI checks (fmt, clippy, all tests including the
 //!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
+//! - `docs`: generate `docs/` from the provider schema, `examples/` and
+//!   `templates/`; `--check` fails when the committed docs differ.
 //! - `bench`: the benchmarks of DESIGN.md §7, each as a ratio against a
 //!   baseline measured in the same run (docs/guides/benchmarks.md).
 
 mod bench;
+mod docs;
 mod quickstart;
 mod test;
 mod util;
@@ -34,6 +37,8 @@ enum Command {
     Test(test::Args),
     /// Run the benchmarks (release builds) and print ratios to their baselines.
     Bench(bench::Args),
+    /// Generate docs/ from the schema, examples/ and templates/ (--check: fail on drift).
+    Docs(docs::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Stop => quickstart::stop(),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Docs(args) => docs::run(&args),
     }
 }

@@ -43,6 +43,7 @@ struct Paths {
     rc: PathBuf,
     env: PathBuf,
     example: PathBuf,
+    state: PathBuf,
 }
 
 impl Paths {
@@ -57,6 +58,10 @@ impl Paths {
             rc: base.join("terraformrc"),
             env: base.join("env.sh"),
             example: root.join("examples").join("quickstart"),
+            state: root
+                .join("examples")
+                .join("quickstart")
+                .join("terraform.tfstate"),
         }
     }
 }
@@ -91,9 +96,10 @@ pub fn run(args: &Args) -> Result<()> {
     eprintln!("    built in {:.1}s", t.elapsed().as_secs_f64());
 
     util::step("Starting hybrid-host");
+    stop_running(&paths)?;
+    forget_orphaned_host_data(&paths)?;
     fs::create_dir_all(&paths.data)
         .with_context(|| format!("creating {}", paths.data.display()))?;
-    stop_running(&paths)?;
     let (pid, endpoint) = start_host(&paths, &host_bin, args.listen.as_deref())?;
     eprintln!("    hybrid-host (pid {pid}) listening on {endpoint}");
 
@@ -169,6 +175,32 @@ fn stop_running(paths: &Paths) -> Result<bool> {
     }
     eprintln!("    stopped the previous quickstart hybrid-host (pid {pid})");
     Ok(true)
+}
+
+/// The host's data and the example's state belong together: objects in the
+/// host that no state knows of would make the apply fail with "already
+/// exists". So when the state is gone (a fresh clone, or removed by hand)
+/// but host data from an earlier run is still there, start the host afresh.
+fn forget_orphaned_host_data(paths: &Paths) -> Result<()> {
+    if !paths.data.exists() || state_has_resources(&paths.state) {
+        return Ok(());
+    }
+    let root = util::root();
+    let rel = paths.data.strip_prefix(&root).unwrap_or(&paths.data);
+    eprintln!(
+        "    examples/quickstart has no state: starting hybrid-host with fresh data in {}",
+        rel.display()
+    );
+    fs::remove_dir_all(&paths.data).with_context(|| format!("removing {}", paths.data.display()))
+}
+
+/// Does the state file at `path` exist and hold at least one resource?
+fn state_has_resources(path: &Path) -> bool {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|state| state["resources"].as_array().map(|r| !r.is_empty()))
+        .unwrap_or(false)
 }
 
 /// Is `pid` alive and a `hybrid-host` (so we never signal a recycled pid)?
@@ -384,41 +416,151 @@ fn print_summary(
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     println!();
     println!("Hybrid quickstart is up.");
-    println!("  hybrid-host    {endpoint} (pid {pid}, simulated datacenter)");
-    println!("  data           {}", rel(&paths.data));
-    println!("  log            {}", rel(&paths.log));
+    println!(
+        "  hybrid-host   {endpoint} (pid {pid}, simulated datacenter; log {})",
+        rel(&paths.log)
+    );
     if let Some(outputs) = outputs {
-        let out = |name: &str| outputs.pointer(&format!("/{name}/value")).cloned();
-        if let Some(id) = out("vnet_id") {
-            println!("  vnet           {}", id.as_str().unwrap_or_default());
-        }
-        for (label, name) in [("VM pool", "vm_ip_pool"), ("VIP pool", "vip_pool")] {
-            if let Some(p) = out(name) {
-                println!(
-                    "  {label:<14} {}-{}: {} addresses, {} used, {} free",
-                    p["start"].as_str().unwrap_or("?"),
-                    p["end"].as_str().unwrap_or("?"),
-                    p["size"],
-                    p["used"],
-                    p["available"]
-                );
-            }
+        for line in summary_lines(outputs) {
+            println!("  {line}");
         }
     }
     if let Some(plan) = second_plan {
-        println!("  second plan    {plan}");
+        println!("  second plan   {plan}");
     }
     println!();
-    println!("Next (see README.md, \"5-minute walkthrough\"):");
+    println!("Next (README.md, \"A 5-minute walkthrough\"):");
     println!("  source {}", rel(&paths.env));
-    println!("  terraform -chdir=examples/quickstart plan");
-    println!("The host keeps running in the background; stop it with `cargo xtask stop`.");
+    println!("  terraform -chdir=examples/quickstart output      # everything above");
+    if outputs.is_some() {
+        println!(
+            "  kubeconfig: the ephemeral resource hybrid_kubeconfig (never stored in state);\n\
+             \x20             see README.md, \"Get a kubeconfig\""
+        );
+    }
+    println!("Stop: `cargo xtask stop` (the host keeps running in the background until then).");
     Ok(())
+}
+
+/// The cluster part of the summary, from `terraform output -json`: what a
+/// person wants to see at a glance, one fact per line.
+fn summary_lines(outputs: &Value) -> Vec<String> {
+    let out = |name: &str| {
+        outputs
+            .pointer(&format!("/{name}/value"))
+            .unwrap_or(&Value::Null)
+    };
+    let text = |v: &Value| {
+        v.as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string())
+    };
+    let mut lines = Vec::new();
+    if let Some(id) = out("cluster_id").as_str() {
+        let version = out("kubernetes_version");
+        lines.push(match version.as_str() {
+            Some(v) => format!("cluster       {id}, Kubernetes {v}"),
+            None => format!("cluster       {id}"),
+        });
+    }
+    if let Some(url) = out("cluster_endpoint").as_str() {
+        lines.push(format!("API server    {url}"));
+    }
+    if let Some(pools) = out("node_pools").as_object() {
+        for (name, pool) in pools {
+            let count = pool["node_count"].as_u64().unwrap_or(0);
+            let plural = if count == 1 { "node" } else { "nodes" };
+            lines.push(format!(
+                "pool {name:<8} {}, {count} {plural}",
+                text(&pool["os_type"])
+            ));
+            for node in pool["nodes"].as_array().into_iter().flatten() {
+                let line = format!(
+                    "  {:<24} {:<15} on {:<8} {}",
+                    text(&node["name"]),
+                    text(&node["ip"]),
+                    text(&node["host"]),
+                    node["state"].as_str().unwrap_or_default()
+                );
+                lines.push(line.trim_end().to_string());
+            }
+        }
+    }
+    match out("flux") {
+        Value::Null if outputs.get("flux").is_some() => {
+            lines.push("Flux          not installed (gitops_enabled = false)".into());
+        }
+        Value::Null => {}
+        flux => lines.push(format!(
+            "Flux          {}, version {}",
+            text(&flux["provisioning_state"]),
+            text(&flux["version"])
+        )),
+    }
+    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The summary shows the endpoint, every node with its IP and host, and
+    /// Flux's state, from the example's real output names.
+    #[test]
+    fn summary_shows_cluster_pools_nodes_and_flux() {
+        let outputs = serde_json::json!({
+            "cluster_id": {"value": "/clusters/quickstart"},
+            "cluster_endpoint": {"value": "https://10.20.0.200:6443"},
+            "kubernetes_version": {"value": "1.33.1"},
+            "node_pools": {"value": {
+                "linux1": {"os_type": "linux", "node_count": 2,
+                    "nodes": [{"name": "quickstart-linux1-0", "ip": "10.20.0.13", "host": "host-3", "state": "Running"},
+                              {"name": "quickstart-linux1-1", "ip": "10.20.0.14", "host": "host-4"}]},
+                "win1": {"os_type": "windows", "node_count": 1,
+                    "nodes": [{"name": "quickstart-win1-0", "ip": "10.20.0.12", "host": "host-2"}]}
+            }},
+            "flux": {"value": {"provisioning_state": "Succeeded", "version": "1.15.0"}}
+        });
+        let text = summary_lines(&outputs).join("\n");
+        for want in [
+            "cluster       /clusters/quickstart, Kubernetes 1.33.1",
+            "API server    https://10.20.0.200:6443",
+            "pool linux1   linux, 2 nodes",
+            "quickstart-linux1-0      10.20.0.13      on host-3   Running",
+            "quickstart-linux1-1      10.20.0.14      on host-4\n",
+            "pool win1     windows, 1 node",
+            "quickstart-win1-0        10.20.0.12      on host-2\n",
+            "Flux          Succeeded, version 1.15.0",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+        let off = serde_json::json!({"flux": {"value": null}});
+        assert_eq!(
+            summary_lines(&off),
+            ["Flux          not installed (gitops_enabled = false)"]
+        );
+    }
+
+    /// Host data is kept only when the example's state knows of resources:
+    /// a missing, unreadable or empty state means a fresh host.
+    #[test]
+    fn host_data_is_kept_only_for_a_state_with_resources() {
+        let dir = std::env::temp_dir().join(format!("xtask-state-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("terraform.tfstate");
+        assert!(!state_has_resources(&state), "missing state");
+        fs::write(&state, "not json").unwrap();
+        assert!(!state_has_resources(&state), "unreadable state");
+        fs::write(&state, r#"{"version": 4, "resources": []}"#).unwrap();
+        assert!(!state_has_resources(&state), "state after destroy");
+        fs::write(
+            &state,
+            r#"{"version": 4, "resources": [{"mode": "managed", "type": "hybrid_vnet"}]}"#,
+        )
+        .unwrap();
+        assert!(state_has_resources(&state), "state with a resource");
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     /// `env.sh` must work when sourced even if the checkout's path has
     /// spaces or quotes in it.

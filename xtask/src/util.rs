@@ -75,7 +75,7 @@ pub fn terraform() -> Command {
 /// Checks that `terraform` is installed, returning its version line.
 pub fn terraform_version() -> Result<String> {
     let out = output(terraform().arg("version")).context(
-        "Terraform is required: install terraform >= 1.8 and put it on PATH \
+        "Terraform is required: install terraform >= 1.11 and put it on PATH \
          (https://developer.hashicorp.com/terraform/install)",
     )?;
     Ok(out.lines().next().unwrap_or("terraform").to_string())

@@ -239,7 +239,10 @@ impl Resource for ClusterResource {
                 Attribute::string("ca_certificate")
                     .computed()
                     .use_state_for_unknown()
-                    .description("PEM of the cluster's certificate authority."),
+                    .description(
+                        "PEM of the cluster's certificate authority (a public certificate, not a \
+                         secret).",
+                    ),
                 Attribute::string("current_kubernetes_version")
                     .computed()
                     .use_state_for_unknown()
@@ -280,7 +283,7 @@ impl Resource for ClusterResource {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        plan_observed(ctx.prior, planned);
+        plan_observed(ctx.prior, ctx.config, planned);
         let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
             return;
         };
@@ -361,13 +364,13 @@ impl Resource for ClusterResource {
 
 /// Plans the computed values an update may change: unknown exactly when the
 /// change can alter them, the prior value otherwise.
-fn plan_observed(prior: &Value, planned: &mut Value) {
+fn plan_observed(prior: &Value, config: &Value, planned: &mut Value) {
     common::keep_succeeded_state(prior, planned);
     if prior.is_null() {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, planned);
+        common::keep_prior_values(prior, config, planned);
     }
     let upgrading = planned.get("kubernetes_version") != prior.get("kubernetes_version");
     let scaling = planned.get("control_plane").and_then(|c| c.get("count"))
@@ -619,7 +622,7 @@ mod tests {
         let proposed =
             crate::framework::plan::proposed_new_state(&schema.attributes, prior, config);
         let mut planned = plan(&schema, prior, config, &proposed);
-        plan_observed(prior, &mut planned.planned);
+        plan_observed(prior, config, &mut planned.planned);
         planned
     }
 

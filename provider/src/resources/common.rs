@@ -284,10 +284,15 @@ pub(crate) fn keep_succeeded_state(prior: &Value, planned: &mut Value) {
 /// Plans every value the configuration leaves to the service as it was.
 /// For a change of configuration-only attributes (`timeouts`) alone, which
 /// asks nothing of the service, so nothing it reports can change.
-pub(crate) fn keep_prior_values(prior: &Value, planned: &mut Value) {
+/// A value the configuration itself leaves unknown (e.g. `cluster_id =
+/// hybrid_cluster.x.id` while that cluster is being replaced) stays
+/// unknown: it is not the service's to fill in, and planning the prior
+/// value would hide the replacement it forces.
+pub(crate) fn keep_prior_values(prior: &Value, config: &Value, planned: &mut Value) {
     if let (Value::Object(old), Value::Object(new)) = (prior, planned) {
         for (name, value) in new.iter_mut() {
             if value.is_unknown()
+                && config.get(name).is_none_or(Value::is_fully_known)
                 && let Some(before) = old.get(name)
             {
                 *value = before.clone();
@@ -301,9 +306,19 @@ pub(crate) fn keep_prior_values(prior: &Value, planned: &mut Value) {
 /// service has work to do. Only configuration-only attributes changed.
 pub(crate) fn unchanged_update(prior: &Value, planned: &Value, same_spec: bool) -> Option<Value> {
     let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
+    // The plan, with anything it left unknown as it was: the plan may
+    // spell a value differently from the state (`labels = {}` planned where
+    // an import recorded null), and Terraform requires the result to match
+    // the plan exactly.
     (same_spec && succeeded).then(|| {
-        let mut state = prior.clone();
-        values::carry(&mut state, planned, "timeouts");
+        let mut state = planned.clone();
+        if let (Value::Object(new), Value::Object(old)) = (&mut state, prior) {
+            for (name, value) in new.iter_mut() {
+                if !value.is_fully_known() {
+                    *value = old.get(name).cloned().unwrap_or(Value::Null);
+                }
+            }
+        }
         state
     })
 }
@@ -581,6 +596,31 @@ pub(crate) fn u32_of(object: &Value, name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unchanged_update_returns_the_plan_as_planned() {
+        // After an import the state holds `labels = null`; the configuration
+        // says `labels = {}`. Same spec, so no call to the service, but the
+        // result must still be exactly what was planned.
+        let obj = |labels: Value, version: Value| {
+            Value::Object(
+                [
+                    ("labels".to_string(), labels),
+                    ("kubernetes_version".to_string(), version),
+                    ("provisioning_state".to_string(), Value::from("Succeeded")),
+                ]
+                .into(),
+            )
+        };
+        let prior = obj(Value::Null, Value::from("1.33.1"));
+        let planned = obj(Value::Map(Default::default()), Value::Unknown);
+        let state = unchanged_update(&prior, &planned, true);
+        assert_eq!(
+            state,
+            Some(obj(Value::Map(Default::default()), Value::from("1.33.1")))
+        );
+        assert_eq!(unchanged_update(&prior, &planned, false), None);
+    }
 
     #[test]
     fn unknown_paths_are_detected_through_collections() {

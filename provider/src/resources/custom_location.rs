@@ -76,8 +76,9 @@ impl Resource for CustomLocationResource {
                         hybrid_api::validate::dns_label("name", name).map_err(|e| e.message)
                     }))
                     .description(
-                        "Name of the custom location, a DNS label. Changing it replaces the \
-                         custom location.",
+                        "Name of the custom location: a DNS label, 1–63 lower-case letters, digits \
+                         or `-`, starting and ending with a letter or digit. Changing it replaces \
+                         the custom location.",
                     ),
                 Attribute::string("namespace")
                     .required()

@@ -438,7 +438,7 @@ fn plan_extension(prior: &Value, config: &Value, planned: &mut Value) {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, planned);
+        common::keep_prior_values(prior, config, planned);
     } else {
         let keep = |name: &str| prior.get(name) == planned.get(name);
         let installed =

@@ -91,7 +91,8 @@ impl Resource for NodePoolResource {
                     }))
                     .description(
                         "Name of the pool: 3–12 lower-case letters or digits, starting with a \
-                         letter (`^[a-z][a-z0-9]{2,11}$`). Changing it replaces the pool.",
+                         letter (`^[a-z][a-z0-9]{2,11}$`). Node VMs are named `<cluster>-<pool>-<n>`. \
+                         Changing it replaces the pool.",
                     ),
                 Attribute::string("os_type")
                     .required()
@@ -340,7 +341,7 @@ fn plan_pool(prior: &Value, config: &Value, planned: &mut Value) {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, planned);
+        common::keep_prior_values(prior, config, planned);
     } else if planned.get("node_count") != prior.get("node_count") {
         common::set(planned, "nodes", Value::Unknown);
         common::set(planned, "kubernetes_version", Value::Unknown);
@@ -660,6 +661,21 @@ mod tests {
             Some(&Value::from("Succeeded"))
         );
         assert_eq!(scaled.planned.get("os_sku"), prior.get("os_sku"));
+    }
+
+    #[test]
+    fn an_unknown_cluster_id_stays_unknown_and_forces_replacement() {
+        // The cluster is being replaced: its new id is unknown until the
+        // apply. Planning the prior id would make the pool a no-op while the
+        // apply deletes it with the old cluster.
+        let cfg = config(&[]);
+        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let replaced = plan_for(&prior, &config(&[("cluster_id", Value::Unknown)]));
+        assert_eq!(replaced.planned.get("cluster_id"), Some(&Value::Unknown));
+        assert_eq!(
+            replaced.requires_replace,
+            vec![AttrPath::attr("cluster_id")]
+        );
     }
 
     #[test]

@@ -126,7 +126,10 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
         } else {
             Attribute::string("name").required()
         }
-        .description("Name of the vnet, a DNS label. Changing it replaces the vnet."),
+        .description(
+            "Name of the vnet: a DNS label, 1–63 lower-case letters, digits or `-`, starting \
+             and ending with a letter or digit. Changing it replaces the vnet.",
+        ),
         input(
             Attribute::string("address_prefix").description(
                 "IPv4 CIDR of the network, e.g. `10.0.0.0/24`. Changing it replaces the vnet.",
