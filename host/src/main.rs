@@ -18,14 +18,29 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGTERM/SIGINT handlers, installed before the service announces itself:
+/// a supervisor that stops us right after the "listening" line must get a
+/// graceful shutdown, not the default action of the signal.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 #[tokio::main]
@@ -36,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     // One crypto provider for the whole process; ignore "already installed".
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
+    let mut signals = ShutdownSignals::install()?;
     let server = hybrid_host::start(args.config()).await.with_context(|| {
         format!(
             "starting hybrid-host (data dir {})",
@@ -50,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(endpoint = %server.endpoint, "hybrid-host started");
 
-    shutdown_signal().await?;
+    signals.recv().await;
     tracing::info!("shutting down");
     server.shutdown().await.context("shutting down")?;
     Ok(())
