@@ -1,54 +1,76 @@
-//! `cargo xtask bench [--quick]`: the benchmarks of DESIGN.md §7, each
-//! reported as a ratio against a baseline measured side by side in the same
-//! run (never as a timed assertion):
+//! `cargo xtask bench [--quick]`: the benchmarks of issue 6 (DESIGN.md §7),
+//! each measured side by side with a baseline in the same run, the two
+//! sides interleaved (A B A B ...) so machine noise hits both alike, and
+//! reported (never asserted) as median and min–max plus the ratio
+//! ours / baseline:
 //!
-//! 1. plugin start to handshake, against spawning `/bin/true`;
-//! 2. `terraform apply` / no-op `plan` / `destroy` of N `hybrid_vnet`s,
-//!    against N `terraform_data`s;
-//! 3. `hybrid-host` request throughput and latency for `GET` and idempotent
-//!    `PUT /v1/vnets/{name}`, against `GET /healthz`.
+//! 1. plugin start to handshake with auto-mTLS as Terraform launches it,
+//!    against spawning `/bin/true`, and the provider's peak RSS during a
+//!    real `terraform plan`;
+//! 2. `terraform plan` (from empty) / `apply` / no-op `plan` / `destroy` of
+//!    N `hybrid_vnet`s against N `terraform_data`s, for every N of `--sizes`;
+//! 3. long-operation wake-up: one apply whose simulated operation takes T;
+//! 4. `hybrid-host` request throughput and latency (see `bench/http.rs`).
 //!
 //! Release binaries are built first. The host and the Terraform working
 //! directories come from the acceptance-test harness (`Host`, `Workdir`),
-//! pointed at the release binaries and at `.build/bench/tmp/`; the results
-//! go to `.build/bench/results.json` as well as to the terminal.
+//! pointed at the release binaries and at `.build/bench/tmp/`. The report
+//! goes to `.build/bench/report.md`, the raw numbers to
+//! `.build/bench/results.json`, and both to the terminal in short.
 
 mod handshake;
 mod http;
+mod report;
+mod rss;
 mod stats;
 mod terraform;
+mod wakeup;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hybrid_acceptance_tests::Host;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::util;
-use stats::{Summary, ratio};
+use report::{Row, Stat, Unit};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Fewer runs and resources: a smoke run in under a minute.
+    /// Smaller and fewer runs: N = 10,100, one round; a few minutes.
     #[arg(long)]
     quick: bool,
-    /// Resources per side in the Terraform benchmark [default: 50, --quick 10].
-    #[arg(long)]
-    resources: Option<usize>,
+    /// Resource counts N of the Terraform benchmark, comma-separated
+    /// [default: 10,100,1000; --quick 10,100].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
     /// Plugin starts measured per side [default: 50, --quick 10].
     #[arg(long)]
     starts: Option<usize>,
-    /// Apply/plan/destroy rounds per side; the median is reported
-    /// [default: 5, --quick 1].
+    /// Terraform rounds per side for N below 1000 [default: 3, --quick 1];
+    /// the wake-up benchmark runs 2 more applies per side (at least 3).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Concurrent HTTP clients in the throughput benchmark.
-    #[arg(long, default_value_t = 8)]
+    /// Terraform rounds per side for N of 1000 and more (a round of 1000
+    /// takes minutes here) [default: 1].
+    #[arg(long, default_value_t = 1)]
+    large_rounds: usize,
+    /// The simulated duration T of the wake-up benchmark's operation, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    wakeup_ms: u64,
+    /// Concurrent keep-alive HTTP clients (connections) in the API
+    /// benchmark.
+    #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Clusters (x 3 node pools) stored for the API benchmark's second half
+    /// [default: 1000, --quick 100].
+    #[arg(long)]
+    clusters: Option<usize>,
     /// The binaries are built already (set when a debug xtask hands over
     /// to the release one).
     #[arg(long, hide = true)]
@@ -59,98 +81,61 @@ pub struct Args {
 }
 
 /// The sizes of one run, after defaults.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
-    resources: usize,
+    sizes: Vec<usize>,
     starts: usize,
     rounds: usize,
+    large_rounds: usize,
+    wakeup: Duration,
     clients: usize,
     requests: usize,
+    clusters: usize,
 }
 
 impl Plan {
+    /// Wake-up applies per side: cheap, so a few more than the rounds.
+    /// `(n, rounds)` for each size of the Terraform benchmark.
+    fn tf_sizes(&self) -> Vec<(usize, usize)> {
+        self.sizes
+            .iter()
+            .map(|&n| {
+                (
+                    n,
+                    if n >= 1000 {
+                        self.large_rounds
+                    } else {
+                        self.rounds
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn wakeup_rounds(&self) -> usize {
+        (self.rounds + 2).max(3)
+    }
+
     fn from(args: &Args) -> Plan {
-        let (resources, starts, rounds, requests) = if args.quick {
-            (10, 10, 1, 100)
+        let (sizes, starts, rounds, requests, clusters) = if args.quick {
+            (vec![10, 100], 10, 1, 100, 100)
         } else {
-            (50, 50, 5, 1000)
+            (vec![10, 100, 1000], 50, 3, 1000, 1000)
         };
+        let mut sizes: Vec<usize> = args.sizes.clone().unwrap_or(sizes);
+        sizes.retain(|&n| n > 0);
+        sizes.sort_unstable();
+        sizes.dedup();
         Plan {
-            resources: args.resources.unwrap_or(resources).max(1),
+            sizes,
             starts: args.starts.unwrap_or(starts).max(1),
             rounds: args.rounds.unwrap_or(rounds).max(1),
+            large_rounds: args.large_rounds.max(1),
+            wakeup: Duration::from_millis(args.wakeup_ms),
             clients: args.clients.max(1),
             requests: args.requests.unwrap_or(requests).max(1),
+            clusters: args.clusters.unwrap_or(clusters).max(1),
         }
-    }
-}
-
-/// One line of the table: `ours / baseline`, both in `unit`.
-#[derive(Debug, Clone)]
-struct Row {
-    name: String,
-    baseline_name: String,
-    baseline: f64,
-    ours: f64,
-    unit: Unit,
-}
-
-/// How a row's numbers read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    /// Milliseconds: lower is better.
-    Millis,
-    /// Requests per second: higher is better.
-    PerSecond,
-}
-
-impl Unit {
-    fn format(self, v: f64) -> String {
-        match self {
-            Unit::Millis if v >= 1000.0 => format!("{:.2} s", v / 1000.0),
-            Unit::Millis => format!("{v:.2} ms"),
-            Unit::PerSecond => format!("{v:.0} req/s"),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Unit::Millis => "ms",
-            Unit::PerSecond => "req/s",
-        }
-    }
-}
-
-impl Row {
-    fn new(
-        name: impl Into<String>,
-        baseline_name: &str,
-        baseline: f64,
-        ours: f64,
-        unit: Unit,
-    ) -> Row {
-        Row {
-            name: name.into(),
-            baseline_name: baseline_name.into(),
-            baseline,
-            ours,
-            unit,
-        }
-    }
-
-    fn ratio(&self) -> Option<f64> {
-        ratio(self.ours, self.baseline)
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "name": self.name,
-            "baseline_name": self.baseline_name,
-            "unit": self.unit.name(),
-            "baseline": self.baseline,
-            "ours": self.ours,
-            "ratio": self.ratio(),
-        })
     }
 }
 
@@ -202,9 +187,12 @@ pub fn run(args: &Args) -> Result<()> {
     measure(args, &host_bin, &provider_bin)
 }
 
-/// Runs every benchmark against the given binaries and prints the table.
+/// Runs every benchmark against the given binaries and writes the report.
 fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
     let plan = Plan::from(args);
+    if plan.sizes.is_empty() {
+        bail!("--sizes names no resource count above 0");
+    }
     let started = Instant::now();
     let version = util::terraform_version()?;
     let dir = bench_dir();
@@ -215,145 +203,325 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
     point_harness_at(host_bin, provider_bin, &tmp);
 
     let mut rows = Vec::new();
-    let mut details = serde_json::Map::new();
+    let mut notes = Vec::new();
 
     util::step(&format!(
-        "Plugin start to handshake ({} starts per side)",
+        "Plugin start to handshake, auto-mTLS ({} starts per side)",
         plan.starts
     ));
+    rows.extend(handshake_rows(provider_bin, plan.starts)?);
+
+    let host = Host::start().context("starting the release hybrid-host")?;
+
+    util::step(&format!(
+        "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data",
+        plan.tf_sizes()
+    ));
+    let tf = terraform::measure(&host, provider_bin, &plan.tf_sizes())?;
+    rows.extend(terraform_rows(&tf)?);
+    if let Some(largest) = tf.last() {
+        rows.push(Row::alone(
+            "provider",
+            "provider.peak_rss",
+            format!(
+                "provider peak RSS (VmHWM) during the no-op plan of {} vnets",
+                largest.n
+            ),
+            Unit::MiB,
+            Stat::single(largest.provider_peak_rss_kib as f64 / 1024.0),
+        ));
+        if largest.provider_peak_rss_kib == 0 {
+            notes.push(
+                "The provider's peak RSS was not seen (no /proc, or the process was too short-lived to catch)."
+                    .to_string(),
+            );
+        }
+    }
+
+    util::step(&format!(
+        "Long-operation wake-up: one vnet whose network takes {} ms, {} apply(s) per side",
+        plan.wakeup.as_millis(),
+        plan.wakeup_rounds()
+    ));
+    rows.extend(wakeup_rows(&wakeup::measure(
+        &host,
+        plan.wakeup,
+        plan.wakeup_rounds(),
+    )?)?);
+
+    util::step(&format!(
+        "hybrid-host API: {} clients x {} requests per scenario, then {} clusters stored",
+        plan.clients, plan.requests, plan.clusters
+    ));
+    drop(host);
+    // The API benchmark's failure leaves its targets "not measured" but
+    // keeps the rest of the report.
+    let api = Host::start_with_sim(http::API_SIM)
+        .context("starting the release hybrid-host for the API benchmark")
+        .and_then(|api_host| {
+            http::api_report(
+                &api_host,
+                plan.clients,
+                plan.requests,
+                plan.clusters,
+                &|what| eprintln!("    {what}"),
+            )
+        });
+    let api_json = match api {
+        Ok(api) => {
+            eprintln!("{}", api.render());
+            rows.extend(http_rows(&api)?);
+            api.to_json()
+        }
+        Err(e) => {
+            eprintln!("    the API benchmark failed: {e:#}");
+            notes.push(format!("**The hybrid-host API benchmark failed:** {e:#}"));
+            json!({ "error": format!("{e:#}") })
+        }
+    };
+
+    let largest = plan.sizes.last().copied().unwrap_or(0);
+    let verdicts = report::verdicts(&report::targets(largest), &rows);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total = started.elapsed().as_secs_f64();
+    let header = vec![
+        format!("date: {}", utc_now()),
+        format!(
+            "machine: {} CPU(s), {} {}, {}",
+            cpus,
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            cpu_model().unwrap_or_else(|| "unknown CPU".into())
+        ),
+        format!("{version}; release binaries; zero-latency sim on loopback"),
+        format!(
+            "run: {}(N, rounds) = {:?}, {} plugin starts per side, wake-up T = {} ms, {} API clients, {} clusters seeded; took {:.0} s",
+            if args.quick { "--quick, " } else { "" },
+            plan.tf_sizes(),
+            plan.starts,
+            plan.wakeup.as_millis(),
+            plan.clients,
+            plan.clusters,
+            total
+        ),
+    ];
+    let md = report::markdown(&header, &rows, &verdicts, &notes);
+    let meta = json!({
+        "date": utc_now(),
+        "quick": args.quick,
+        "terraform_version": version,
+        "cpus": cpus,
+        "cpu_model": cpu_model(),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "sizes": plan.sizes,
+        "rounds": plan.rounds,
+        "large_rounds": plan.large_rounds,
+        "starts": plan.starts,
+        "wakeup_ms": plan.wakeup.as_millis() as u64,
+        "http_clients": plan.clients,
+        "http_requests_per_client": plan.requests,
+        "http_clusters": plan.clusters,
+        "total_seconds": total,
+    });
+    let mut results = report::json(meta, &rows, &verdicts);
+    results["details"] = json!({ "api": api_json });
+    let md_path = dir.join("report.md");
+    fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results).context("encoding the results")?;
+    fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    let _ = fs::remove_dir_all(&tmp);
+    println!("\n{md}");
+    let rel = |p: &Path| {
+        p.strip_prefix(util::root())
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    println!(
+        "{} in {:.0}s; report in {}, raw numbers in {}",
+        version,
+        total,
+        rel(&md_path),
+        rel(&path)
+    );
+    Ok(())
+}
+
+/// Benchmark 1: start → handshake, interleaved with spawning `/bin/true`.
+fn handshake_rows(provider_bin: &Path, starts: usize) -> Result<Vec<Row>> {
     // macOS has no /bin/true.
     let true_bin = ["/bin/true", "/usr/bin/true"]
         .map(Path::new)
         .into_iter()
         .find(|p| p.is_file())
         .context("neither /bin/true nor /usr/bin/true exists: the handshake baseline needs one")?;
-    let hs = handshake::measure(provider_bin, true_bin, plan.starts)?;
-    let (hb, ho) = (summary(&hs.baseline)?, summary(&hs.ours)?);
+    let hs = handshake::measure(provider_bin, true_bin, starts)?;
     let spawn_true = format!("spawn {}", true_bin.display());
-    for (label, b, o) in [
-        ("median", hb.median_ms, ho.median_ms),
-        ("p90", hb.p90_ms, ho.p90_ms),
-    ] {
-        rows.push(Row::new(
-            format!("plugin start to handshake, {label}"),
-            &spawn_true,
-            b,
-            o,
-            Unit::Millis,
-        ));
-    }
-    details.insert(
-        "handshake".into(),
-        json!({"baseline": hb.to_json(), "ours": ho.to_json()}),
-    );
+    Ok(vec![Row::paired(
+        "plugin start",
+        "handshake.median",
+        "plugin start → handshake line, auto-mTLS (PLUGIN_CLIENT_CERT set)",
+        Unit::Millis,
+        (&spawn_true, durations(&hs.baseline)?),
+        durations(&hs.ours)?,
+    )])
+}
 
-    let host = Host::start().context("starting the release hybrid-host")?;
-
-    let n = plan.resources;
-    util::step(&format!(
-        "terraform apply / plan / destroy: {n} hybrid_vnet vs {n} terraform_data"
-    ));
-    let tf = terraform::measure(&host, n, plan.rounds)?;
+/// Benchmark 2: one row per phase and N.
+fn terraform_rows(tf: &[terraform::Samples]) -> Result<Vec<Row>> {
     type Phase = fn(&terraform::Times) -> Duration;
-    let phases: [(&str, Phase); 3] = [
-        ("terraform apply", |t| t.apply),
-        ("terraform plan (no changes)", |t| t.plan),
-        ("terraform destroy", |t| t.destroy),
+    let phases: [(&str, &str, Phase); 4] = [
+        ("plan", "terraform plan (from empty)", |t| t.plan),
+        ("apply", "terraform apply", |t| t.apply),
+        (
+            "noop_plan",
+            "terraform plan after apply (no changes, refresh included)",
+            |t| t.noop_plan,
+        ),
+        ("destroy", "terraform destroy", |t| t.destroy),
     ];
-    let of_rounds = if plan.rounds > 1 {
-        format!(", median of {}", plan.rounds)
-    } else {
-        String::new()
-    };
-    for (label, phase) in phases {
-        let median = |side: &[terraform::Times]| -> Result<f64> {
-            let samples: Vec<Duration> = side.iter().map(phase).collect();
-            Ok(summary(&samples)?.median_ms)
+    let mut rows = Vec::new();
+    for s in tf {
+        for (key, label, phase) in phases {
+            let side = |side: &[terraform::Times]| -> Result<Stat> {
+                durations(&side.iter().map(phase).collect::<Vec<_>>())
+            };
+            rows.push(Row::paired(
+                "terraform",
+                &format!("tf.{key}.{}", s.n),
+                format!("{label}, N = {}", s.n),
+                Unit::Millis,
+                (&format!("{} terraform_data", s.n), side(&s.baseline)?),
+                side(&s.ours)?,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// Benchmark 3: the wake-up overhead `slow − fast − T` (per interleaved
+/// pair), and for reference the apply times themselves.
+fn wakeup_rows(w: &wakeup::Samples) -> Result<Vec<Row>> {
+    let t = w.t;
+    let t_ms = ms(t);
+    let overhead: Vec<f64> = w
+        .slow
+        .iter()
+        .zip(&w.fast)
+        .map(|(s, f)| ms(*s) - ms(*f) - t_ms)
+        .collect();
+    let minus_t: Vec<f64> = w.slow.iter().map(|s| ms(*s) - t_ms).collect();
+    let of = |v: &[f64]| Stat::of(v).context("no wake-up samples were taken");
+    Ok(vec![
+        Row::alone(
+            "wake-up",
+            "wakeup.overhead",
+            format!("wake-up overhead: apply(T = {t_ms:.0} ms) − apply(T = 0) − T, per pair"),
+            Unit::Millis,
+            of(&overhead)?,
+        ),
+        Row::paired(
+            "wake-up",
+            "wakeup.apply",
+            format!("terraform apply of 1 vnet whose network takes T = {t_ms:.0} ms"),
+            Unit::Millis,
+            ("same apply, T = 0", durations(&w.fast)?),
+            durations(&w.slow)?,
+        ),
+        Row::alone(
+            "wake-up",
+            "wakeup.wall_minus_t",
+            "apply wall time − T (Terraform's own start and refresh included)",
+            Unit::Millis,
+            of(&minus_t)?,
+        ),
+    ])
+}
+
+/// Benchmark 4, from `bench/http.rs` ([`http::api_report`]): every
+/// scenario's throughput and p50/p99 against `GET /healthz` (the TLS + HTTP
+/// floor), and the host's RSS. Keys the targets read: `http.get.rps`,
+/// `http.get.p99` (vnet GET), `http.put.rps` (vnet create) and
+/// `http.rss_1000_clusters` (RSS with the seeded clusters stored).
+fn http_rows(api: &http::ApiReport) -> Result<Vec<Row>> {
+    let base = api
+        .scenarios
+        .iter()
+        .find(|m| m.name == "GET /healthz")
+        .context("the API benchmark has no GET /healthz baseline")?;
+    let group = format!("hybrid-host API ({} keep-alive connections)", api.clients);
+    let one = Stat::single;
+    let mut rows = Vec::new();
+    for (i, m) in api.scenarios.iter().enumerate() {
+        if std::ptr::eq(m, base) {
+            continue;
+        }
+        let vnet_get = api.find("GET /v1/vnets/{name}", &base.stored);
+        let key = if vnet_get.is_some_and(|g| std::ptr::eq(g, &m.outcome)) {
+            "http.get".to_string()
+        } else if m.name.starts_with("PUT") && m.stored == base.stored {
+            "http.put".to_string()
+        } else {
+            format!("http.{i}")
         };
-        rows.push(Row::new(
-            format!("{label}, {n} resources{of_rounds}"),
-            "terraform_data",
-            median(&tf.baseline)?,
-            median(&tf.ours)?,
-            Unit::Millis,
-        ));
-    }
-    let rounds = |side: &[terraform::Times]| -> Vec<Value> {
-        side.iter()
-            .map(|t| json!({"apply_ms": ms(t.apply), "plan_ms": ms(t.plan), "destroy_ms": ms(t.destroy)}))
-            .collect()
-    };
-    details.insert(
-        "terraform".into(),
-        json!({
-            "resources": n,
-            "baseline_rounds": rounds(&tf.baseline),
-            "ours_rounds": rounds(&tf.ours),
-        }),
-    );
-
-    util::step(&format!(
-        "hybrid-host throughput: {} clients x {} requests per scenario",
-        plan.clients, plan.requests
-    ));
-    http::prepare(&host)?;
-    let (baseline, scenarios) = http::scenarios();
-    let base = http::run(&host, &baseline, plan.clients, plan.requests)?;
-    let mut http_json = vec![outcome_json(baseline.name, &base)];
-    for s in &scenarios {
-        let out = http::run(&host, s, plan.clients, plan.requests)?;
-        rows.push(Row::new(
-            format!("{}, throughput", s.name),
-            baseline.name,
-            base.rps(),
-            out.rps(),
+        let name = format!("{} ({} stored)", m.name, m.stored);
+        let (b, o) = (&base.outcome, &m.outcome);
+        rows.push(Row::paired(
+            &group,
+            &format!("{key}.rps"),
+            format!("{name}, throughput"),
             Unit::PerSecond,
+            (base.name.as_str(), one(b.rps())),
+            one(o.rps()),
         ));
-        rows.push(Row::new(
-            format!("{}, p50 latency", s.name),
-            baseline.name,
-            base.latency.median_ms,
-            out.latency.median_ms,
+        rows.push(Row::paired(
+            &group,
+            &format!("{key}.p50"),
+            format!("{name}, p50 latency"),
             Unit::Millis,
+            (base.name.as_str(), one(b.latency.median_ms)),
+            one(o.latency.median_ms),
         ));
-        rows.push(Row::new(
-            format!("{}, p99 latency", s.name),
-            baseline.name,
-            base.latency.p99_ms,
-            out.latency.p99_ms,
+        rows.push(Row::paired(
+            &group,
+            &format!("{key}.p99"),
+            format!("{name}, p99 latency"),
             Unit::Millis,
+            (base.name.as_str(), one(b.latency.p99_ms)),
+            one(o.latency.p99_ms),
         ));
-        http_json.push(outcome_json(s.name, &out));
     }
-    details.insert(
-        "http".into(),
-        json!({"clients": plan.clients, "requests_per_client": plan.requests, "scenarios": http_json}),
-    );
-    drop(host);
-
-    let table = render_table(&rows);
-    println!("\n{table}");
-    let results = json!({
-        "quick": args.quick,
-        "terraform_version": version,
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
-        "details": details,
-        "total_seconds": started.elapsed().as_secs_f64(),
-    });
-    let path = dir.join("results.json");
-    let text = serde_json::to_string_pretty(&results).context("encoding the results")?;
-    fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    let _ = fs::remove_dir_all(&tmp);
-    println!(
-        "ratio = ours / baseline (time: >1 is slower; req/s: <1 is slower). {} in {:.0}s; JSON in {}",
-        version,
-        started.elapsed().as_secs_f64(),
-        path.strip_prefix(util::root()).unwrap_or(&path).display()
-    );
-    Ok(())
+    rows.push(Row::alone(
+        "hybrid-host memory",
+        "http.rss_small",
+        "hybrid-host RSS, small store (peak in the JSON)",
+        Unit::MiB,
+        one(api.rss_small.rss_mib()),
+    ));
+    rows.push(Row::alone(
+        "hybrid-host memory",
+        "http.rss_1000_clusters",
+        format!(
+            "hybrid-host RSS with {} clusters x 3 pools stored (seeded in {:.1} s)",
+            api.clusters,
+            api.seed.as_secs_f64()
+        ),
+        Unit::MiB,
+        one(api.rss_seeded.rss_mib()),
+    ));
+    rows.push(Row::alone(
+        "hybrid-host memory",
+        "http.hwm_1000_clusters",
+        format!(
+            "hybrid-host peak RSS (VmHWM) after seeding {} clusters",
+            api.clusters
+        ),
+        Unit::MiB,
+        one(api.rss_seeded.hwm_mib()),
+    ));
+    Ok(rows)
 }
 
 /// Makes the acceptance-test harness use the release binaries as built (no
@@ -374,62 +542,30 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn summary(samples: &[Duration]) -> Result<Summary> {
-    Summary::of(samples).context("no samples were taken")
+fn durations(samples: &[Duration]) -> Result<Stat> {
+    Stat::of_durations(samples).context("no samples were taken")
 }
 
-fn outcome_json(name: &str, o: &http::Outcome) -> Value {
-    json!({
-        "name": name,
-        "requests": o.requests,
-        "wall_ms": ms(o.wall),
-        "rps": o.rps(),
-        "latency": o.latency.to_json(),
-    })
+/// The current UTC time, `YYYY-MM-DD HH:MM UTC`, from `date` (xtask has no
+/// calendar crate).
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown date".into())
 }
 
-/// The table: benchmark, baseline (with what it is), ours, ratio.
-fn render_table(rows: &[Row]) -> String {
-    let header = [
-        "benchmark".to_string(),
-        "baseline".to_string(),
-        "ours".to_string(),
-        "ratio".to_string(),
-    ];
-    let cells: Vec<[String; 4]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                format!("{} ({})", r.unit.format(r.baseline), r.baseline_name),
-                r.unit.format(r.ours),
-                r.ratio().map_or_else(|| "-".into(), |x| format!("{x:.2}x")),
-            ]
-        })
-        .collect();
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |row: &[String; 4]| {
-        format!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        )
-    };
-    let mut out = vec![line(&header)];
-    out.push("-".repeat(widths.iter().sum::<usize>() + 6));
-    out.extend(cells.iter().map(line));
-    out.join("\n")
+/// The CPU model from `/proc/cpuinfo` (Linux).
+fn cpu_model() -> Option<String> {
+    let info = fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
 }
 
 #[cfg(test)]
@@ -437,55 +573,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_columns_and_shows_ratios() {
-        let rows = [
-            Row::new("apply, 50", "terraform_data", 1000.0, 2500.0, Unit::Millis),
-            Row::new(
-                "GET, throughput",
-                "GET /healthz",
-                4000.0,
-                3000.0,
-                Unit::PerSecond,
-            ),
-            Row::new("zero", "nothing", 0.0, 1.0, Unit::Millis),
-        ];
-        let table = render_table(&rows);
-        let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 5, "{table}");
-        assert!(lines[2].contains("1.00 s (terraform_data)"), "{table}");
-        assert!(lines[2].contains("2.50 s"), "{table}");
-        assert!(lines[2].ends_with("2.50x"), "{table}");
-        assert!(lines[3].contains("4000 req/s (GET /healthz)"), "{table}");
-        assert!(lines[3].ends_with("0.75x"), "{table}");
-        assert!(lines[4].ends_with('-'), "{table}");
-        let width = lines[0].chars().count();
-        assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");
-    }
-
-    #[test]
     fn quick_shrinks_the_defaults_and_flags_win() {
         let args = Args {
             quick: true,
-            resources: None,
+            sizes: None,
             starts: Some(3),
             rounds: None,
+            wakeup_ms: 2000,
+            large_rounds: 1,
             clients: 8,
+            clusters: None,
             prebuilt: false,
             requests: None,
         };
         let p = Plan::from(&args);
         assert_eq!(
-            (p.resources, p.starts, p.rounds, p.requests),
-            (10, 3, 1, 100)
+            (p.sizes.clone(), p.starts, p.rounds, p.requests),
+            (vec![10, 100], 3, 1, 100)
         );
         let full = Plan::from(&Args {
             quick: false,
+            sizes: Some(vec![1000, 0, 10, 10]),
             ..args
         });
         assert_eq!(
-            (full.resources, full.starts, full.rounds, full.requests),
-            (50, 3, 5, 1000)
+            (full.sizes.clone(), full.starts, full.rounds, full.requests),
+            (vec![10, 1000], 3, 3, 1000)
         );
+        assert_eq!(full.tf_sizes(), vec![(10, 3), (1000, 1)]);
     }
 
     #[test]

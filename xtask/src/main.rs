@@ -10,7 +10,7 @@
 //! - `docs`: generate `docs/` from the provider schema, `examples/` and
 //!   `templates/`; `--check` fails when the committed docs differ.
 //! - `bench`: the benchmarks of DESIGN.md §7, each as a ratio against a
-//!   baseline measured in the same run (docs/guides/benchmarks.md).
+//!   baseline measured in the same run (docs/guides/performance.md).
 
 mod bench;
 mod docs;

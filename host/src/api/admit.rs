@@ -25,12 +25,8 @@ pub struct WriteQuery {
 
 /// Hosts that are down (their VMs show `NotReady`).
 pub async fn hosts_down(state: &AppState) -> BTreeSet<String> {
-    match state.driver.inventory().await {
-        Ok(hosts) => hosts
-            .into_iter()
-            .filter(|h| h.state != "Up")
-            .map(|h| h.name)
-            .collect(),
+    match state.driver.hosts_down().await {
+        Ok(down) => down,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the datacenter inventory");
             BTreeSet::new()
@@ -125,7 +121,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// The spec of a stored object with `patch` merged in, checked like a PUT body.
-pub fn patched<T: DeserializeOwned + schemars::JsonSchema + serde::Serialize>(
+pub fn patched<T: DeserializeOwned + schemars::JsonSchema + serde::Serialize + 'static>(
     current: &T,
     patch: &Value,
 ) -> Result<T, Failure> {

@@ -4,6 +4,10 @@
 //! ignored) by walking the body against the type's JSON schema, and type
 //! errors carry the field path so clients can point at the attribute.
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use hybrid_api::codes;
@@ -20,7 +24,7 @@ pub struct StrictJson<T>(pub T);
 impl<S, T> FromRequest<S> for StrictJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + JsonSchema,
+    T: DeserializeOwned + JsonSchema + 'static,
 {
     type Rejection = Failure;
 
@@ -42,14 +46,10 @@ fn invalid(target: String, message: String) -> Failure {
 }
 
 /// Parses `bytes` as `T`, rejecting unknown fields.
-pub fn parse<T: DeserializeOwned + JsonSchema>(bytes: &[u8]) -> Result<T, Failure> {
+pub fn parse<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> Result<T, Failure> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Failure::bad_request(format!("request body is not valid JSON: {e}")))?;
-    let schema = SchemaSettings::draft2020_12()
-        .with(|s| s.inline_subschemas = true)
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value();
+    let schema = schema_of::<T>();
     if let Some(f) = unknown_field(&value, &schema, "") {
         return Err(f);
     }
@@ -72,6 +72,29 @@ pub fn parse<T: DeserializeOwned + JsonSchema>(bytes: &[u8]) -> Result<T, Failur
             invalid(target.clone(), format!("{target}: {inner}"))
         }
     })
+}
+
+/// `T`'s JSON schema (subschemas inlined), generated once per type: building
+/// it costs more than the rest of a small request.
+fn schema_of<T: JsonSchema + 'static>() -> Arc<Value> {
+    static SCHEMAS: LazyLock<RwLock<HashMap<TypeId, Arc<Value>>>> = LazyLock::new(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(s) = SCHEMAS.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return Arc::clone(s);
+    }
+    let schema = Arc::new(
+        SchemaSettings::draft2020_12()
+            .with(|s| s.inline_subschemas = true)
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value(),
+    );
+    SCHEMAS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_insert(schema)
+        .clone()
 }
 
 /// The object schema to check `value` against: `schema` itself or, for
@@ -129,7 +152,7 @@ mod tests {
     use super::*;
     use hybrid_api::{VnetPatch, VnetSpec};
 
-    fn err<T: DeserializeOwned + JsonSchema>(body: &str) -> Failure {
+    fn err<T: DeserializeOwned + JsonSchema + 'static>(body: &str) -> Failure {
         match parse::<T>(body.as_bytes()) {
             Ok(_) => panic!("{body} should fail"),
             Err(e) => e,

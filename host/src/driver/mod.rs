@@ -5,7 +5,7 @@
 //! (and so far only) implementation is [`sim::SimDriver`], an honest,
 //! labelled simulation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use hybrid_api::extension::ExtensionType;
@@ -163,6 +163,18 @@ pub trait Driver: Send + Sync + 'static {
     async fn vms(&self) -> Result<Vec<VmInfo>, DriverError>;
     /// Physical hosts with capacity, allocation and their VMs, by name.
     async fn inventory(&self) -> Result<Vec<PhysicalHost>, DriverError>;
+    /// Names of the hosts that are down (their VMs show `NotReady`). Every
+    /// read of a cluster or pool asks, so a driver should answer without
+    /// walking its VMs; the default derives it from [`Driver::inventory`].
+    async fn hosts_down(&self) -> Result<BTreeSet<String>, DriverError> {
+        Ok(self
+            .inventory()
+            .await?
+            .into_iter()
+            .filter(|h| h.state != "Up")
+            .map(|h| h.name)
+            .collect())
+    }
 
     /// Kubernetes versions, sorted by version, with upgrade paths filled.
     fn kubernetes_versions(&self) -> Vec<KubernetesVersion>;

@@ -11,7 +11,7 @@
 //! SQLite calls are tiny and run behind a std `Mutex`, never held across an
 //! `.await`; the simulated durations are slept outside the lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -780,6 +780,18 @@ impl Driver for SimDriver {
             .collect();
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(hosts)
+    }
+
+    async fn hosts_down(&self) -> Result<BTreeSet<String>, DriverError> {
+        // Down is configuration (`faults.hosts_down`), not state: no need to
+        // read the VMs as `inventory` does.
+        Ok(self
+            .inner
+            .hosts
+            .iter()
+            .filter(|h| self.host_down(&h.name))
+            .map(|h| h.name.clone())
+            .collect())
     }
 
     fn kubernetes_versions(&self) -> Vec<KubernetesVersion> {

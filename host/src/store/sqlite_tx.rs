@@ -166,9 +166,17 @@ impl Tx for SqlTx<'_> {
         kind: ObjectKind,
         parent: Option<&str>,
     ) -> Result<Vec<ObjectRow>, StoreError> {
-        let mut stmt = self.0.prepare_cached(&format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND (?2 IS NULL OR parent = ?2) ORDER BY id"
-        ))?;
+        // Two statements, not `?2 IS NULL OR parent = ?2`: SQLite cannot
+        // use the (kind, parent, id) index for that and would scan every
+        // object of the kind (every pool of every cluster).
+        let mut stmt = match parent {
+            Some(_) => self.0.prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND parent = ?2 ORDER BY id"
+            ))?,
+            None => self.0.prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND ?2 IS NULL ORDER BY id"
+            ))?,
+        };
         let rows = stmt.query_map(params![kind.as_str(), parent], object_from_row)?;
         rows.map(|r| object(r?)).collect()
     }
@@ -206,9 +214,16 @@ impl Tx for SqlTx<'_> {
     }
 
     fn vms(&self, cluster: Option<&str>) -> Result<Vec<VmRow>, StoreError> {
-        let mut stmt = self.0.prepare_cached(&format!(
-            "SELECT {VM_COLUMNS} FROM vms WHERE ?1 IS NULL OR cluster = ?1 ORDER BY name"
-        ))?;
+        // Not `?1 IS NULL OR cluster = ?1`: that defeats the vms_by_cluster
+        // index and reads every VM for one cluster's.
+        let mut stmt = match cluster {
+            Some(_) => self.0.prepare_cached(&format!(
+                "SELECT {VM_COLUMNS} FROM vms WHERE cluster = ?1 ORDER BY name"
+            ))?,
+            None => self.0.prepare_cached(&format!(
+                "SELECT {VM_COLUMNS} FROM vms WHERE ?1 IS NULL ORDER BY name"
+            ))?,
+        };
         let rows = stmt.query_map(params![cluster], vm_cols)?;
         rows.map(|r| vm(r?)).collect()
     }
@@ -356,10 +371,18 @@ impl Tx for SqlTx<'_> {
     }
 
     fn audit(&self, target: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT time, actor, action, target, details FROM audit
-             WHERE ?1 IS NULL OR target = ?1 ORDER BY seq DESC LIMIT ?2",
-        )?;
+        // One statement per case, so a target's entries come from the
+        // audit_by_target index rather than a scan of the whole log.
+        let mut stmt = match target {
+            Some(_) => self.0.prepare_cached(
+                "SELECT time, actor, action, target, details FROM audit
+                 WHERE target = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?,
+            None => self.0.prepare_cached(
+                "SELECT time, actor, action, target, details FROM audit
+                 WHERE ?1 IS NULL ORDER BY seq DESC LIMIT ?2",
+            )?,
+        };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![target, limit], |r| {
             Ok((

@@ -255,9 +255,15 @@ impl SimDriver {
     ) -> Result<Vec<InstalledExtension>, DriverError> {
         self.with_tx(|tx| {
             let mut st = tx
-                .prepare(&format!(
-                    "SELECT {COLUMNS} FROM extensions WHERE ?1 IS NULL OR target = ?1 ORDER BY target, name"
-                ))
+                .prepare(&match target {
+                    // Not `?1 IS NULL OR target = ?1`, which scans the table.
+                    Some(_) => format!(
+                        "SELECT {COLUMNS} FROM extensions WHERE target = ?1 ORDER BY target, name"
+                    ),
+                    None => format!(
+                        "SELECT {COLUMNS} FROM extensions WHERE ?1 IS NULL ORDER BY target, name"
+                    ),
+                })
                 .map_err(|e| self.state_err(e))?;
             st.query_map([target], read)
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
