@@ -38,18 +38,13 @@ fn addr(s: &str) -> Option<u32> {
 
 /// The address range `kind` allocates from: the pool, or for node VMs on a
 /// DHCP vnet the simulated DHCP scope (every host address of the prefix;
-/// see [`not_leasable`] for what is left out).
+/// see [`hybrid_api::ip_plan::not_leasable`] for what is left out).
 pub fn range(spec: &VnetSpec, kind: PoolKind) -> Option<(u32, u32)> {
     match kind {
         // The same definition `provider::hybrid::ip_plan` counts with.
         PoolKind::Vm => hybrid_api::ip_plan::vm_range(spec),
         PoolKind::Vip => validate::pool_range(pool(spec, kind)?),
     }
-}
-
-/// Addresses a simulated DHCP server never leases: the gateway and the VIP pool.
-fn not_leasable(spec: &VnetSpec) -> std::collections::BTreeSet<u32> {
-    hybrid_api::ip_plan::not_leasable(spec)
 }
 
 /// Usage of the pool of `kind` given the vnet's reservations.
@@ -117,7 +112,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         .collect();
     let spec = &snapshot.record.spec;
     // Only node addresses (DHCP leases) must avoid these; VIPs come from them.
-    let blocked = not_leasable(spec);
+    let blocked = hybrid_api::ip_plan::not_leasable(spec);
     let none = BTreeSet::new();
     let blocked_for = |kind: PoolKind| -> &BTreeSet<u32> {
         if kind == PoolKind::Vm {
