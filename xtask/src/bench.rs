@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use hybrid_acceptance_tests::Host;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::util;
 use report::{Row, Stat, Unit};
@@ -78,6 +78,24 @@ pub struct Args {
     /// Requests per client per scenario [default: 1000, --quick 100].
     #[arg(long)]
     requests: Option<usize>,
+    /// Run only these benchmarks, comma-separated [default: all]; the
+    /// others' targets read "not measured".
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Option<Vec<Part>>,
+}
+
+/// One benchmark of the suite, as `--only` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Plugin start to handshake.
+    Handshake,
+    /// Terraform plan / apply / no-op plan / destroy, with the provider's
+    /// peak RSS.
+    Terraform,
+    /// Long-operation wake-up.
+    Wakeup,
+    /// hybrid-host API throughput, latency and RSS.
+    Api,
 }
 
 /// The sizes of one run, after defaults.
@@ -91,9 +109,14 @@ struct Plan {
     clients: usize,
     requests: usize,
     clusters: usize,
+    parts: Vec<Part>,
 }
 
 impl Plan {
+    fn runs(&self, part: Part) -> bool {
+        self.parts.contains(&part)
+    }
+
     /// Wake-up applies per side: cheap, so a few more than the rounds.
     /// `(n, rounds)` for each size of the Terraform benchmark.
     fn tf_sizes(&self) -> Vec<(usize, usize)> {
@@ -135,6 +158,10 @@ impl Plan {
             clients: args.clients.max(1),
             requests: args.requests.unwrap_or(requests).max(1),
             clusters: args.clusters.unwrap_or(clusters).max(1),
+            parts: args
+                .only
+                .clone()
+                .unwrap_or_else(|| vec![Part::Handshake, Part::Terraform, Part::Wakeup, Part::Api]),
         }
     }
 }
@@ -205,80 +232,88 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
-    util::step(&format!(
-        "Plugin start to handshake, auto-mTLS ({} starts per side)",
-        plan.starts
-    ));
-    rows.extend(handshake_rows(provider_bin, plan.starts)?);
-
-    let host = Host::start().context("starting the release hybrid-host")?;
-
-    util::step(&format!(
-        "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data",
-        plan.tf_sizes()
-    ));
-    let tf = terraform::measure(&host, provider_bin, &plan.tf_sizes())?;
-    rows.extend(terraform_rows(&tf)?);
-    if let Some(largest) = tf.last() {
-        rows.push(Row::alone(
-            "provider",
-            "provider.peak_rss",
-            format!(
-                "provider peak RSS (VmHWM) during the no-op plan of {} vnets",
-                largest.n
-            ),
-            Unit::MiB,
-            Stat::single(largest.provider_peak_rss_kib as f64 / 1024.0),
+    if plan.runs(Part::Handshake) {
+        util::step(&format!(
+            "Plugin start to handshake, auto-mTLS ({} starts per side)",
+            plan.starts
         ));
-        if largest.provider_peak_rss_kib == 0 {
-            notes.push(
-                "The provider's peak RSS was not seen (no /proc, or the process was too short-lived to catch)."
-                    .to_string(),
-            );
+        rows.extend(handshake_rows(provider_bin, plan.starts)?);
+    }
+
+    if plan.runs(Part::Terraform) || plan.runs(Part::Wakeup) {
+        let host = Host::start().context("starting the release hybrid-host")?;
+        if plan.runs(Part::Terraform) {
+            util::step(&format!(
+                "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data",
+                plan.tf_sizes()
+            ));
+            let tf = terraform::measure(&host, provider_bin, &plan.tf_sizes())?;
+            rows.extend(terraform_rows(&tf)?);
+            if let Some(largest) = tf.last() {
+                rows.push(Row::alone(
+                    "provider",
+                    "provider.peak_rss",
+                    format!(
+                        "provider peak RSS (VmHWM) during the no-op plan of {} vnets",
+                        largest.n
+                    ),
+                    Unit::MiB,
+                    Stat::single(largest.provider_peak_rss_kib as f64 / 1024.0),
+                ));
+                if largest.provider_peak_rss_kib == 0 {
+                    notes.push(
+                        "The provider's peak RSS was not seen (no /proc, or the process was too short-lived to catch)."
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        if plan.runs(Part::Wakeup) {
+            util::step(&format!(
+                "Long-operation wake-up: one vnet whose network takes {} ms, {} apply(s) per side",
+                plan.wakeup.as_millis(),
+                plan.wakeup_rounds()
+            ));
+            rows.extend(wakeup_rows(&wakeup::measure(
+                &host,
+                plan.wakeup,
+                plan.wakeup_rounds(),
+            )?)?);
         }
     }
 
-    util::step(&format!(
-        "Long-operation wake-up: one vnet whose network takes {} ms, {} apply(s) per side",
-        plan.wakeup.as_millis(),
-        plan.wakeup_rounds()
-    ));
-    rows.extend(wakeup_rows(&wakeup::measure(
-        &host,
-        plan.wakeup,
-        plan.wakeup_rounds(),
-    )?)?);
-
-    util::step(&format!(
-        "hybrid-host API: {} clients x {} requests per scenario, then {} clusters stored",
-        plan.clients, plan.requests, plan.clusters
-    ));
-    drop(host);
-    // The API benchmark's failure leaves its targets "not measured" but
-    // keeps the rest of the report.
-    let api = Host::start_with_sim(http::API_SIM)
-        .context("starting the release hybrid-host for the API benchmark")
-        .and_then(|api_host| {
-            http::api_report(
-                &api_host,
-                plan.clients,
-                plan.requests,
-                plan.clusters,
-                &|what| eprintln!("    {what}"),
-            )
-        });
-    let api_json = match api {
-        Ok(api) => {
-            eprintln!("{}", api.render());
-            rows.extend(http_rows(&api)?);
-            api.to_json()
-        }
-        Err(e) => {
-            eprintln!("    the API benchmark failed: {e:#}");
-            notes.push(format!("**The hybrid-host API benchmark failed:** {e:#}"));
-            json!({ "error": format!("{e:#}") })
-        }
-    };
+    let mut api_json = Value::Null;
+    if plan.runs(Part::Api) {
+        util::step(&format!(
+            "hybrid-host API: {} clients x {} requests per scenario, then {} clusters stored",
+            plan.clients, plan.requests, plan.clusters
+        ));
+        // The API benchmark's failure leaves its targets "not measured" but
+        // keeps the rest of the report.
+        let api = Host::start_with_sim(http::API_SIM)
+            .context("starting the release hybrid-host for the API benchmark")
+            .and_then(|api_host| {
+                http::api_report(
+                    &api_host,
+                    plan.clients,
+                    plan.requests,
+                    plan.clusters,
+                    &|what| eprintln!("    {what}"),
+                )
+            });
+        api_json = match api {
+            Ok(api) => {
+                eprintln!("{}", api.render());
+                rows.extend(http_rows(&api)?);
+                api.to_json()
+            }
+            Err(e) => {
+                eprintln!("    the API benchmark failed: {e:#}");
+                notes.push(format!("**The hybrid-host API benchmark failed:** {e:#}"));
+                json!({ "error": format!("{e:#}") })
+            }
+        };
+    }
 
     let largest = plan.sizes.last().copied().unwrap_or(0);
     let verdicts = report::verdicts(&report::targets(largest), &rows);
@@ -295,8 +330,12 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
         ),
         format!("{version}; release binaries; zero-latency sim on loopback"),
         format!(
-            "run: {}(N, rounds) = {:?}, {} plugin starts per side, wake-up T = {} ms, {} API clients, {} clusters seeded; took {:.0} s",
+            "run: {}{}(N, rounds) = {:?}, {} plugin starts per side, wake-up T = {} ms, {} API clients, {} clusters seeded; took {:.0} s",
             if args.quick { "--quick, " } else { "" },
+            match &args.only {
+                Some(parts) => format!("--only {parts:?}, "),
+                None => String::new(),
+            },
             plan.tf_sizes(),
             plan.starts,
             plan.wakeup.as_millis(),
@@ -322,6 +361,7 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
         "http_clients": plan.clients,
         "http_requests_per_client": plan.requests,
         "http_clusters": plan.clusters,
+        "parts": plan.parts.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>(),
         "total_seconds": total,
     });
     let mut results = report::json(meta, &rows, &verdicts);
@@ -585,8 +625,10 @@ mod tests {
             clusters: None,
             prebuilt: false,
             requests: None,
+            only: None,
         };
         let p = Plan::from(&args);
+        assert!(p.runs(Part::Handshake) && p.runs(Part::Api));
         assert_eq!(
             (p.sizes.clone(), p.starts, p.rounds, p.requests),
             (vec![10, 100], 3, 1, 100)
@@ -601,6 +643,11 @@ mod tests {
             (vec![10, 1000], 3, 3, 1000)
         );
         assert_eq!(full.tf_sizes(), vec![(10, 3), (1000, 1)]);
+        let only = Plan::from(&Args {
+            only: Some(vec![Part::Api]),
+            ..args
+        });
+        assert!(only.runs(Part::Api) && !only.runs(Part::Terraform) && !only.runs(Part::Wakeup));
     }
 
     #[test]

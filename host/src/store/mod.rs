@@ -13,6 +13,7 @@ use hybrid_api::{ApiError, Condition, Operation, ProvisioningState, Reservation,
 use crate::error::Failure;
 
 pub mod sqlite;
+mod sqlite_threads;
 mod sqlite_tx;
 
 /// Stored state of a vnet (what the service persists, minus derived usage).

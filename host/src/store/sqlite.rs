@@ -2,15 +2,13 @@
 //!
 //! Connection strategy: one writer connection behind a mutex (SQLite allows a
 //! single writer; serialising in-process avoids `SQLITE_BUSY` churn) and a
-//! few reader connections that WAL mode lets run alongside it. All calls run
-//! on `spawn_blocking` so the async runtime never waits on disk. Write
+//! few reader connections that WAL mode lets run alongside it, each on its
+//! own thread ([`ConnThreads`]) so the async runtime never waits on disk. Write
 //! transactions use `BEGIN IMMEDIATE` so a read-then-write decision can never
 //! be invalidated by another writer.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hybrid_api::{
@@ -19,6 +17,7 @@ use hybrid_api::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use super::sqlite_threads::ConnThreads;
 use super::{
     ReservationDecider, Store, StoreError, VnetDecider, VnetRecord, VnetSnapshot, VnetWrite,
     ready_condition,
@@ -128,9 +127,8 @@ const READERS: usize = 4;
 /// SQLite-backed store.
 pub struct SqliteStore {
     pub(super) sealer: Sealer,
-    writer: Arc<Mutex<Connection>>,
-    readers: Vec<Arc<Mutex<Connection>>>,
-    next_reader: AtomicUsize,
+    writer: ConnThreads,
+    readers: ConnThreads,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -165,29 +163,15 @@ impl SqliteStore {
             )
             .map_err(open_err)?;
             configure(&conn).map_err(open_err)?;
-            readers.push(Arc::new(Mutex::new(conn)));
+            readers.push(conn);
         }
+        let threads_err =
+            |e: std::io::Error| StoreError::Task(format!("starting a store thread: {e}"));
         Ok(SqliteStore {
             sealer,
-            writer: Arc::new(Mutex::new(writer)),
-            readers,
-            next_reader: AtomicUsize::new(0),
+            writer: ConnThreads::start("store-writer", vec![writer]).map_err(threads_err)?,
+            readers: ConnThreads::start("store-reader", readers).map_err(threads_err)?,
         })
-    }
-
-    async fn with_conn<R, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves no open transaction behind
-            // (rusqlite rolls back on drop), so the connection is still usable.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` on the writer connection (outside any transaction).
@@ -196,7 +180,7 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        Self::with_conn(self.writer.clone(), f).await
+        self.writer.run(f).await
     }
 
     /// Runs `f` on one of the read-only connections.
@@ -213,8 +197,7 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        Self::with_conn(self.readers[i].clone(), move |c| f(c)).await
+        self.readers.run(move |c| f(c)).await
     }
 
     async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -222,7 +205,7 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        Self::with_conn(self.writer.clone(), move |c| {
+        self.with_writer(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;

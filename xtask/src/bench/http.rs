@@ -275,6 +275,8 @@ pub struct Rss {
     pub rss_kib: u64,
     /// `VmHWM`: the peak resident size so far, in KiB.
     pub hwm_kib: u64,
+    /// `Threads`: the process's threads now (each may hold a malloc arena).
+    pub threads: u64,
 }
 
 impl Rss {
@@ -294,6 +296,7 @@ impl Rss {
         Ok(Rss {
             rss_kib: field("VmRSS:"),
             hwm_kib: field("VmHWM:"),
+            threads: field("Threads:"),
         })
     }
 
@@ -632,7 +635,8 @@ pub fn api_report(
 impl ApiReport {
     /// The raw numbers, for `results.json`.
     pub fn to_json(&self) -> Value {
-        let mib = |r: &Rss| json!({"rss_mib": r.rss_mib(), "hwm_mib": r.hwm_mib()});
+        let mib =
+            |r: &Rss| json!({"rss_mib": r.rss_mib(), "hwm_mib": r.hwm_mib(), "threads": r.threads});
         json!({
             "clients": self.clients,
             "clusters": self.clusters,
@@ -670,15 +674,17 @@ impl ApiReport {
             );
         }
         out += &format!(
-            "hybrid-host RSS, small store: {:.1} MiB (peak {:.1} MiB)\n",
+            "hybrid-host RSS, small store: {:.1} MiB (peak {:.1} MiB, {} threads)\n",
             self.rss_small.rss_mib(),
-            self.rss_small.hwm_mib()
+            self.rss_small.hwm_mib(),
+            self.rss_small.threads
         );
         out += &format!(
-            "hybrid-host RSS, {} clusters x {SEED_POOLS} pools: {:.1} MiB (peak {:.1} MiB); seeded in {:.1} s\n",
+            "hybrid-host RSS, {} clusters x {SEED_POOLS} pools: {:.1} MiB (peak {:.1} MiB, {} threads); seeded in {:.1} s\n",
             self.clusters,
             self.rss_seeded.rss_mib(),
             self.rss_seeded.hwm_mib(),
+            self.rss_seeded.threads,
             self.seed.as_secs_f64()
         );
         out
