@@ -134,6 +134,43 @@ async fn list_is_sorted_by_name() {
     assert_eq!(names, ["a", "b", "c"]);
 }
 
+/// The LIST reads every vnet with its reservations and operation in three
+/// queries; each item must still be exactly what GET of that vnet shows.
+#[tokio::test]
+async fn list_items_are_what_each_get_shows() {
+    let (_d, h) = harness().await;
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        let mut s = spec();
+        s["address_prefix"] = json!(format!("10.{i}.0.0/24"));
+        s["gateway"] = json!(format!("10.{i}.0.1"));
+        s["dns_servers"] = json!([format!("10.{i}.0.2")]);
+        s["vm_ip_pool"] = json!({"start": format!("10.{i}.0.10"), "end": format!("10.{i}.0.49")});
+        s["vip_pool"] = json!({"start": format!("10.{i}.0.200"), "end": format!("10.{i}.0.210")});
+        h.create_vnet(n, s).await;
+    }
+    for (vnet, count) in [("a", 2), ("c", 1)] {
+        for k in 0..count {
+            let r = h
+                .reserve(vnet, json!({"pool": "vm", "owner": format!("owner-{k}")}))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        }
+    }
+    let list = h.get("/v1/vnets").await.body;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for item in items {
+        let name = item["name"].as_str().unwrap();
+        let one = h.get(&format!("/v1/vnets/{name}")).await.body;
+        assert_eq!(item, &one, "LIST item {name} differs from its GET");
+    }
+    let used: Vec<&Value> = items
+        .iter()
+        .map(|v| &v["status"]["vm_ip_pool"]["used"])
+        .collect();
+    assert_eq!(used, [&json!(2), &json!(0), &json!(1)]);
+}
+
 #[tokio::test]
 async fn shrink_immutable_and_preconditions() {
     let (_d, h) = harness().await;

@@ -425,6 +425,49 @@ async fn cluster_with_linux_and_windows_pools() {
     );
 }
 
+/// LISTs read the VMs, pools and operations of every item in one query per
+/// kind; each item must still be exactly what its own GET shows.
+#[tokio::test]
+async fn list_items_are_what_each_get_shows() {
+    let (_d, h) = server(None).await;
+    setup(&h).await;
+    apply(&h, "/v1/clusters/c1", cluster_spec("1.32.3", 1)).await;
+    apply(&h, "/v1/clusters/c2", cluster_spec("1.32.3", 3)).await;
+    apply(&h, &pool_path("c1", "lin"), pool_spec("linux", 2)).await;
+    apply(&h, &pool_path("c1", "win"), pool_spec("windows", 1)).await;
+    apply(&h, &pool_path("c2", "lin"), pool_spec("linux", 1)).await;
+
+    let list = h.get("/v1/clusters").await.body;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        let name = item["name"].as_str().unwrap();
+        let one = h.get(&format!("/v1/clusters/{name}")).await.body;
+        assert_eq!(item, &one, "LIST item {name} differs from its GET");
+    }
+    assert_eq!(
+        items[0]["status"]["node_pools"],
+        json!(["/clusters/c1/nodepools/lin", "/clusters/c1/nodepools/win"])
+    );
+    assert_eq!(cp_nodes(&items[1]).len(), 3);
+
+    for (cluster, count) in [("c1", 2), ("c2", 1)] {
+        let pools = h
+            .get(&format!("/v1/clusters/{cluster}/nodepools"))
+            .await
+            .body;
+        let pools = pools["items"].as_array().unwrap();
+        assert_eq!(pools.len(), count);
+        for p in pools {
+            let name = p["name"].as_str().unwrap();
+            let one = h.get(&pool_path(cluster, name)).await.body;
+            assert_eq!(p, &one, "LIST item {cluster}/{name} differs from its GET");
+        }
+    }
+    let c1 = h.get("/v1/clusters/c1/nodepools").await.body;
+    assert_eq!(nodes(&c1["items"][0]).len(), 2, "{c1}");
+}
+
 #[tokio::test]
 async fn catalogues_are_served() {
     let (_d, h) = server(None).await;

@@ -21,7 +21,8 @@ fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value
     let Some(c): Option<ClusterRecord> = rec::get(tx, id)? else {
         return Ok(None);
     };
-    let view = views::cluster(tx, &c, down)?;
+    let related = views::Related::of_clusters(tx, std::slice::from_ref(&c))?;
+    let view = views::cluster(&c, &related, down);
     serde_json::to_value(view)
         .map(Some)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -94,10 +95,14 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Clust
     let items = state
         .store
         .view(move |tx| {
-            rec::list::<ClusterSpec, ClusterInternal>(tx, None)?
-                .iter()
-                .map(|c| views::cluster(tx, c, &down))
-                .collect::<Result<Vec<_>, _>>()
+            let clusters = rec::list::<ClusterSpec, ClusterInternal>(tx, None)?;
+            let related = views::Related::of_clusters(tx, &clusters)?;
+            Ok::<_, StoreError>(
+                clusters
+                    .iter()
+                    .map(|c| views::cluster(c, &related, &down))
+                    .collect::<Vec<_>>(),
+            )
         })
         .await?;
     Ok(axum::Json(List { items }))

@@ -21,7 +21,13 @@ fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value
     let Some(p): Option<PoolRecord> = rec::get(tx, id)? else {
         return Ok(None);
     };
-    let view = views::pool(tx, &p, down)?;
+    let cluster = p
+        .parent
+        .as_deref()
+        .and_then(hybrid_api::cluster::parse_cluster_id)
+        .unwrap_or_default();
+    let related = views::Related::of_pools(tx, cluster, std::slice::from_ref(&p))?;
+    let view = views::pool(&p, &related, down);
     serde_json::to_value(view)
         .map(Some)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -96,17 +102,21 @@ pub async fn list(
 ) -> Result<axum::Json<List<NodePool>>, Failure> {
     let down = admit::hosts_down(&state).await;
     let cid = hybrid_api::cluster_id(&cluster);
+    let name = cluster.clone();
     let items = state
         .store
         .view(move |tx| {
             if rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &cid)?.is_none() {
                 return Ok(None);
             }
-            rec::list::<NodePoolSpec, NoInternal>(tx, Some(&cid))?
-                .iter()
-                .map(|p| views::pool(tx, p, &down))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
+            let pools = rec::list::<NodePoolSpec, NoInternal>(tx, Some(&cid))?;
+            let related = views::Related::of_pools(tx, &name, &pools)?;
+            Ok(Some(
+                pools
+                    .iter()
+                    .map(|p| views::pool(p, &related, &down))
+                    .collect::<Vec<_>>(),
+            ))
         })
         .await?
         .ok_or_else(|| Failure::not_found(format!("cluster {cluster} not found")))?;

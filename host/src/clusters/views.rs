@@ -3,7 +3,7 @@
 //! what actually runs, so `provisioning_state` (the last operation's
 //! outcome) and the conditions (what is observed) never get conflated.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hybrid_api::custom_location::CustomLocationStatus;
 use hybrid_api::nodepool::NodePoolStatus;
@@ -13,7 +13,7 @@ use hybrid_api::{
 };
 
 use super::records::{ClusterRecord, CustomLocationRecord, PoolRecord};
-use crate::store::{StoreError, Tx, VmPhase, VmRole, VmRow};
+use crate::store::{ObjectKind, StoreError, Tx, VmPhase, VmRole, VmRow};
 
 fn node(vm: &VmRow, down: &BTreeSet<String>) -> Node {
     let state = if vm.phase == VmPhase::Running && down.contains(&vm.host) {
@@ -128,18 +128,86 @@ fn upgrade_progress(vms: &[&VmRow], desired: &str) -> Option<String> {
         .then(|| format!("{done} of {} VMs on Kubernetes {desired}", relevant.len()))
 }
 
-pub fn cluster(
+/// What the cluster and node pool views read besides their own records:
+/// VMs, pool ids and current operations, fetched with one query per kind
+/// for a whole list, never one per item.
+pub struct Related {
+    /// VMs by cluster name, each list sorted by VM name.
+    vms: BTreeMap<String, Vec<VmRow>>,
+    /// Node pool ids by cluster id, sorted.
+    pools: BTreeMap<String, Vec<String>>,
+    /// The records' current operations, by id.
+    ops: HashMap<String, Operation>,
+}
+
+impl Related {
+    /// For the clusters `cs`: one cluster's rows when there is one, else
+    /// every VM and pool (a LIST shows every cluster).
+    pub fn of_clusters(tx: &dyn Tx, cs: &[ClusterRecord]) -> Result<Related, StoreError> {
+        let (vms, pools) = match cs {
+            [one] => (
+                tx.vms(Some(&one.name))?,
+                tx.objects(ObjectKind::NodePool, Some(&one.id))?,
+            ),
+            _ => (tx.vms(None)?, tx.objects(ObjectKind::NodePool, None)?),
+        };
+        let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in pools {
+            by_cluster
+                .entry(p.parent.unwrap_or_default())
+                .or_default()
+                .push(p.id);
+        }
+        Ok(Related {
+            vms: group_vms(vms),
+            pools: by_cluster,
+            ops: operations(tx, cs.iter().map(|c| &c.current_operation))?,
+        })
+    }
+
+    /// For pools `ps` of cluster `cluster` (its name).
+    pub fn of_pools(tx: &dyn Tx, cluster: &str, ps: &[PoolRecord]) -> Result<Related, StoreError> {
+        Ok(Related {
+            vms: group_vms(tx.vms(Some(cluster))?),
+            pools: BTreeMap::new(),
+            ops: operations(tx, ps.iter().map(|p| &p.current_operation))?,
+        })
+    }
+
+    fn vms(&self, cluster: &str) -> &[VmRow] {
+        self.vms.get(cluster).map_or(&[], Vec::as_slice)
+    }
+
+    fn op(&self, id: &Option<String>) -> Option<&Operation> {
+        id.as_deref().and_then(|id| self.ops.get(id))
+    }
+}
+
+fn group_vms(vms: Vec<VmRow>) -> BTreeMap<String, Vec<VmRow>> {
+    let mut out: BTreeMap<String, Vec<VmRow>> = BTreeMap::new();
+    for v in vms {
+        out.entry(v.cluster.clone()).or_default().push(v);
+    }
+    out
+}
+
+fn operations<'a>(
     tx: &dyn Tx,
-    c: &ClusterRecord,
-    down: &BTreeSet<String>,
-) -> Result<Cluster, StoreError> {
-    let vms = tx.vms(Some(&c.name))?;
-    let op = c
-        .current_operation
-        .as_deref()
-        .map(|o| tx.operation(o))
-        .transpose()?
-        .flatten();
+    ids: impl Iterator<Item = &'a Option<String>>,
+) -> Result<HashMap<String, Operation>, StoreError> {
+    let ids: Vec<String> = ids.flatten().cloned().collect();
+    Ok(tx
+        .operations(&ids)?
+        .into_iter()
+        .map(|op| (op.id.clone(), op))
+        .collect())
+}
+
+/// The API view of cluster `c`; `related` must come from
+/// [`Related::of_clusters`] with `c` among the clusters.
+pub fn cluster(c: &ClusterRecord, related: &Related, down: &BTreeSet<String>) -> Cluster {
+    let vms = related.vms(&c.name);
+    let op = related.op(&c.current_operation);
     let pick = |role: VmRole| -> Vec<Node> {
         vms.iter()
             .filter(|v| v.role == role)
@@ -152,8 +220,7 @@ pub fn cluster(
     all.extend(load_balancer_nodes.iter().cloned());
     let desired = c.spec.kubernetes_version.clone().unwrap_or_default();
     let every: Vec<&VmRow> = vms.iter().collect();
-    let pools = tx.objects(crate::store::ObjectKind::NodePool, Some(&c.id))?;
-    Ok(Cluster {
+    Cluster {
         id: c.id.clone(),
         name: c.name.clone(),
         etag: c.etag.clone(),
@@ -163,7 +230,7 @@ pub fn cluster(
             conditions: conditions(
                 &format!("cluster {}", c.name),
                 c.provisioning_state,
-                op.as_ref(),
+                op,
                 &all,
                 upgrade_progress(&every, &desired),
                 &c.updated_at,
@@ -173,31 +240,27 @@ pub fn cluster(
             current_kubernetes_version: c.internal.current_version.clone(),
             control_plane_nodes,
             load_balancer_nodes,
-            node_pools: pools.into_iter().map(|p| p.id).collect(),
+            node_pools: related.pools.get(&c.id).cloned().unwrap_or_default(),
         },
         created_at: c.created_at.clone(),
         updated_at: c.updated_at.clone(),
-    })
+    }
 }
 
-pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<NodePool, StoreError> {
+/// The API view of pool `p`; `related` must come from
+/// [`Related::of_pools`] for its cluster.
+pub fn pool(p: &PoolRecord, related: &Related, down: &BTreeSet<String>) -> NodePool {
     let cluster = p
         .parent
         .as_deref()
         .and_then(hybrid_api::cluster::parse_cluster_id)
-        .unwrap_or_default()
-        .to_string();
-    let vms: Vec<VmRow> = tx
-        .vms(Some(&cluster))?
-        .into_iter()
+        .unwrap_or_default();
+    let vms: Vec<&VmRow> = related
+        .vms(cluster)
+        .iter()
         .filter(|v| v.pool.as_deref() == Some(p.name.as_str()))
         .collect();
-    let op = p
-        .current_operation
-        .as_deref()
-        .map(|o| tx.operation(o))
-        .transpose()?
-        .flatten();
+    let op = related.op(&p.current_operation);
     let nodes: Vec<Node> = vms.iter().map(|v| node(v, down)).collect();
     // The oldest version any wanted node runs (what the pool guarantees).
     let version = vms
@@ -209,7 +272,7 @@ pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<Node
         })
         .min()
         .map(|(_, v)| v.clone());
-    Ok(NodePool {
+    NodePool {
         id: p.id.clone(),
         cluster_id: p.parent.clone().unwrap_or_default(),
         name: p.name.clone(),
@@ -220,7 +283,7 @@ pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<Node
             conditions: conditions(
                 &format!("node pool {}", p.name),
                 p.provisioning_state,
-                op.as_ref(),
+                op,
                 &nodes,
                 None,
                 &p.updated_at,
@@ -230,7 +293,7 @@ pub fn pool(tx: &dyn Tx, p: &PoolRecord, down: &BTreeSet<String>) -> Result<Node
         },
         created_at: p.created_at.clone(),
         updated_at: p.updated_at.clone(),
-    })
+    }
 }
 
 pub fn custom_location(

@@ -181,6 +181,8 @@ pub trait Tx {
     ) -> Result<(), StoreError>;
 
     fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
+    /// The operations with these ids (unknown ids are skipped), in one query.
+    fn operations(&self, ids: &[String]) -> Result<Vec<Operation>, StoreError>;
     /// Stores a new operation; `queue` names the serialisation queue
     /// (operations of one queue run one at a time, in order).
     fn insert_operation(

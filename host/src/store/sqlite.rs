@@ -7,6 +7,7 @@
 //! transactions use `BEGIN IMMEDIATE` so a read-then-write decision can never
 //! be invalidated by another writer.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -245,37 +246,41 @@ pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at
-             FROM vnets WHERE name = ?1",
-            [name],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((name, spec, etag, state, conditions, current_operation, created_at, updated_at)) =
-        row
-    else {
-        return Ok(None);
-    };
+const VNET_COLUMNS: &str =
+    "name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at";
+
+type VnetRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+fn vnet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VnetRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn record_from_row(row: VnetRow) -> Result<VnetRecord, StoreError> {
+    let (name, spec, etag, state, conditions, current_operation, created_at, updated_at) = row;
     let spec: VnetSpec = serde_json::from_str(&spec).map_err(|e| corrupt("vnet spec", e))?;
     let conditions: Vec<Condition> =
         serde_json::from_str(&conditions).map_err(|e| corrupt("vnet conditions", e))?;
     let provisioning_state =
         ProvisioningState::parse(&state).ok_or_else(|| corrupt("provisioning state", &state))?;
-    Ok(Some(VnetRecord {
+    Ok(VnetRecord {
         name,
         spec,
         etag,
@@ -284,7 +289,86 @@ pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRe
         current_operation,
         created_at,
         updated_at,
-    }))
+    })
+}
+
+pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {VNET_COLUMNS} FROM vnets WHERE name = ?1"))?
+        .query_row([name], vnet_row)
+        .optional()?;
+    row.map(record_from_row).transpose()
+}
+
+/// Every vnet with its reservations and current operation: three queries
+/// in all, whatever the number of vnets.
+fn load_all_snapshots(conn: &Connection) -> Result<Vec<VnetSnapshot>, StoreError> {
+    let records = conn
+        .prepare_cached(&format!("SELECT {VNET_COLUMNS} FROM vnets ORDER BY name"))?
+        .query_map([], vnet_row)?
+        .map(|r| record_from_row(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut reservations: HashMap<String, Vec<Reservation>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT vnet, address, pool, owner, created_at FROM reservations ORDER BY vnet, address",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, reservation_row(r, 1)?)))?;
+    for row in rows {
+        let (vnet, row) = row?;
+        reservations
+            .entry(vnet)
+            .or_default()
+            .push(reservation_from_row(row)?);
+    }
+    let ids: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.current_operation.clone())
+        .collect();
+    let mut ops: HashMap<String, Operation> = HashMap::new();
+    if !ids.is_empty() {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE id IN (SELECT value FROM json_each(?1))"
+        ))?;
+        for row in stmt.query_map([json(&ids)?], op_row)? {
+            let op = op_from_row(row?)?;
+            ops.insert(op.id.clone(), op);
+        }
+    }
+    Ok(records
+        .into_iter()
+        .map(|record| VnetSnapshot {
+            reservations: reservations.remove(&record.name).unwrap_or_default(),
+            operation: record
+                .current_operation
+                .as_ref()
+                .and_then(|id| ops.remove(id)),
+            record,
+        })
+        .collect())
+}
+
+type ReservationRow = (i64, String, String, String);
+
+/// Reads a reservation's address, pool, owner and created_at from columns
+/// `first`..`first + 3`.
+fn reservation_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ReservationRow> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+    ))
+}
+
+fn reservation_from_row(row: ReservationRow) -> Result<Reservation, StoreError> {
+    let (address, pool, owner, created_at) = row;
+    let address = u32::try_from(address).map_err(|e| corrupt("reserved address", e))?;
+    Ok(Reservation {
+        address: Ipv4Addr::from(address).to_string(),
+        pool: PoolKind::parse(&pool).ok_or_else(|| corrupt("reservation pool", &pool))?,
+        owner,
+        created_at,
+    })
 }
 
 pub(super) fn load_reservations(
@@ -294,26 +378,8 @@ pub(super) fn load_reservations(
     let mut stmt = conn.prepare_cached(
         "SELECT address, pool, owner, created_at FROM reservations WHERE vnet = ?1 ORDER BY address",
     )?;
-    let rows = stmt.query_map([vnet], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (address, pool, owner, created_at) = row?;
-        let address = u32::try_from(address).map_err(|e| corrupt("reserved address", e))?;
-        out.push(Reservation {
-            address: Ipv4Addr::from(address).to_string(),
-            pool: PoolKind::parse(&pool).ok_or_else(|| corrupt("reservation pool", &pool))?,
-            owner,
-            created_at,
-        });
-    }
-    Ok(out)
+    let rows = stmt.query_map([vnet], |r| reservation_row(r, 0))?;
+    rows.map(|r| reservation_from_row(r?)).collect()
 }
 
 pub(super) type OpRow = (
@@ -360,11 +426,10 @@ pub(super) fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
 
 pub(super) fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, StoreError> {
     let row = conn
-        .query_row(
-            &format!("SELECT {OP_COLUMNS} FROM operations WHERE id = ?1"),
-            [id],
-            op_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE id = ?1"
+        ))?
+        .query_row([id], op_row)
         .optional()?;
     row.map(op_from_row).transpose()
 }
@@ -448,18 +513,7 @@ impl Store for SqliteStore {
     async fn list_vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError> {
         self.read(|c| {
             let tx = c.unchecked_transaction()?; // one consistent read snapshot
-            let names: Vec<String> = {
-                let mut stmt = tx.prepare_cached("SELECT name FROM vnets ORDER BY name")?;
-                stmt.query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            let mut out = Vec::with_capacity(names.len());
-            for name in names {
-                if let Some(s) = load_snapshot(&tx, &name)? {
-                    out.push(s);
-                }
-            }
-            Ok(out)
+            load_all_snapshots(&tx)
         })
         .await
     }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::sqlite::{
     OP_COLUMNS, SqliteStore, corrupt, insert_operation, json, load_operation, load_snapshot,
-    op_from_row,
+    op_from_row, op_row,
 };
 use super::{
     AnyResult, ObjectKind, ObjectRow, ReadFn, StoreError, Tx, TxStore, VmPhase, VmRole, VmRow,
@@ -301,6 +301,19 @@ impl Tx for SqlTx<'_> {
 
     fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
         load_operation(self.0, id)
+    }
+
+    fn operations(&self, ids: &[String]) -> Result<Vec<Operation>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The ids as one JSON array parameter: a statement of fixed text
+        // (cached), still answered from the primary-key index.
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE id IN (SELECT value FROM json_each(?1))"
+        ))?;
+        let rows = stmt.query_map([json(&ids)?], op_row)?;
+        rows.map(|r| op_from_row(r?)).collect()
     }
 
     fn insert_operation(
