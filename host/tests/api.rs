@@ -435,6 +435,40 @@ async fn reservations_rules() {
     assert_eq!(r.target(), "bogus");
 }
 
+/// More operations than the worker runs at once: the rest wait in the store
+/// and every one of them completes.
+#[tokio::test]
+async fn a_burst_beyond_the_running_limit_all_completes() {
+    let (_d, h) = harness().await;
+    let h = Arc::new(h);
+    let n = hybrid_host::operations::MAX_RUNNING + 72;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let net = format!("10.{}.{}", 100 + i / 256, i % 256);
+                let body = json!({
+                    "address_prefix": format!("{net}.0/24"),
+                    "vm_ip_pool": {"start": format!("{net}.10"), "end": format!("{net}.20")},
+                    "vip_pool": {"start": format!("{net}.200"), "end": format!("{net}.201")},
+                });
+                let r = h.put_vnet(&format!("burst-{i}"), body).await;
+                assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+                r.body["id"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let mut ops = Vec::new();
+    for t in tasks {
+        ops.push(t.await.unwrap());
+    }
+    for id in ops {
+        assert_eq!(h.wait_op(&id).await["status"], "Succeeded", "{id}");
+    }
+    let list = h.get("/v1/vnets").await.body;
+    assert_eq!(list["items"].as_array().unwrap().len(), n);
+}
+
 #[tokio::test]
 async fn concurrent_reservations_never_share_an_address() {
     let (_d, h) = harness().await;

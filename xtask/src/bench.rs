@@ -498,13 +498,10 @@ fn http_rows(api: &http::ApiReport) -> Result<Vec<Row>> {
         if std::ptr::eq(m, base) {
             continue;
         }
-        let vnet_get = api.find("GET /v1/vnets/{name}", &base.stored);
-        let key = if vnet_get.is_some_and(|g| std::ptr::eq(g, &m.outcome)) {
-            "http.get".to_string()
-        } else if m.name.starts_with("PUT") && m.stored == base.stored {
-            "http.put".to_string()
-        } else {
-            format!("http.{i}")
+        let key = match (m.name.as_str(), m.stored == base.stored) {
+            (http::VNET_GET, true) => "http.get".to_string(),
+            (http::VNET_CREATE, true) => "http.put".to_string(),
+            _ => format!("http.{i}"),
         };
         let name = format!("{} ({} stored)", m.name, m.stored);
         let (b, o) = (&base.outcome, &m.outcome);
@@ -648,6 +645,49 @@ mod tests {
             ..args
         });
         assert!(only.runs(Part::Api) && !only.runs(Part::Terraform) && !only.runs(Part::Wakeup));
+    }
+
+    #[test]
+    fn the_api_targets_read_the_vnet_get_and_the_create_put() {
+        let measured = |name: &str, stored: &str, rps: usize| http::Measured {
+            name: name.into(),
+            stored: stored.into(),
+            outcome: http::Outcome {
+                requests: rps,
+                wall: Duration::from_secs(1),
+                latency: stats::Summary::of(&[Duration::from_millis(1), Duration::from_millis(2)])
+                    .unwrap(),
+            },
+            server_cpu_per_request: Duration::ZERO,
+        };
+        let api = http::ApiReport {
+            clients: 64,
+            scenarios: vec![
+                measured("GET /healthz", "1 vnet", 30_000),
+                measured(http::VNET_GET, "1 vnet", 15_000),
+                measured("PUT /v1/vnets/{name} (no change)", "1 vnet", 12_000),
+                measured(http::VNET_CREATE, "1 vnet", 2_000),
+                measured(http::VNET_GET, "1000 clusters x 3 pools", 9_000),
+            ],
+            rss_small: http::Rss::default(),
+            clusters: 1000,
+            seed: Duration::from_secs(1),
+            rss_seeded: http::Rss::default(),
+        };
+        let rows = http_rows(&api).unwrap();
+        let rps = |key: &str| -> Vec<f64> {
+            rows.iter()
+                .filter(|r| r.key == key)
+                .map(|r| r.ours.median)
+                .collect()
+        };
+        assert_eq!(rps("http.get.rps"), [15_000.0]);
+        assert_eq!(rps("http.put.rps"), [2_000.0]);
+        let mut keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let all = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), all, "every row has its own key");
     }
 
     #[test]

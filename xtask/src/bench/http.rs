@@ -50,6 +50,12 @@ impl Outcome {
     }
 }
 
+/// The scenario the GET targets read.
+pub const VNET_GET: &str = "GET /v1/vnets/{name}";
+/// The scenario the PUT target reads: a transactional write with IP
+/// allocation (a PUT of an unchanged vnet only compares).
+pub const VNET_CREATE: &str = "PUT /v1/vnets/{new name} (create)";
+
 /// The body `PUT /v1/vnets/bench-http` sends, every time the same.
 pub fn vnet_body() -> Value {
     json!({
@@ -70,7 +76,7 @@ pub fn scenarios() -> (Scenario, Vec<Scenario>) {
         auth: false,
     };
     let get = Scenario {
-        name: "GET /v1/vnets/{name}",
+        name: VNET_GET,
         method: Method::GET,
         path: format!("/v1/vnets/{VNET}"),
         body: None,
@@ -395,16 +401,6 @@ pub struct ApiReport {
     pub rss_seeded: Rss,
 }
 
-impl ApiReport {
-    /// The scenario named `name` with `stored` objects, if it ran.
-    pub fn find(&self, name: &str, stored: &str) -> Option<&Outcome> {
-        self.scenarios
-            .iter()
-            .find(|m| m.name == name && m.stored == stored)
-            .map(|m| &m.outcome)
-    }
-}
-
 /// Paths and bodies of a write scenario: request `n` of client `c` creates
 /// its own object (an idempotent re-PUT is not a write).
 type Writer = fn(client: usize, n: usize) -> (String, Value);
@@ -586,9 +582,8 @@ pub fn api_report(
     push(list.name, small, &|| run(host, &list, clients, per_client))?;
     // Writes are slower: fewer of them, still from every client.
     let writes = (per_client / 4).max(1);
-    let put_name = "PUT /v1/vnets/{new name} (create)";
-    push(put_name, small, &|| {
-        run_writes(host, put_name, new_vnet, clients, writes)
+    push(VNET_CREATE, small, &|| {
+        run_writes(host, VNET_CREATE, new_vnet, clients, writes)
     })?;
     let rss_small = Rss::of(host)?;
 
