@@ -507,7 +507,13 @@ pub(super) fn insert_operation(
 impl Store for SqliteStore {
     async fn get_vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError> {
         let name = name.to_string();
-        self.read(move |c| load_snapshot(c, &name)).await
+        self.read(move |c| {
+            // One read transaction for the three queries: one consistent
+            // snapshot, and SQLite takes its file locks once, not thrice.
+            let tx = c.unchecked_transaction()?;
+            load_snapshot(&tx, &name)
+        })
+        .await
     }
 
     async fn list_vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError> {
