@@ -261,16 +261,7 @@ type VnetRow = (
 );
 
 fn vnet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VnetRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    VnetRow::try_from(r)
 }
 
 fn record_from_row(row: VnetRow) -> Result<VnetRecord, StoreError> {
@@ -413,15 +404,7 @@ pub(super) fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
 pub(super) const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
 
 pub(super) fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    OpRow::try_from(r)
 }
 
 pub(super) fn load_operation(conn: &Connection, id: &str) -> Result<Option<Operation>, StoreError> {
