@@ -210,6 +210,34 @@ impl Host {
         Ok(ApiResponse { status, body })
     }
 
+    /// Requires `resp` (the answer to `what`, e.g. `PUT /v1/vnets/a`) to be a
+    /// success; for a `202`, waits for its operation and requires it to have
+    /// succeeded. Returns the final operation, or the body as it came.
+    pub fn settle(&self, what: &str, resp: &ApiResponse) -> Result<Value> {
+        crate::ensure!(
+            (200..=204).contains(&resp.status),
+            "{what}: {} {}",
+            resp.status,
+            resp.body
+        );
+        let done = self.wait_operation(resp)?;
+        if resp.status == 202 {
+            crate::ensure!(
+                done.get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("succeeded")),
+                "{what}: operation {done}"
+            );
+        }
+        Ok(done)
+    }
+
+    /// PUTs `body` at `path` and [settles](Host::settle) the answer.
+    pub fn apply(&self, path: &str, body: &Value) -> Result<Value> {
+        let resp = self.put(path, body)?;
+        self.settle(&format!("PUT {path}"), &resp)
+    }
+
     /// If `resp` is a `202` carrying an operation, long-polls it until it is
     /// no longer running and returns the final operation; otherwise returns
     /// the body unchanged.

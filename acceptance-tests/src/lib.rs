@@ -44,6 +44,35 @@ pub use workdir::{Mode, TfOutput, Workdir, install_in_mirror, terraform_platform
 /// The provider's source address as users write it in `required_providers`.
 pub const PROVIDER_SOURCE: &str = "hybridops/hybrid";
 
+/// Shared fixtures made through the API, for tests that read existing
+/// objects (the data-source examples, `ip_plan` of a real vnet): vnet
+/// `shared-lan` (10.30.0.0/24), custom location `site`, and cluster `prod-a`
+/// with the 2-node Linux pool `linux1`.
+pub fn shared_lan_fixtures(host: &Host) -> Result<()> {
+    use serde_json::json;
+    host.apply(
+        "/v1/vnets/shared-lan",
+        &json!({
+            "address_prefix": "10.30.0.0/24",
+            "vm_ip_pool": {"start": "10.30.0.10", "end": "10.30.0.99"},
+            "vip_pool": {"start": "10.30.0.200", "end": "10.30.0.209"}
+        }),
+    )?;
+    host.apply(
+        "/v1/custom-locations/site",
+        &json!({"namespace": "site", "host_id": "/management-host"}),
+    )?;
+    host.apply(
+        "/v1/clusters/prod-a",
+        &json!({"custom_location_id": "/custom-locations/site", "vnet_id": "/vnets/shared-lan"}),
+    )?;
+    host.apply(
+        "/v1/clusters/prod-a/nodepools/linux1",
+        &json!({"os_type": "linux", "node_count": 2}),
+    )?;
+    Ok(())
+}
+
 /// Writes `contents` to `path`, naming the path in the error.
 pub(crate) fn write(path: &std::path::Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| Error::io("writing", path, e))

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use hybrid_acceptance_tests::plan::copy_tree;
 use hybrid_acceptance_tests::{Host, Mode, Result, Workdir, attributes_diff, ensure};
-use serde_json::json;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
@@ -266,48 +265,10 @@ fn every_example_is_exercised() -> Result<()> {
     Ok(())
 }
 
-/// Shared fixtures the data-source examples read: a vnet `shared-lan`, a
-/// custom location, and a cluster `prod-a` with one pool, made through the API.
-fn data_source_fixtures(host: &Host) -> Result<()> {
-    let put = |path: &str, body: serde_json::Value| -> Result<()> {
-        let resp = host.put(path, &body)?;
-        ensure!(
-            (200..=202).contains(&resp.status),
-            "PUT {path}: {} {}",
-            resp.status,
-            resp.body
-        );
-        if resp.status == 202 {
-            host.wait_operation(&resp)?;
-        }
-        Ok(())
-    };
-    put(
-        "/v1/vnets/shared-lan",
-        json!({
-            "address_prefix": "10.30.0.0/24",
-            "vm_ip_pool": {"start": "10.30.0.10", "end": "10.30.0.99"},
-            "vip_pool": {"start": "10.30.0.200", "end": "10.30.0.209"}
-        }),
-    )?;
-    put(
-        "/v1/custom-locations/site",
-        json!({"namespace": "site", "host_id": "/management-host"}),
-    )?;
-    put(
-        "/v1/clusters/prod-a",
-        json!({"custom_location_id": "/custom-locations/site", "vnet_id": "/vnets/shared-lan"}),
-    )?;
-    put(
-        "/v1/clusters/prod-a/nodepools/linux1",
-        json!({"os_type": "linux", "node_count": 2}),
-    )
-}
-
 /// `examples/data-sources/<type>` applies against the fixtures.
 fn data_source_example(kind: &str) -> Result<serde_json::Value> {
     let host = Host::start()?;
-    data_source_fixtures(&host)?;
+    hybrid_acceptance_tests::shared_lan_fixtures(&host)?;
     let wd = Workdir::new(&host)?;
     wd.copy_config_from(&examples().join("data-sources").join(kind))?;
     wd.apply_current()?;

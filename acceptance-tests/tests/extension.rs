@@ -79,26 +79,6 @@ fn api(host: &Host, path: &str) -> Result<Value> {
     Ok(resp.body)
 }
 
-/// Waits for a `202` answer's operation; any other success is returned as is.
-fn settle(host: &Host, what: &str, resp: hybrid_acceptance_tests::ApiResponse) -> Result<()> {
-    ensure!(
-        (200..=204).contains(&resp.status),
-        "{what}: {} {}",
-        resp.status,
-        resp.body
-    );
-    let done = host.wait_operation(&resp)?;
-    if resp.status == 202 {
-        ensure!(
-            done["status"]
-                .as_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case("succeeded")),
-            "{what}: operation {done}"
-        );
-    }
-    Ok(())
-}
-
 /// The management host's hybrid operator, and a custom location that
 /// enables it by id.
 #[test]
@@ -237,7 +217,7 @@ fn cluster_extension_lifecycle() -> Result<()> {
         FLUX,
         &json!({"configuration_settings": {"syncInterval": "10m"}}),
     )?;
-    settle(&host, "PATCH settings", r)?;
+    host.settle("PATCH settings", &r)?;
     wd.expect_changes(None, &["10m", "1m", "updated in-place"])?;
     wd.apply_current()?;
     ensure!(
@@ -248,7 +228,7 @@ fn cluster_extension_lifecycle() -> Result<()> {
 
     // Out-of-band delete: the next plan re-creates it.
     let r = host.delete(FLUX)?;
-    settle(&host, "DELETE", r)?;
+    host.settle("DELETE", &r)?;
     wd.expect_changes(None, &["hybrid_extension.flux will be created"])?;
     wd.apply_current()?;
     wd.expect_no_changes()?;

@@ -205,39 +205,7 @@ output "typo" {
 #[test]
 fn ip_plan_counts_what_a_real_vnet_uses() -> Result<()> {
     let host = Host::start()?;
-    let put = |path: &str, body: Value| -> Result<()> {
-        let resp = host.put(path, &body)?;
-        ensure!(
-            (200..=202).contains(&resp.status),
-            "PUT {path}: {} {}",
-            resp.status,
-            resp.body
-        );
-        if resp.status == 202 {
-            host.wait_operation(&resp)?;
-        }
-        Ok(())
-    };
-    put(
-        "/v1/vnets/shared-lan",
-        json!({
-            "address_prefix": "10.30.0.0/24",
-            "vm_ip_pool": {"start": "10.30.0.10", "end": "10.30.0.99"},
-            "vip_pool": {"start": "10.30.0.200", "end": "10.30.0.209"}
-        }),
-    )?;
-    put(
-        "/v1/custom-locations/site",
-        json!({"namespace": "site", "host_id": "/management-host"}),
-    )?;
-    put(
-        "/v1/clusters/prod-a",
-        json!({"custom_location_id": "/custom-locations/site", "vnet_id": "/vnets/shared-lan"}),
-    )?;
-    put(
-        "/v1/clusters/prod-a/nodepools/linux1",
-        json!({"os_type": "linux", "node_count": 2}),
-    )?;
+    hybrid_acceptance_tests::shared_lan_fixtures(&host)?;
 
     let wd = Workdir::new(&host)?;
     let config = r#"

@@ -474,21 +474,7 @@ fn seed_vnet(host: &Host, k: usize) -> Result<()> {
         "vm_ip_pool": {"start": format!("10.{k}.0.10"), "end": format!("10.{k}.127.250")},
         "vip_pool": {"start": format!("10.{k}.128.10"), "end": format!("10.{k}.255.250")},
     });
-    apply(host, &format!("/v1/vnets/seed{k}"), &body)
-}
-
-/// PUTs `body` and waits for its operation to succeed.
-fn apply(host: &Host, path: &str, body: &Value) -> Result<()> {
-    let resp = host.put(path, body)?;
-    if !(200..300).contains(&resp.status) {
-        bail!("PUT {path}: {} {}", resp.status, resp.body);
-    }
-    let op = host.wait_operation(&resp)?;
-    if let Some(status) = op.get("status").and_then(Value::as_str)
-        && status != "Succeeded"
-    {
-        bail!("PUT {path}: operation {status}: {op}");
-    }
+    host.apply(&format!("/v1/vnets/seed{k}"), &body)?;
     Ok(())
 }
 
@@ -496,8 +482,7 @@ fn apply(host: &Host, path: &str, body: &Value) -> Result<()> {
 /// [`SEED_POOLS`] one-node pools `pool1`…
 fn seed_cluster(host: &Host, i: usize) -> Result<()> {
     let name = format!("c{i:04}");
-    apply(
-        host,
+    host.apply(
         &format!("/v1/clusters/{name}"),
         &json!({
             "custom_location_id": "/custom-locations/bench",
@@ -507,8 +492,7 @@ fn seed_cluster(host: &Host, i: usize) -> Result<()> {
         }),
     )?;
     for p in 1..=SEED_POOLS {
-        apply(
-            host,
+        host.apply(
             &format!("/v1/clusters/{name}/nodepools/pool{p}"),
             &json!({"os_type": "linux", "node_count": 1}),
         )?;
@@ -588,8 +572,7 @@ pub fn api_report(
     let rss_small = Rss::of(host)?;
 
     progress("seeding the first cluster (3 pools)");
-    apply(
-        host,
+    host.apply(
         "/v1/custom-locations/bench",
         &json!({"namespace": "bench", "host_id": "/management-host"}),
     )?;
