@@ -13,9 +13,9 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::error::{Error, PathStep, Tracker};
-use crate::msgpack::kind;
+use crate::error::{Error, PathStep};
 use crate::number::Number;
+use crate::tracker::{Tracker, kind};
 use crate::types::Type;
 use crate::value::Value;
 

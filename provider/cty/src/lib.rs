@@ -11,6 +11,7 @@ mod error;
 mod json;
 mod msgpack;
 mod number;
+mod tracker;
 mod types;
 mod value;
 

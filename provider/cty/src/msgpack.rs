@@ -12,8 +12,9 @@ use rmp::Marker;
 use rmp::decode as rd;
 use rmp::encode as wr;
 
-use crate::error::{Error, PathStep, Tracker};
+use crate::error::{Error, PathStep};
 use crate::number::{Number, Wire};
+use crate::tracker::{Tracker, kind};
 use crate::types::Type;
 use crate::value::Value;
 
@@ -469,23 +470,6 @@ fn io<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, Error> {
 struct Encoder {
     out: Vec<u8>,
     t: Tracker,
-}
-
-/// What kind of value this is, for messages (never its content).
-pub(crate) fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Unknown => "an unknown value".into(),
-        Value::String(_) => "a string".into(),
-        Value::Number(_) => "a number".into(),
-        Value::Bool(_) => "a bool".into(),
-        Value::List(_) => "a list".into(),
-        Value::Set(_) => "a set".into(),
-        Value::Map(_) => "a map".into(),
-        Value::Object(_) => "an object".into(),
-        Value::Tuple(_) => "a tuple".into(),
-        Value::Dynamic { ty, .. } => format!("a dynamic value of type {ty}"),
-    }
 }
 
 impl Encoder {
