@@ -10,15 +10,18 @@ pub mod client;
 pub mod config;
 pub mod data_sources;
 pub mod ephemeral;
+pub mod errors;
 pub mod framework;
 pub mod functions;
 pub mod resources;
 
+use client::HostClient;
 use framework::server::ProviderService;
 
 /// The provider with every resource, data source, ephemeral resource and
-/// function registered.
-pub fn provider() -> ProviderService {
+/// function registered. Its configured data is the [`HostClient`] that
+/// [`config::configure`] builds.
+pub fn provider() -> ProviderService<HostClient> {
     ProviderService::new(
         config::schema(),
         |config| async move {
@@ -31,4 +34,70 @@ pub fn provider() -> ProviderService {
         ephemeral::all(),
         functions::all(),
     )
+    .named("hybrid")
+    .unconfigured_detail(
+        "the hybrid provider has no working connection to the host management service; \
+         see the provider configuration errors above",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use hybrid_cty::Value;
+    use hybrid_tfplugin::tfplugin6 as pb;
+    use pb::provider_server::Provider;
+    use tonic::Request;
+
+    use crate::framework::Resource;
+
+    #[tokio::test]
+    async fn upgrade_reads_state_from_an_older_schema() {
+        let service = crate::provider();
+        // `retired` is not in the schema; `vip_pool` and others are absent.
+        let raw = br#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24","retired":true,"vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","old":1}}"#;
+        let response = service
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_vnet".into(),
+                version: 0,
+                raw_state: Some(pb::RawState {
+                    json: raw.to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            response.diagnostics.is_empty(),
+            "{:?}",
+            response.diagnostics
+        );
+        let ty = crate::resources::vnet::VnetResource.schema().value_type();
+        let state =
+            hybrid_cty::decode_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap();
+        assert_eq!(state.get("name"), Some(&Value::from("lan")));
+        assert_eq!(state.get("vip_pool"), Some(&Value::Null));
+        assert_eq!(
+            state.get("vm_ip_pool").and_then(|p| p.get("end")),
+            Some(&Value::from("10.0.0.99"))
+        );
+    }
+
+    #[tokio::test]
+    async fn upgrade_refuses_state_from_a_newer_provider() {
+        let response = crate::provider()
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_vnet".into(),
+                version: 9,
+                raw_state: Some(pb::RawState {
+                    json: b"{}".to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.upgraded_state.is_none());
+        assert!(response.diagnostics[0].detail.contains("newer provider"));
+    }
 }

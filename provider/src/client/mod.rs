@@ -25,6 +25,8 @@ use serde::de::DeserializeOwned;
 pub use error::{ClientError, cause_chain};
 pub use objects::Put;
 
+use crate::framework::timeouts::humanize;
+
 /// How a mutating call was answered: already done, or queued as an operation.
 #[derive(Debug)]
 pub enum Accepted<T> {
@@ -349,21 +351,4 @@ fn truncate(text: &str, max: usize) -> &str {
         Some((at, _)) => &text[..at],
         None => text,
     }
-}
-
-/// `90s` → "1m30s", for messages.
-pub fn humanize(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }

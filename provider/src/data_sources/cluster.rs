@@ -11,8 +11,9 @@ use super::shared::{
     nodes_value, not_found, string_list, string_map,
 };
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, errors, validators, values};
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators, values};
 
 pub struct ClusterDataSource;
 
@@ -21,7 +22,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 #[async_trait]
-impl DataSource for ClusterDataSource {
+impl DataSource<HostClient> for ClusterDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_cluster"
     }

@@ -8,13 +8,14 @@ use hybrid_cty::Value;
 
 use super::shared::{computed_list, computed_strings, string_list};
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, errors, values};
+use crate::framework::{DataSource, Diagnostics, Schema, values};
 
 pub struct ExtensionTypesDataSource;
 
 #[async_trait]
-impl DataSource for ExtensionTypesDataSource {
+impl DataSource<HostClient> for ExtensionTypesDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_extension_types"
     }

@@ -10,13 +10,14 @@ use super::shared::{
     computed_list, computed_strings, resources_attributes, resources_value, string_list,
 };
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, errors};
+use crate::framework::{DataSource, Diagnostics, Schema};
 
 pub struct HostsDataSource;
 
 #[async_trait]
-impl DataSource for HostsDataSource {
+impl DataSource<HostClient> for HostsDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_hosts"
     }

@@ -10,8 +10,9 @@ use hybrid_cty::Value;
 
 use super::shared::{computed_list, computed_strings, string_list};
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, errors, values};
+use crate::framework::{DataSource, Diagnostics, Schema, values};
 
 pub struct KubernetesVersionsDataSource;
 
@@ -19,7 +20,7 @@ pub struct KubernetesVersionsDataSource;
 const ALL_OSES: [OsType; 2] = [OsType::Linux, OsType::Windows];
 
 #[async_trait]
-impl DataSource for KubernetesVersionsDataSource {
+impl DataSource<HostClient> for KubernetesVersionsDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_kubernetes_versions"
     }

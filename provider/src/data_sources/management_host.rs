@@ -7,13 +7,14 @@ use hybrid_api::ManagementHost;
 use hybrid_cty::Value;
 
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, errors};
+use crate::framework::{DataSource, Diagnostics, Schema};
 
 pub struct ManagementHostDataSource;
 
 #[async_trait]
-impl DataSource for ManagementHostDataSource {
+impl DataSource<HostClient> for ManagementHostDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_management_host"
     }

@@ -10,10 +10,11 @@ mod shared;
 pub mod vm_sizes;
 pub mod vnet;
 
+use crate::client::HostClient;
 use crate::framework::DataSource;
 
 /// Every data source the provider serves.
-pub fn all() -> Vec<Box<dyn DataSource>> {
+pub fn all() -> Vec<Box<dyn DataSource<HostClient>>> {
     vec![
         Box::new(vnet::VnetDataSource),
         Box::new(management_host::ManagementHostDataSource),

@@ -11,8 +11,9 @@ use super::shared::{
     nodes_value, not_found, string_list, string_map,
 };
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, errors, validators, values};
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators, values};
 
 pub struct NodePoolsDataSource;
 
@@ -29,7 +30,7 @@ fn cluster_name(id: &str) -> Result<&str, String> {
 }
 
 #[async_trait]
-impl DataSource for NodePoolsDataSource {
+impl DataSource<HostClient> for NodePoolsDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_nodepools"
     }

@@ -7,13 +7,14 @@ use hybrid_cty::Value;
 
 use super::shared::computed_list;
 use crate::client::HostClient;
+use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, errors};
+use crate::framework::{DataSource, Diagnostics, Schema};
 
 pub struct VmSizesDataSource;
 
 #[async_trait]
-impl DataSource for VmSizesDataSource {
+impl DataSource<HostClient> for VmSizesDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_vm_sizes"
     }

@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use hybrid_cty::Value;
 
 use crate::client::HostClient;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, errors, values};
+use crate::errors;
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, values};
 use crate::resources::vnet::{to_state, vnet_attributes};
 
 pub struct VnetDataSource;
 
 #[async_trait]
-impl DataSource for VnetDataSource {
+impl DataSource<HostClient> for VnetDataSource {
     fn type_name(&self) -> &'static str {
         "hybrid_vnet"
     }

@@ -17,9 +17,10 @@ use hybrid_cty::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientError, HostClient};
+use crate::errors;
 use crate::framework::schema::Attribute;
 use crate::framework::{
-    AttrPath, Diagnostics, EphemeralResource, Opened, Schema, errors, validators, values,
+    AttrPath, Diagnostics, EphemeralResource, Opened, Schema, validators, values,
 };
 
 pub struct KubeconfigEphemeral;
@@ -91,7 +92,7 @@ fn report(diags: &mut Diagnostics, id: &str, error: &ClientError) {
 }
 
 #[async_trait]
-impl EphemeralResource for KubeconfigEphemeral {
+impl EphemeralResource<HostClient> for KubeconfigEphemeral {
     fn type_name(&self) -> &'static str {
         "hybrid_kubeconfig"
     }

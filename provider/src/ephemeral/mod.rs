@@ -3,9 +3,10 @@
 
 pub mod kubeconfig;
 
+use crate::client::HostClient;
 use crate::framework::EphemeralResource;
 
 /// Every ephemeral resource the provider offers.
-pub fn all() -> Vec<Box<dyn EphemeralResource>> {
+pub fn all() -> Vec<Box<dyn EphemeralResource<HostClient>>> {
     vec![Box::new(kubeconfig::KubeconfigEphemeral)]
 }

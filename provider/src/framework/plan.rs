@@ -208,8 +208,8 @@ pub(crate) fn proposed_new_state(schema: &[Attribute], prior: &Value, config: &V
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::Attribute;
     use super::*;
-    use crate::framework::schema::Attribute;
 
     fn schema() -> Schema {
         Schema::new(
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn block_change_is_a_change_and_can_require_replace() {
-        use crate::framework::schema::{Block, BlockNesting};
+        use super::super::schema::{Block, BlockNesting};
         let schema = schema().with_blocks(vec![Block {
             type_name: "rule",
             nesting: BlockNesting::List,

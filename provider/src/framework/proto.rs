@@ -230,8 +230,8 @@ pub fn encode(
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::validators;
     use super::*;
-    use crate::framework::schema::validators;
 
     fn nodes_schema() -> Schema {
         Schema::new(

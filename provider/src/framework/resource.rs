@@ -1,28 +1,31 @@
 //! The traits a resource and a data source implement. Each one lives in its
 //! own file with its schema and its CRUD + import, like
 //! terraform-plugin-framework.
+//!
+//! `D` is the provider's configured data (what `ConfigureProvider` built
+//! from the provider configuration, e.g. an API client): the framework
+//! stores it and hands it to every call, knowing nothing of what it is.
 
 use async_trait::async_trait;
 use hybrid_cty::Value;
 
 use super::diagnostics::Diagnostics;
 use super::schema::Schema;
-use crate::client::HostClient;
 
 /// What a resource's plan-time hook sees.
-pub struct PlanContext<'a> {
-    /// The configured client; `None` when the provider could not be
-    /// configured yet (e.g. its configuration depends on unknown values), in
-    /// which case checks that need the service are skipped.
-    pub client: Option<&'a HostClient>,
+pub struct PlanContext<'a, D> {
+    /// The provider's configured data; `None` when the provider could not
+    /// be configured yet (e.g. its configuration depends on unknown values),
+    /// in which case checks that need it are skipped.
+    pub data: Option<&'a D>,
     /// Prior state; null on create.
     pub prior: &'a Value,
     pub config: &'a Value,
 }
 
 #[async_trait]
-pub trait Resource: Send + Sync {
-    /// `hybrid_vnet`, …
+pub trait Resource<D: Sync>: Send + Sync {
+    /// The resource type, e.g. `<provider>_network`.
     fn type_name(&self) -> &'static str;
 
     fn schema(&self) -> Schema;
@@ -35,7 +38,7 @@ pub trait Resource: Send + Sync {
     /// computed values, requires-replace). May consult the service.
     async fn modify_plan(
         &self,
-        _ctx: PlanContext<'_>,
+        _ctx: PlanContext<'_, D>,
         _planned: &mut Value,
         _diags: &mut Diagnostics,
     ) {
@@ -45,33 +48,33 @@ pub trait Resource: Send + Sync {
     /// created; when the service accepted the object but the work failed,
     /// return a state with at least `id` set together with the error, so
     /// Terraform keeps it (tainted) instead of orphaning it.
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value;
+    async fn create(&self, data: &D, planned: &Value, diags: &mut Diagnostics) -> Value;
 
     /// Reads the object. Returns null when it no longer exists.
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value;
+    async fn read(&self, data: &D, state: &Value, diags: &mut Diagnostics) -> Value;
 
     async fn update(
         &self,
-        client: &HostClient,
+        data: &D,
         prior: &Value,
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Value;
 
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics);
+    async fn delete(&self, data: &D, state: &Value, diags: &mut Diagnostics);
 
-    /// Builds the state of an existing object from its import id (the
-    /// object's path in the host API, e.g. `/vnets/lan`).
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value;
+    /// Builds the state of an existing object from its import id (whatever
+    /// the resource documents, typically the object's id in its API).
+    async fn import(&self, data: &D, id: &str, diags: &mut Diagnostics) -> Value;
 }
 
 #[async_trait]
-pub trait DataSource: Send + Sync {
+pub trait DataSource<D: Sync>: Send + Sync {
     fn type_name(&self) -> &'static str;
 
     fn schema(&self) -> Schema;
 
-    async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value;
+    async fn read(&self, data: &D, config: &Value, diags: &mut Diagnostics) -> Value;
 }
 
 /// What opening an ephemeral resource produced.
@@ -87,7 +90,7 @@ pub struct Opened {
 /// An ephemeral resource (Terraform ≥ 1.10): opened for the length of one
 /// Terraform command, its result never stored in plan or state.
 #[async_trait]
-pub trait EphemeralResource: Send + Sync {
+pub trait EphemeralResource<D: Sync>: Send + Sync {
     fn type_name(&self) -> &'static str;
 
     fn schema(&self) -> Schema;
@@ -95,12 +98,12 @@ pub trait EphemeralResource: Send + Sync {
     /// Cross-attribute checks; values may be unknown.
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
 
-    async fn open(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Opened;
+    async fn open(&self, data: &D, config: &Value, diags: &mut Diagnostics) -> Opened;
 
     /// Extends the result's validity; returns the next renew time.
     async fn renew(
         &self,
-        _client: &HostClient,
+        _data: &D,
         _private: &[u8],
         _diags: &mut Diagnostics,
     ) -> Option<std::time::SystemTime> {
@@ -108,7 +111,7 @@ pub trait EphemeralResource: Send + Sync {
     }
 
     /// Releases what `open` obtained.
-    async fn close(&self, _client: &HostClient, _private: &[u8], _diags: &mut Diagnostics) {}
+    async fn close(&self, _data: &D, _private: &[u8], _diags: &mut Diagnostics) {}
 }
 
 /// One parameter of a provider function.
@@ -144,7 +147,7 @@ impl FunctionError {
     }
 }
 
-/// A provider function (Terraform ≥ 1.8, `provider::hybrid::<name>(…)`):
+/// A provider function (Terraform ≥ 1.8, `provider::<provider>::<name>(…)`):
 /// pure, called without provider configuration.
 pub trait Function: Send + Sync {
     /// e.g. `ip_plan`.

@@ -20,11 +20,10 @@ use super::resource::{
     DataSource, EphemeralResource, Function, FunctionDef, FunctionError, PlanContext, Resource,
 };
 use super::schema::{Attribute, Kind, Mode, Schema};
-use crate::client::HostClient;
 
-type Configure = dyn Fn(Value) -> Pin<Box<dyn Future<Output = (Option<HostClient>, Diagnostics)> + Send>>
-    + Send
-    + Sync;
+/// Builds the provider's configured data from its configuration.
+type Configure<D> =
+    dyn Fn(Value) -> Pin<Box<dyn Future<Output = (Option<D>, Diagnostics)> + Send>> + Send + Sync;
 
 struct Registered<T: ?Sized> {
     inner: Box<T>,
@@ -45,31 +44,41 @@ struct RegisteredFunction {
     def: FunctionDef,
 }
 
-/// The provider as Terraform sees it.
-pub struct ProviderService {
+/// The provider as Terraform sees it. `D` is the provider's configured
+/// data: built by `configure` from the provider configuration, then handed
+/// to every resource, data source and ephemeral resource call.
+pub struct ProviderService<D> {
+    /// The provider's local name, for messages (`the <name> provider …`).
+    name: &'static str,
+    /// Why calls fail while there is no configured data.
+    unconfigured: String,
     provider_schema: Schema,
-    configure: Arc<Configure>,
-    resources: BTreeMap<&'static str, Registered<dyn Resource>>,
-    data_sources: BTreeMap<&'static str, Registered<dyn DataSource>>,
-    ephemeral_resources: BTreeMap<&'static str, Registered<dyn EphemeralResource>>,
+    configure: Arc<Configure<D>>,
+    resources: BTreeMap<&'static str, Registered<dyn Resource<D>>>,
+    data_sources: BTreeMap<&'static str, Registered<dyn DataSource<D>>>,
+    ephemeral_resources: BTreeMap<&'static str, Registered<dyn EphemeralResource<D>>>,
     functions: BTreeMap<&'static str, RegisteredFunction>,
-    client: RwLock<Option<HostClient>>,
+    data: RwLock<Option<Arc<D>>>,
 }
 
-impl ProviderService {
+impl<D: Send + Sync + 'static> ProviderService<D> {
     pub fn new<F, Fut>(
         provider_schema: Schema,
         configure: F,
-        resources: Vec<Box<dyn Resource>>,
-        data_sources: Vec<Box<dyn DataSource>>,
-        ephemeral_resources: Vec<Box<dyn EphemeralResource>>,
+        resources: Vec<Box<dyn Resource<D>>>,
+        data_sources: Vec<Box<dyn DataSource<D>>>,
+        ephemeral_resources: Vec<Box<dyn EphemeralResource<D>>>,
         functions: Vec<Box<dyn Function>>,
     ) -> Self
     where
         F: Fn(Value) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = (Option<HostClient>, Diagnostics)> + Send + 'static,
+        Fut: Future<Output = (Option<D>, Diagnostics)> + Send + 'static,
     {
         Self {
+            name: "this",
+            unconfigured: "the provider is not configured; see the provider configuration \
+                           errors above"
+                .to_string(),
             provider_schema,
             configure: Arc::new(move |config| Box::pin(configure(config))),
             resources: resources
@@ -100,21 +109,34 @@ impl ProviderService {
                     (f.name(), RegisteredFunction { inner: f, def })
                 })
                 .collect(),
-            client: RwLock::new(None),
+            data: RwLock::new(None),
         }
     }
 
-    fn client(&self) -> Option<HostClient> {
-        self.client.read().ok().and_then(|c| c.clone())
+    /// Names the provider in messages: `the <name> provider has no function …`.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
-    fn resource(&self, type_name: &str) -> Result<&Registered<dyn Resource>, Status> {
+    /// What a call that needs the configured data says when there is none
+    /// (configuring failed; its own errors were reported then).
+    pub fn unconfigured_detail(mut self, detail: impl Into<String>) -> Self {
+        self.unconfigured = detail.into();
+        self
+    }
+
+    fn data(&self) -> Option<Arc<D>> {
+        self.data.read().ok().and_then(|d| d.clone())
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Registered<dyn Resource<D>>, Status> {
         self.resources
             .get(type_name)
             .ok_or_else(|| Status::not_found(format!("unknown resource type {type_name:?}")))
     }
 
-    fn data_source(&self, type_name: &str) -> Result<&Registered<dyn DataSource>, Status> {
+    fn data_source(&self, type_name: &str) -> Result<&Registered<dyn DataSource<D>>, Status> {
         self.data_sources
             .get(type_name)
             .ok_or_else(|| Status::not_found(format!("unknown data source type {type_name:?}")))
@@ -123,23 +145,19 @@ impl ProviderService {
     fn ephemeral_resource(
         &self,
         type_name: &str,
-    ) -> Result<&Registered<dyn EphemeralResource>, Status> {
+    ) -> Result<&Registered<dyn EphemeralResource<D>>, Status> {
         self.ephemeral_resources.get(type_name).ok_or_else(|| {
             Status::not_found(format!("unknown ephemeral resource type {type_name:?}"))
         })
     }
 
-    /// The configured client, or a diagnostic saying why there is none.
-    fn require_client(&self, diags: &mut Diagnostics) -> Option<HostClient> {
-        let client = self.client();
-        if client.is_none() {
-            diags.error(
-                "Provider not configured",
-                "the hybrid provider has no working connection to the host management service; \
-                 see the provider configuration errors above",
-            );
+    /// The configured data, or a diagnostic saying why there is none.
+    fn require_data(&self, diags: &mut Diagnostics) -> Option<Arc<D>> {
+        let data = self.data();
+        if data.is_none() {
+            diags.error("Provider not configured", self.unconfigured.clone());
         }
-        client
+        data
     }
 
     fn function_signatures(&self) -> HashMap<String, pb::Function> {
@@ -157,7 +175,7 @@ impl ProviderService {
         arguments: &[pb::DynamicValue],
     ) -> Result<pb::DynamicValue, FunctionError> {
         let function = self.functions.get(name).ok_or_else(|| FunctionError {
-            text: format!("the hybrid provider has no function {name:?}"),
+            text: format!("the {} provider has no function {name:?}", self.name),
             argument: None,
         })?;
         let parameters = &function.def.parameters;
@@ -334,7 +352,7 @@ fn without_write_only(schema: &Schema, mut state: Value) -> Value {
 }
 
 #[tonic::async_trait]
-impl pb::provider_server::Provider for ProviderService {
+impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService<D> {
     async fn get_metadata(
         &self,
         _request: Request<pb::get_metadata::Request>,
@@ -434,10 +452,10 @@ impl pb::provider_server::Provider for ProviderService {
             &mut diags,
         );
         if !diags.has_errors() {
-            let (client, more) = (self.configure)(config).await;
+            let (data, more) = (self.configure)(config).await;
             diags.extend(more);
-            if let Ok(mut slot) = self.client.write() {
-                *slot = client;
+            if let Ok(mut slot) = self.data.write() {
+                *slot = data.map(Arc::new);
             }
         }
         Ok(Response::new(pb::configure_provider::Response {
@@ -559,9 +577,9 @@ impl pb::provider_server::Provider for ProviderService {
         let mut new_state = state.clone();
         if !diags.has_errors()
             && !state.is_null()
-            && let Some(client) = self.require_client(&mut diags)
+            && let Some(data) = self.require_data(&mut diags)
         {
-            new_state = resource.inner.read(&client, &state, &mut diags).await;
+            new_state = resource.inner.read(&data, &state, &mut diags).await;
         }
         Ok(Response::new(pb::read_resource::Response {
             new_state: proto::encode(&new_state, &resource.ty, "state", &mut diags),
@@ -594,9 +612,9 @@ impl pb::provider_server::Provider for ProviderService {
         if !diags.has_errors() {
             let mut planned = plan(&resource.schema, &prior, &config, &proposed);
             if !planned.planned.is_null() {
-                let client = self.client();
+                let data = self.data();
                 let ctx = PlanContext {
-                    client: client.as_ref(),
+                    data: data.as_deref(),
                     prior: &prior,
                     config: &config,
                 };
@@ -634,20 +652,20 @@ impl pb::provider_server::Provider for ProviderService {
         let planned = with_write_only(&resource.schema, &planned, &config);
         let mut new_state = prior.clone();
         if !diags.has_errors()
-            && let Some(client) = self.require_client(&mut diags)
+            && let Some(data) = self.require_data(&mut diags)
         {
             let r = &resource.inner;
             new_state = match (prior.is_null(), planned.is_null()) {
-                (true, false) => r.create(&client, &planned, &mut diags).await,
+                (true, false) => r.create(&data, &planned, &mut diags).await,
                 (false, true) => {
-                    r.delete(&client, &prior, &mut diags).await;
+                    r.delete(&data, &prior, &mut diags).await;
                     if diags.has_errors() {
                         prior.clone()
                     } else {
                         Value::Null
                     }
                 }
-                (false, false) => r.update(&client, &prior, &planned, &mut diags).await,
+                (false, false) => r.update(&data, &prior, &planned, &mut diags).await,
                 (true, true) => Value::Null,
             };
         }
@@ -668,11 +686,8 @@ impl pb::provider_server::Provider for ProviderService {
         let resource = self.resource(&request.type_name)?;
         let mut diags = Diagnostics::new();
         let mut imported = Vec::new();
-        if let Some(client) = self.require_client(&mut diags) {
-            let state = resource
-                .inner
-                .import(&client, &request.id, &mut diags)
-                .await;
+        if let Some(data) = self.require_data(&mut diags) {
+            let state = resource.inner.import(&data, &request.id, &mut diags).await;
             if !state.is_null() && !diags.has_errors() {
                 imported.push(pb::import_resource_state::ImportedResource {
                     type_name: request.type_name.clone(),
@@ -703,9 +718,9 @@ impl pb::provider_server::Provider for ProviderService {
         );
         let mut state = Value::Null;
         if !diags.has_errors()
-            && let Some(client) = self.require_client(&mut diags)
+            && let Some(data) = self.require_data(&mut diags)
         {
-            state = data_source.inner.read(&client, &config, &mut diags).await;
+            state = data_source.inner.read(&data, &config, &mut diags).await;
         }
         let state = if diags.has_errors() {
             None
@@ -777,8 +792,8 @@ impl pb::provider_server::Provider for ProviderService {
             response.diagnostics = proto::diagnostics(&diags);
             return Ok(Response::new(response));
         }
-        if let Some(client) = self.require_client(&mut diags) {
-            let opened = ephemeral.inner.open(&client, &config, &mut diags).await;
+        if let Some(data) = self.require_data(&mut diags) {
+            let opened = ephemeral.inner.open(&data, &config, &mut diags).await;
             if !diags.has_errors() {
                 response.result = proto::encode(&opened.result, ty, "result", &mut diags);
                 set_timestamp!(response.renew_at, opened.renew_at);
@@ -798,8 +813,8 @@ impl pb::provider_server::Provider for ProviderService {
         let mut diags = Diagnostics::new();
         let mut response = pb::renew_ephemeral_resource::Response::default();
         let private = request.private.unwrap_or_default();
-        if let Some(client) = self.require_client(&mut diags) {
-            let renew_at = ephemeral.inner.renew(&client, &private, &mut diags).await;
+        if let Some(data) = self.require_data(&mut diags) {
+            let renew_at = ephemeral.inner.renew(&data, &private, &mut diags).await;
             set_timestamp!(response.renew_at, renew_at);
         }
         // The same private data serves the next renew and the close.
@@ -816,8 +831,8 @@ impl pb::provider_server::Provider for ProviderService {
         let ephemeral = self.ephemeral_resource(&request.type_name)?;
         let mut diags = Diagnostics::new();
         let private = request.private.unwrap_or_default();
-        if let Some(client) = self.require_client(&mut diags) {
-            ephemeral.inner.close(&client, &private, &mut diags).await;
+        if let Some(data) = self.require_data(&mut diags) {
+            ephemeral.inner.close(&data, &private, &mut diags).await;
         }
         Ok(Response::new(pb::close_ephemeral_resource::Response {
             diagnostics: proto::diagnostics(&diags),
@@ -862,26 +877,15 @@ impl pb::provider_server::Provider for ProviderService {
 
 #[cfg(test)]
 mod tests {
+    use super::super::resource::{Opened, Parameter};
+    use super::super::schema::validators;
     use super::*;
-    use crate::framework::resource::{Opened, Parameter};
-    use crate::framework::schema::validators;
     use pb::provider_server::Provider;
     use std::sync::Mutex;
     use std::time::Duration;
 
-    /// A throw-away CA: `HostClient::new` only parses it; nothing connects.
-    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
-MIIBmDCCAT2gAwIBAgIULi43ymBDdnSb6ploNkaZdgPgTXQwCgYIKoZIzj0EAwIw
-IDEeMBwGA1UEAwwVcHJvdmlkZXIgdW5pdCB0ZXN0IENBMCAXDTI2MTEyMTEwMzQw
-NVoYDzIxMjYxMDI4MTAzNDA1WjAgMR4wHAYDVQQDDBVwcm92aWRlciB1bml0IHRl
-c3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARC1ydef+LOPPDZj7KuCwZ/
-jEcPGl5Sag1ET7FBW358ngvSpTt5+GSWfcptKCAH9tudVpyXC8kYHjB3dDG9fyE5
-o1MwUTAdBgNVHQ4EFgQUkW4f8Alxw6fOW5HHSbnBu7vvL+MwHwYDVR0jBBgwFoAU
-kW4f8Alxw6fOW5HHSbnBu7vvL+MwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
-AgNJADBGAiEA5lkUrEyy6I73wq/QKnXJkkKRDFRjgzpQT5bdd67ulMQCIQD0bdah
-KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
------END CERTIFICATE-----
-";
+    /// The configured data of the test provider: nothing uses it.
+    struct Configured;
 
     /// `hybrid_greeting`: opens to "hello <name>", renews while the private
     /// data says so, records what it closes.
@@ -890,7 +894,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
     }
 
     #[async_trait::async_trait]
-    impl EphemeralResource for Greeting {
+    impl EphemeralResource<Configured> for Greeting {
         fn type_name(&self) -> &'static str {
             "hybrid_greeting"
         }
@@ -914,7 +918,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
             }
         }
 
-        async fn open(&self, _: &HostClient, config: &Value, diags: &mut Diagnostics) -> Opened {
+        async fn open(&self, _: &Configured, config: &Value, diags: &mut Diagnostics) -> Opened {
             let name = config.get("name").and_then(Value::as_str).unwrap_or("");
             if name == "mallory" {
                 diags.error_at(AttrPath::attr("name"), "Refused", "no greeting for mallory");
@@ -932,14 +936,14 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
 
         async fn renew(
             &self,
-            _: &HostClient,
+            _: &Configured,
             private: &[u8],
             _: &mut Diagnostics,
         ) -> Option<SystemTime> {
             (private == b"alice").then(|| UNIX_EPOCH + Duration::from_secs(1_900_000_060))
         }
 
-        async fn close(&self, _: &HostClient, private: &[u8], _: &mut Diagnostics) {
+        async fn close(&self, _: &Configured, private: &[u8], _: &mut Diagnostics) {
             if let Ok(mut closed) = self.closed.lock() {
                 closed.push(private.to_vec());
             }
@@ -993,15 +997,12 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
     }
 
     /// A service with the test ephemeral resource and function, configured
-    /// with a client that is never used.
-    async fn test_service() -> (ProviderService, Arc<Mutex<Vec<Vec<u8>>>>) {
+    /// with data that is never used.
+    async fn test_service() -> (ProviderService<Configured>, Arc<Mutex<Vec<Vec<u8>>>>) {
         let closed = Arc::new(Mutex::new(Vec::new()));
-        let service = ProviderService::new(
+        let service = ProviderService::<Configured>::new(
             Schema::new("test", Vec::new()),
-            |_| async {
-                let client = HostClient::new("https://127.0.0.1:9", "token", TEST_CA).ok();
-                (client, Diagnostics::new())
-            },
+            |_| async { (Some(Configured), Diagnostics::new()) },
             Vec::new(),
             Vec::new(),
             vec![Box::new(Greeting {
@@ -1019,7 +1020,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
             "{:?}",
             configured.diagnostics
         );
-        assert!(service.client().is_some());
+        assert!(service.data().is_some());
         (service, closed)
     }
 
@@ -1236,7 +1237,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
 
     #[tokio::test]
     async fn open_without_a_configured_provider_says_so() {
-        let service = ProviderService::new(
+        let service = ProviderService::<Configured>::new(
             Schema::new("test", Vec::new()),
             |_| async { (None, Diagnostics::new()) },
             Vec::new(),
@@ -1260,7 +1261,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
     }
 
     async fn call(
-        service: &ProviderService,
+        service: &ProviderService<Configured>,
         name: &str,
         arguments: Vec<(Value, Type)>,
     ) -> pb::call_function::Response {
@@ -1355,7 +1356,7 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
     struct Secretive;
 
     #[async_trait::async_trait]
-    impl Resource for Secretive {
+    impl Resource<Configured> for Secretive {
         fn type_name(&self) -> &'static str {
             "hybrid_secretive"
         }
@@ -1378,24 +1379,24 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
                 ],
             )
         }
-        async fn create(&self, _: &HostClient, p: &Value, _: &mut Diagnostics) -> Value {
+        async fn create(&self, _: &Configured, p: &Value, _: &mut Diagnostics) -> Value {
             p.clone()
         }
-        async fn read(&self, _: &HostClient, s: &Value, _: &mut Diagnostics) -> Value {
+        async fn read(&self, _: &Configured, s: &Value, _: &mut Diagnostics) -> Value {
             s.clone()
         }
-        async fn update(&self, _: &HostClient, _: &Value, p: &Value, _: &mut Diagnostics) -> Value {
+        async fn update(&self, _: &Configured, _: &Value, p: &Value, _: &mut Diagnostics) -> Value {
             p.clone()
         }
-        async fn delete(&self, _: &HostClient, _: &Value, _: &mut Diagnostics) {}
-        async fn import(&self, _: &HostClient, _: &str, _: &mut Diagnostics) -> Value {
+        async fn delete(&self, _: &Configured, _: &Value, _: &mut Diagnostics) {}
+        async fn import(&self, _: &Configured, _: &str, _: &mut Diagnostics) -> Value {
             Value::Null
         }
     }
 
     #[tokio::test]
     async fn write_only_values_need_a_terraform_that_allows_them() {
-        let service = ProviderService::new(
+        let service = ProviderService::<Configured>::new(
             Schema::new("test", Vec::new()),
             |_| async { (None, Diagnostics::new()) },
             vec![Box::new(Secretive)],
@@ -1454,56 +1455,5 @@ KKQ/X5pp6GVVLLgJYSAg0Sm5FAuaHXBcViCVCQ==
         }
         let allowed = validate(set, Some(true)).await.unwrap().into_inner();
         assert!(allowed.diagnostics.is_empty(), "{:?}", allowed.diagnostics);
-    }
-
-    #[tokio::test]
-    async fn upgrade_reads_state_from_an_older_schema() {
-        let service = crate::provider();
-        // `retired` is not in the schema; `vip_pool` and others are absent.
-        let raw = br#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24","retired":true,"vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","old":1}}"#;
-        let response = service
-            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-                type_name: "hybrid_vnet".into(),
-                version: 0,
-                raw_state: Some(pb::RawState {
-                    json: raw.to_vec(),
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            response.diagnostics.is_empty(),
-            "{:?}",
-            response.diagnostics
-        );
-        let ty = service.resource("hybrid_vnet").unwrap().ty.clone();
-        let state =
-            hybrid_cty::decode_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap();
-        assert_eq!(state.get("name"), Some(&Value::from("lan")));
-        assert_eq!(state.get("vip_pool"), Some(&Value::Null));
-        assert_eq!(
-            state.get("vm_ip_pool").and_then(|p| p.get("end")),
-            Some(&Value::from("10.0.0.99"))
-        );
-    }
-
-    #[tokio::test]
-    async fn upgrade_refuses_state_from_a_newer_provider() {
-        let response = crate::provider()
-            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-                type_name: "hybrid_vnet".into(),
-                version: 9,
-                raw_state: Some(pb::RawState {
-                    json: b"{}".to_vec(),
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(response.upgraded_state.is_none());
-        assert!(response.diagnostics[0].detail.contains("newer provider"));
     }
 }

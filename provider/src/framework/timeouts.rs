@@ -12,7 +12,7 @@ pub const DELETE: &str = "delete";
 
 /// The schema attribute, with the resource's defaults in its description.
 pub fn attribute(default: Duration) -> Attribute {
-    let default = crate::client::humanize(default);
+    let default = humanize(default);
     let one = |name: &'static str| {
         Attribute::string(name)
             .optional()
@@ -42,6 +42,24 @@ fn check(text: &str) -> Result<(), String> {
             "timeout {text:?} is not a duration: {rule} (use Go-style durations such as \"45s\", \"30m\", \"2h\", \"1h30m\")"
         )
     })
+}
+
+/// `90s` → "1m30s": a duration as [`parse`] reads it back (whole seconds),
+/// for descriptions and messages.
+pub fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
 }
 
 /// Parses Go-style durations made of `h`, `m`, `s` and `ms` parts.

@@ -143,7 +143,7 @@ fn storage_attributes() -> Vec<Attribute> {
 }
 
 #[async_trait]
-impl Resource for ClusterResource {
+impl Resource<HostClient> for ClusterResource {
     fn type_name(&self) -> &'static str {
         "hybrid_cluster"
     }
@@ -279,7 +279,7 @@ impl Resource for ClusterResource {
 
     async fn modify_plan(
         &self,
-        ctx: PlanContext<'_>,
+        ctx: PlanContext<'_, HostClient>,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {

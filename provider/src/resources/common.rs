@@ -14,9 +14,10 @@ use hybrid_api::{ApiError, Condition, Node, Operation, codes};
 use hybrid_cty::{Type, Value};
 
 use crate::client::{Accepted, ClientError, HostClient, Put};
+use crate::errors;
 use crate::framework::path::Step;
 use crate::framework::schema::{Attribute, Kind, Nesting};
-use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, errors, timeouts, values};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, values};
 
 /// What the shared steps need to know about one kind of API object.
 pub(crate) trait Managed: Send + Sync {
@@ -389,11 +390,11 @@ pub(crate) fn report_rules(
 /// configuration with values not known until apply, or a replacement (the
 /// create half of it is planned, and checked, separately).
 pub(crate) fn dry_run_put<'a>(
-    ctx: &PlanContext<'a>,
+    ctx: &PlanContext<'a, HostClient>,
     planned: &Value,
     schema: &Schema,
 ) -> Option<(&'a HostClient, Put)> {
-    let client = ctx.client?;
+    let client = ctx.data?;
     if !ctx.config.is_fully_known() {
         return None;
     }

@@ -52,7 +52,7 @@ fn name_in(id: &str) -> Option<&str> {
 }
 
 #[async_trait]
-impl Resource for CustomLocationResource {
+impl Resource<HostClient> for CustomLocationResource {
     fn type_name(&self) -> &'static str {
         "hybrid_custom_location"
     }
@@ -137,7 +137,7 @@ impl Resource for CustomLocationResource {
 
     async fn modify_plan(
         &self,
-        ctx: PlanContext<'_>,
+        ctx: PlanContext<'_, HostClient>,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {

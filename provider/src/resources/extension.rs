@@ -100,7 +100,7 @@ fn check_target_id(target_id: &str) -> Result<(), String> {
 }
 
 #[async_trait]
-impl Resource for ExtensionResource {
+impl Resource<HostClient> for ExtensionResource {
     fn type_name(&self) -> &'static str {
         "hybrid_extension"
     }
@@ -286,12 +286,12 @@ impl Resource for ExtensionResource {
 
     async fn modify_plan(
         &self,
-        ctx: PlanContext<'_>,
+        ctx: PlanContext<'_, HostClient>,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
         plan_extension(ctx.prior, ctx.config, planned);
-        let Some(client) = ctx.client else {
+        let Some(client) = ctx.data else {
             return;
         };
         // Nothing the service would be asked changed: no calls, so an empty

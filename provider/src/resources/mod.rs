@@ -7,10 +7,11 @@ pub mod extension;
 pub mod nodepool;
 pub mod vnet;
 
+use crate::client::HostClient;
 use crate::framework::Resource;
 
 /// Every resource the provider serves.
-pub fn all() -> Vec<Box<dyn Resource>> {
+pub fn all() -> Vec<Box<dyn Resource<HostClient>>> {
     vec![
         Box::new(vnet::VnetResource),
         Box::new(custom_location::CustomLocationResource),

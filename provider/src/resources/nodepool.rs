@@ -60,7 +60,7 @@ fn names_in(id: &str) -> Option<(&str, &str)> {
 }
 
 #[async_trait]
-impl Resource for NodePoolResource {
+impl Resource<HostClient> for NodePoolResource {
     fn type_name(&self) -> &'static str {
         "hybrid_nodepool"
     }
@@ -228,7 +228,7 @@ impl Resource for NodePoolResource {
 
     async fn modify_plan(
         &self,
-        ctx: PlanContext<'_>,
+        ctx: PlanContext<'_, HostClient>,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {

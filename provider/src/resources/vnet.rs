@@ -13,9 +13,10 @@ use hybrid_cty::{Type, Value};
 
 use super::common::{self, Managed};
 use crate::client::{ClientError, HostClient};
+use crate::errors;
 use crate::framework::schema::Attribute;
 use crate::framework::{
-    AttrPath, Diagnostics, PlanContext, Resource, Schema, errors, timeouts, validators, values,
+    AttrPath, Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values,
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -176,7 +177,7 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
 }
 
 #[async_trait]
-impl Resource for VnetResource {
+impl Resource<HostClient> for VnetResource {
     fn type_name(&self) -> &'static str {
         "hybrid_vnet"
     }
@@ -225,7 +226,7 @@ impl Resource for VnetResource {
 
     async fn modify_plan(
         &self,
-        ctx: PlanContext<'_>,
+        ctx: PlanContext<'_, HostClient>,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
@@ -233,7 +234,7 @@ impl Resource for VnetResource {
         common::keep_succeeded_state(ctx.prior, planned);
         // Shrinking a pool is allowed only while nothing allocated would fall
         // outside: ask the service now so the plan, not the apply, fails.
-        let (Some(client), false) = (ctx.client, ctx.prior.is_null()) else {
+        let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
             return;
         };
         let Some(name) = values::string(ctx.prior, "name") else {

@@ -1,9 +1,9 @@
-//! Turning host client errors into diagnostics at the right attribute.
+//! Host client errors as diagnostics at the attribute they name: the one
+//! place that turns a [`ClientError`] (and the service's error envelope in
+//! it) into what Terraform shows.
 
 use crate::client::ClientError;
-
-use super::diagnostics::Diagnostics;
-use super::path::AttrPath;
+use crate::framework::{AttrPath, Diagnostics};
 
 /// Adds `error` to `diags` under `summary`. An API error with a field
 /// `target` (and each of its `details`) points at that attribute.
