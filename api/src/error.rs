@@ -1,0 +1,79 @@
+//! The error envelope every failed request returns (`{"error": {...}}`)
+//! and its machine-readable [`codes`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One error; `details` holds the individual errors when there are several.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// One of [`codes`].
+    pub code: String,
+    pub message: String,
+    /// Field path in the request body: `vm_ip_pool.start`, `dns_servers[1]`,
+    /// `tags["env"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ApiError>,
+}
+
+impl ApiError {
+    /// An error without target or details.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            code: code.to_string(),
+            message: message.into(),
+            target: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// Sets the field path.
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.target {
+            Some(t) => write!(f, "{} at {}: {}", self.code, t, self.message),
+            None => write!(f, "{}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Every error response body: `{"error": {...}}`.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorEnvelope {
+    pub error: ApiError,
+}
+
+/// Error codes used in [`ApiError::code`].
+pub mod codes {
+    pub const INVALID_FIELD: &str = "InvalidField";
+    pub const FIELD_IMMUTABLE: &str = "FieldImmutable";
+    pub const NOT_FOUND: &str = "NotFound";
+    pub const CONFLICT: &str = "Conflict";
+    pub const IN_USE: &str = "InUse";
+    pub const POOL_SHRINK_CONFLICT: &str = "PoolShrinkConflict";
+    pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+    pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const BAD_REQUEST: &str = "BadRequest";
+    pub const INTERNAL: &str = "Internal";
+    /// A limit (pools, nodes) would be exceeded.
+    pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+    /// Not enough free vCPU/memory on the hosts for the requested VMs.
+    pub const INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
+    /// The Kubernetes version is unknown, unsupported, not ready, or not an allowed upgrade.
+    pub const VERSION_NOT_ALLOWED: &str = "VersionNotAllowed";
+    /// The infrastructure failed (e.g. a VM did not boot).
+    pub const INFRASTRUCTURE_FAILED: &str = "InfrastructureFailed";
+    /// An extension's install, upgrade or removal failed on its target.
+    pub const EXTENSION_FAILED: &str = "ExtensionFailed";
+}
