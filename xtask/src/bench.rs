@@ -1,8 +1,8 @@
-//! `cargo xtask bench [--quick]`: the benchmarks of issue 6 (DESIGN.md §7),
-//! each measured side by side with a baseline in the same run, the two
-//! sides interleaved (A B A B ...) so machine noise hits both alike, and
-//! reported (never asserted) as median and min–max plus the ratio
-//! ours / baseline:
+//! `cargo xtask bench [--quick]`: the benchmarks and targets of
+//! docs/guides/performance.md, each measured side by side with a baseline
+//! in the same run, the two sides interleaved (A B A B ...) so machine
+//! noise hits both alike, and reported (never asserted) as median and
+//! min–max plus the ratio ours / baseline:
 //!
 //! 1. plugin start to handshake with auto-mTLS as Terraform launches it,
 //!    against spawning `/bin/true`, and the provider's peak RSS during a

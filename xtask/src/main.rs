@@ -9,8 +9,8 @@
 //!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
 //! - `docs`: generate `docs/` from the provider schema, `examples/` and
 //!   `templates/`; `--check` fails when the committed docs differ.
-//! - `bench`: the benchmarks of DESIGN.md §7, each as a ratio against a
-//!   baseline measured in the same run (docs/guides/performance.md).
+//! - `bench`: the benchmarks and their targets (docs/guides/performance.md),
+//!   each reported as a ratio against a baseline measured in the same run.
 
 mod bench;
 mod docs;
