@@ -1,5 +1,8 @@
 //! The provider's own configuration: where the host management service is
 //! and how to trust and authenticate to it.
+//!
+//! May depend on the [`client`](crate::client) it builds and the framework;
+//! nothing else in this crate.
 
 use hybrid_cty::Value;
 

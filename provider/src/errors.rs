@@ -1,6 +1,9 @@
 //! Host client errors as diagnostics at the attribute they name: the one
 //! place that turns a [`ClientError`] (and the service's error envelope in
 //! it) into what Terraform shows.
+//!
+//! May depend on the [`client`](crate::client)'s error type and the
+//! framework's diagnostics only.
 
 use crate::client::ClientError;
 use crate::framework::{AttrPath, Diagnostics};

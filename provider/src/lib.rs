@@ -5,6 +5,14 @@
 //! turns protocol calls into typed resource calls, the [`resources`],
 //! [`data_sources`], [`ephemeral`] resources and [`functions`] themselves,
 //! and the [`client`] they use to talk to `hybrid-host`.
+//!
+//! Who may use whom (no cycles): [`framework`] uses no other module here;
+//! [`client`] uses only the framework's duration wording; [`errors`] and
+//! [`config`] use the client and the framework; [`resources`] use those;
+//! [`data_sources`] use those and the resources (a kind's schema pieces and
+//! state conversion); [`ephemeral`] uses the framework, the client and
+//! [`errors`]; [`functions`] use only the framework. This file wires them
+//! together.
 
 pub mod client;
 pub mod config;

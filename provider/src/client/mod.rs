@@ -1,6 +1,10 @@
 //! The host management client: HTTPS + JSON calls to `hybrid-host`, with
 //! bearer-token auth, retries of idempotent calls on transient failures, and
 //! long-poll waiting on long-running operations.
+//!
+//! May depend on `hybrid-api` and, in this crate, only on the framework's
+//! duration wording (`framework::timeouts::humanize`); never on resources,
+//! data sources or anything that uses the client.
 
 mod catalog;
 mod clusters;

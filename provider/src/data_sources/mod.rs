@@ -1,4 +1,9 @@
-//! Data sources, one file each.
+//! Data sources, one file each: read-only views of what the service has.
+//!
+//! May depend on the framework, the [`client`](crate::client),
+//! [`errors`](crate::errors), `hybrid-api`, and the [`resources`](crate::resources)
+//! (a kind's data source reuses its resource's schema pieces and state
+//! conversion); never on ephemeral resources or functions.
 
 pub mod cluster;
 pub mod extension_types;

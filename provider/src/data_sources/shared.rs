@@ -10,13 +10,14 @@ use hybrid_cty::{Type, Value};
 
 use crate::framework::schema::Attribute;
 
-pub(crate) use crate::resources::common::observed_list as computed_list;
-use crate::resources::common::{self, set};
+use crate::framework::values::set;
+use crate::resources::attributes;
+pub(crate) use crate::resources::attributes::observed_list as computed_list;
 
 /// The attributes of one observed VM: the resources' set plus the version
 /// and size, which help follow an upgrade.
 pub(crate) fn node_attributes() -> Vec<Attribute> {
-    let mut attributes = common::node_attributes();
+    let mut attributes = attributes::node_attributes();
     attributes.extend([
         Attribute::string("kubernetes_version")
             .computed()
@@ -30,7 +31,7 @@ pub(crate) fn node_attributes() -> Vec<Attribute> {
 
 pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
     Value::list(nodes.iter().map(|node| {
-        let mut value = common::node_value(node);
+        let mut value = attributes::node_value(node);
         set(
             &mut value,
             "kubernetes_version",
@@ -43,7 +44,7 @@ pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
 
 /// The attributes of one status condition, with its transition time.
 pub(crate) fn condition_attributes() -> Vec<Attribute> {
-    let mut attributes = common::condition_attributes();
+    let mut attributes = attributes::condition_attributes();
     attributes.push(
         Attribute::string("last_transition_time")
             .computed()
@@ -54,7 +55,7 @@ pub(crate) fn condition_attributes() -> Vec<Attribute> {
 
 pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
     Value::list(conditions.iter().map(|c| {
-        let mut value = common::condition_value(c);
+        let mut value = attributes::condition_value(c);
         set(
             &mut value,
             "last_transition_time",

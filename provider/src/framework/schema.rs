@@ -208,8 +208,9 @@ pub struct Schema {
     pub version: i64,
     pub description: String,
     pub attributes: Vec<Attribute>,
-    /// Nested blocks. New shapes use nested attributes (DESIGN.md); blocks
-    /// exist for the shapes Terraform users know as blocks.
+    /// Nested blocks. New shapes use nested attributes (they take a whole
+    /// object, null or unknown, like any other value); blocks exist for the
+    /// shapes Terraform users know as blocks.
     pub blocks: Vec<Block>,
 }
 

@@ -77,3 +77,34 @@ pub fn carry(into: &mut Value, from: &Value, name: &str) {
         );
     }
 }
+
+/// A value with every unknown replaced by null.
+pub fn known_only(value: &Value) -> Value {
+    match value {
+        Value::Unknown => Value::Null,
+        Value::Object(attrs) => Value::Object(
+            attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), known_only(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Sets attribute `name` of an object value (no-op on non-objects).
+pub fn set(object: &mut Value, name: &str, value: Value) {
+    if let Value::Object(attrs) = object {
+        attrs.insert(name.to_string(), value);
+    }
+}
+
+/// A whole number as state.
+pub fn count(n: u32) -> Value {
+    Value::from(i64::from(n))
+}
+
+/// A known whole number attribute that fits a `u32`.
+pub fn u32_of(object: &Value, name: &str) -> Option<u32> {
+    int(object, name).and_then(|n| u32::try_from(n).ok())
+}

@@ -20,7 +20,8 @@ use hybrid_api::cluster::{
 use hybrid_api::{Cluster, ClusterSpec, cluster_id};
 use hybrid_cty::{Type, Value};
 
-use super::common::{self, Managed};
+use super::lifecycle::{self, Managed};
+use super::{attributes, dry_run, planning};
 use crate::client::{ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
 use crate::framework::{Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values};
@@ -218,7 +219,7 @@ impl Resource<HostClient> for ClusterResource {
                         "OpenSSH public key installed on every VM (`ssh-ed25519 AAAA… comment`). \
                          Changing it replaces the cluster.",
                     ),
-                common::string_set("admin_group_ids")
+                attributes::string_set("admin_group_ids")
                     .optional()
                     .description(
                         "Directory groups granted cluster-admin. Change in place.",
@@ -255,11 +256,11 @@ impl Resource<HostClient> for ClusterResource {
                      When it is not `Succeeded`, the next plan proposes an update that \
                      re-drives the work.",
                 ),
-                common::observed_list("conditions", common::condition_attributes()).description(
+                attributes::observed_list("conditions", attributes::condition_attributes()).description(
                     "Status conditions the service observes (e.g. `Ready`), apart from \
                      `provisioning_state`.",
                 ),
-                common::observed_list("control_plane_nodes", common::node_attributes())
+                attributes::observed_list("control_plane_nodes", attributes::node_attributes())
                     .use_state_for_unknown()
                     .description("The control-plane VMs."),
                 timeouts::attribute(DEFAULT_TIMEOUT),
@@ -269,7 +270,7 @@ impl Resource<HostClient> for ClusterResource {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         let spec = spec_for_rules(config);
-        common::report_rules(
+        planning::report_rules(
             cluster::validate_spec(&spec),
             config,
             &[&["network.pod_cidr", "network.service_cidr"]],
@@ -284,7 +285,7 @@ impl Resource<HostClient> for ClusterResource {
         diags: &mut Diagnostics,
     ) {
         plan_observed(ctx.prior, ctx.config, planned);
-        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+        let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
         let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
@@ -296,7 +297,7 @@ impl Resource<HostClient> for ClusterResource {
         let answer = client.dry_run_cluster(&name, &spec, put).await;
         let summary = format!("The host management service would refuse cluster {name:?}");
         let Some(admitted) =
-            common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags)
+            dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags)
         else {
             return;
         };
@@ -307,7 +308,7 @@ impl Resource<HostClient> for ClusterResource {
             .is_some_and(Value::is_unknown)
             && let Some(version) = admitted.spec.kubernetes_version
         {
-            common::set(planned, "kubernetes_version", Value::from(version));
+            values::set(planned, "kubernetes_version", Value::from(version));
         }
     }
 
@@ -318,11 +319,11 @@ impl Resource<HostClient> for ClusterResource {
         };
         let answer = client.put_cluster(&name, &spec, Put::Create).await;
         let id = cluster_id(&name);
-        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        common::read::<Self>(client, state, diags).await
+        lifecycle::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -332,7 +333,7 @@ impl Resource<HostClient> for ClusterResource {
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Value {
-        let id = common::state_id::<Self>(prior);
+        let id = lifecycle::state_id::<Self>(prior);
         let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
             diags.error(
                 "Cannot update cluster",
@@ -340,50 +341,51 @@ impl Resource<HostClient> for ClusterResource {
             );
             return prior.clone();
         };
-        if let Some(state) = common::unchanged_update(prior, planned, same_spec(prior, planned)) {
+        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
+        {
             return state;
         }
         let name = name_in(&id).unwrap_or_default();
         let answer = client.put_cluster(name, &spec, Put::Upsert).await;
-        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = common::state_id::<Self>(state) else {
+        let Some(id) = lifecycle::state_id::<Self>(state) else {
             return;
         };
         let name = name_in(&id).unwrap_or_default();
         let answer = client.delete_cluster(name).await;
-        common::deleted::<Self>(client, &id, answer, state, diags).await;
+        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        common::import::<Self>(client, id, diags).await
+        lifecycle::import::<Self>(client, id, diags).await
     }
 }
 
 /// Plans the computed values an update may change: unknown exactly when the
 /// change can alter them, the prior value otherwise.
 fn plan_observed(prior: &Value, config: &Value, planned: &mut Value) {
-    common::keep_succeeded_state(prior, planned);
+    planning::keep_succeeded_state(prior, planned);
     if prior.is_null() {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, config, planned);
+        planning::keep_prior_values(prior, config, planned);
     }
     let upgrading = planned.get("kubernetes_version") != prior.get("kubernetes_version");
     let scaling = planned.get("control_plane").and_then(|c| c.get("count"))
         != prior.get("control_plane").and_then(|c| c.get("count"));
     if upgrading {
-        common::set(planned, "current_kubernetes_version", Value::Unknown);
+        values::set(planned, "current_kubernetes_version", Value::Unknown);
     }
     if upgrading || scaling {
         // A rolling upgrade replaces every control-plane VM; a scale adds or
         // removes some.
-        common::set(planned, "control_plane_nodes", Value::Unknown);
+        values::set(planned, "control_plane_nodes", Value::Unknown);
     }
-    common::redrive_unfinished(prior, planned, OBSERVED);
+    planning::redrive_unfinished(prior, planned, OBSERVED);
 }
 
 /// Whether two plans or states ask the same of the service.
@@ -421,7 +423,7 @@ fn spec_from(object: &Value) -> Option<ClusterSpec> {
 fn control_plane_from(value: &Value) -> ControlPlane {
     let defaults = ControlPlane::default();
     ControlPlane {
-        count: common::u32_of(value, "count").unwrap_or(defaults.count),
+        count: values::u32_of(value, "count").unwrap_or(defaults.count),
         vm_size: values::string(value, "vm_size").unwrap_or(defaults.vm_size),
         endpoint_ip: values::string(value, "endpoint_ip"),
     }
@@ -443,7 +445,7 @@ fn network_from(value: &Value) -> Option<ClusterNetwork> {
         load_balancer: LoadBalancer {
             count: value
                 .get("load_balancer")
-                .and_then(|lb| common::u32_of(lb, "count"))
+                .and_then(|lb| values::u32_of(lb, "count"))
                 .unwrap_or(0),
         },
     })
@@ -495,7 +497,7 @@ fn to_state(cluster: &Cluster, previous: &Value) -> Value {
         (
             "control_plane",
             Value::object([
-                ("count", common::count(spec.control_plane.count)),
+                ("count", values::count(spec.control_plane.count)),
                 ("vm_size", Value::from(spec.control_plane.vm_size.as_str())),
                 (
                     "endpoint_ip",
@@ -514,7 +516,7 @@ fn to_state(cluster: &Cluster, previous: &Value) -> Value {
                 ),
                 (
                     "load_balancer",
-                    Value::object([("count", common::count(spec.network.load_balancer.count))]),
+                    Value::object([("count", values::count(spec.network.load_balancer.count))]),
                 ),
             ]),
         ),
@@ -524,7 +526,7 @@ fn to_state(cluster: &Cluster, previous: &Value) -> Value {
         ),
         (
             "admin_group_ids",
-            common::string_set_state(&spec.admin_group_ids, previous.get("admin_group_ids")),
+            attributes::string_set_state(&spec.admin_group_ids, previous.get("admin_group_ids")),
         ),
         (
             "storage",
@@ -550,10 +552,13 @@ fn to_state(cluster: &Cluster, previous: &Value) -> Value {
             "provisioning_state",
             Value::from(cluster.provisioning_state.as_str()),
         ),
-        ("conditions", common::conditions_value(&status.conditions)),
+        (
+            "conditions",
+            attributes::conditions_value(&status.conditions),
+        ),
         (
             "control_plane_nodes",
-            common::nodes_value(&status.control_plane_nodes),
+            attributes::nodes_value(&status.control_plane_nodes),
         ),
     ]);
     values::carry(&mut state, previous, "timeouts");
@@ -784,11 +789,11 @@ mod tests {
         let cfg = config(&[("timeouts", timeouts.clone())]);
         let planned = plan_for(&prior, &cfg).planned;
         let mut want = prior.clone();
-        common::set(&mut want, "timeouts", timeouts);
+        values::set(&mut want, "timeouts", timeouts);
         assert_eq!(planned, want);
         // …and the update asks nothing of the service.
         assert_eq!(
-            common::unchanged_update(&prior, &planned, same_spec(&prior, &planned)),
+            lifecycle::unchanged_update(&prior, &planned, same_spec(&prior, &planned)),
             Some(want)
         );
     }

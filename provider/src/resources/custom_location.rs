@@ -12,7 +12,8 @@ use hybrid_api::custom_location::{self, parse_custom_location_id};
 use hybrid_api::{CustomLocation, CustomLocationSpec, MANAGEMENT_HOST_ID, custom_location_id};
 use hybrid_cty::{Type, Value};
 
-use super::common::{self, Managed};
+use super::lifecycle::{self, Managed};
+use super::{dry_run, planning};
 use crate::client::{ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
 use crate::framework::{Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values};
@@ -132,7 +133,7 @@ impl Resource<HostClient> for CustomLocationResource {
             display_name: None,
             tags: Default::default(),
         };
-        common::report_rules(custom_location::validate_spec(&spec), config, &[], diags);
+        planning::report_rules(custom_location::validate_spec(&spec), config, &[], diags);
     }
 
     async fn modify_plan(
@@ -141,9 +142,9 @@ impl Resource<HostClient> for CustomLocationResource {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        common::keep_succeeded_state(ctx.prior, planned);
-        common::redrive_unfinished(ctx.prior, planned, &[]);
-        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+        planning::keep_succeeded_state(ctx.prior, planned);
+        planning::redrive_unfinished(ctx.prior, planned, &[]);
+        let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
         let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
@@ -154,7 +155,7 @@ impl Resource<HostClient> for CustomLocationResource {
         }
         let answer = client.dry_run_custom_location(&name, &spec, put).await;
         let summary = format!("The host management service would refuse custom location {name:?}");
-        common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
+        dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
     }
 
     async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
@@ -167,11 +168,11 @@ impl Resource<HostClient> for CustomLocationResource {
         };
         let answer = client.put_custom_location(&name, &spec, Put::Create).await;
         let id = custom_location_id(&name);
-        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        common::read::<Self>(client, state, diags).await
+        lifecycle::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -181,7 +182,7 @@ impl Resource<HostClient> for CustomLocationResource {
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Value {
-        let id = common::state_id::<Self>(prior);
+        let id = lifecycle::state_id::<Self>(prior);
         let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
             diags.error(
                 "Cannot update custom location",
@@ -190,25 +191,25 @@ impl Resource<HostClient> for CustomLocationResource {
             return prior.clone();
         };
         let same_spec = spec_from(prior).as_ref() == Some(&spec);
-        if let Some(state) = common::unchanged_update(prior, planned, same_spec) {
+        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec) {
             return state;
         }
         let name = name_in(&id).unwrap_or_default();
         let answer = client.put_custom_location(name, &spec, Put::Upsert).await;
-        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = common::state_id::<Self>(state) else {
+        let Some(id) = lifecycle::state_id::<Self>(state) else {
             return;
         };
         let name = name_in(&id).unwrap_or_default();
         let answer = client.delete_custom_location(name).await;
-        common::deleted::<Self>(client, &id, answer, state, diags).await;
+        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        common::import::<Self>(client, id, diags).await
+        lifecycle::import::<Self>(client, id, diags).await
     }
 }
 
@@ -302,7 +303,7 @@ mod tests {
         // Terraform proposes the prior values of computed attributes.
         let mut proposed = cfg.clone();
         for name in ["id", "provisioning_state"] {
-            common::set(&mut proposed, name, prior.get(name).cloned().unwrap());
+            values::set(&mut proposed, name, prior.get(name).cloned().unwrap());
         }
         let planned = plan(&schema, &prior, &cfg, &proposed);
         assert_eq!(planned.planned, prior);
@@ -319,7 +320,7 @@ mod tests {
             Value::list([Value::from("/management-host/extensions/x")]),
         );
         for name in ["id", "provisioning_state"] {
-            common::set(&mut changed, name, prior.get(name).cloned().unwrap());
+            values::set(&mut changed, name, prior.get(name).cloned().unwrap());
         }
         let planned = plan(&schema, &prior, &changed, &changed);
         assert_eq!(planned.requires_replace, vec![AttrPath::attr("namespace")]);

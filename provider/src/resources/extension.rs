@@ -28,7 +28,8 @@ use hybrid_api::validate::dns_label;
 use hybrid_api::{MANAGEMENT_HOST_ID, cluster};
 use hybrid_cty::{Type, Value};
 
-use super::common::{self, Managed};
+use super::lifecycle::{self, Managed};
+use super::{attributes, dry_run, planning};
 use crate::client::{ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
 use crate::framework::{
@@ -244,7 +245,7 @@ impl Resource<HostClient> for ExtensionResource {
                      which it then installs by itself. When it is `Failed` or unfinished, the \
                      next plan proposes an update that re-drives the work.",
                     ),
-                common::observed_list("statuses", status_attributes()).description(
+                attributes::observed_list("statuses", status_attributes()).description(
                     "What the service reports about the installation, newest first: \
                      a failure or a wait says what went wrong and what to do.",
                 ),
@@ -276,7 +277,7 @@ impl Resource<HostClient> for ExtensionResource {
                 );
             }
         }
-        common::report_rules(
+        planning::report_rules(
             extension::validate_spec(&spec_for_rules(config, config)),
             config,
             &[&["version", "auto_upgrade_minor_version"]],
@@ -302,7 +303,7 @@ impl Resource<HostClient> for ExtensionResource {
         if !check_catalogue(client, ctx.config, planned, diags).await {
             return;
         }
-        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+        let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
         let Some((target, name)) = target_and_name(planned) else {
@@ -316,7 +317,7 @@ impl Resource<HostClient> for ExtensionResource {
         let summary =
             format!("The host management service would refuse extension {name:?} on {target}");
         let Some(admitted) =
-            common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags)
+            dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags)
         else {
             return;
         };
@@ -326,7 +327,7 @@ impl Resource<HostClient> for ExtensionResource {
         if let Some(scope) = admitted.spec.scope.as_ref()
             && planned.get("scope").is_some_and(|s| !s.is_fully_known())
         {
-            common::set(planned, "scope", scope_value(Some(scope)));
+            values::set(planned, "scope", scope_value(Some(scope)));
         }
     }
 
@@ -346,13 +347,13 @@ impl Resource<HostClient> for ExtensionResource {
             .put_extension(&target, &name, &spec, Put::Create)
             .await;
         let id = extension_id(&target, &name);
-        let state = common::created::<Self>(client, &id, &name, answer, planned, diags).await;
+        let state = lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await;
         warn_if_pending(&state, diags);
         state
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        common::read::<Self>(client, state, diags).await
+        lifecycle::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -362,7 +363,7 @@ impl Resource<HostClient> for ExtensionResource {
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Value {
-        let id = common::state_id::<Self>(prior);
+        let id = lifecycle::state_id::<Self>(prior);
         let protected = protected_to_send(prior, planned);
         let (Some(id), Some(spec)) = (id, spec_from(planned, protected)) else {
             diags.error(
@@ -371,27 +372,28 @@ impl Resource<HostClient> for ExtensionResource {
             );
             return prior.clone();
         };
-        if let Some(state) = common::unchanged_update(prior, planned, same_spec(prior, planned)) {
+        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
+        {
             return state;
         }
         let (target, name) = parts_of(&id).unwrap_or_default();
         let answer = client.put_extension(target, name, &spec, Put::Upsert).await;
-        let state = common::updated::<Self>(client, &id, answer, prior, planned, diags).await;
+        let state = lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await;
         warn_if_pending(&state, diags);
         state
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = common::state_id::<Self>(state) else {
+        let Some(id) = lifecycle::state_id::<Self>(state) else {
             return;
         };
         let (target, name) = parts_of(&id).unwrap_or_default();
         let answer = client.delete_extension(target, name).await;
-        common::deleted::<Self>(client, &id, answer, state, diags).await;
+        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        common::import::<Self>(client, id, diags).await
+        lifecycle::import::<Self>(client, id, diags).await
     }
 }
 
@@ -432,13 +434,13 @@ fn plan_extension(prior: &Value, config: &Value, planned: &mut Value) {
             Value::Unknown => Value::Unknown,
             version => Value::from(version.is_null()),
         };
-        common::set(planned, "auto_upgrade_minor_version", auto);
+        values::set(planned, "auto_upgrade_minor_version", auto);
     }
     if prior.is_null() {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, config, planned);
+        planning::keep_prior_values(prior, config, planned);
     } else {
         let keep = |name: &str| prior.get(name) == planned.get(name);
         let installed =
@@ -457,11 +459,11 @@ fn plan_extension(prior: &Value, config: &Value, planned: &mut Value) {
         } else {
             Value::Unknown
         };
-        common::set(planned, "current_version", version);
+        values::set(planned, "current_version", version);
     }
     let state = prior.get("provisioning_state").and_then(Value::as_str);
     if state != Some("Pending") {
-        common::redrive_unfinished(prior, planned, OBSERVED);
+        planning::redrive_unfinished(prior, planned, OBSERVED);
     }
 }
 
@@ -537,7 +539,7 @@ fn report_against_type(
             }
         }
     }
-    common::report_rules(
+    planning::report_rules(
         extension::check_against_type(&spec, target, ty),
         &judged,
         &[&["version", "release_train"]],

@@ -1,10 +1,21 @@
-//! Managed resources, one file each, plus the steps they share.
+//! Managed resources, one file per kind (its schema, model, plan-time
+//! checks and what its lifecycle needs), plus the steps they share:
+//! `lifecycle` (apply: create, read, update, delete, import),
+//! `planning` (plan-time rules), `dry_run` (the service's admission
+//! check at plan time) and `attributes` (shared schema pieces).
+//!
+//! May depend on the framework, the [`client`](crate::client),
+//! [`errors`](crate::errors) and `hybrid-api`; never on the data sources,
+//! ephemeral resources or functions (they may depend on this).
 
+pub(crate) mod attributes;
 pub mod cluster;
-pub(crate) mod common;
 pub mod custom_location;
+pub(crate) mod dry_run;
 pub mod extension;
+pub(crate) mod lifecycle;
 pub mod nodepool;
+pub(crate) mod planning;
 pub mod vnet;
 
 use crate::client::HostClient;

@@ -18,7 +18,8 @@ use hybrid_api::nodepool::{
 use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
 use hybrid_cty::{Type, Value};
 
-use super::common::{self, Managed};
+use super::lifecycle::{self, Managed};
+use super::{attributes, dry_run, planning};
 use crate::client::{ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
 use crate::framework::{
@@ -177,7 +178,7 @@ impl Resource<HostClient> for NodePoolResource {
                         "Kubernetes version the pool's nodes run; follows the cluster's \
                          (the oldest node's, during an upgrade).",
                     ),
-                common::observed_list("nodes", common::node_attributes())
+                attributes::observed_list("nodes", attributes::node_attributes())
                     .use_state_for_unknown()
                     .description("The pool's VMs."),
                 Attribute::string("provisioning_state").computed().description(
@@ -210,7 +211,7 @@ impl Resource<HostClient> for NodePoolResource {
             );
         }
         if let Some(spec) = spec_for_rules(config) {
-            common::report_rules(
+            planning::report_rules(
                 nodepool::validate_spec(&spec),
                 config,
                 &[
@@ -233,7 +234,7 @@ impl Resource<HostClient> for NodePoolResource {
         diags: &mut Diagnostics,
     ) {
         plan_pool(ctx.prior, ctx.config, planned);
-        let Some((client, put)) = common::dry_run_put(&ctx, planned, &self.schema()) else {
+        let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
         let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
@@ -246,7 +247,7 @@ impl Resource<HostClient> for NodePoolResource {
         let summary = format!(
             "The host management service would refuse node pool {name:?} of cluster {cluster:?}"
         );
-        common::dry_run_outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
+        dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
     }
 
     async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
@@ -261,11 +262,11 @@ impl Resource<HostClient> for NodePoolResource {
             .put_nodepool(&cluster, &name, &spec, Put::Create)
             .await;
         let id = nodepool_id(&cluster, &name);
-        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        common::read::<Self>(client, state, diags).await
+        lifecycle::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -275,7 +276,7 @@ impl Resource<HostClient> for NodePoolResource {
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Value {
-        let id = common::state_id::<Self>(prior);
+        let id = lifecycle::state_id::<Self>(prior);
         let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
             diags.error(
                 "Cannot update node pool",
@@ -283,25 +284,26 @@ impl Resource<HostClient> for NodePoolResource {
             );
             return prior.clone();
         };
-        if let Some(state) = common::unchanged_update(prior, planned, same_spec(prior, planned)) {
+        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
+        {
             return state;
         }
         let (cluster, name) = names_in(&id).unwrap_or_default();
         let answer = client.put_nodepool(cluster, name, &spec, Put::Upsert).await;
-        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = common::state_id::<Self>(state) else {
+        let Some(id) = lifecycle::state_id::<Self>(state) else {
             return;
         };
         let (cluster, name) = names_in(&id).unwrap_or_default();
         let answer = client.delete_nodepool(cluster, name).await;
-        common::deleted::<Self>(client, &id, answer, state, diags).await;
+        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        common::import::<Self>(client, id, diags).await
+        lifecycle::import::<Self>(client, id, diags).await
     }
 }
 
@@ -315,38 +317,38 @@ impl Resource<HostClient> for NodePoolResource {
 /// - a count change makes `nodes` (and the oldest node's version) unknown;
 /// - unfinished work is re-driven.
 fn plan_pool(prior: &Value, config: &Value, planned: &mut Value) {
-    common::keep_succeeded_state(prior, planned);
+    planning::keep_succeeded_state(prior, planned);
     if planned.get("os_sku").is_some_and(Value::is_unknown)
         && let Some(os) = values::string(planned, "os_type").and_then(|s| OsType::parse(&s))
     {
-        common::set(planned, "os_sku", Value::from(os.default_sku()));
+        values::set(planned, "os_sku", Value::from(os.default_sku()));
     }
     if config.get("node_count").is_some_and(Value::is_null) {
         let count = match config.get("auto_scaling").unwrap_or(&Value::Null) {
             Value::Null => Value::from(1i64),
             bounds => match (
-                common::u32_of(prior, "node_count"),
-                common::u32_of(bounds, "min_count"),
-                common::u32_of(bounds, "max_count"),
+                values::u32_of(prior, "node_count"),
+                values::u32_of(bounds, "min_count"),
+                values::u32_of(bounds, "max_count"),
             ) {
                 (Some(current), Some(min), Some(max)) => {
-                    common::count(current.clamp(min, max.max(min)))
+                    values::count(current.clamp(min, max.max(min)))
                 }
                 _ => Value::Unknown,
             },
         };
-        common::set(planned, "node_count", count);
+        values::set(planned, "node_count", count);
     }
     if prior.is_null() {
         return;
     }
     if same_spec(prior, planned) {
-        common::keep_prior_values(prior, config, planned);
+        planning::keep_prior_values(prior, config, planned);
     } else if planned.get("node_count") != prior.get("node_count") {
-        common::set(planned, "nodes", Value::Unknown);
-        common::set(planned, "kubernetes_version", Value::Unknown);
+        values::set(planned, "nodes", Value::Unknown);
+        values::set(planned, "kubernetes_version", Value::Unknown);
     }
-    common::redrive_unfinished(prior, planned, &["nodes", "kubernetes_version"]);
+    planning::redrive_unfinished(prior, planned, &["nodes", "kubernetes_version"]);
 }
 
 /// `(cluster, pool)` names from a plan's `cluster_id` and `name`.
@@ -369,13 +371,13 @@ fn spec_from(object: &Value) -> Option<NodePoolSpec> {
     let auto_scaling = match object.get("auto_scaling").unwrap_or(&Value::Null) {
         Value::Null => None,
         bounds => Some(AutoScaling {
-            min_count: common::u32_of(bounds, "min_count")?,
-            max_count: common::u32_of(bounds, "max_count")?,
+            min_count: values::u32_of(bounds, "min_count")?,
+            max_count: values::u32_of(bounds, "max_count")?,
         }),
     };
     let node_count = match auto_scaling {
         Some(_) => None,
-        None => Some(common::u32_of(object, "node_count")?),
+        None => Some(values::u32_of(object, "node_count")?),
     };
     let labels = object.get("labels").unwrap_or(&Value::Null);
     let taints = object.get("taints").unwrap_or(&Value::Null);
@@ -390,7 +392,7 @@ fn spec_from(object: &Value) -> Option<NodePoolSpec> {
         auto_scaling,
         labels: values::string_map(object, "labels"),
         taints: values::strings(object, "taints"),
-        max_pods: common::u32_of(object, "max_pods"),
+        max_pods: values::u32_of(object, "max_pods"),
     })
 }
 
@@ -442,7 +444,7 @@ fn spec_for_rules(config: &Value) -> Option<NodePoolSpec> {
 /// The Terraform state of a node pool.
 fn to_state(pool: &NodePool, previous: &Value) -> Value {
     let spec = &pool.spec;
-    let opt_count = |n: Option<u32>| n.map(common::count).unwrap_or(Value::Null);
+    let opt_count = |n: Option<u32>| n.map(values::count).unwrap_or(Value::Null);
     let mut state = Value::object([
         ("id", Value::from(pool.id.as_str())),
         ("cluster_id", Value::from(pool.cluster_id.as_str())),
@@ -456,8 +458,8 @@ fn to_state(pool: &NodePool, previous: &Value) -> Value {
             spec.auto_scaling
                 .map(|a| {
                     Value::object([
-                        ("min_count", common::count(a.min_count)),
-                        ("max_count", common::count(a.max_count)),
+                        ("min_count", values::count(a.min_count)),
+                        ("max_count", values::count(a.max_count)),
                     ])
                 })
                 .unwrap_or(Value::Null),
@@ -475,7 +477,7 @@ fn to_state(pool: &NodePool, previous: &Value) -> Value {
             "kubernetes_version",
             values::opt_string(pool.status.kubernetes_version.as_deref()),
         ),
-        ("nodes", common::nodes_value(&pool.status.nodes)),
+        ("nodes", attributes::nodes_value(&pool.status.nodes)),
         (
             "provisioning_state",
             Value::from(pool.provisioning_state.as_str()),
@@ -593,7 +595,7 @@ mod tests {
         let created = plan_for(&Value::Null, &cfg);
         assert_eq!(created.planned.get("node_count"), Some(&Value::Unknown));
         let mut resolved = created.planned.clone();
-        common::set(&mut resolved, "node_count", Value::from(2i64));
+        values::set(&mut resolved, "node_count", Value::from(2i64));
         assert_eq!(spec_from(&resolved).unwrap().node_count, None);
 
         // The autoscaler went to 4: no drift, no diff.

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, Vnet, VnetPatch, VnetSpec};
 use hybrid_cty::{Type, Value};
 
-use super::common::{self, Managed};
+use super::lifecycle::{self, Managed};
+use super::planning;
 use crate::client::{ClientError, HostClient};
 use crate::errors;
 use crate::framework::schema::Attribute;
@@ -231,7 +232,7 @@ impl Resource<HostClient> for VnetResource {
         diags: &mut Diagnostics,
     ) {
         plan_pool_sizes(planned);
-        common::keep_succeeded_state(ctx.prior, planned);
+        planning::keep_succeeded_state(ctx.prior, planned);
         // Shrinking a pool is allowed only while nothing allocated would fall
         // outside: ask the service now so the plan, not the apply, fails.
         let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
@@ -300,11 +301,11 @@ impl Resource<HostClient> for VnetResource {
         };
         let answer = client.create_vnet(&name, &spec).await;
         let id = hybrid_api::vnet_id(&name);
-        common::created::<Self>(client, &id, &name, answer, planned, diags).await
+        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
     }
 
     async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        common::read::<Self>(client, state, diags).await
+        lifecycle::read::<Self>(client, state, diags).await
     }
 
     async fn update(
@@ -328,7 +329,7 @@ impl Resource<HostClient> for VnetResource {
         };
         let answer = client.patch_vnet(&name, &patch).await;
         let id = hybrid_api::vnet_id(&name);
-        common::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
     }
 
     async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
@@ -336,11 +337,11 @@ impl Resource<HostClient> for VnetResource {
             return;
         };
         let answer = client.delete_vnet(&name).await;
-        common::deleted::<Self>(client, &hybrid_api::vnet_id(&name), answer, state, diags).await;
+        lifecycle::deleted::<Self>(client, &hybrid_api::vnet_id(&name), answer, state, diags).await;
     }
 
     async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        common::import::<Self>(client, id, diags).await
+        lifecycle::import::<Self>(client, id, diags).await
     }
 }
 
