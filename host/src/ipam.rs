@@ -1,10 +1,13 @@
 //! IP address management for vnet pools.
 //!
-//! The picking logic is pure (and unit-tested here); it runs inside the
-//! store's write transaction via [`Store::reserve`], which is what makes
-//! allocation race-free: the decision and the insert commit together, and the
-//! `(vnet, address)` primary key backs it up. Clusters (next issue) allocate
-//! node and VIP addresses through [`allocate_batch`].
+//! The picking logic ([`decide`]) is pure (and unit-tested here); it runs
+//! inside the store's write transaction, which is what makes allocation
+//! race-free: the decision and the insert commit together, and the
+//! `(vnet, address)` primary key backs it up. Cluster admission calls
+//! [`decide`] inside its own transaction; the reservations API uses
+//! [`allocate_batch`] and [`release`].
+//!
+//! May depend on: [`crate::objects`] (the domain error) and [`crate::store`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -13,7 +16,7 @@ use hybrid_api::validate::{self, FieldError};
 use hybrid_api::{IpPool, PoolKind, PoolUsage, ProvisioningState, Reservation, VnetSpec, codes};
 
 use crate::clock;
-use crate::error::Failure;
+use crate::objects::{Error, Reason, Refusal};
 use crate::store::{Store, VnetSnapshot};
 
 /// One address wanted by `owner` from `pool` (a specific one, or the lowest free).
@@ -97,10 +100,10 @@ pub fn shrink_conflicts(new: &VnetSpec, reservations: &[Reservation]) -> Vec<Fie
 
 /// Picks addresses for `wants` given the vnet's current state. Pure: the
 /// caller inserts the result in the same transaction it read `snapshot` in.
-pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation>, Failure> {
+pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation>, Refusal> {
     let name = &snapshot.record.name;
     if snapshot.record.provisioning_state == ProvisioningState::Deleting {
-        return Err(Failure::conflict(
+        return Err(Refusal::conflict(
             codes::CONFLICT,
             format!("vnet {name} is being deleted; no addresses can be reserved on it"),
         ));
@@ -133,16 +136,16 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         let field = w.pool.field();
         let (s, e) = range(spec, w.pool).ok_or_else(|| no_pool(name, w.pool))?;
         let a = addr(requested).ok_or_else(|| {
-            Failure::new(
-                axum::http::StatusCode::BAD_REQUEST,
+            Refusal::new(
+                Reason::Invalid,
                 codes::INVALID_FIELD,
                 format!("address {requested:?} is not a valid IPv4 address (expected a.b.c.d)"),
             )
             .target("address")
         })?;
         if !(s..=e).contains(&a) {
-            return Err(Failure::new(
-                axum::http::StatusCode::BAD_REQUEST,
+            return Err(Refusal::new(
+                Reason::Invalid,
                 codes::INVALID_FIELD,
                 format!(
                     "address {requested:?} is outside {field} {}-{} of vnet {name}",
@@ -153,14 +156,14 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
             .target("address"));
         }
         if blocked_for(w.pool).contains(&a) {
-            return Err(Failure::conflict(
+            return Err(Refusal::conflict(
                 codes::CONFLICT,
                 format!("address {requested} of vnet {name} is the gateway or in the VIP pool; DHCP never leases it"),
             )
             .target("address"));
         }
         if let Some(owner) = taken.get(&a) {
-            return Err(Failure::conflict(
+            return Err(Refusal::conflict(
                 codes::CONFLICT,
                 format!("address {requested} of vnet {name} is already reserved by {owner}"),
             )
@@ -191,7 +194,7 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
                 .count() as u64;
         let free = (u64::from(e - s) + 1).saturating_sub(used);
         if free < *n {
-            return Err(Failure::conflict(
+            return Err(Refusal::conflict(
                 codes::POOL_EXHAUSTED,
                 format!(
                     "{} of vnet {name} has {free} free addresses, {n} needed",
@@ -209,7 +212,13 @@ pub fn decide(snapshot: &VnetSnapshot, wants: &[Want]) -> Result<Vec<Reservation
         } else {
             (s..=e).find(|a| !taken.contains_key(a) && !skip.contains(a))
         }
-        .ok_or_else(Failure::internal)?;
+        .ok_or_else(|| {
+            Refusal::conflict(
+                codes::POOL_EXHAUSTED,
+                format!("{} of vnet {name} has no free address", w.pool.field()),
+            )
+            .target(w.pool.field())
+        })?;
         taken.insert(a, &w.owner);
         out.push(Reservation {
             address: Ipv4Addr::from(a).to_string(),
@@ -236,9 +245,9 @@ pub fn lowest_free<V>(start: u32, end: u32, taken: &BTreeMap<u32, V>) -> Option<
     (candidate <= end).then_some(candidate)
 }
 
-fn no_pool(name: &str, kind: PoolKind) -> Failure {
-    Failure::new(
-        axum::http::StatusCode::BAD_REQUEST,
+fn no_pool(name: &str, kind: PoolKind) -> Refusal {
+    Refusal::new(
+        Reason::Invalid,
         codes::INVALID_FIELD,
         format!(
             "pool {:?}: vnet {name} has no {} configured",
@@ -249,8 +258,8 @@ fn no_pool(name: &str, kind: PoolKind) -> Failure {
     .target("pool")
 }
 
-fn vnet_not_found(name: &str) -> Failure {
-    Failure::not_found(format!("vnet {name} not found"))
+fn vnet_not_found(name: &str) -> Refusal {
+    Refusal::not_found(format!("vnet {name} not found"))
 }
 
 /// Reserves all of `wants` on vnet `name` atomically (all or nothing).
@@ -258,21 +267,35 @@ pub async fn allocate_batch(
     store: &dyn Store,
     name: &str,
     wants: Vec<Want>,
-) -> Result<Vec<Reservation>, Failure> {
+) -> Result<Vec<Reservation>, Error> {
     for w in &wants {
         if w.owner.trim().is_empty() {
-            return Err(Failure::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                codes::INVALID_FIELD,
+            return Err(Refusal::invalid_field(
+                "owner",
                 "owner \"\" is empty; it must name who holds the address (e.g. a cluster id)",
             )
-            .target("owner"));
+            .into());
         }
     }
-    let out = store
-        .reserve(name, Box::new(move |snap| decide(snap, &wants)))
-        .await?;
-    out.ok_or_else(|| vnet_not_found(name))
+    let name = name.to_string();
+    store
+        .write(false, move |tx| {
+            let snap = tx.vnet(&name)?.ok_or_else(|| vnet_not_found(&name))?;
+            let new = decide(&snap, &wants)?;
+            for r in &new {
+                if addr(&r.address).is_none() {
+                    return Err(Refusal::bad_request(format!(
+                        "address {:?} is not a valid IPv4 address",
+                        r.address
+                    ))
+                    .target("address")
+                    .into());
+                }
+                tx.insert_reservation(&name, r)?;
+            }
+            Ok(new)
+        })
+        .await
 }
 
 /// Reserves one address (the requested one, or the lowest free).
@@ -282,36 +305,53 @@ pub async fn allocate(
     pool: PoolKind,
     owner: &str,
     requested: Option<String>,
-) -> Result<Reservation, Failure> {
+) -> Result<Reservation, Error> {
     let want = Want {
         pool,
         owner: owner.to_string(),
         address: requested,
     };
     let mut out = allocate_batch(store, name, vec![want]).await?;
-    out.pop().ok_or_else(Failure::internal)
+    out.pop()
+        .ok_or_else(|| Error::internal("a reservation of one address returned none"))
 }
 
 /// Releases one address of vnet `name`.
-pub async fn release(store: &dyn Store, name: &str, address: &str) -> Result<(), Failure> {
-    let a = addr(address).ok_or_else(|| {
-        Failure::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            codes::INVALID_FIELD,
+pub async fn release(store: &dyn Store, name: &str, address: &str) -> Result<(), Error> {
+    if addr(address).is_none() {
+        return Err(Refusal::invalid_field(
+            "address",
             format!("address {address:?} is not a valid IPv4 address (expected a.b.c.d)"),
         )
-        .target("address")
-    })?;
-    if store.get_vnet(name).await?.is_none() {
-        return Err(vnet_not_found(name));
+        .into());
     }
-    if store.release(name, a).await? {
-        Ok(())
-    } else {
-        Err(Failure::not_found(format!(
-            "address {address} is not reserved on vnet {name}"
-        )))
-    }
+    let (name, address) = (name.to_string(), address.to_string());
+    store
+        .write(false, move |tx| {
+            if tx.vnet(&name)?.is_none() {
+                return Err(vnet_not_found(&name).into());
+            }
+            if tx.delete_reservation(&name, &address)? {
+                Ok(())
+            } else {
+                Err(
+                    Refusal::not_found(format!("address {address} is not reserved on vnet {name}"))
+                        .into(),
+                )
+            }
+        })
+        .await
+}
+
+/// The reservations of vnet `name`.
+pub async fn reservations(store: &dyn Store, name: &str) -> Result<Vec<Reservation>, Error> {
+    let name = name.to_string();
+    store
+        .view(move |tx| {
+            let snap = tx.vnet(&name)?.ok_or_else(|| vnet_not_found(&name))?;
+            Ok(snap.reservations)
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -397,7 +437,7 @@ mod tests {
         let e = decide(&snap, &[want(PoolKind::Vm, Some("10.0.0.10"))]).unwrap_err();
         assert_eq!(e.error.code, codes::CONFLICT);
         let e = decide(&snap, &[want(PoolKind::Vm, Some("10.0.0.20"))]).unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(e.reason, Reason::Invalid);
         assert!(
             e.error
                 .message

@@ -1,9 +1,24 @@
 //! The Hybrid host management service (`hybrid-host`).
 //!
-//! Serves the HTTPS+JSON API that the Terraform provider drives: admission
-//! and validation, a durable store, a durable operation queue with a worker,
-//! IP address management, and the simulated datacenter driver. [`start`]
-//! runs a complete server in-process (the binary and the tests both use it).
+//! Serves the HTTPS+JSON API that the Terraform provider drives. A request
+//! flows down the layers, each depending only on those below it:
+//!
+//! ```text
+//! http/                      router, extractors, auth, errors -> status codes (the only axum user)
+//!   -> vnets/ custom_locations/ clusters/ extensions/
+//!                            each kind: admission (one store transaction),
+//!                            lifecycle (the worker's part), views (the API object)
+//!   -> objects/              records, outcomes and operations, preconditions, the one domain error
+//!   -> ipam, placement       addresses and host capacity
+//!   -> store/                Store + Tx traits; sqlite/
+//! operations/                durable queue + worker -> each kind's Lifecycle, by registry
+//!   -> driver/               the infrastructure: sim/ (the simulated datacenter)
+//! security/                  admin token, TLS material, secrets at rest, audit records
+//! ```
+//!
+//! [`start`] wires them and runs a complete server in-process (the binary
+//! and the tests both use it); adding a kind is its folder plus one line in
+//! [`lifecycles`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -14,22 +29,31 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub mod api;
-pub mod audit;
-pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod clusters;
+pub mod custom_locations;
 pub mod driver;
-pub mod error;
 pub mod extensions;
+pub mod http;
 pub mod ipam;
+pub mod objects;
 pub mod operations;
 pub mod placement;
-pub mod secrets;
-pub mod sim;
+pub mod security;
 pub mod store;
-pub mod tls;
+pub mod vnets;
+
+use driver::sim;
+use security::{secrets, tls, tokens};
+
+/// Every kind's lifecycle, for the operation worker.
+pub fn lifecycles() -> operations::Registry {
+    operations::Registry::new()
+        .with(vnets::VnetLifecycle)
+        .with(clusters::ClusterLifecycle)
+        .with(extensions::ExtensionLifecycle)
+}
 
 /// File names inside the data directory.
 pub const TOKEN_FILE: &str = "admin.token";
@@ -84,7 +108,7 @@ pub enum StartError {
     #[error(transparent)]
     Secrets(#[from] secrets::SecretsError),
     #[error(transparent)]
-    Token(#[from] auth::TokenError),
+    Token(#[from] tokens::TokenError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot open the store: {0}")]
@@ -150,7 +174,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Some(p) => (p.clone(), false),
         None => (dir.join(TOKEN_FILE), true),
     };
-    let token = auth::Token::load(&token_file, create)?;
+    let token = tokens::Token::load(&token_file, create)?;
 
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
@@ -186,9 +210,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ops = operations::Operations::new(store.clone());
-    let worker = ops.spawn_worker(driver.clone(), shutdown_rx.clone());
+    let worker = ops.spawn_worker(driver.clone(), lifecycles(), shutdown_rx.clone());
 
-    let state = api::AppState {
+    let state = http::AppState {
         store,
         driver: driver.clone(),
         operations: ops,
@@ -202,7 +226,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }),
         shutdown: shutdown_rx,
     };
-    let app = api::router(state, token);
+    let app = http::router(state, token);
 
     let handle = axum_server::Handle::new();
     let server =

@@ -1,10 +1,53 @@
-//! Custom locations, clusters and node pools: what is stored about them
-//! ([`records`]), how a change is admitted ([`admission`]), how operations
-//! are carried out on the datacenter ([`reconcile`]), how they are shown
-//! ([`views`]) and the per-cluster PKI ([`certs`]).
+//! Clusters and their node pools: how a change is admitted
+//! ([`admission`], placing VMs through [`vms`]), what the worker does for
+//! their operations ([`lifecycle`]), how they are shown ([`views`]), the
+//! per-cluster PKI ([`certs`]) and kubeconfig issuance ([`kubeconfig`]).
+//!
+//! May depend on: [`crate::objects`], [`crate::ipam`], [`crate::placement`],
+//! [`crate::store`], [`crate::driver`], [`crate::security`] and
+//! [`crate::operations`] (the lifecycle trait). Never on another kind: a
+//! cluster's extensions follow it through the generic children rules of
+//! [`crate::objects::children`] and the completion hook of the registry.
+
+use hybrid_api::{ClusterSpec, NodePoolSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{Kind, NoInternal, Record};
+use crate::store::ObjectKind;
 
 pub mod admission;
 pub mod certs;
-pub mod reconcile;
-pub mod records;
+pub mod kubeconfig;
+pub mod lifecycle;
 pub mod views;
+pub mod vms;
+
+pub use lifecycle::ClusterLifecycle;
+
+/// What the service remembers about a cluster beyond its spec.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterInternal {
+    /// API-server VIP reserved from the vnet's `vip_pool`.
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// The address kept free for the one surge VM of a rolling upgrade.
+    /// `None` while a surge VM holds it.
+    #[serde(default)]
+    pub surge_ip: Option<String>,
+    /// Version the control plane runs (the spec's once an upgrade finishes).
+    #[serde(default)]
+    pub current_version: Option<String>,
+    /// PEM of the cluster CA (public; the key is a secret).
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+}
+impl Kind for ClusterSpec {
+    const KIND: ObjectKind = ObjectKind::Cluster;
+}
+
+impl Kind for NodePoolSpec {
+    const KIND: ObjectKind = ObjectKind::NodePool;
+}
+
+pub type ClusterRecord = Record<ClusterSpec, ClusterInternal>;
+pub type PoolRecord = Record<NodePoolSpec, NoInternal>;

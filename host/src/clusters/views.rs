@@ -5,14 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use hybrid_api::custom_location::CustomLocationStatus;
 use hybrid_api::nodepool::NodePoolStatus;
 use hybrid_api::{
-    Cluster, ClusterStatus, Condition, CustomLocation, Node, NodePool, Operation, OperationStatus,
+    Cluster, ClusterStatus, Condition, Node, NodePool, Operation, OperationStatus,
     ProvisioningState,
 };
 
-use super::records::{ClusterRecord, CustomLocationRecord, PoolRecord};
+use super::{ClusterRecord, PoolRecord};
 use crate::store::{ObjectKind, StoreError, Tx, VmPhase, VmRole, VmRow};
 
 fn node(vm: &VmRow, down: &BTreeSet<String>) -> Node {
@@ -294,29 +293,4 @@ pub fn pool(p: &PoolRecord, related: &Related, down: &BTreeSet<String>) -> NodeP
         created_at: p.created_at.clone(),
         updated_at: p.updated_at.clone(),
     }
-}
-
-pub fn custom_location(
-    tx: &dyn Tx,
-    l: &CustomLocationRecord,
-) -> Result<CustomLocation, StoreError> {
-    Ok(CustomLocation {
-        id: l.id.clone(),
-        name: l.name.clone(),
-        etag: l.etag.clone(),
-        spec: l.spec.clone(),
-        provisioning_state: l.provisioning_state,
-        status: CustomLocationStatus {
-            conditions: vec![condition(
-                "Ready",
-                "True",
-                "Succeeded",
-                format!("custom location {} is ready", l.name),
-                &l.updated_at,
-            )],
-            clusters: super::admission::clusters_in_location(tx, &l.id)?,
-        },
-        created_at: l.created_at.clone(),
-        updated_at: l.updated_at.clone(),
-    })
 }

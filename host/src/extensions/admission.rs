@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use hybrid_api::extension::{
     self, DEFAULT_RELEASE_TRAIN, ExtensionScope, ExtensionSpec, ExtensionType,
 };
@@ -18,30 +17,26 @@ use hybrid_api::{
 };
 
 use super::{ExtensionInternal, ExtensionRecord, PROTECTED_SECRET, Target, catalog, describe};
-use crate::api::Preconditions;
 use crate::clock;
-use crate::clusters::admission::{Outcome, new_operation};
-use crate::clusters::records::{ClusterInternal, ClusterRecord, NoInternal, tx as rec};
-use crate::error::Failure;
+use crate::clusters::{ClusterInternal, ClusterRecord};
+use crate::objects::record::tx as rec;
+use crate::objects::{Error, NoInternal, Outcome, Preconditions, Reason, Refusal, new_operation};
 use crate::store::{ObjectKind, StoreError, Tx};
 
-fn reject(f: Failure) -> StoreError {
-    StoreError::Rejected(f)
+fn reject(f: Refusal) -> Error {
+    Error::Refused(f)
 }
 
-fn conflict(target: &str, message: String) -> StoreError {
-    reject(Failure::new(StatusCode::CONFLICT, codes::CONFLICT, message).target(target))
+fn conflict(target: &str, message: String) -> Error {
+    reject(Refusal::new(Reason::Conflict, codes::CONFLICT, message).target(target))
 }
 
-fn invalid(errors: Vec<hybrid_api::validate::FieldError>) -> Result<(), StoreError> {
-    match Failure::invalid(errors) {
-        Some(f) => Err(reject(f)),
-        None => Ok(()),
-    }
+fn invalid(errors: Vec<hybrid_api::validate::FieldError>) -> Result<(), Error> {
+    Ok(Refusal::check(errors)?)
 }
 
 /// The cluster an extension goes on: it must exist and not be going away.
-fn check_target(tx: &dyn Tx, target: &Target) -> Result<(), StoreError> {
+fn check_target(tx: &dyn Tx, target: &Target) -> Result<(), Error> {
     let Target::Cluster(name) = target else {
         return Ok(()); // the management host always exists
     };
@@ -49,7 +44,7 @@ fn check_target(tx: &dyn Tx, target: &Target) -> Result<(), StoreError> {
     let c: Option<ClusterRecord> = rec::get(tx, &id)?;
     match c {
         None => Err(reject(
-            Failure::not_found(format!(
+            Refusal::not_found(format!(
                 "target_id {id:?}: cluster {name} not found; create it first"
             ))
             .target("target_id"),
@@ -65,10 +60,10 @@ fn check_target(tx: &dyn Tx, target: &Target) -> Result<(), StoreError> {
 }
 
 /// The catalogue entry of `name`, or an error listing the types.
-pub fn find_type<'a>(types: &'a [ExtensionType], name: &str) -> Result<&'a ExtensionType, Failure> {
+pub fn find_type<'a>(types: &'a [ExtensionType], name: &str) -> Result<&'a ExtensionType, Refusal> {
     types.iter().find(|t| t.name == name).ok_or_else(|| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
+        Refusal::new(
+            Reason::Invalid,
             codes::INVALID_FIELD,
             format!(
                 "extension_type {name:?} is not in the catalogue; types: {}",
@@ -130,7 +125,7 @@ pub fn put_extension(
     name: &str,
     mut spec: ExtensionSpec,
     pre: &Preconditions,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome, Error> {
     let target_id = target.id();
     let id = extension::extension_id(&target_id, name);
     let what = describe(target, name);
@@ -153,12 +148,14 @@ pub fn put_extension(
         && cur.spec.extension_type != spec.extension_type
     {
         return Err(reject(
-            Failure::from_fields(
-                StatusCode::CONFLICT,
+            Refusal::from_fields(
+                Reason::Conflict,
                 codes::FIELD_IMMUTABLE,
                 extension::immutable_changes(&cur.spec, &spec),
             )
-            .unwrap_or_else(Failure::internal),
+            .unwrap_or_else(|| {
+                Refusal::conflict(codes::FIELD_IMMUTABLE, "extension_type cannot change")
+            }),
         ));
     }
     let ty = find_type(types, &spec.extension_type).map_err(reject)?;
@@ -182,13 +179,13 @@ pub fn put_extension(
     );
 
     if let Some(cur) = &current
-        && let Some(f) = Failure::from_fields(
-            StatusCode::CONFLICT,
+        && let Some(f) = Refusal::from_fields(
+            Reason::Conflict,
             codes::FIELD_IMMUTABLE,
             extension::immutable_changes(&cur.spec, &spec),
         )
     {
-        return Err(reject(f));
+        return Err(Error::Refused(f));
     }
 
     let stored = match &current {
@@ -300,7 +297,7 @@ pub fn locations_using(tx: &dyn Tx, extension_id: &str) -> Result<Vec<String>, S
         .collect())
 }
 
-fn refuse_if_referenced(tx: &dyn Tx, target: &Target, name: &str) -> Result<(), StoreError> {
+fn refuse_if_referenced(tx: &dyn Tx, target: &Target, name: &str) -> Result<(), Error> {
     if *target != Target::ManagementHost {
         return Ok(());
     }
@@ -309,8 +306,8 @@ fn refuse_if_referenced(tx: &dyn Tx, target: &Target, name: &str) -> Result<(), 
     if users.is_empty() {
         return Ok(());
     }
-    Err(reject(Failure {
-        status: StatusCode::CONFLICT,
+    Err(reject(Refusal {
+        reason: Reason::Conflict,
         error: ApiError {
             code: codes::IN_USE.to_string(),
             message: format!(
@@ -331,10 +328,10 @@ fn refuse_if_referenced(tx: &dyn Tx, target: &Target, name: &str) -> Result<(), 
     }))
 }
 
-fn load(tx: &dyn Tx, target: &Target, name: &str) -> Result<ExtensionRecord, StoreError> {
+fn load(tx: &dyn Tx, target: &Target, name: &str) -> Result<ExtensionRecord, Error> {
     let id = extension::extension_id(&target.id(), name);
     rec::get(tx, &id)?.ok_or_else(|| {
-        reject(Failure::not_found(format!(
+        reject(Refusal::not_found(format!(
             "{} not found",
             describe(target, name)
         )))
@@ -349,7 +346,7 @@ pub fn delete_extension(
     target: &Target,
     name: &str,
     pre: &Preconditions,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome, Error> {
     let mut record = load(tx, target, name)?;
     pre.check(&describe(target, name), Some(&record.etag))
         .map_err(reject)?;
@@ -388,7 +385,7 @@ pub fn force_delete(
     target: &Target,
     name: &str,
     pre: &Preconditions,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let record = load(tx, target, name)?;
     pre.check(&describe(target, name), Some(&record.etag))
         .map_err(reject)?;
@@ -420,7 +417,7 @@ pub fn check_location_references(
     tx: &dyn Tx,
     old: Option<&CustomLocationSpec>,
     new: &CustomLocationSpec,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let mut errors = Vec::new();
     for (i, id) in new.cluster_extension_ids.iter().enumerate() {
         if old.is_some_and(|o| o.cluster_extension_ids.contains(id)) {
@@ -450,31 +447,6 @@ pub fn check_location_references(
         }
     }
     invalid(errors)
-}
-
-/// A cluster delete takes its extensions with it: they show `Deleting`
-/// under the cluster's delete operation.
-pub fn mark_cluster_extensions_deleting(
-    tx: &mut dyn Tx,
-    cluster_id: &str,
-    op_id: &str,
-) -> Result<(), StoreError> {
-    for mut e in rec::list::<ExtensionSpec, ExtensionInternal>(tx, Some(cluster_id))? {
-        e.provisioning_state = ProvisioningState::Deleting;
-        e.current_operation = Some(op_id.to_string());
-        e.updated_at = clock::now();
-        rec::put(tx, &e)?;
-    }
-    Ok(())
-}
-
-/// Removes the records and secrets of a deleted cluster's extensions.
-pub fn forget_cluster_extensions(tx: &mut dyn Tx, cluster_id: &str) -> Result<(), StoreError> {
-    for e in tx.objects(ObjectKind::Extension, Some(cluster_id))? {
-        tx.delete_secrets(&e.id)?;
-        tx.delete_object(ObjectKind::Extension, &e.id)?;
-    }
-    Ok(())
 }
 
 /// Whether the cluster has a Linux node running (what extensions that

@@ -13,14 +13,74 @@ use std::sync::Arc;
 use hybrid_api::extension::{self, ExtensionSpec, StatusLevel};
 use hybrid_api::{ApiError, Operation, ProvisioningState, codes, operation_kinds};
 
+use async_trait::async_trait;
+
 use super::admission::{has_linux_nodes, namespace_of, stored_protected};
 use super::{ExtensionInternal, ExtensionRecord, Target, catalog, describe, status};
 use crate::clock;
-use crate::clusters::admission::new_operation;
-use crate::clusters::reconcile::StepError;
-use crate::clusters::records::tx as rec;
 use crate::driver::{Driver, ExtensionChange, ExtensionRequest, ProtectedSettings};
+use crate::objects::record::tx as rec;
+use crate::objects::{StepError, new_operation};
+use crate::operations::{Context, Ended, Lifecycle, log_failure};
 use crate::store::{ObjectKind, Store, StoreError, Tx};
+
+/// The lifecycle of `extension.*` operations.
+pub struct ExtensionLifecycle;
+
+#[async_trait]
+impl Lifecycle for ExtensionLifecycle {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[
+            operation_kinds::EXTENSION_CREATE,
+            operation_kinds::EXTENSION_UPDATE,
+            operation_kinds::EXTENSION_DELETE,
+        ]
+    }
+
+    async fn execute(&self, ctx: &Context, op: &Operation) -> Ended {
+        let outcome = match run(&ctx.store, ctx.driver.as_ref(), op).await {
+            Err(StepError::Store(e)) => {
+                tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
+                return Ended::Retry;
+            }
+            Ok(done) => Ok(done),
+            Err(StepError::Failed(e)) => {
+                log_failure(op, Some(&e));
+                Err(e)
+            }
+        };
+        let ended = if outcome.is_ok() {
+            Ended::Succeeded
+        } else {
+            Ended::Failed
+        };
+        if let Err(e) = complete(ctx, op, outcome).await {
+            tracing::error!(operation = %op.id, error = %e, "cannot record completion");
+        }
+        ended
+    }
+
+    /// Extensions waiting for Linux nodes are installed once a node pool's
+    /// create or update succeeded, in the transaction that records it.
+    fn completed(
+        &self,
+        tx: &mut dyn Tx,
+        op: &Operation,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        let pool_done = succeeded
+            && (op.kind == operation_kinds::NODEPOOL_CREATE
+                || op.kind == operation_kinds::NODEPOOL_UPDATE);
+        match hybrid_api::nodepool::parse_nodepool_id(&op.target) {
+            Some((cluster, _)) if pool_done => resume_pending(tx, cluster),
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_start(&self, ctx: &Context) -> Result<usize, StoreError> {
+        on_start(&ctx.store, ctx.driver.as_ref()).await
+    }
+}
 
 /// What an extension operation achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +121,7 @@ fn waiting_message(name: &str, ty: &str, cluster: &str) -> String {
 }
 
 /// Executes one extension operation.
-pub async fn run(
+async fn run(
     store: &Arc<dyn Store>,
     driver: &dyn Driver,
     op: &Operation,
@@ -73,7 +133,7 @@ pub async fn run(
         Target::ManagementHost => None,
     };
     let loaded = store
-        .view(move |tx| {
+        .view(move |tx| -> Result<_, StoreError> {
             let Some(record): Option<ExtensionRecord> = rec::get(tx, &id)? else {
                 return Ok(None);
             };
@@ -173,15 +233,17 @@ fn note(internal: &mut ExtensionInternal, level: StatusLevel, code: &str, messag
 /// Records the outcome: the operation's status, the installed version and
 /// a status entry and, when it is still the extension's current
 /// operation, its provisioning state (or its removal after a delete).
-pub async fn complete(
-    store: &Arc<dyn Store>,
+async fn complete(
+    ctx: &Context,
     op: &Operation,
     outcome: Result<Done, ApiError>,
 ) -> Result<(), StoreError> {
     let op = op.clone();
-    store
-        .write(false, move |tx| {
+    let registry = ctx.registry.clone();
+    ctx.store
+        .write(false, move |tx| -> Result<_, StoreError> {
             tx.finish_operation(&op.id, outcome.as_ref().err())?;
+            registry.completed(tx, &op, outcome.is_ok())?;
             let Some(mut record): Option<ExtensionRecord> = rec::get(tx, &op.target)? else {
                 return Ok(());
             };
@@ -272,7 +334,7 @@ fn enqueue(
 /// nodes now run there. Called inside the transaction that completes a
 /// node pool operation, so the install is queued exactly when the pool is
 /// recorded as done.
-pub fn resume_pending(tx: &mut dyn Tx, cluster: &str) -> Result<(), StoreError> {
+fn resume_pending(tx: &mut dyn Tx, cluster: &str) -> Result<(), StoreError> {
     let cid = hybrid_api::cluster_id(cluster);
     let pending: Vec<ExtensionRecord> =
         rec::list::<ExtensionSpec, ExtensionInternal>(tx, Some(&cid))?
@@ -303,10 +365,10 @@ pub fn resume_pending(tx: &mut dyn Tx, cluster: &str) -> Result<(), StoreError> 
 /// At start-up: queues the install of waiting extensions whose cluster has
 /// Linux nodes by now, and an upgrade for every extension that follows its
 /// release train and runs an older version than the newest of its major.
-pub async fn on_start(store: &Arc<dyn Store>, driver: &dyn Driver) -> Result<usize, StoreError> {
+async fn on_start(store: &Arc<dyn Store>, driver: &dyn Driver) -> Result<usize, StoreError> {
     let types = driver.extension_types();
     store
-        .write(false, move |tx| {
+        .write(false, move |tx| -> Result<_, StoreError> {
             let mut queued = 0;
             let clusters: Vec<String> = tx
                 .objects(ObjectKind::Extension, None)?

@@ -3,6 +3,10 @@
 //! admitted ([`admission`]), how the install/upgrade/remove operations run
 //! and finish ([`lifecycle`]), and how an extension is shown ([`views`]).
 //!
+//! May depend on: [`crate::objects`], [`crate::store`], [`crate::driver`],
+//! [`crate::operations`] (the lifecycle trait) and [`crate::clusters`] (the
+//! clusters extensions are installed on).
+//!
 //! Protected settings live only in the store's sealed secrets
 //! (`Tx::put_secret(extension_id, "protected_settings", …)`); the stored
 //! spec, the views, the logs and the operation errors never hold them.
@@ -11,7 +15,7 @@ use hybrid_api::extension::{ExtensionSpec, StatusEntry};
 use hybrid_api::{MANAGEMENT_HOST_ID, cluster};
 use serde::{Deserialize, Serialize};
 
-use crate::clusters::records::{Kind, Record};
+use crate::objects::{Kind, Record, queue};
 use crate::store::ObjectKind;
 
 pub mod admission;
@@ -19,6 +23,8 @@ pub mod catalog;
 pub mod lifecycle;
 pub mod settings;
 pub mod views;
+
+pub use lifecycle::ExtensionLifecycle;
 
 /// Name of the sealed secret holding an extension's protected settings.
 pub const PROTECTED_SECRET: &str = "protected_settings";
@@ -89,8 +95,8 @@ impl Target {
     /// cluster's other work; each host extension has its own queue.
     pub fn queue(&self, name: &str) -> String {
         match self {
-            Target::Cluster(c) => crate::clusters::admission::queue(c),
-            Target::ManagementHost => format!("host-extension:{name}"),
+            Target::Cluster(c) => queue::cluster(c),
+            Target::ManagementHost => queue::host_extension(name),
         }
     }
 

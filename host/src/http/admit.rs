@@ -1,6 +1,6 @@
-//! The request flow shared by clusters and node pools: run admission in one
-//! store transaction (rolled back for `?dry_run=true`), then answer 200 with
-//! the resource, or 202 with the queued operation. Also JSON merge patch.
+//! The request flow every kind with operations shares: run its admission in
+//! one store transaction (rolled back for `?dry_run=true`), then answer 200
+//! with the object, or 202 with the queued operation. Also JSON merge patch.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::failure::Failure;
 use super::{AppState, accepted, etag_header, json_with};
-use crate::clusters::admission::{self, Env, Outcome};
-use crate::clusters::records::{Kind, Record, tx as rec};
-use crate::error::Failure;
+use crate::objects::record::tx as rec;
+use crate::objects::{self, Env, Kind, Outcome, Record, Refusal};
 use crate::store::{StoreError, Tx};
 
 /// `?dry_run=true` on PUT/PATCH.
@@ -35,7 +35,7 @@ pub async fn hosts_down(state: &AppState) -> BTreeSet<String> {
 }
 
 pub async fn env(state: &AppState) -> Result<Env, Failure> {
-    admission::env(state.driver.as_ref()).await.map_err(|e| {
+    Env::read(state.driver.as_ref()).await.map_err(|e| {
         tracing::error!(error = %e, "cannot read the datacenter inventory");
         Failure::internal()
     })
@@ -44,7 +44,8 @@ pub async fn env(state: &AppState) -> Result<Env, Failure> {
 /// Renders the object `id` as its API JSON inside a transaction.
 pub type Render = fn(&dyn Tx, &str, &BTreeSet<String>) -> Result<Option<Value>, StoreError>;
 
-/// Runs `decide` and answers as the API contract says.
+/// Runs `decide` against the datacenter's inventory and answers as the
+/// API contract says.
 pub async fn admit<F>(
     state: &AppState,
     dry_run: bool,
@@ -52,9 +53,40 @@ pub async fn admit<F>(
     render: Render,
 ) -> Result<Response, Failure>
 where
-    F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, objects::Error> + Send + 'static,
 {
     let env = env(state).await?;
+    decide_and_answer(state, dry_run, env, decide, render).await
+}
+
+/// [`admit`] for a kind whose admission needs nothing of the datacenter
+/// (vnets): the inventory is not read.
+pub async fn admit_without_inventory<F>(
+    state: &AppState,
+    decide: F,
+    render: Render,
+) -> Result<Response, Failure>
+where
+    F: FnOnce(&mut dyn Tx) -> Result<Outcome, objects::Error> + Send + 'static,
+{
+    let env = Env {
+        versions: Vec::new(),
+        sizes: Vec::new(),
+        hosts: Vec::new(),
+    };
+    decide_and_answer(state, false, env, move |tx, _| decide(tx), render).await
+}
+
+async fn decide_and_answer<F>(
+    state: &AppState,
+    dry_run: bool,
+    env: Env,
+    decide: F,
+    render: Render,
+) -> Result<Response, Failure>
+where
+    F: FnOnce(&mut dyn Tx, &Env) -> Result<Outcome, objects::Error> + Send + 'static,
+{
     // The inventory just read for admission also says which hosts are down.
     let down: BTreeSet<String> = env
         .hosts
@@ -64,7 +96,7 @@ where
         .collect();
     let (outcome, view) = state
         .store
-        .write(dry_run, move |tx| {
+        .write(dry_run, move |tx| -> Result<_, objects::Error> {
             let outcome = decide(tx, &env)?;
             let view = match (&outcome, dry_run) {
                 (Outcome::Unchanged { id }, _) => render(tx, id, &down)?,
@@ -143,8 +175,10 @@ pub async fn patch_of<S>(
 where
     S: Kind + DeserializeOwned + schemars::JsonSchema + serde::Serialize + Send + 'static,
 {
-    let current: Option<Record<S, serde_json::Value>> =
-        state.store.view(move |tx| rec::get(tx, &id)).await?;
+    let current: Option<Record<S, serde_json::Value>> = state
+        .store
+        .view(move |tx| -> Result<_, StoreError> { rec::get(tx, &id) })
+        .await?;
     let current = current.ok_or_else(not_found)?;
     let spec = patched(&current.spec, patch)?;
     Ok((spec, super::patch_preconditions(headers, &current.etag)))
@@ -152,10 +186,7 @@ where
 
 /// Field errors as a 400 InvalidField.
 pub fn check(errors: Vec<hybrid_api::validate::FieldError>) -> Result<(), Failure> {
-    match Failure::invalid(errors) {
-        Some(f) => Err(f),
-        None => Ok(()),
-    }
+    Ok(Refusal::check(errors)?)
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use hybrid_api::codes;
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::Failure;
+use super::failure::Failure;
+use crate::objects::Refusal;
 
 /// A JSON body of `T` that refuses unknown fields.
 pub struct StrictJson<T>(pub T);
@@ -37,12 +37,7 @@ where
 }
 
 fn invalid(target: String, message: String) -> Failure {
-    Failure::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        codes::INVALID_FIELD,
-        message,
-    )
-    .target(target)
+    Refusal::invalid_field(target, message).into()
 }
 
 /// Parses `bytes` as `T`, rejecting unknown fields.
@@ -194,6 +189,6 @@ mod tests {
         let e = err::<VnetSpec>(r#"{"address_prefix":"x","vip_pool":{"start":"a"}}"#);
         assert_eq!(e.error.target.as_deref(), Some("vip_pool.end"));
         let e = err::<VnetSpec>("not json");
-        assert_eq!(e.error.code, codes::BAD_REQUEST);
+        assert_eq!(e.error.code, hybrid_api::codes::BAD_REQUEST);
     }
 }

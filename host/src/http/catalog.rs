@@ -8,7 +8,7 @@ use hybrid_api::catalog::Semver;
 use hybrid_api::{HostList, KubernetesVersion, List, VmSize};
 
 use super::AppState;
-use crate::error::Failure;
+use super::failure::Failure;
 
 pub async fn kubernetes_versions(State(state): State<AppState>) -> Json<List<KubernetesVersion>> {
     let mut items = state.driver.kubernetes_versions();

@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
-use super::{AppState, Preconditions};
-use crate::clusters::records::{ClusterInternal, ClusterRecord, tx as rec};
-use crate::clusters::{admission, views};
-use crate::error::Failure;
+use super::failure::Failure;
+use super::{AppState, preconditions};
+use crate::clusters::{ClusterInternal, ClusterRecord, admission, views};
+use crate::objects::record::tx as rec;
 use crate::store::{StoreError, Tx};
 
 fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value>, StoreError> {
@@ -41,7 +41,7 @@ async fn write(
 ) -> Result<Response, Failure> {
     check_name(&name)?;
     admit::check(cluster::validate_spec(&spec))?;
-    let pre = Preconditions::from_headers(headers);
+    let pre = preconditions(headers);
     admit::admit(
         state,
         dry_run,
@@ -85,7 +85,10 @@ pub async fn get(
 ) -> Result<Response, Failure> {
     let id = hybrid_api::cluster_id(&name);
     let down = admit::hosts_down(&state).await;
-    let view = state.store.view(move |tx| render(tx, &id, &down)).await?;
+    let view = state
+        .store
+        .view(move |tx| -> Result<_, StoreError> { render(tx, &id, &down) })
+        .await?;
     view.map(admit::object_response)
         .ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))
 }
@@ -94,15 +97,13 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Clust
     let down = admit::hosts_down(&state).await;
     let items = state
         .store
-        .view(move |tx| {
+        .view(move |tx| -> Result<_, StoreError> {
             let clusters = rec::list::<ClusterSpec, ClusterInternal>(tx, None)?;
             let related = views::Related::of_clusters(tx, &clusters)?;
-            Ok::<_, StoreError>(
-                clusters
-                    .iter()
-                    .map(|c| views::cluster(c, &related, &down))
-                    .collect::<Vec<_>>(),
-            )
+            Ok(clusters
+                .iter()
+                .map(|c| views::cluster(c, &related, &down))
+                .collect::<Vec<_>>())
         })
         .await?;
     Ok(axum::Json(List { items }))
@@ -113,7 +114,7 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let pre = Preconditions::from_headers(&headers);
+    let pre = preconditions(&headers);
     admit::admit(
         &state,
         false,

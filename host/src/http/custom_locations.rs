@@ -1,21 +1,21 @@
-//! `/v1/custom-locations`: where operators may create clusters. Nothing
-//! runs on the datacenter for them, so every call completes synchronously.
+//! `/v1/custom-locations`: PUT/PATCH/DELETE through
+//! [`crate::custom_locations::admission`], complete at once (201/200/204),
+//! GET and LIST.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::custom_location::{self, CustomLocationSpec};
-use hybrid_api::{ApiError, CustomLocation, List, ProvisioningState, codes, validate};
+use hybrid_api::{CustomLocation, List};
 use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
-use super::{AppState, Preconditions, etag_header, json_with};
-use crate::clock;
-use crate::clusters::admission::clusters_in_location;
-use crate::clusters::records::{CustomLocationRecord, NoInternal, tx as rec};
-use crate::clusters::views;
-use crate::error::Failure;
+use super::failure::Failure;
+use super::{AppState, etag_header, json_with, preconditions};
+use crate::custom_locations::{CustomLocationRecord, admission, views};
+use crate::objects::record::tx as rec;
+use crate::objects::{self, NoInternal};
 use crate::store::StoreError;
 
 fn not_found(name: &str) -> Failure {
@@ -36,73 +36,20 @@ async fn write(
     headers: &HeaderMap,
     dry_run: bool,
 ) -> Result<Response, Failure> {
-    admit::check(
-        validate::dns_label("name", &name)
-            .err()
-            .into_iter()
-            .collect(),
-    )?;
-    admit::check(custom_location::validate_spec(&spec))?;
-    let pre = Preconditions::from_headers(headers);
-    let (created, view) = state
+    admission::check(&name, &spec)?;
+    let pre = preconditions(headers);
+    let written = state
         .store
-        .write(dry_run, move |tx| {
-            let id = custom_location::custom_location_id(&name);
-            let current: Option<CustomLocationRecord> = rec::get(tx, &id)?;
-            pre.check(
-                &format!("custom location {name}"),
-                current.as_ref().map(|c| c.etag.as_str()),
-            )
-            .map_err(StoreError::Rejected)?;
-            // Only host extensions that exist and succeeded may be referenced.
-            crate::extensions::admission::check_location_references(
-                tx,
-                current.as_ref().map(|c| &c.spec),
-                &spec,
-            )?;
-            let now = clock::now();
-            let (created, record) = match current {
-                None => (
-                    true,
-                    CustomLocationRecord {
-                        id,
-                        parent: None,
-                        name,
-                        spec,
-                        internal: NoInternal {},
-                        etag: clock::new_etag(),
-                        provisioning_state: ProvisioningState::Succeeded,
-                        current_operation: None,
-                        created_at: now.clone(),
-                        updated_at: now,
-                    },
-                ),
-                Some(mut cur) => {
-                    if let Some(f) = Failure::from_fields(
-                        StatusCode::CONFLICT,
-                        codes::FIELD_IMMUTABLE,
-                        custom_location::immutable_changes(&cur.spec, &spec),
-                    ) {
-                        return Err(StoreError::Rejected(f));
-                    }
-                    if cur.spec != spec {
-                        cur.spec = spec;
-                        cur.etag = clock::new_etag();
-                        cur.updated_at = now;
-                    }
-                    (false, cur)
-                }
-            };
-            rec::put(tx, &record)?;
-            Ok((created, views::custom_location(tx, &record)?))
+        .write(dry_run, move |tx| -> Result<_, objects::Error> {
+            admission::put(tx, &name, spec, &pre)
         })
         .await?;
-    let status = if created && !dry_run {
+    let status = if written.created && !dry_run {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(respond(status, view))
+    Ok(respond(status, written.view))
 }
 
 pub async fn put(
@@ -140,7 +87,7 @@ pub async fn get(
     let id = custom_location::custom_location_id(&name);
     let view = state
         .store
-        .view(move |tx| {
+        .view(move |tx| -> Result<_, StoreError> {
             let l: Option<CustomLocationRecord> = rec::get(tx, &id)?;
             l.map(|l| views::custom_location(tx, &l)).transpose()
         })
@@ -154,7 +101,7 @@ pub async fn list(
 ) -> Result<axum::Json<List<CustomLocation>>, Failure> {
     let items = state
         .store
-        .view(|tx| {
+        .view(|tx| -> Result<_, StoreError> {
             rec::list::<CustomLocationSpec, NoInternal>(tx, None)?
                 .iter()
                 .map(|l| views::custom_location(tx, l))
@@ -169,45 +116,12 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let pre = Preconditions::from_headers(&headers);
+    let pre = preconditions(&headers);
     state
         .store
-        .write(false, move |tx| {
-            let id = custom_location::custom_location_id(&name);
-            let cur: CustomLocationRecord =
-                rec::get(tx, &id)?.ok_or_else(|| StoreError::Rejected(not_found(&name)))?;
-            pre.check(&format!("custom location {name}"), Some(&cur.etag))
-                .map_err(StoreError::Rejected)?;
-            let users = clusters_in_location(tx, &id)?;
-            if !users.is_empty() {
-                return Err(StoreError::Rejected(Failure {
-                    status: StatusCode::CONFLICT,
-                    error: ApiError {
-                        code: codes::IN_USE.to_string(),
-                        message: format!(
-                            "custom location {name} is in use by {}; delete those clusters first",
-                            users.join(", ")
-                        ),
-                        target: None,
-                        details: users
-                            .iter()
-                            .map(|u| {
-                                ApiError::new(
-                                    codes::IN_USE,
-                                    format!("{u} is placed in custom location {name}"),
-                                )
-                            })
-                            .collect(),
-                    },
-                }));
-            }
-            tx.delete_object(cur_kind(), &id)?;
-            Ok(())
+        .write(false, move |tx| -> Result<_, objects::Error> {
+            admission::delete(tx, &name, &pre)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn cur_kind() -> crate::store::ObjectKind {
-    crate::store::ObjectKind::CustomLocation
 }

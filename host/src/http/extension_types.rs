@@ -8,7 +8,7 @@ use hybrid_api::List;
 use hybrid_api::extension::ExtensionType;
 
 use super::AppState;
-use crate::error::Failure;
+use super::failure::Failure;
 
 pub async fn list(State(state): State<AppState>) -> Json<List<ExtensionType>> {
     let mut items = state.driver.extension_types();

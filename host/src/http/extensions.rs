@@ -16,10 +16,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
-use super::{AppState, Preconditions};
-use crate::clusters::records::{ClusterInternal, tx as rec};
-use crate::error::Failure;
+use super::failure::Failure;
+use super::{AppState, preconditions};
+use crate::clusters::ClusterInternal;
 use crate::extensions::{ExtensionInternal, ExtensionRecord, Target, admission, describe, views};
+use crate::objects;
+use crate::objects::record::tx as rec;
 use crate::store::{StoreError, Tx};
 
 /// `?force=true` on DELETE.
@@ -70,7 +72,7 @@ async fn write(
 ) -> Result<Response, Failure> {
     admit::check(extension::validate_name(&name).err().into_iter().collect())?;
     admit::check(extension::validate_spec(&spec))?;
-    let pre = Preconditions::from_headers(headers);
+    let pre = preconditions(headers);
     let types = state.driver.extension_types();
     admit::admit(
         state,
@@ -109,7 +111,7 @@ async fn get_extension(
     let id = extension::extension_id(&target.id(), &name);
     let view = state
         .store
-        .view(move |tx| render(tx, &id, &BTreeSet::new()))
+        .view(move |tx| -> Result<_, StoreError> { render(tx, &id, &BTreeSet::new()) })
         .await?;
     view.map(admit::object_response)
         .ok_or_else(|| not_found(&target, &name))
@@ -126,7 +128,7 @@ async fn list_extensions(
     };
     let items = state
         .store
-        .view(move |tx| {
+        .view(move |tx| -> Result<_, StoreError> {
             if cluster.is_some() && rec::get::<ClusterSpec, ClusterInternal>(tx, &tid)?.is_none() {
                 return Ok(None);
             }
@@ -148,12 +150,12 @@ async fn delete_extension(
     query: DeleteQuery,
     headers: &HeaderMap,
 ) -> Result<Response, Failure> {
-    let pre = Preconditions::from_headers(headers);
+    let pre = preconditions(headers);
     if query.force {
         let id = extension::extension_id(&target.id(), &name);
         state
             .store
-            .write(false, move |tx| {
+            .write(false, move |tx| -> Result<_, objects::Error> {
                 admission::force_delete(tx, &target, &name, &pre)
             })
             .await?;

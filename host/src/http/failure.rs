@@ -1,12 +1,15 @@
-//! Errors that handlers return, rendered as the API error envelope.
+//! What a failed request answers: the status code and the API error
+//! envelope `{"error": {...}}`.
 //!
-//! Every failure a client sees goes through [`Failure`], so every response
-//! body is `{"error": {...}}` with a code from `hybrid_api::codes`.
+//! This is the one place where the domain's [`Reason`]s become HTTP status
+//! codes; everything below `http/` speaks [`objects::Error`].
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hybrid_api::validate::FieldError;
 use hybrid_api::{ApiError, ErrorEnvelope, codes};
+
+use crate::objects::{self, Reason, Refusal};
+use crate::store::StoreError;
 
 /// An HTTP status plus the API error to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,11 +18,31 @@ pub struct Failure {
     pub error: ApiError,
 }
 
+/// The status code a refusal is answered with.
+pub fn status_of(reason: Reason) -> StatusCode {
+    match reason {
+        Reason::Invalid => StatusCode::BAD_REQUEST,
+        Reason::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Reason::NotFound => StatusCode::NOT_FOUND,
+        Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Reason::Conflict => StatusCode::CONFLICT,
+        Reason::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+    }
+}
+
 impl Failure {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Refusal::not_found(message).into()
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Refusal::bad_request(message).into()
+    }
+
+    pub fn internal() -> Self {
         Failure {
-            status,
-            error: ApiError::new(code, message),
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: ApiError::new(codes::INTERNAL, "internal error; see the hybrid-host log"),
         }
     }
 
@@ -27,62 +50,6 @@ impl Failure {
     pub fn target(mut self, target: impl Into<String>) -> Self {
         self.error.target = Some(target.into());
         self
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Failure::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message)
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Failure::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
-    }
-
-    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
-        Failure::new(StatusCode::CONFLICT, code, message)
-    }
-
-    pub fn precondition(message: impl Into<String>) -> Self {
-        Failure::new(
-            StatusCode::PRECONDITION_FAILED,
-            codes::PRECONDITION_FAILED,
-            message,
-        )
-    }
-
-    pub fn internal() -> Self {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL,
-            "internal error; see the hybrid-host log",
-        )
-    }
-
-    /// Field errors as one error: the first at top level, all in `details`.
-    /// Returns `None` when there are no errors.
-    pub fn from_fields(status: StatusCode, code: &str, errors: Vec<FieldError>) -> Option<Self> {
-        let first = errors.first()?.clone();
-        let details = if errors.len() > 1 {
-            errors
-                .into_iter()
-                .map(|e| ApiError::new(code, e.message).with_target(e.target))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Some(Failure {
-            status,
-            error: ApiError {
-                code: code.to_string(),
-                message: first.message,
-                target: Some(first.target),
-                details,
-            },
-        })
-    }
-
-    /// 400 `InvalidField` for validation errors (`None` when valid).
-    pub fn invalid(errors: Vec<FieldError>) -> Option<Self> {
-        Failure::from_fields(StatusCode::BAD_REQUEST, codes::INVALID_FIELD, errors)
     }
 }
 
@@ -100,15 +67,32 @@ impl IntoResponse for Failure {
     }
 }
 
-impl From<crate::store::StoreError> for Failure {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Failure {
+            status: status_of(r.reason),
+            error: r.error,
+        }
+    }
+}
+
+impl From<objects::Error> for Failure {
+    fn from(e: objects::Error) -> Self {
         match e {
-            crate::store::StoreError::Rejected(f) => f,
-            other => {
-                tracing::error!(error = %other, "store failure");
+            objects::Error::Refused(r) => r.into(),
+            objects::Error::Store(e) => e.into(),
+            objects::Error::Internal(what) => {
+                tracing::error!(error = %what, "internal error");
                 Failure::internal()
             }
         }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        Failure::internal()
     }
 }
 
@@ -117,21 +101,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn several_field_errors_put_first_on_top_and_all_in_details() {
-        let errs = vec![
-            FieldError {
-                target: "a".into(),
-                message: "a bad".into(),
-            },
-            FieldError {
-                target: "b".into(),
-                message: "b bad".into(),
-            },
+    fn every_reason_has_its_status() {
+        let cases = [
+            (Reason::Invalid, 400),
+            (Reason::Unauthenticated, 401),
+            (Reason::NotFound, 404),
+            (Reason::MethodNotAllowed, 405),
+            (Reason::Conflict, 409),
+            (Reason::PreconditionFailed, 412),
         ];
-        let f = Failure::invalid(errs).unwrap();
-        assert_eq!(f.error.target.as_deref(), Some("a"));
-        assert_eq!(f.error.details.len(), 2);
-        assert_eq!(f.error.details[1].target.as_deref(), Some("b"));
-        assert!(Failure::invalid(vec![]).is_none());
+        for (reason, status) in cases {
+            let f = Failure::from(Refusal::new(reason, codes::CONFLICT, "x").target("t"));
+            assert_eq!(f.status.as_u16(), status, "{reason:?}");
+            assert_eq!(f.error.target.as_deref(), Some("t"));
+        }
+        let f = Failure::from(objects::Error::internal("boom"));
+        assert_eq!(f.status.as_u16(), 500);
+        assert!(
+            !f.error.message.contains("boom"),
+            "internal details stay in the log"
+        );
     }
 }

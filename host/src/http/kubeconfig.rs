@@ -1,174 +1,27 @@
-//! `POST /v1/clusters/{name}/kubeconfig`: issues a kubeconfig with a fresh
-//! client certificate signed by the cluster's CA, and `GET /v1/audit`: the
-//! record of every issuance.
-//!
-//! The private key exists only in the answer: it is generated here, sent
-//! with `Cache-Control: no-store`, and never stored or logged. The audit
-//! record is written in the same transaction that reads the CA key, so no
-//! credential leaves the service unrecorded.
+//! `POST /v1/clusters/{name}/kubeconfig`: issues a kubeconfig (see
+//! [`crate::clusters::kubeconfig`]) sent with `Cache-Control: no-store`,
+//! and `GET /v1/audit`: the record of every issuance.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hybrid_api::kubeconfig::{
-    ADMIN_TTL_SECONDS, AuditEntry, DEFAULT_USER_TTL_SECONDS, Kubeconfig, KubeconfigKind,
-    KubeconfigRequest, MAX_USER_TTL_SECONDS, MIN_USER_TTL_SECONDS,
-};
-use hybrid_api::validate::FieldError;
-use hybrid_api::{List, ProvisioningState, codes, operation_kinds};
+use hybrid_api::List;
+use hybrid_api::kubeconfig::{AuditEntry, KubeconfigRequest};
 use serde::Deserialize;
-use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
+use super::auth::actor;
 use super::body::StrictJson;
+use super::failure::Failure;
 use super::{AppState, json_with};
-use crate::audit;
-use crate::clusters::certs::{self, ClientIdentity};
-use crate::clusters::records::{ClusterRecord, tx as rec};
-use crate::error::Failure;
-use crate::store::{StoreError, Tx};
-
-/// Kubernetes user of an `admin` credential (with group `system:masters`).
-const ADMIN_USER: &str = "hybrid-admin";
-const MASTERS_GROUP: &str = "system:masters";
+use crate::clusters::kubeconfig;
+use crate::objects::{self, Refusal};
+use crate::security::audit;
 
 /// Answers of `GET /v1/audit` when no `limit` is given, and the most one
 /// may ask for.
 const DEFAULT_AUDIT_LIMIT: usize = 100;
 const MAX_AUDIT_LIMIT: usize = 1000;
-
-fn invalid(target: &str, message: String) -> Failure {
-    Failure::invalid(vec![FieldError {
-        target: target.to_string(),
-        message,
-    }])
-    .unwrap_or_else(|| Failure::bad_request("invalid request"))
-}
-
-/// The credential's lifetime in seconds, or why the request is wrong.
-fn lifetime(req: &KubeconfigRequest) -> Result<u64, Failure> {
-    match (req.kind, req.ttl_seconds) {
-        (KubeconfigKind::Admin, None) => Ok(ADMIN_TTL_SECONDS),
-        (KubeconfigKind::Admin, Some(ttl)) => Err(invalid(
-            "ttl_seconds",
-            format!(
-                "ttl_seconds is {ttl}, but it applies only to kind \"user\": an admin credential \
-                 always lives {ADMIN_TTL_SECONDS} s (one year); leave ttl_seconds out"
-            ),
-        )),
-        (KubeconfigKind::User, None) => Ok(DEFAULT_USER_TTL_SECONDS),
-        (KubeconfigKind::User, Some(ttl))
-            if (MIN_USER_TTL_SECONDS..=MAX_USER_TTL_SECONDS).contains(&ttl) =>
-        {
-            Ok(ttl)
-        }
-        (KubeconfigKind::User, Some(ttl)) => Err(invalid(
-            "ttl_seconds",
-            format!(
-                "ttl_seconds is {ttl}; it must be from {MIN_USER_TTL_SECONDS} to \
-                 {MAX_USER_TTL_SECONDS} seconds (5 minutes to 24 hours)"
-            ),
-        )),
-    }
-}
-
-/// Refuses a cluster whose API server is not there to talk to.
-fn check_ready(tx: &dyn Tx, c: &ClusterRecord) -> Result<(), StoreError> {
-    let state = c.provisioning_state;
-    if state == ProvisioningState::Deleting {
-        return Err(Failure::conflict(
-            codes::CONFLICT,
-            format!(
-                "cluster {} is being deleted (provisioning_state Deleting); no kubeconfig is \
-                 issued for it",
-                c.name
-            ),
-        )
-        .into());
-    }
-    let last_op = match c.current_operation.as_deref() {
-        Some(id) => tx.operation(id)?,
-        None => None,
-    };
-    // A failed or canceled create leaves a cluster that never came up; a
-    // failed update leaves one that runs and may well be needed to debug.
-    let create_failed = matches!(
-        state,
-        ProvisioningState::Failed | ProvisioningState::Canceled
-    ) && last_op.is_some_and(|op| op.kind == operation_kinds::CLUSTER_CREATE);
-    let creating = matches!(
-        state,
-        ProvisioningState::Accepted | ProvisioningState::Pending | ProvisioningState::Provisioning
-    );
-    if create_failed {
-        return Err(Failure::conflict(
-            codes::CONFLICT,
-            format!(
-                "cluster {} was never created: its creation failed (provisioning_state {}); \
-                 apply it again, then ask for a kubeconfig",
-                c.name,
-                state.as_str()
-            ),
-        )
-        .into());
-    }
-    if creating || c.internal.ca_certificate.is_none() {
-        return Err(Failure::conflict(
-            codes::CONFLICT,
-            format!(
-                "cluster {} is still being created (provisioning_state {}); a kubeconfig can be \
-                 issued once its creation has succeeded",
-                c.name,
-                state.as_str()
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// A kubeconfig document (YAML). Every value is written as a double-quoted
-/// scalar in JSON syntax, which YAML reads the same way, so no value can
-/// break the document whatever characters it holds.
-fn kubeconfig_yaml(
-    cluster: &str,
-    user: &str,
-    server: &str,
-    ca: &str,
-    cert: &str,
-    key: &str,
-) -> String {
-    let q = |s: &str| serde_json::Value::from(s).to_string();
-    let b64 = |s: &str| q(&BASE64.encode(s));
-    let (cluster, user) = (q(cluster), q(user));
-    let lines = [
-        "apiVersion: v1".to_string(),
-        "kind: Config".to_string(),
-        "clusters:".to_string(),
-        format!("- name: {cluster}"),
-        "  cluster:".to_string(),
-        format!("    server: {}", q(server)),
-        format!("    certificate-authority-data: {}", b64(ca)),
-        "users:".to_string(),
-        format!("- name: {user}"),
-        "  user:".to_string(),
-        format!("    client-certificate-data: {}", b64(cert)),
-        format!("    client-key-data: {}", b64(key)),
-        "contexts:".to_string(),
-        format!("- name: {cluster}"),
-        "  context:".to_string(),
-        format!("    cluster: {cluster}"),
-        format!("    user: {user}"),
-        format!("current-context: {cluster}"),
-        "preferences: {}".to_string(),
-    ];
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
-}
 
 pub async fn issue(
     State(state): State<AppState>,
@@ -176,86 +29,11 @@ pub async fn issue(
     extensions: Extensions,
     StrictJson(req): StrictJson<KubeconfigRequest>,
 ) -> Result<Response, Failure> {
-    let ttl = lifetime(&req)?;
-    let actor = audit::actor(&extensions);
-    let serial = certs::new_serial();
-    let username = match req.kind {
-        KubeconfigKind::Admin => ADMIN_USER.to_string(),
-        // Unique per credential, so the API server's own audit log names
-        // which credential was used.
-        KubeconfigKind::User => format!("user-{}", &hex::encode(serial)[..12]),
-    };
-    let id = hybrid_api::cluster_id(&name);
+    let actor = actor(&extensions);
     let (kubeconfig, record) = state
         .store
-        .write(false, move |tx| {
-            let Some(c): Option<ClusterRecord> = rec::get(tx, &id)? else {
-                return Err(Failure::not_found(format!("cluster {name} not found")).into());
-            };
-            check_ready(tx, &c)?;
-            let corrupt = |what: &str| StoreError::Corrupt(format!("cluster {id}: {what}"));
-            let ca_cert = c
-                .internal
-                .ca_certificate
-                .clone()
-                .ok_or_else(|| corrupt("no CA certificate"))?;
-            let vip = c
-                .internal
-                .vip
-                .clone()
-                .ok_or_else(|| corrupt("no API-server VIP"))?;
-            let ca_key = tx
-                .secret(&id, "ca_key")?
-                .ok_or_else(|| corrupt("a CA certificate but no CA key"))?;
-            let issued = certs::client_cert(
-                &ca_cert,
-                &ca_key,
-                &ClientIdentity {
-                    username: &username,
-                    group: (req.kind == KubeconfigKind::Admin).then_some(MASTERS_GROUP),
-                    lifetime: time::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                },
-                serial,
-            )
-            .map_err(|e| corrupt(&format!("issuing a client certificate: {e}")))?;
-            let expires_at = issued
-                .not_after
-                .format(&Rfc3339)
-                .map_err(|e| corrupt(&format!("certificate expiry: {e}")))?;
-            let host = format!("https://{vip}:6443");
-            let record = audit::entry(
-                &actor,
-                audit::KUBECONFIG_ISSUE,
-                &id,
-                json!({
-                    "kind": req.kind.as_str(),
-                    "username": username,
-                    "serial": issued.serial,
-                    "expires_at": expires_at,
-                }),
-            );
-            tx.insert_audit(&record)?;
-            let user_entry = format!("{}-{username}", c.name);
-            let kubeconfig = Kubeconfig {
-                kubeconfig: kubeconfig_yaml(
-                    &c.name,
-                    &user_entry,
-                    &host,
-                    &ca_cert,
-                    &issued.pem.cert,
-                    &issued.pem.key,
-                ),
-                cluster_id: id,
-                kind: req.kind,
-                host,
-                cluster_ca_certificate: ca_cert,
-                client_certificate: issued.pem.cert,
-                client_key: issued.pem.key,
-                username,
-                serial: issued.serial,
-                expires_at,
-            };
-            Ok((kubeconfig, record))
+        .write(false, move |tx| -> Result<_, objects::Error> {
+            kubeconfig::issue(tx, &name, &req, &actor)
         })
         .await?;
     audit::log(&record);
@@ -284,87 +62,20 @@ pub async fn audit_log(
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
             _ => {
-                return Err(invalid(
+                return Err(Refusal::invalid_field(
                     "limit",
                     format!(
                         "limit is {text:?}; it must be a whole number from 1 to {MAX_AUDIT_LIMIT}"
                     ),
-                ));
+                )
+                .into());
             }
         },
     };
     let target = q.target.filter(|t| !t.is_empty());
     let items = state
         .store
-        .view(move |tx| tx.audit(target.as_deref(), limit))
+        .view(move |tx| -> Result<_, objects::Error> { Ok(tx.audit(target.as_deref(), limit)?) })
         .await?;
     Ok(Json(List { items }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(kind: KubeconfigKind, ttl: Option<u64>) -> KubeconfigRequest {
-        KubeconfigRequest {
-            kind,
-            ttl_seconds: ttl,
-        }
-    }
-
-    #[test]
-    fn lifetimes_follow_the_kind_and_the_range() {
-        assert_eq!(
-            lifetime(&req(KubeconfigKind::Admin, None)),
-            Ok(ADMIN_TTL_SECONDS)
-        );
-        assert_eq!(lifetime(&req(KubeconfigKind::User, None)), Ok(3600));
-        assert_eq!(lifetime(&req(KubeconfigKind::User, Some(300))), Ok(300));
-        assert_eq!(
-            lifetime(&req(KubeconfigKind::User, Some(86_400))),
-            Ok(86_400)
-        );
-        for (r, needle) in [
-            (
-                req(KubeconfigKind::User, Some(299)),
-                "ttl_seconds is 299; it must be from 300 to 86400",
-            ),
-            (
-                req(KubeconfigKind::User, Some(86_401)),
-                "ttl_seconds is 86401",
-            ),
-            (
-                req(KubeconfigKind::Admin, Some(600)),
-                "applies only to kind \"user\"",
-            ),
-        ] {
-            let f = lifetime(&r).unwrap_err();
-            assert_eq!(f.status, StatusCode::BAD_REQUEST);
-            assert_eq!(f.error.code, codes::INVALID_FIELD);
-            assert_eq!(f.error.target.as_deref(), Some("ttl_seconds"));
-            assert!(f.error.message.contains(needle), "{}", f.error.message);
-        }
-    }
-
-    #[test]
-    fn yaml_quotes_every_value() {
-        let y = kubeconfig_yaml(
-            "c1",
-            "c1-user-1",
-            "https://10.0.0.200:6443",
-            "CA",
-            "CERT",
-            "KEY",
-        );
-        assert!(
-            y.contains("- name: \"c1\"\n  cluster:\n    server: \"https://10.0.0.200:6443\"\n"),
-            "{y}"
-        );
-        assert!(
-            y.contains(&format!("client-key-data: \"{}\"", BASE64.encode("KEY"))),
-            "{y}"
-        );
-        assert!(y.contains("current-context: \"c1\"\n"), "{y}");
-        assert!(y.contains("    user: \"c1-user-1\"\n"), "{y}");
-    }
 }

@@ -1,4 +1,13 @@
-//! HTTP API: router, shared state and one module per resource.
+//! The HTTP API: router, shared state, extractors (strict JSON bodies,
+//! bearer-token auth), `ETag`/`If-Match` headers, and the one mapping from
+//! the domain's errors to status codes and the error envelope
+//! ([`failure`]). One module per route family; each parses the request,
+//! calls its kind's admission or views, and shapes the answer.
+//!
+//! This is the only module that uses axum, hyper or `http` types. May
+//! depend on every kind, [`crate::objects`], [`crate::operations`] (to wake
+//! the worker and wait for operations), [`crate::store`],
+//! [`crate::driver`] and [`crate::security`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,19 +22,22 @@ use hybrid_api::codes;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::auth::{self, Token};
 use crate::driver::Driver;
-use crate::error::Failure;
+use crate::objects::{Preconditions, Reason, Refusal};
 use crate::operations::Operations;
-use crate::store::Store;
+use crate::security::tokens::Token;
 
-pub mod admit;
-pub mod body;
+pub use failure::Failure;
+
+mod admit;
+mod auth;
+mod body;
 mod catalog;
 mod clusters;
 mod custom_locations;
 mod extension_types;
 mod extensions;
+mod failure;
 mod health;
 mod kubeconfig;
 mod management_host;
@@ -37,7 +49,7 @@ mod vnets;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn crate::store::Store>,
     /// The datacenter (catalogues, inventory).
     pub driver: Arc<dyn Driver>,
     pub operations: Arc<Operations>,
@@ -135,8 +147,8 @@ async fn not_found(req: Request) -> Failure {
 }
 
 async fn method_not_allowed(req: Request) -> Failure {
-    Failure::new(
-        StatusCode::METHOD_NOT_ALLOWED,
+    Refusal::new(
+        Reason::MethodNotAllowed,
         codes::BAD_REQUEST,
         format!(
             "method {} is not allowed on {}",
@@ -144,6 +156,7 @@ async fn method_not_allowed(req: Request) -> Failure {
             req.uri().path()
         ),
     )
+    .into()
 }
 
 /// Logs method, path, status and latency (never headers: they carry the token).
@@ -167,15 +180,6 @@ pub fn etag_header(etag: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{etag}\"")).ok()
 }
 
-/// Preconditions from `If-Match` / `If-None-Match`.
-#[derive(Debug, Clone, Default)]
-pub struct Preconditions {
-    /// Etags from `If-Match` (unquoted); `Some(["*"])` matches any existing resource.
-    pub if_match: Option<Vec<String>>,
-    /// `If-None-Match: *`: only create.
-    pub if_none_match_any: bool,
-}
-
 fn etag_list(v: &HeaderValue) -> Vec<String> {
     v.to_str()
         .unwrap_or("")
@@ -189,39 +193,13 @@ fn etag_list(v: &HeaderValue) -> Vec<String> {
         .collect()
 }
 
-impl Preconditions {
-    pub fn from_headers(h: &HeaderMap) -> Self {
-        Preconditions {
-            if_match: h.get(header::IF_MATCH).map(etag_list),
-            if_none_match_any: h
-                .get(header::IF_NONE_MATCH)
-                .is_some_and(|v| etag_list(v).iter().any(|e| e == "*")),
-        }
-    }
-
-    /// Checks against the stored etag (`None` = resource absent).
-    pub fn check(&self, what: &str, current: Option<&str>) -> Result<(), Failure> {
-        if self.if_none_match_any && current.is_some() {
-            return Err(Failure::precondition(format!(
-                "{what} already exists (If-None-Match: *)"
-            )));
-        }
-        if let Some(wanted) = &self.if_match {
-            match current {
-                None => {
-                    return Err(Failure::precondition(format!(
-                        "{what} does not exist, so If-Match {wanted:?} cannot match"
-                    )));
-                }
-                Some(etag) if !wanted.iter().any(|w| w == "*" || w == etag) => {
-                    return Err(Failure::precondition(format!(
-                        "{what} has etag {etag:?}, not {wanted:?} (If-Match); it was changed since you read it"
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
+/// Preconditions from `If-Match` / `If-None-Match`.
+pub fn preconditions(h: &HeaderMap) -> Preconditions {
+    Preconditions {
+        if_match: h.get(header::IF_MATCH).map(etag_list),
+        if_none_match_any: h
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| etag_list(v).iter().any(|e| e == "*")),
     }
 }
 

@@ -11,10 +11,11 @@ use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
-use super::{AppState, Preconditions};
-use crate::clusters::records::{ClusterInternal, NoInternal, PoolRecord, tx as rec};
-use crate::clusters::{admission, views};
-use crate::error::Failure;
+use super::failure::Failure;
+use super::{AppState, preconditions};
+use crate::clusters::{ClusterInternal, PoolRecord, admission, views};
+use crate::objects::NoInternal;
+use crate::objects::record::tx as rec;
 use crate::store::{StoreError, Tx};
 
 fn render(tx: &dyn Tx, id: &str, down: &BTreeSet<String>) -> Result<Option<Value>, StoreError> {
@@ -47,7 +48,7 @@ async fn write(
 ) -> Result<Response, Failure> {
     admit::check(nodepool::validate_name(&name).err().into_iter().collect())?;
     admit::check(nodepool::validate_spec(&spec))?;
-    let pre = Preconditions::from_headers(headers);
+    let pre = preconditions(headers);
     admit::admit(
         state,
         dry_run,
@@ -91,7 +92,10 @@ pub async fn get(
 ) -> Result<Response, Failure> {
     let id = hybrid_api::nodepool_id(&cluster, &name);
     let down = admit::hosts_down(&state).await;
-    let view = state.store.view(move |tx| render(tx, &id, &down)).await?;
+    let view = state
+        .store
+        .view(move |tx| -> Result<_, StoreError> { render(tx, &id, &down) })
+        .await?;
     view.map(admit::object_response)
         .ok_or_else(|| not_found(&cluster, &name))
 }
@@ -105,7 +109,7 @@ pub async fn list(
     let name = cluster.clone();
     let items = state
         .store
-        .view(move |tx| {
+        .view(move |tx| -> Result<_, StoreError> {
             if rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &cid)?.is_none() {
                 return Ok(None);
             }
@@ -128,7 +132,7 @@ pub async fn delete(
     Path((cluster, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let pre = Preconditions::from_headers(&headers);
+    let pre = preconditions(&headers);
     admit::admit(
         &state,
         false,

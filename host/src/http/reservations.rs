@@ -7,7 +7,7 @@ use hybrid_api::{List, Reservation, ReservationRequest};
 
 use super::AppState;
 use super::body::StrictJson;
-use crate::error::Failure;
+use super::failure::Failure;
 use crate::ipam;
 
 pub async fn create(
@@ -23,14 +23,8 @@ pub async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<List<Reservation>>, Failure> {
-    let snap = state
-        .store
-        .get_vnet(&name)
-        .await?
-        .ok_or_else(|| Failure::not_found(format!("vnet {name} not found")))?;
-    Ok(Json(List {
-        items: snap.reservations,
-    }))
+    let items = ipam::reservations(&*state.store, &name).await?;
+    Ok(Json(List { items }))
 }
 
 pub async fn delete(

@@ -1,30 +1,13 @@
-//! Typed views of the stored objects (custom locations, clusters, node
-//! pools): the accepted spec plus what only the service needs to remember.
+//! Typed stored objects: a kind's accepted spec plus what only the service
+//! needs to remember about it ([`Record`]), stored as generic object rows.
+//! Each kind names its spec type's [`ObjectKind`] through [`Kind`].
 
-use hybrid_api::{ClusterSpec, CustomLocationSpec, NodePoolSpec, ProvisioningState};
+use hybrid_api::ProvisioningState;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{ObjectKind, ObjectRow, StoreError};
 
-/// What the service remembers about a cluster beyond its spec.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-pub struct ClusterInternal {
-    /// API-server VIP reserved from the vnet's `vip_pool`.
-    #[serde(default)]
-    pub vip: Option<String>,
-    /// The address kept free for the one surge VM of a rolling upgrade.
-    /// `None` while a surge VM holds it.
-    #[serde(default)]
-    pub surge_ip: Option<String>,
-    /// Version the control plane runs (the spec's once an upgrade finishes).
-    #[serde(default)]
-    pub current_version: Option<String>,
-    /// PEM of the cluster CA (public; the key is a secret).
-    #[serde(default)]
-    pub ca_certificate: Option<String>,
-}
-
-/// Nothing internal yet for pools and custom locations.
+/// For kinds with nothing internal to remember.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct NoInternal {}
 
@@ -43,22 +26,9 @@ pub struct Record<S, I> {
     pub updated_at: String,
 }
 
-pub type ClusterRecord = Record<ClusterSpec, ClusterInternal>;
-pub type PoolRecord = Record<NodePoolSpec, NoInternal>;
-pub type CustomLocationRecord = Record<CustomLocationSpec, NoInternal>;
-
 /// Which object kind a spec type is stored as.
 pub trait Kind {
     const KIND: ObjectKind;
-}
-impl Kind for ClusterSpec {
-    const KIND: ObjectKind = ObjectKind::Cluster;
-}
-impl Kind for NodePoolSpec {
-    const KIND: ObjectKind = ObjectKind::NodePool;
-}
-impl Kind for CustomLocationSpec {
-    const KIND: ObjectKind = ObjectKind::CustomLocation;
 }
 
 fn corrupt(what: &str, id: &str, e: serde_json::Error) -> StoreError {

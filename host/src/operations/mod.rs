@@ -1,5 +1,8 @@
 //! The durable operation queue and its worker.
 //!
+//! May depend on: [`crate::store`], [`crate::driver`] and [`crate::objects`];
+//! never on a kind: each kind's [`Lifecycle`] is found in the [`Registry`].
+//!
 //! Operations are rows in the store (status `Running` until done), so a
 //! restart simply picks them up again. The worker runs them in creation
 //! order, one at a time per queue and at most [`MAX_RUNNING`] at once;
@@ -11,15 +14,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybrid_api::{ApiError, Operation, codes, operation_kinds};
+use hybrid_api::{ApiError, Operation, codes};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::clusters::admission;
-use crate::clusters::reconcile::{self, StepError};
-use crate::driver::{Driver, DriverError};
-use crate::error::Failure;
-use crate::store::{Store, StoreError};
+use crate::driver::Driver;
+use crate::objects;
+use crate::store::Store;
+
+mod registry;
+
+pub use registry::{Context, Ended, Lifecycle, Registry};
 
 /// Operations run at once, at most (each on its own queue). More wait in
 /// the store, oldest first, and start as others finish. Without a bound a
@@ -84,7 +89,7 @@ impl Operations {
         id: &str,
         wait: Duration,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<Option<Operation>, Failure> {
+    ) -> Result<Option<Operation>, objects::Error> {
         // Subscribe before the first read so a completion in between is seen.
         let mut changes = self.completed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -114,17 +119,25 @@ impl Operations {
     pub fn spawn_worker(
         self: &Arc<Self>,
         driver: Arc<dyn Driver>,
+        registry: Registry,
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let this = self.clone();
+        let ctx = Context {
+            store: self.store.clone(),
+            driver,
+            registry: Arc::new(registry),
+        };
         tokio::spawn(async move {
             // Work the service starts by itself (automatic extension
             // upgrades, installs that waited for Linux nodes), queued
             // before the first scan.
-            match crate::extensions::lifecycle::on_start(&this.store, driver.as_ref()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(queued = n, "extension upgrades queued at start-up"),
-                Err(e) => tracing::error!(error = %e, "cannot queue automatic extension upgrades"),
+            for lifecycle in ctx.registry.all() {
+                match lifecycle.on_start(&ctx).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(queued = n, "operations queued at start-up"),
+                    Err(e) => tracing::error!(error = %e, "cannot queue start-up operations"),
+                }
             }
             let mut running: JoinSet<()> = JoinSet::new();
             let mut busy = Busy::default();
@@ -141,9 +154,9 @@ impl Operations {
                                 if !seen.insert(queue.clone()) || busy.queues.contains(&queue) {
                                     continue;
                                 }
-                                let (this, driver) = (this.clone(), driver.clone());
+                                let (this, ctx) = (this.clone(), ctx.clone());
                                 let task = running.spawn(async move {
-                                    this.execute(driver.as_ref(), op).await;
+                                    this.execute(&ctx, op).await;
                                 });
                                 busy.start(task.id(), queue);
                             }
@@ -175,110 +188,42 @@ impl Operations {
         })
     }
 
-    async fn execute(&self, driver: &dyn Driver, op: Operation) {
+    async fn execute(&self, ctx: &Context, op: Operation) {
         tracing::info!(operation = %op.id, kind = %op.kind, target = %op.target, "running operation");
-        let recorded = if op.kind.starts_with("vnet.") {
-            let name = op.target.strip_prefix("/vnets/").unwrap_or(&op.target);
-            let result = match op.kind.as_str() {
-                operation_kinds::VNET_CREATE | operation_kinds::VNET_UPDATE => {
-                    driver.ensure_network(name).await
-                }
-                operation_kinds::VNET_DELETE => driver.remove_network(name).await,
-                other => Err(DriverError::State(format!(
-                    "unknown operation kind {other:?}"
-                ))),
-            };
-            let error = result
-                .err()
-                .map(|e| ApiError::new(codes::INFRASTRUCTURE_FAILED, e.to_string()));
-            log_failure(&op, error.as_ref());
-            self.store.complete_vnet_operation(&op.id, error).await
-        } else if op.kind.starts_with("extension.") {
-            use crate::extensions::lifecycle;
-            match lifecycle::run(&self.store, driver, &op).await {
-                Err(StepError::Store(e)) => {
-                    tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
-                    return;
-                }
-                Ok(done) => lifecycle::complete(&self.store, &op, Ok(done)).await,
-                Err(StepError::Failed(e)) => {
-                    log_failure(&op, Some(&e));
-                    lifecycle::complete(&self.store, &op, Err(e)).await
-                }
-            }
-        } else {
-            let outcome = match admission::env(driver).await {
-                Ok(env) => reconcile::run(&self.store, driver, &env, &op).await,
-                Err(e) => Err(StepError::Failed(ApiError::new(
-                    codes::INFRASTRUCTURE_FAILED,
-                    format!("cannot read the datacenter inventory: {e}"),
-                ))),
-            };
-            match outcome {
-                Err(StepError::Store(e)) => {
-                    // Not the operation's fault: leave it Running; it is retried
-                    // on the next scan or restart.
-                    tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
-                    return;
-                }
-                Ok(()) => reconcile::complete(&self.store, &op, None).await,
-                Err(StepError::Failed(e)) => {
-                    log_failure(&op, Some(&e));
-                    reconcile::complete(&self.store, &op, Some(e)).await
+        let ended = match ctx.registry.get(&op.kind) {
+            Some(lifecycle) => lifecycle.execute(ctx, &op).await,
+            None => {
+                // A kind this build does not know (a newer build's
+                // operation): end it rather than retry it forever.
+                let error = ApiError::new(
+                    codes::INTERNAL,
+                    format!("unknown operation kind {:?}", op.kind),
+                );
+                log_failure(&op, Some(&error));
+                let id = op.id.clone();
+                match self
+                    .store
+                    .write(false, move |tx| tx.finish_operation(&id, Some(&error)))
+                    .await
+                {
+                    Ok(()) => Ended::Failed,
+                    Err(e) => {
+                        tracing::error!(operation = %op.id, error = %e, "cannot record completion");
+                        Ended::Retry
+                    }
                 }
             }
         };
-        match recorded {
-            Ok(()) => {}
-            Err(StoreError::Rejected(f)) => {
-                tracing::error!(operation = %op.id, error = %f, "completion rejected")
-            }
-            Err(e) => tracing::error!(operation = %op.id, error = %e, "cannot record completion"),
+        if ended == Ended::Retry {
+            return;
         }
         self.completed.send_modify(|n| *n += 1);
     }
 }
 
-fn log_failure(op: &Operation, error: Option<&ApiError>) {
+/// Logs an operation's failure (lifecycles call it before recording it).
+pub fn log_failure(op: &Operation, error: Option<&ApiError>) {
     if let Some(e) = error {
         tracing::warn!(operation = %op.id, error = %e.message, "operation failed");
-    }
-}
-
-/// Parses a wait duration: `30s`, `500ms`, `2m` (capped at 60 s).
-pub fn parse_wait(value: &str) -> Result<Duration, Failure> {
-    let bad = || {
-        Failure::bad_request(format!(
-            "wait {value:?} is not a duration; use e.g. 500ms, 30s or 2m"
-        ))
-        .target("wait")
-    };
-    let (digits, unit) = value
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| value.split_at(i))
-        .ok_or_else(bad)?;
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(bad()),
-    };
-    Ok(d.min(Duration::from_secs(60)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wait_durations() {
-        assert_eq!(parse_wait("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_wait("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_wait("2m").unwrap(), Duration::from_secs(60), "capped");
-        for bad in ["", "s", "10", "1h", "-1s", "1.5s"] {
-            let e = parse_wait(bad).unwrap_err();
-            assert_eq!(e.error.target.as_deref(), Some("wait"), "{bad}");
-        }
     }
 }

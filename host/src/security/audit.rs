@@ -6,10 +6,6 @@
 //! Records hold only what any admin may read: never a key, a certificate or
 //! a kubeconfig.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
-use axum::http::Extensions;
 use hybrid_api::kubeconfig::AuditEntry;
 use serde_json::Value;
 
@@ -21,15 +17,6 @@ pub const KUBECONFIG_ISSUE: &str = "kubeconfig.issue";
 /// The principal behind every authenticated request today: the bearer
 /// token middleware accepts exactly one token, the admin token.
 pub const ADMIN_PRINCIPAL: &str = "admin-token";
-
-/// Who is asking: the principal plus the peer address when the server
-/// records connection info (`admin-token@127.0.0.1:51234`).
-pub fn actor(extensions: &Extensions) -> String {
-    match extensions.get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(peer)) => format!("{ADMIN_PRINCIPAL}@{peer}"),
-        None => ADMIN_PRINCIPAL.to_string(),
-    }
-}
 
 /// A record stamped now.
 pub fn entry(actor: &str, action: &str, target: &str, details: Value) -> AuditEntry {
@@ -52,18 +39,4 @@ pub fn log(e: &AuditEntry) {
         details = %e.details,
         "audit"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actor_names_the_peer_when_known() {
-        let mut ext = Extensions::new();
-        assert_eq!(actor(&ext), "admin-token");
-        let peer: SocketAddr = "127.0.0.1:51234".parse().unwrap();
-        ext.insert(ConnectInfo(peer));
-        assert_eq!(actor(&ext), "admin-token@127.0.0.1:51234");
-    }
 }

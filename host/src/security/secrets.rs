@@ -31,7 +31,7 @@ pub enum SecretsError {
     #[error("secrets key {path} is {len} bytes; it must be exactly {KEY_LEN}")]
     KeyLength { path: String, len: usize },
     #[error(transparent)]
-    Write(#[from] crate::tls::TlsError),
+    Write(#[from] super::tls::TlsError),
     #[error("the system random source failed")]
     Random,
     #[error("a stored secret could not be decrypted (wrong {KEY_FILE}, or the value was altered)")]
@@ -60,7 +60,7 @@ impl Sealer {
             SystemRandom::new()
                 .fill(&mut key)
                 .map_err(|_| SecretsError::Random)?;
-            crate::tls::write_file(&path, &key, 0o600)?;
+            super::tls::write_file(&path, &key, 0o600)?;
         }
         let bytes = std::fs::read(&path).map_err(|source| SecretsError::Read {
             path: path.display().to_string(),

@@ -1,20 +1,26 @@
-//! Persistence: the [`Store`] trait that handlers, IPAM and the operation
-//! worker use, and its SQLite implementation.
+//! Persistence: the [`Store`] and [`Tx`] traits every kind's admission,
+//! lifecycle and views use, and their SQLite implementation ([`sqlite`]).
 //!
-//! Handlers only ever see `Arc<dyn Store>`. Decisions that must be atomic
-//! with the data they read (admission of a vnet change, picking a free
-//! address) are passed in as closures and run *inside* the store's
-//! transaction, so a PostgreSQL implementation only has to provide the same
-//! transactional envelope (`SELECT … FOR UPDATE`) without touching handlers.
+//! The service only ever sees `Arc<dyn Store>`. A decision that must be
+//! atomic with the data it read (admitting a change, picking a free
+//! address) runs *inside* one transaction as a closure over a [`Tx`], so
+//! another engine only has to provide the same transactional envelope.
+//!
+//! May depend on: `hybrid-api` wire types, [`crate::security::secrets`]
+//! (secrets are sealed on their way in) and [`crate::clock`]. It knows
+//! nothing of HTTP nor of the domain's rules and errors: a transaction body
+//! that gives up with its own error gets that error back, untouched
+//! ([`StoreError::Aborted`]).
+
+use std::any::Any;
 
 use async_trait::async_trait;
 use hybrid_api::{ApiError, Condition, Operation, ProvisioningState, Reservation, VnetSpec};
 
-use crate::error::Failure;
-
+pub mod rows;
 pub mod sqlite;
-mod sqlite_threads;
-mod sqlite_tx;
+
+pub use rows::{ObjectKind, ObjectRow, VmPhase, VmRole, VmRow};
 
 /// Stored state of a vnet (what the service persists, minus derived usage).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,40 +46,13 @@ pub struct VnetSnapshot {
     pub operation: Option<Operation>,
 }
 
-/// What a vnet admission decided.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VnetWrite {
-    /// Nothing to store; answer with the current vnet.
-    Unchanged(Box<VnetSnapshot>),
-    /// Nothing to store; the same change is already in flight.
-    InFlight {
-        operation: Operation,
-        /// Etag of the stored vnet.
-        etag: String,
-    },
-    /// Store the record and start the operation (both or neither).
-    Save {
-        record: Box<VnetRecord>,
-        operation: Operation,
-    },
-}
-
-/// Admission logic run inside the store transaction; gets the current vnet
-/// (if it exists) and decides what to write.
-pub type VnetDecider =
-    Box<dyn FnOnce(Option<VnetSnapshot>) -> Result<VnetWrite, Failure> + Send + 'static>;
-
-/// Address picking run inside the store transaction; gets the vnet with its
-/// current reservations and returns the reservations to insert.
-pub type ReservationDecider =
-    Box<dyn FnOnce(&VnetSnapshot) -> Result<Vec<Reservation>, Failure> + Send + 'static>;
-
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A decider refused the change; carries the API error to return.
-    #[error("rejected: {0}")]
-    Rejected(Failure),
+    /// The transaction body gave up with an error of its own (rolled
+    /// back); [`dyn Store::write`] hands it back to the caller as it was.
+    #[error("the transaction was abandoned by its body")]
+    Aborted(Box<dyn Any + Send + Sync>),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
@@ -81,77 +60,13 @@ pub enum StoreError {
     #[error("store task failed: {0}")]
     Task(String),
     #[error(transparent)]
-    Secrets(#[from] crate::secrets::SecretsError),
+    Secrets(#[from] crate::security::secrets::SecretsError),
     #[error("cannot open store at {path}: {source}")]
     Open {
         path: String,
         source: rusqlite::Error,
     },
 }
-
-impl From<Failure> for StoreError {
-    fn from(f: Failure) -> Self {
-        StoreError::Rejected(f)
-    }
-}
-
-/// The service's persistent state.
-#[async_trait]
-pub trait Store: TxStore {
-    /// One vnet with reservations and current operation.
-    async fn get_vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError>;
-    /// All vnets, sorted by name.
-    async fn list_vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError>;
-    /// Runs `decide` on the current state of vnet `name` and applies its
-    /// decision atomically (record + operation in one transaction).
-    async fn mutate_vnet(&self, name: &str, decide: VnetDecider) -> Result<VnetWrite, StoreError>;
-
-    /// One operation.
-    async fn get_operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
-    /// Operations still `Running`, oldest first (the worker's queue).
-    async fn running_operations(&self) -> Result<Vec<Operation>, StoreError>;
-    /// Finishes a vnet operation: marks it Succeeded (error `None`) or Failed
-    /// and, if it is still the vnet's current operation, moves the vnet to the
-    /// matching provisioning state (or removes it after a successful delete).
-    async fn complete_vnet_operation(
-        &self,
-        op_id: &str,
-        error: Option<ApiError>,
-    ) -> Result<(), StoreError>;
-
-    /// Runs `decide` on vnet `name` and inserts the reservations it returns,
-    /// atomically. `Ok(None)` when the vnet does not exist.
-    async fn reserve(
-        &self,
-        name: &str,
-        decide: ReservationDecider,
-    ) -> Result<Option<Vec<Reservation>>, StoreError>;
-    /// Releases one address; `false` if it was not reserved.
-    async fn release(&self, name: &str, address: u32) -> Result<bool, StoreError>;
-}
-
-/// The Ready condition for a vnet in `state`.
-pub fn ready_condition(status: &str, reason: &str, message: &str, now: &str) -> Condition {
-    Condition {
-        type_: "Ready".to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message: message.to_string(),
-        last_transition_time: now.to_string(),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Generic transactions: custom locations, clusters, node pools and their VMs.
-//
-// Cluster admission has to read and write several things atomically (the
-// cluster, its pools, the VMs on every host, the vnet's addresses), so the
-// store hands the admission code a [`Tx`] for the length of one transaction
-// instead of growing a method per decision.
-
-pub mod rows;
-
-pub use rows::{ObjectKind, ObjectRow, VmPhase, VmRole, VmRow};
 
 /// Everything admission and the reconcilers may read or write in one
 /// transaction. Mutating methods take `&mut self`; a read-only view gets
@@ -170,6 +85,11 @@ pub trait Tx {
     fn delete_vm(&mut self, name: &str) -> Result<(), StoreError>;
 
     fn vnet(&self, name: &str) -> Result<Option<VnetSnapshot>, StoreError>;
+    /// Every vnet with its reservations and current operation, by name.
+    fn vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError>;
+    fn put_vnet(&mut self, record: &VnetRecord) -> Result<(), StoreError>;
+    /// Removes a vnet and every reservation on it.
+    fn delete_vnet(&mut self, name: &str) -> Result<(), StoreError>;
     fn insert_reservation(&mut self, vnet: &str, r: &Reservation) -> Result<(), StoreError>;
     /// Releases one address; `false` if it was not reserved.
     fn delete_reservation(&mut self, vnet: &str, address: &str) -> Result<bool, StoreError>;
@@ -220,10 +140,10 @@ pub type WriteFn = Box<dyn FnOnce(&mut dyn Tx) -> AnyResult + Send + 'static>;
 /// A read-only body.
 pub type ReadFn = Box<dyn FnOnce(&dyn Tx) -> AnyResult + Send + 'static>;
 
-/// The object-safe core of [`Store::write`] / [`Store::view`]; implement
-/// these, call the typed helpers on `dyn Store`.
+/// The service's persistent state. Implement the object-safe `*_dyn`
+/// methods; callers use the typed [`dyn Store::write`] / [`dyn Store::view`].
 #[async_trait]
-pub trait TxStore: Send + Sync + 'static {
+pub trait Store: Send + Sync + 'static {
     /// Runs `f` in one write transaction: committed when it returns `Ok`
     /// and `dry_run` is false, rolled back otherwise.
     async fn write_dyn(&self, dry_run: bool, f: WriteFn) -> AnyResult;
@@ -231,6 +151,8 @@ pub trait TxStore: Send + Sync + 'static {
     async fn view_dyn(&self, f: ReadFn) -> AnyResult;
     /// Queues and their running operations, oldest first.
     async fn running_operation_queues(&self) -> Result<Vec<(String, Operation)>, StoreError>;
+    /// One operation.
+    async fn get_operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
 }
 
 fn downcast<R: 'static>(b: Box<dyn std::any::Any + Send>) -> Result<R, StoreError> {
@@ -240,32 +162,53 @@ fn downcast<R: 'static>(b: Box<dyn std::any::Any + Send>) -> Result<R, StoreErro
 }
 
 impl dyn Store {
-    /// Typed [`TxStore::write_dyn`].
-    pub async fn write<R, F>(&self, dry_run: bool, f: F) -> Result<R, StoreError>
+    /// Runs `f` in one write transaction (see [`Store::write_dyn`]). An
+    /// error of `f`'s own rolls the transaction back and comes back as is.
+    pub async fn write<R, E, F>(&self, dry_run: bool, f: F) -> Result<R, E>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + Sync + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<R, E> + Send + 'static,
     {
-        let b = self
+        let result = self
             .write_dyn(
                 dry_run,
-                Box::new(move |tx| f(tx).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)),
+                Box::new(move |tx| match f(tx) {
+                    Ok(r) => Ok(Box::new(r) as Box<dyn Any + Send>),
+                    Err(e) => Err(StoreError::Aborted(Box::new(e))),
+                }),
             )
-            .await?;
-        downcast(b)
+            .await;
+        finish(result)
     }
 
-    /// Typed [`TxStore::view_dyn`].
-    pub async fn view<R, F>(&self, f: F) -> Result<R, StoreError>
+    /// Runs `f` on one consistent read snapshot (see [`Store::view_dyn`]).
+    pub async fn view<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
-        F: FnOnce(&dyn Tx) -> Result<R, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + Sync + 'static,
+        F: FnOnce(&dyn Tx) -> Result<R, E> + Send + 'static,
     {
-        let b = self
-            .view_dyn(Box::new(move |tx| {
-                f(tx).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
+        let result = self
+            .view_dyn(Box::new(move |tx| match f(tx) {
+                Ok(r) => Ok(Box::new(r) as Box<dyn Any + Send>),
+                Err(e) => Err(StoreError::Aborted(Box::new(e))),
             }))
-            .await?;
-        downcast(b)
+            .await;
+        finish(result)
+    }
+}
+
+/// Unboxes a transaction's result or its body's own error.
+fn finish<R: 'static, E: From<StoreError> + 'static>(result: AnyResult) -> Result<R, E> {
+    match result {
+        Ok(b) => downcast::<R>(b).map_err(E::from),
+        Err(StoreError::Aborted(e)) => match e.downcast::<E>() {
+            Ok(e) => Err(*e),
+            Err(_) => Err(E::from(StoreError::Task(
+                "transaction body failed with an unexpected error type".into(),
+            ))),
+        },
+        Err(e) => Err(E::from(e)),
     }
 }

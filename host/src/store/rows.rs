@@ -15,6 +15,14 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// Every kind.
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::CustomLocation,
+        ObjectKind::Cluster,
+        ObjectKind::NodePool,
+        ObjectKind::Extension,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::CustomLocation => "custom_location",

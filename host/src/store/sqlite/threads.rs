@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 

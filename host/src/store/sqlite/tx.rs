@@ -1,23 +1,22 @@
 //! [`Tx`] over one SQLite connection inside a transaction (or a read
-//! snapshot), and the [`TxStore`] plumbing of [`SqliteStore`].
+//! snapshot).
 
 use std::net::Ipv4Addr;
 
-use async_trait::async_trait;
 use hybrid_api::kubeconfig::AuditEntry;
 use hybrid_api::{ApiError, Operation, OperationStatus, ProvisioningState, Reservation};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::sqlite::{
-    OP_COLUMNS, SqliteStore, corrupt, insert_operation, json, load_operation, load_snapshot,
-    op_from_row, op_row,
+use super::codec::{
+    OP_COLUMNS, corrupt, insert_operation, json, load_all_snapshots, load_operation, load_snapshot,
+    op_from_row, op_row, save_record,
 };
-use super::{
-    AnyResult, ObjectKind, ObjectRow, ReadFn, StoreError, Tx, TxStore, VmPhase, VmRole, VmRow,
-    VnetSnapshot, WriteFn,
-};
+use super::sealing::secret_purpose;
 use crate::clock;
-use crate::secrets::Sealer;
+use crate::security::secrets::Sealer;
+use crate::store::{
+    ObjectKind, ObjectRow, StoreError, Tx, VmPhase, VmRole, VmRow, VnetRecord, VnetSnapshot,
+};
 
 /// A [`Tx`] borrowing a connection that is inside a transaction, and the
 /// sealer every secret passes through on its way in and out.
@@ -267,6 +266,22 @@ impl Tx for SqlTx<'_> {
         load_snapshot(self.0, name)
     }
 
+    fn vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError> {
+        load_all_snapshots(self.0)
+    }
+
+    fn put_vnet(&mut self, record: &VnetRecord) -> Result<(), StoreError> {
+        save_record(self.0, record)
+    }
+
+    fn delete_vnet(&mut self, name: &str) -> Result<(), StoreError> {
+        self.0
+            .execute("DELETE FROM reservations WHERE vnet = ?1", [name])?;
+        self.0
+            .execute("DELETE FROM vnets WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
     fn insert_reservation(&mut self, vnet: &str, r: &Reservation) -> Result<(), StoreError> {
         let address = parse_address(&r.address)?;
         self.0.execute(
@@ -424,88 +439,4 @@ fn parse_address(a: &str) -> Result<i64, StoreError> {
     a.parse::<Ipv4Addr>()
         .map(|a| i64::from(u32::from(a)))
         .map_err(|_| corrupt("reserved address", a))
-}
-
-#[async_trait]
-impl TxStore for SqliteStore {
-    async fn write_dyn(&self, dry_run: bool, f: WriteFn) -> AnyResult {
-        let sealer = self.sealer.clone();
-        self.with_writer(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&mut SqlTx(&tx, &sealer))?;
-            if dry_run {
-                tx.rollback()?;
-            } else {
-                tx.commit()?;
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn view_dyn(&self, f: ReadFn) -> AnyResult {
-        let sealer = self.sealer.clone();
-        self.with_reader(move |c| {
-            let tx = c.unchecked_transaction()?; // one consistent snapshot
-            f(&SqlTx(&tx, &sealer))
-        })
-        .await
-    }
-
-    async fn running_operation_queues(&self) -> Result<Vec<(String, Operation)>, StoreError> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT queue, {OP_COLUMNS} FROM operations WHERE status = 'Running' ORDER BY seq"
-            ))?;
-            let rows = stmt.query_map([], |r| {
-                let queue: String = r.get(0)?;
-                let rest = (
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                );
-                Ok((queue, rest))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (queue, op) = row?;
-                out.push((queue, op_from_row(op)?));
-            }
-            Ok(out)
-        })
-        .await
-    }
-}
-
-/// What a secret is bound to: a value sealed for one owner and name does
-/// not open as another.
-pub(super) fn secret_purpose(owner: &str, name: &str) -> String {
-    format!("secret:{owner}:{name}")
-}
-
-/// Seals every secret still stored in plain text (data dirs from before
-/// encryption at rest). Runs once per start, inside the migration lock.
-pub(super) fn seal_plaintext_secrets(c: &Connection, sealer: &Sealer) -> Result<(), StoreError> {
-    let mut stmt = c.prepare("SELECT owner, name, value FROM secrets")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    for (owner, name, value) in rows.into_iter().filter(|(_, _, v)| !Sealer::is_sealed(v)) {
-        let sealed = sealer.seal(&secret_purpose(&owner, &name), value.as_bytes())?;
-        c.execute(
-            "UPDATE secrets SET value = ?3 WHERE owner = ?1 AND name = ?2",
-            params![owner, name, sealed],
-        )?;
-    }
-    Ok(())
 }

@@ -12,36 +12,68 @@ use std::sync::Arc;
 use hybrid_api::catalog::VmSize;
 use hybrid_api::{ApiError, Operation, OsType, ProvisioningState, codes, operation_kinds};
 
-use super::admission::{self, Env, NewVm};
+use async_trait::async_trait;
+
 use super::certs;
-use super::records::{ClusterRecord, NoInternal, PoolRecord, tx as rec};
+use super::vms::{self, NewVm};
+use super::{ClusterInternal, ClusterRecord, PoolRecord};
 use crate::clock;
 use crate::driver::{Driver, VmRequest};
-use crate::error::Failure;
+use crate::objects::record::tx as rec;
+use crate::objects::{Env, Error, NoInternal, Reason, Record, Refusal, StepError, children};
+use crate::operations::{Context, Ended, Lifecycle, log_failure};
 use crate::store::{ObjectKind, Store, StoreError, VmPhase, VmRole, VmRow};
 
-/// Why a step failed: an error for the operation, or a store problem.
-#[derive(Debug)]
-pub enum StepError {
-    Failed(ApiError),
-    Store(StoreError),
+fn infra(message: impl Into<String>) -> StepError {
+    StepError::infra(message)
 }
 
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Rejected(f) => StepError::Failed(f.error),
-            other => StepError::Store(other),
+/// The lifecycle of `cluster.*` and `nodepool.*` operations.
+pub struct ClusterLifecycle;
+
+#[async_trait]
+impl Lifecycle for ClusterLifecycle {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[
+            operation_kinds::CLUSTER_CREATE,
+            operation_kinds::CLUSTER_UPDATE,
+            operation_kinds::CLUSTER_DELETE,
+            operation_kinds::NODEPOOL_CREATE,
+            operation_kinds::NODEPOOL_UPDATE,
+            operation_kinds::NODEPOOL_DELETE,
+        ]
+    }
+
+    async fn execute(&self, ctx: &Context, op: &Operation) -> Ended {
+        let outcome = match Env::read(ctx.driver.as_ref()).await {
+            Ok(env) => run(&ctx.store, ctx.driver.as_ref(), &env, op).await,
+            Err(e) => Err(infra(format!("cannot read the datacenter inventory: {e}"))),
+        };
+        let error = match outcome {
+            Err(StepError::Store(e)) => {
+                // Not the operation's fault: leave it Running; it is retried
+                // on the next scan or restart.
+                tracing::error!(operation = %op.id, error = %e, "store failure while running operation; will retry");
+                return Ended::Retry;
+            }
+            Ok(()) => None,
+            Err(StepError::Failed(e)) => Some(e),
+        };
+        log_failure(op, error.as_ref());
+        let ended = if error.is_none() {
+            Ended::Succeeded
+        } else {
+            Ended::Failed
+        };
+        if let Err(e) = complete(ctx, op, error).await {
+            tracing::error!(operation = %op.id, error = %e, "cannot record completion");
         }
+        ended
     }
 }
 
-fn infra(message: impl Into<String>) -> StepError {
-    StepError::Failed(ApiError::new(codes::INFRASTRUCTURE_FAILED, message))
-}
-
 /// Executes one cluster-scoped operation.
-pub async fn run(
+async fn run(
     store: &Arc<dyn Store>,
     driver: &dyn Driver,
     env: &Env,
@@ -64,7 +96,7 @@ pub async fn run(
             // of a pool that has a draining VM, and that draining VM.
             let c = cluster.clone();
             let replacing: std::collections::BTreeSet<Option<String>> = store
-                .view(move |tx| {
+                .view(move |tx| -> Result<_, Error> {
                     Ok(tx
                         .vms(Some(&c))?
                         .into_iter()
@@ -105,7 +137,9 @@ pub async fn run(
             // service would lose track of.
             let c = cluster.clone();
             let left: Vec<String> = store
-                .view(move |tx| Ok(tx.vms(Some(&c))?.into_iter().map(|v| v.name).collect()))
+                .view(move |tx| -> Result<_, Error> {
+                    Ok(tx.vms(Some(&c))?.into_iter().map(|v| v.name).collect())
+                })
                 .await?;
             if left.is_empty() {
                 Ok(())
@@ -125,7 +159,7 @@ async fn ensure_pki(store: &Arc<dyn Store>, cluster: &str) -> Result<(), StepErr
     let id = hybrid_api::cluster_id(cluster);
     let name = cluster.to_string();
     store
-        .write(false, move |tx| {
+        .write(false, move |tx| -> Result<_, Error> {
             let Some(mut c): Option<ClusterRecord> = rec::get(tx, &id)? else {
                 return Ok(());
             };
@@ -174,7 +208,7 @@ async fn set_phase(
 ) -> Result<(), StepError> {
     let (cluster, name) = (cluster.to_string(), name.to_string());
     store
-        .write(false, move |tx| {
+        .write(false, move |tx| -> Result<_, Error> {
             if let Some(mut vm) = tx.vms(Some(&cluster))?.into_iter().find(|v| v.name == name)
                 && matches!(vm.phase, VmPhase::Pending | VmPhase::Failed)
             {
@@ -227,22 +261,18 @@ async fn realize(
             .map_err(|e| infra(format!("deleting VM {} on {}: {e}", vm.name, vm.host)))?;
         let vm = vm.clone();
         store
-            .write(false, move |tx| {
+            .write(false, move |tx| -> Result<_, Error> {
                 tx.delete_vm(&vm.name)?;
                 let Some(ip) = &vm.ip else { return Ok(()) };
                 let cid = hybrid_api::cluster_id(&vm.cluster);
                 let surge_back = vm.phase == VmPhase::Draining
-                    && rec::get::<hybrid_api::ClusterSpec, super::records::ClusterInternal>(
-                        tx, &cid,
-                    )?
-                    .is_some_and(|c| c.provisioning_state != ProvisioningState::Deleting);
+                    && rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &cid)?
+                        .is_some_and(|c| c.provisioning_state != ProvisioningState::Deleting);
                 if surge_back {
                     // The drained VM's address becomes the cluster's surge address.
                     tx.set_reservation_owner(&vm.vnet, ip, &cid)?;
-                    if let Some(mut c) = rec::get::<
-                        hybrid_api::ClusterSpec,
-                        super::records::ClusterInternal,
-                    >(tx, &cid)?
+                    if let Some(mut c) =
+                        rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &cid)?
                     {
                         c.internal.surge_ip = Some(ip.clone());
                         rec::put(tx, &c)?;
@@ -269,7 +299,7 @@ async fn rolling_upgrade(
     loop {
         let (c, e, i) = (cluster.to_string(), env.clone(), id.clone());
         let next: Option<(String, String)> = store
-            .write(false, move |tx| {
+            .write(false, move |tx| -> Result<_, Error> {
                 let Some(mut rec_c): Option<ClusterRecord> = rec::get(tx, &i)? else {
                     return Ok(None);
                 };
@@ -290,8 +320,8 @@ async fn rolling_upgrade(
                     return Ok(None);
                 };
                 let Some(surge) = rec_c.internal.surge_ip.take() else {
-                    return Err(StoreError::Rejected(Failure::new(
-                        axum::http::StatusCode::CONFLICT,
+                    return Err(Error::Refused(Refusal::new(
+                        Reason::Conflict,
                         codes::INFRASTRUCTURE_FAILED,
                         format!("cluster {c} has no free surge address for the rolling upgrade"),
                     )));
@@ -329,7 +359,7 @@ async fn rolling_upgrade(
                     sku: &sku,
                     version: &desired,
                 };
-                let placed = admission::place_vms(tx, &e, &new, &old.vnet, vec![Some(surge)])?;
+                let placed = vms::place_vms(tx, &e, &new, &old.vnet, vec![Some(surge)])?;
                 let mut drained = old.clone();
                 drained.phase = VmPhase::Draining;
                 drained.updated_at = clock::now();
@@ -351,29 +381,24 @@ async fn rolling_upgrade(
 /// Records the outcome: the operation's status and, when it is still the
 /// object's current operation, its provisioning state (or its removal
 /// after a successful delete, releasing every address it held).
-pub async fn complete(
-    store: &Arc<dyn Store>,
+async fn complete(
+    ctx: &Context,
     op: &Operation,
     error: Option<ApiError>,
 ) -> Result<(), StoreError> {
     let op = op.clone();
-    store
-        .write(false, move |tx| {
+    let registry = ctx.registry.clone();
+    ctx.store
+        .write(false, move |tx| -> Result<_, StoreError> {
             tx.finish_operation(&op.id, error.as_ref())?;
+            // Work of other kinds that waited for this (extensions waiting
+            // for Linux nodes) is queued in this same transaction.
+            registry.completed(tx, &op, error.is_none())?;
             let kind = if hybrid_api::nodepool::parse_nodepool_id(&op.target).is_some() {
                 ObjectKind::NodePool
             } else {
                 ObjectKind::Cluster
             };
-            let pool_done = error.is_none()
-                && (op.kind == operation_kinds::NODEPOOL_CREATE
-                    || op.kind == operation_kinds::NODEPOOL_UPDATE);
-            if pool_done
-                && let Some((cluster, _)) = hybrid_api::nodepool::parse_nodepool_id(&op.target)
-            {
-                // Extensions waiting for Linux nodes are installed once they run.
-                crate::extensions::lifecycle::resume_pending(tx, cluster)?;
-            }
             let Some(mut row) = tx.object(kind, &op.target)? else {
                 return Ok(());
             };
@@ -384,7 +409,7 @@ pub async fn complete(
                 || op.kind == operation_kinds::NODEPOOL_DELETE;
             if deleting && error.is_none() {
                 if kind == ObjectKind::Cluster {
-                    let cluster: ClusterRecord = super::records::Record::from_row(row)?;
+                    let cluster: ClusterRecord = Record::from_row(row)?;
                     let vnet = cluster
                         .spec
                         .vnet_id
@@ -399,10 +424,8 @@ pub async fn complete(
                     {
                         tx.delete_reservation(&vnet, ip)?;
                     }
-                    for pool in tx.objects(ObjectKind::NodePool, Some(&cluster.id))? {
-                        tx.delete_object(ObjectKind::NodePool, &pool.id)?;
-                    }
-                    crate::extensions::admission::forget_cluster_extensions(tx, &cluster.id)?;
+                    // Its pools and extensions go with it.
+                    children::forget(tx, &cluster.id)?;
                     tx.delete_secrets(&cluster.id)?;
                     tx.delete_object(ObjectKind::Cluster, &cluster.id)?;
                 } else {

@@ -1,0 +1,35 @@
+//! Secrets at rest: every stored secret is sealed for its owner and name.
+
+use rusqlite::{Connection, params};
+
+use crate::security::secrets::Sealer;
+use crate::store::StoreError;
+
+/// What a secret is bound to: a value sealed for one owner and name does
+/// not open as another.
+pub(super) fn secret_purpose(owner: &str, name: &str) -> String {
+    format!("secret:{owner}:{name}")
+}
+
+/// Seals every secret still stored in plain text (data dirs from before
+/// encryption at rest). Runs once per start, inside the migration lock.
+pub(super) fn seal_plaintext_secrets(c: &Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    let mut stmt = c.prepare("SELECT owner, name, value FROM secrets")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (owner, name, value) in rows.into_iter().filter(|(_, _, v)| !Sealer::is_sealed(v)) {
+        let sealed = sealer.seal(&secret_purpose(&owner, &name), value.as_bytes())?;
+        c.execute(
+            "UPDATE secrets SET value = ?3 WHERE owner = ?1 AND name = ?2",
+            params![owner, name, sealed],
+        )?;
+    }
+    Ok(())
+}
