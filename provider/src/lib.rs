@@ -56,7 +56,7 @@ mod tests {
     use pb::provider_server::Provider;
     use tonic::Request;
 
-    use crate::framework::Resource;
+    use crate::resources::lifecycle::Managed;
 
     #[tokio::test]
     async fn upgrade_reads_state_from_an_older_schema() {

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use hybrid_api::Operation;
 use hybrid_api::cluster::{
     self, ClusterNetwork, ClusterStorage, ControlPlane, DEFAULT_CONTROL_PLANE_VM_SIZE,
     DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, LoadBalancer, MAX_LOAD_BALANCERS, NetworkPlugin,
@@ -20,11 +20,11 @@ use hybrid_api::cluster::{
 use hybrid_api::{Cluster, ClusterSpec, cluster_id};
 use hybrid_cty::{Type, Value};
 
-use super::lifecycle::{self, Managed};
+use super::lifecycle::{Managed, managed_resource};
 use super::{attributes, dry_run, planning};
-use crate::client::{ClientError, HostClient, Put};
+use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
-use crate::framework::{Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values};
+use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators, values};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -38,116 +38,18 @@ const OBSERVED: &[&str] = &[
 
 pub struct ClusterResource;
 
+managed_resource!(ClusterResource);
+
 impl Managed for ClusterResource {
     type Object = Cluster;
+    const TYPE_NAME: &'static str = "hybrid_cluster";
     const KIND: &'static str = "cluster";
     const ID_FORMAT: &'static str = "/clusters/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
 
-    fn is_id(id: &str) -> bool {
-        name_in(id).is_some()
-    }
-
-    async fn fetch(client: &HostClient, id: &str) -> Result<Option<Cluster>, ClientError> {
-        match name_in(id) {
-            Some(name) => client.get_cluster(name).await,
-            None => Ok(None),
-        }
-    }
-
-    fn to_state(object: &Cluster, previous: &Value) -> Value {
-        to_state(object, previous)
-    }
-}
-
-/// The name in a cluster id, when it is a valid cluster name.
-fn name_in(id: &str) -> Option<&str> {
-    parse_cluster_id(id).filter(|name| cluster::validate_name(name).is_ok())
-}
-
-fn control_plane_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::number("count").default_value(1i64).description(
-            "Number of control-plane VMs: 1, 3 or 5 (an odd number keeps etcd quorum). \
-                 Defaults to 1. Changes in place.",
-        ),
-        Attribute::string("vm_size")
-            .default_value(DEFAULT_CONTROL_PLANE_VM_SIZE)
-            .requires_replace()
-            .description(format!(
-                "VM size of the control-plane VMs, from the service's catalogue (see the \
-                 `hybrid_vm_sizes` data source). Defaults to `{DEFAULT_CONTROL_PLANE_VM_SIZE}`. \
-                 Changing it replaces the cluster."
-            )),
-        Attribute::string("endpoint_ip")
-            .optional()
-            .requires_replace()
-            .description(
-                "API-server VIP, from the vnet's `vip_pool`. Left out, the service takes the \
-                 lowest free address (see `endpoint`). Changing it replaces the cluster.",
-            ),
-    ]
-}
-
-fn network_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::string("plugin")
-            .default_value("calico")
-            .requires_replace()
-            .validator(validators::one_of(&["calico", "flannel"]))
-            .description(
-                "Container network plugin: `calico` (default) or `flannel`. Changing it \
-                 replaces the cluster.",
-            ),
-        Attribute::string("pod_cidr")
-            .default_value(DEFAULT_POD_CIDR)
-            .requires_replace()
-            .description(format!(
-                "IPv4 CIDR pods get addresses from. Defaults to `{DEFAULT_POD_CIDR}`. \
-                 Changing it replaces the cluster."
-            )),
-        Attribute::string("service_cidr")
-            .default_value(DEFAULT_SERVICE_CIDR)
-            .requires_replace()
-            .description(format!(
-                "IPv4 CIDR of Kubernetes services, disjoint from `pod_cidr`. Defaults to \
-                 `{DEFAULT_SERVICE_CIDR}`. Changing it replaces the cluster."
-            )),
-        Attribute::nested(
-            "load_balancer",
-            vec![
-                Attribute::number("count")
-                    .default_value(0i64)
-                    .validator(validators::int_between(0, i64::from(MAX_LOAD_BALANCERS)))
-                    .description(format!(
-                        "Number of built-in HAProxy load balancer VMs, 0 (none, the default) \
-                         to {MAX_LOAD_BALANCERS}; each takes an address from the vnet's \
-                         `vm_ip_pool`. Changes in place."
-                    )),
-            ],
-        )
-        .default_value(Value::object([("count", Value::from(0i64))]))
-        .description("Built-in load balancer VMs for `LoadBalancer` services."),
-    ]
-}
-
-fn storage_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::bool("smb_csi")
-            .default_value(true)
-            .description("Install the SMB CSI driver. Defaults to true. Changes in place."),
-        Attribute::bool("nfs_csi")
-            .default_value(true)
-            .description("Install the NFS CSI driver. Defaults to true. Changes in place."),
-    ]
-}
-
-#[async_trait]
-impl Resource<HostClient> for ClusterResource {
-    fn type_name(&self) -> &'static str {
-        "hybrid_cluster"
-    }
+    type Create = (String, ClusterSpec);
+    type Update = ClusterSpec;
 
     fn schema(&self) -> Schema {
         Schema::new(
@@ -312,56 +214,139 @@ impl Resource<HostClient> for ClusterResource {
         }
     }
 
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
-            diags.error("Cannot create cluster", "the planned cluster is incomplete");
-            return Value::Null;
-        };
-        let answer = client.put_cluster(&name, &spec, Put::Create).await;
-        let id = cluster_id(&name);
-        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
+    fn is_id(id: &str) -> bool {
+        name_in(id).is_some()
     }
 
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        lifecycle::read::<Self>(client, state, diags).await
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<Cluster>, ClientError> {
+        match name_in(id) {
+            Some(name) => client.get_cluster(name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &Cluster, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+
+    fn planned_id(planned: &Value) -> Option<String> {
+        values::string(planned, "name").map(|name| cluster_id(&name))
+    }
+
+    /// The cluster's name and spec.
+    fn create_request(planned: &Value) -> Option<(String, ClusterSpec)> {
+        Some((values::string(planned, "name")?, spec_from(planned)?))
+    }
+
+    fn update_request(_prior: &Value, planned: &Value) -> Option<ClusterSpec> {
+        spec_from(planned)
+    }
+
+    fn same_spec(prior: &Value, planned: &Value) -> bool {
+        same_spec(prior, planned)
+    }
+
+    async fn create(
+        client: &HostClient,
+        (name, spec): &(String, ClusterSpec),
+    ) -> Result<Accepted<Cluster>, ClientError> {
+        client.put_cluster(name, spec, Put::Create).await
     }
 
     async fn update(
-        &self,
         client: &HostClient,
-        prior: &Value,
-        planned: &Value,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let id = lifecycle::state_id::<Self>(prior);
-        let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
-            diags.error(
-                "Cannot update cluster",
-                "the state has no valid `id` or the plan is incomplete",
-            );
-            return prior.clone();
-        };
-        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
-        {
-            return state;
-        }
-        let name = name_in(&id).unwrap_or_default();
-        let answer = client.put_cluster(name, &spec, Put::Upsert).await;
-        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        id: &str,
+        spec: &ClusterSpec,
+    ) -> Result<Accepted<Cluster>, ClientError> {
+        let name = name_in(id).unwrap_or_default();
+        client.put_cluster(name, spec, Put::Upsert).await
     }
 
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = lifecycle::state_id::<Self>(state) else {
-            return;
-        };
-        let name = name_in(&id).unwrap_or_default();
-        let answer = client.delete_cluster(name).await;
-        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
+    async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
+        client.delete_cluster(name_in(id).unwrap_or_default()).await
     }
+}
 
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        lifecycle::import::<Self>(client, id, diags).await
-    }
+/// The name in a cluster id, when it is a valid cluster name.
+fn name_in(id: &str) -> Option<&str> {
+    parse_cluster_id(id).filter(|name| cluster::validate_name(name).is_ok())
+}
+
+fn control_plane_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::number("count").default_value(1i64).description(
+            "Number of control-plane VMs: 1, 3 or 5 (an odd number keeps etcd quorum). \
+                 Defaults to 1. Changes in place.",
+        ),
+        Attribute::string("vm_size")
+            .default_value(DEFAULT_CONTROL_PLANE_VM_SIZE)
+            .requires_replace()
+            .description(format!(
+                "VM size of the control-plane VMs, from the service's catalogue (see the \
+                 `hybrid_vm_sizes` data source). Defaults to `{DEFAULT_CONTROL_PLANE_VM_SIZE}`. \
+                 Changing it replaces the cluster."
+            )),
+        Attribute::string("endpoint_ip")
+            .optional()
+            .requires_replace()
+            .description(
+                "API-server VIP, from the vnet's `vip_pool`. Left out, the service takes the \
+                 lowest free address (see `endpoint`). Changing it replaces the cluster.",
+            ),
+    ]
+}
+
+fn network_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::string("plugin")
+            .default_value("calico")
+            .requires_replace()
+            .validator(validators::one_of(&["calico", "flannel"]))
+            .description(
+                "Container network plugin: `calico` (default) or `flannel`. Changing it \
+                 replaces the cluster.",
+            ),
+        Attribute::string("pod_cidr")
+            .default_value(DEFAULT_POD_CIDR)
+            .requires_replace()
+            .description(format!(
+                "IPv4 CIDR pods get addresses from. Defaults to `{DEFAULT_POD_CIDR}`. \
+                 Changing it replaces the cluster."
+            )),
+        Attribute::string("service_cidr")
+            .default_value(DEFAULT_SERVICE_CIDR)
+            .requires_replace()
+            .description(format!(
+                "IPv4 CIDR of Kubernetes services, disjoint from `pod_cidr`. Defaults to \
+                 `{DEFAULT_SERVICE_CIDR}`. Changing it replaces the cluster."
+            )),
+        Attribute::nested(
+            "load_balancer",
+            vec![
+                Attribute::number("count")
+                    .default_value(0i64)
+                    .validator(validators::int_between(0, i64::from(MAX_LOAD_BALANCERS)))
+                    .description(format!(
+                        "Number of built-in HAProxy load balancer VMs, 0 (none, the default) \
+                         to {MAX_LOAD_BALANCERS}; each takes an address from the vnet's \
+                         `vm_ip_pool`. Changes in place."
+                    )),
+            ],
+        )
+        .default_value(Value::object([("count", Value::from(0i64))]))
+        .description("Built-in load balancer VMs for `LoadBalancer` services."),
+    ]
+}
+
+fn storage_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::bool("smb_csi")
+            .default_value(true)
+            .description("Install the SMB CSI driver. Defaults to true. Changes in place."),
+        Attribute::bool("nfs_csi")
+            .default_value(true)
+            .description("Install the NFS CSI driver. Defaults to true. Changes in place."),
+    ]
 }
 
 /// Plans the computed values an update may change: unknown exactly when the
@@ -793,7 +778,11 @@ mod tests {
         assert_eq!(planned, want);
         // …and the update asks nothing of the service.
         assert_eq!(
-            lifecycle::unchanged_update(&prior, &planned, same_spec(&prior, &planned)),
+            super::super::lifecycle::unchanged_update(
+                &prior,
+                &planned,
+                same_spec(&prior, &planned)
+            ),
             Some(want)
         );
     }

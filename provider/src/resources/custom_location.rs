@@ -7,56 +7,33 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use hybrid_api::Operation;
 use hybrid_api::custom_location::{self, parse_custom_location_id};
 use hybrid_api::{CustomLocation, CustomLocationSpec, MANAGEMENT_HOST_ID, custom_location_id};
 use hybrid_cty::{Type, Value};
 
-use super::lifecycle::{self, Managed};
+use super::lifecycle::{Managed, managed_resource};
 use super::{dry_run, planning};
-use crate::client::{ClientError, HostClient, Put};
+use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
-use crate::framework::{Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values};
+use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators, values};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub struct CustomLocationResource;
 
+managed_resource!(CustomLocationResource);
+
 impl Managed for CustomLocationResource {
     type Object = CustomLocation;
+    const TYPE_NAME: &'static str = "hybrid_custom_location";
     const KIND: &'static str = "custom location";
     const ID_FORMAT: &'static str = "/custom-locations/<name>";
     const ID_EXAMPLE: &'static str = "/custom-locations/site-a";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
 
-    fn is_id(id: &str) -> bool {
-        name_in(id).is_some()
-    }
-
-    async fn fetch(client: &HostClient, id: &str) -> Result<Option<CustomLocation>, ClientError> {
-        match name_in(id) {
-            Some(name) => client.get_custom_location(name).await,
-            None => Ok(None),
-        }
-    }
-
-    fn to_state(object: &CustomLocation, previous: &Value) -> Value {
-        to_state(object, previous)
-    }
-}
-
-/// The name in a custom location id, when it is a valid name (so it is safe
-/// as a URL path segment).
-fn name_in(id: &str) -> Option<&str> {
-    parse_custom_location_id(id)
-        .filter(|name| hybrid_api::validate::dns_label("name", name).is_ok())
-}
-
-#[async_trait]
-impl Resource<HostClient> for CustomLocationResource {
-    fn type_name(&self) -> &'static str {
-        "hybrid_custom_location"
-    }
+    type Create = (String, CustomLocationSpec);
+    type Update = CustomLocationSpec;
 
     fn schema(&self) -> Schema {
         Schema::new(
@@ -158,59 +135,67 @@ impl Resource<HostClient> for CustomLocationResource {
         dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
     }
 
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
-            diags.error(
-                "Cannot create custom location",
-                "the planned custom location is incomplete",
-            );
-            return Value::Null;
-        };
-        let answer = client.put_custom_location(&name, &spec, Put::Create).await;
-        let id = custom_location_id(&name);
-        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
+    fn is_id(id: &str) -> bool {
+        name_in(id).is_some()
     }
 
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        lifecycle::read::<Self>(client, state, diags).await
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<CustomLocation>, ClientError> {
+        match name_in(id) {
+            Some(name) => client.get_custom_location(name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &CustomLocation, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+
+    fn planned_id(planned: &Value) -> Option<String> {
+        values::string(planned, "name").map(|name| custom_location_id(&name))
+    }
+
+    /// The custom location's name and spec.
+    fn create_request(planned: &Value) -> Option<(String, CustomLocationSpec)> {
+        Some((values::string(planned, "name")?, spec_from(planned)?))
+    }
+
+    fn update_request(_prior: &Value, planned: &Value) -> Option<CustomLocationSpec> {
+        spec_from(planned)
+    }
+
+    fn same_spec(prior: &Value, planned: &Value) -> bool {
+        let spec = spec_from(planned);
+        spec.is_some() && spec_from(prior) == spec
+    }
+
+    async fn create(
+        client: &HostClient,
+        (name, spec): &(String, CustomLocationSpec),
+    ) -> Result<Accepted<CustomLocation>, ClientError> {
+        client.put_custom_location(name, spec, Put::Create).await
     }
 
     async fn update(
-        &self,
         client: &HostClient,
-        prior: &Value,
-        planned: &Value,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let id = lifecycle::state_id::<Self>(prior);
-        let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
-            diags.error(
-                "Cannot update custom location",
-                "the state has no valid `id` or the plan is incomplete",
-            );
-            return prior.clone();
-        };
-        let same_spec = spec_from(prior).as_ref() == Some(&spec);
-        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec) {
-            return state;
-        }
-        let name = name_in(&id).unwrap_or_default();
-        let answer = client.put_custom_location(name, &spec, Put::Upsert).await;
-        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        id: &str,
+        spec: &CustomLocationSpec,
+    ) -> Result<Accepted<CustomLocation>, ClientError> {
+        let name = name_in(id).unwrap_or_default();
+        client.put_custom_location(name, spec, Put::Upsert).await
     }
 
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = lifecycle::state_id::<Self>(state) else {
-            return;
-        };
-        let name = name_in(&id).unwrap_or_default();
-        let answer = client.delete_custom_location(name).await;
-        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
+    async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
+        client
+            .delete_custom_location(name_in(id).unwrap_or_default())
+            .await
     }
+}
 
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        lifecycle::import::<Self>(client, id, diags).await
-    }
+/// The name in a custom location id, when it is a valid name (so it is safe
+/// as a URL path segment).
+fn name_in(id: &str) -> Option<&str> {
+    parse_custom_location_id(id)
+        .filter(|name| hybrid_api::validate::dns_label("name", name).is_ok())
 }
 
 /// The API spec from a plan or state; `None` when a required part is not

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use hybrid_api::Operation;
 use hybrid_api::extension::{
     self, DEFAULT_RELEASE_TRAIN, Extension, ExtensionScope, ExtensionSpec, ExtensionTarget,
     ExtensionType, StatusEntry, StatusLevel, extension_id, parse_extension_id,
@@ -28,13 +28,11 @@ use hybrid_api::validate::dns_label;
 use hybrid_api::{MANAGEMENT_HOST_ID, cluster};
 use hybrid_cty::{Type, Value};
 
-use super::lifecycle::{self, Managed};
+use super::lifecycle::{Managed, managed_resource};
 use super::{attributes, dry_run, planning};
-use crate::client::{ClientError, HostClient, Put};
+use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
-use crate::framework::{
-    AttrPath, Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values,
-};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -48,63 +46,21 @@ const OBSERVED: &[&str] = &["current_version", "statuses"];
 
 pub struct ExtensionResource;
 
+managed_resource!(ExtensionResource);
+
 impl Managed for ExtensionResource {
     type Object = Extension;
+    const TYPE_NAME: &'static str = "hybrid_extension";
     const KIND: &'static str = "extension";
     const ID_FORMAT: &'static str =
         "/clusters/<cluster>/extensions/<name> or /management-host/extensions/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a/extensions/flux";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
 
-    fn is_id(id: &str) -> bool {
-        parts_of(id).is_some()
-    }
-
-    async fn fetch(client: &HostClient, id: &str) -> Result<Option<Extension>, ClientError> {
-        match parts_of(id) {
-            Some((target, name)) => client.get_extension(target, name).await,
-            None => Ok(None),
-        }
-    }
-
-    fn to_state(object: &Extension, previous: &Value) -> Value {
-        to_state(object, previous)
-    }
-}
-
-/// `(target_id, name)` of an extension id, when both are valid (so they are
-/// safe as URL path segments).
-fn parts_of(id: &str) -> Option<(&str, &str)> {
-    parse_extension_id(id).filter(|(target, name)| {
-        target_kind(target).is_some() && extension::validate_name(name).is_ok()
-    })
-}
-
-/// Which kind of target an id names: the management host or a cluster.
-fn target_kind(target_id: &str) -> Option<ExtensionTarget> {
-    if target_id == MANAGEMENT_HOST_ID {
-        return Some(ExtensionTarget::ManagementHost);
-    }
-    cluster::parse_cluster_id(target_id)
-        .filter(|name| cluster::validate_name(name).is_ok())
-        .map(|_| ExtensionTarget::Cluster)
-}
-
-fn check_target_id(target_id: &str) -> Result<(), String> {
-    match target_kind(target_id) {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "target_id {target_id:?} is neither a cluster id (/clusters/<name>, the \
-             hybrid_cluster's `id`) nor the management host id ({MANAGEMENT_HOST_ID})"
-        )),
-    }
-}
-
-#[async_trait]
-impl Resource<HostClient> for ExtensionResource {
-    fn type_name(&self) -> &'static str {
-        "hybrid_extension"
-    }
+    type Create = ((String, String), ExtensionSpec);
+    type Update = ExtensionSpec;
+    const INCOMPLETE_PLAN_HINT: &'static str =
+        " (or target_id is not a cluster id or /management-host)";
 
     fn schema(&self) -> Schema {
         Schema::new(
@@ -331,69 +287,92 @@ impl Resource<HostClient> for ExtensionResource {
         }
     }
 
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let protected = protected_to_send(&Value::Null, planned);
-        let (Some((target, name)), Some(spec)) =
-            (target_and_name(planned), spec_from(planned, protected))
-        else {
-            diags.error(
-                "Cannot create extension",
-                "the planned extension is incomplete (or target_id is not a cluster id or \
-                 /management-host)",
-            );
-            return Value::Null;
-        };
-        let answer = client
-            .put_extension(&target, &name, &spec, Put::Create)
-            .await;
-        let id = extension_id(&target, &name);
-        let state = lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await;
-        warn_if_pending(&state, diags);
-        state
+    fn is_id(id: &str) -> bool {
+        parts_of(id).is_some()
     }
 
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        lifecycle::read::<Self>(client, state, diags).await
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<Extension>, ClientError> {
+        match parts_of(id) {
+            Some((target, name)) => client.get_extension(target, name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &Extension, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+
+    fn planned_id(planned: &Value) -> Option<String> {
+        target_and_name(planned).map(|(target, name)| extension_id(&target, &name))
+    }
+
+    /// The target's id and the extension's name, and its spec with the
+    /// configured protected settings.
+    fn create_request(planned: &Value) -> Option<((String, String), ExtensionSpec)> {
+        let protected = protected_to_send(&Value::Null, planned);
+        Some((target_and_name(planned)?, spec_from(planned, protected)?))
+    }
+
+    /// The spec, with the protected settings only when their version changed.
+    fn update_request(prior: &Value, planned: &Value) -> Option<ExtensionSpec> {
+        spec_from(planned, protected_to_send(prior, planned))
+    }
+
+    fn same_spec(prior: &Value, planned: &Value) -> bool {
+        same_spec(prior, planned)
+    }
+
+    async fn create(
+        client: &HostClient,
+        ((target, name), spec): &((String, String), ExtensionSpec),
+    ) -> Result<Accepted<Extension>, ClientError> {
+        client.put_extension(target, name, spec, Put::Create).await
     }
 
     async fn update(
-        &self,
         client: &HostClient,
-        prior: &Value,
-        planned: &Value,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let id = lifecycle::state_id::<Self>(prior);
-        let protected = protected_to_send(prior, planned);
-        let (Some(id), Some(spec)) = (id, spec_from(planned, protected)) else {
-            diags.error(
-                "Cannot update extension",
-                "the state has no valid `id` or the plan is incomplete",
-            );
-            return prior.clone();
-        };
-        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
-        {
-            return state;
-        }
-        let (target, name) = parts_of(&id).unwrap_or_default();
-        let answer = client.put_extension(target, name, &spec, Put::Upsert).await;
-        let state = lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await;
-        warn_if_pending(&state, diags);
-        state
+        id: &str,
+        spec: &ExtensionSpec,
+    ) -> Result<Accepted<Extension>, ClientError> {
+        let (target, name) = parts_of(id).unwrap_or_default();
+        client.put_extension(target, name, spec, Put::Upsert).await
     }
 
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = lifecycle::state_id::<Self>(state) else {
-            return;
-        };
-        let (target, name) = parts_of(&id).unwrap_or_default();
-        let answer = client.delete_extension(target, name).await;
-        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
+    async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
+        let (target, name) = parts_of(id).unwrap_or_default();
+        client.delete_extension(target, name).await
     }
 
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        lifecycle::import::<Self>(client, id, diags).await
+    fn applied(state: &Value, diags: &mut Diagnostics) {
+        warn_if_pending(state, diags);
+    }
+}
+
+/// `(target_id, name)` of an extension id, when both are valid (so they are
+/// safe as URL path segments).
+fn parts_of(id: &str) -> Option<(&str, &str)> {
+    parse_extension_id(id).filter(|(target, name)| {
+        target_kind(target).is_some() && extension::validate_name(name).is_ok()
+    })
+}
+
+/// Which kind of target an id names: the management host or a cluster.
+fn target_kind(target_id: &str) -> Option<ExtensionTarget> {
+    if target_id == MANAGEMENT_HOST_ID {
+        return Some(ExtensionTarget::ManagementHost);
+    }
+    cluster::parse_cluster_id(target_id)
+        .filter(|name| cluster::validate_name(name).is_ok())
+        .map(|_| ExtensionTarget::Cluster)
+}
+
+fn check_target_id(target_id: &str) -> Result<(), String> {
+    match target_kind(target_id) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "target_id {target_id:?} is neither a cluster id (/clusters/<name>, the \
+             hybrid_cluster's `id`) nor the management host id ({MANAGEMENT_HOST_ID})"
+        )),
     }
 }
 

@@ -1,7 +1,10 @@
-//! The apply-time steps every managed resource shares, written once:
-//! create with `If-None-Match: *` and keep the object (tainted) when the
-//! work fails after the service accepted it; wait for operations; read back
-//! with "404 removes it from state"; delete and wait; import by id.
+//! The one lifecycle every managed resource shares, written once: create
+//! with `If-None-Match: *` and keep the object (tainted) when the work fails
+//! after the service accepted it; wait for operations; read back with "404
+//! removes it from state"; update (or nothing, when only configuration-only
+//! attributes changed); delete and wait; import by id. A kind supplies only
+//! what differs ([`Managed`]); `managed_resource!(Kind)` makes it a
+//! resource.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,12 +15,22 @@ use hybrid_cty::Value;
 use crate::client::{Accepted, ClientError, HostClient};
 use crate::errors;
 use crate::framework::values::{self, known_only, set};
-use crate::framework::{AttrPath, Diagnostics, timeouts};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts};
 
-/// What the shared steps need to know about one kind of API object.
-pub(crate) trait Managed: Send + Sync {
+/// What one kind of API object supplies to the shared lifecycle: its
+/// schema and plan-time checks, how to name it, and the calls that differ
+/// between kinds. Everything else (waiting for operations, keeping a failed
+/// object tainted, reading back, 404 on refresh, import) is this module's.
+pub(crate) trait Managed: Send + Sync + 'static {
     /// The object as the service reports it.
     type Object: Send + Sync;
+    /// What a create sends.
+    type Create: Send + Sync;
+    /// What an update sends.
+    type Update: Send + Sync;
+
+    /// `hybrid_vnet`, …
+    const TYPE_NAME: &'static str;
     /// `vnet`, `cluster`, …: for messages.
     const KIND: &'static str;
     /// The id pattern, e.g. `/vnets/<name>`: for messages.
@@ -26,10 +39,37 @@ pub(crate) trait Managed: Send + Sync {
     const ID_EXAMPLE: &'static str;
     /// Used when `timeouts` does not say otherwise.
     const DEFAULT_TIMEOUT: Duration;
+    /// Appended to "the planned <kind> is incomplete" when a create cannot
+    /// be built from the plan.
+    const INCOMPLETE_PLAN_HINT: &'static str = "";
+    /// Why an update cannot be built from the prior state and the plan.
+    const INCOMPLETE_UPDATE: &'static str = "the state has no valid `id` or the plan is incomplete";
+
+    fn schema(&self) -> Schema;
+
+    /// Checks of the whole configuration beyond per-attribute validators.
+    fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
+
+    /// Plan-time checks and adjustments after the generic planning.
+    fn modify_plan(
+        &self,
+        ctx: PlanContext<'_, HostClient>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) -> impl Future<Output = ()> + Send;
 
     /// Whether `id` is an id of this kind (checked before any call, so an
     /// import id can never reach another route).
     fn is_id(id: &str) -> bool;
+
+    /// The id the planned object will have (from its name and parents), when
+    /// the plan names a valid one.
+    fn planned_id(planned: &Value) -> Option<String>;
+
+    /// The id of the object a state holds.
+    fn state_id(state: &Value) -> Option<String> {
+        values::string(state, "id").filter(|id| Self::is_id(id))
+    }
 
     /// The object with API id `id` (already checked by [`Managed::is_id`]),
     /// or `None` when it does not exist.
@@ -42,11 +82,191 @@ pub(crate) trait Managed: Send + Sync {
     /// null on import) decides null-versus-empty for optional collections
     /// and carries `timeouts`.
     fn to_state(object: &Self::Object, previous: &Value) -> Value;
+
+    /// What a create of `planned` sends; `None` when the plan is incomplete.
+    fn create_request(planned: &Value) -> Option<Self::Create>;
+
+    /// What an update from `prior` to `planned` sends; `None` when they are
+    /// incomplete.
+    fn update_request(prior: &Value, planned: &Value) -> Option<Self::Update>;
+
+    /// Whether the update asks nothing of the service (only
+    /// configuration-only attributes such as `timeouts` changed): it then
+    /// makes no call when the last operation succeeded.
+    fn same_spec(_prior: &Value, _planned: &Value) -> bool {
+        false
+    }
+
+    /// Creates the object (`If-None-Match: *`: never takes one over).
+    fn create(
+        client: &HostClient,
+        request: &Self::Create,
+    ) -> impl Future<Output = Result<Accepted<Self::Object>, ClientError>> + Send;
+
+    fn update(
+        client: &HostClient,
+        id: &str,
+        request: &Self::Update,
+    ) -> impl Future<Output = Result<Accepted<Self::Object>, ClientError>> + Send;
+
+    /// Deletes object `id`: `None` when it was already gone.
+    fn delete(
+        client: &HostClient,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Operation>, ClientError>> + Send;
+
+    /// Called with the state a create or update ends with, to warn about
+    /// what the state alone does not say.
+    fn applied(_state: &Value, _diags: &mut Diagnostics) {}
+}
+
+/// Makes a [`Managed`] kind a Terraform resource through the one generic
+/// lifecycle below: send the change, wait for its operation, keep the object
+/// (tainted, with the error) when the work fails after the service accepted
+/// it, read it back. Wiring only: every step is a generic function here.
+macro_rules! managed_resource {
+    ($kind:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::framework::Resource<$crate::client::HostClient> for $kind {
+            fn type_name(&self) -> &'static str {
+                <$kind as $crate::resources::lifecycle::Managed>::TYPE_NAME
+            }
+
+            fn schema(&self) -> $crate::framework::Schema {
+                $crate::resources::lifecycle::Managed::schema(self)
+            }
+
+            fn validate(
+                &self,
+                config: &hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) {
+                $crate::resources::lifecycle::Managed::validate(self, config, diags)
+            }
+
+            async fn modify_plan(
+                &self,
+                ctx: $crate::framework::PlanContext<'_, $crate::client::HostClient>,
+                planned: &mut hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) {
+                $crate::resources::lifecycle::Managed::modify_plan(self, ctx, planned, diags).await
+            }
+
+            async fn create(
+                &self,
+                client: &$crate::client::HostClient,
+                planned: &hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) -> hybrid_cty::Value {
+                $crate::resources::lifecycle::create::<$kind>(client, planned, diags).await
+            }
+
+            async fn read(
+                &self,
+                client: &$crate::client::HostClient,
+                state: &hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) -> hybrid_cty::Value {
+                $crate::resources::lifecycle::read::<$kind>(client, state, diags).await
+            }
+
+            async fn update(
+                &self,
+                client: &$crate::client::HostClient,
+                prior: &hybrid_cty::Value,
+                planned: &hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) -> hybrid_cty::Value {
+                $crate::resources::lifecycle::update::<$kind>(client, prior, planned, diags).await
+            }
+
+            async fn delete(
+                &self,
+                client: &$crate::client::HostClient,
+                state: &hybrid_cty::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) {
+                $crate::resources::lifecycle::delete::<$kind>(client, state, diags).await
+            }
+
+            async fn import(
+                &self,
+                client: &$crate::client::HostClient,
+                id: &str,
+                diags: &mut $crate::framework::Diagnostics,
+            ) -> hybrid_cty::Value {
+                $crate::resources::lifecycle::import::<$kind>(client, id, diags).await
+            }
+        }
+    };
+}
+pub(crate) use managed_resource;
+
+/// Creates the planned object and settles it.
+pub(crate) async fn create<K: Managed>(
+    client: &HostClient,
+    planned: &Value,
+    diags: &mut Diagnostics,
+) -> Value {
+    let (Some(name), Some(id), Some(request)) = (
+        values::string(planned, "name"),
+        K::planned_id(planned),
+        K::create_request(planned),
+    ) else {
+        diags.error(
+            format!("Cannot create {}", K::KIND),
+            format!(
+                "the planned {} is incomplete{}",
+                K::KIND,
+                K::INCOMPLETE_PLAN_HINT
+            ),
+        );
+        return Value::Null;
+    };
+    let answer = K::create(client, &request).await;
+    let state = created::<K>(client, &id, &name, answer, planned, diags).await;
+    K::applied(&state, diags);
+    state
+}
+
+/// Updates the object, or returns the plan when the update asks nothing of
+/// the service.
+pub(crate) async fn update<K: Managed>(
+    client: &HostClient,
+    prior: &Value,
+    planned: &Value,
+    diags: &mut Diagnostics,
+) -> Value {
+    let (Some(id), Some(request)) = (K::state_id(prior), K::update_request(prior, planned)) else {
+        diags.error(format!("Cannot update {}", K::KIND), K::INCOMPLETE_UPDATE);
+        return prior.clone();
+    };
+    if let Some(state) = unchanged_update(prior, planned, K::same_spec(prior, planned)) {
+        return state;
+    }
+    let answer = K::update(client, &id, &request).await;
+    let state = updated::<K>(client, &id, answer, prior, planned, diags).await;
+    K::applied(&state, diags);
+    state
+}
+
+/// Deletes the object and waits for it to be gone.
+pub(crate) async fn delete<K: Managed>(
+    client: &HostClient,
+    state: &Value,
+    diags: &mut Diagnostics,
+) {
+    let Some(id) = K::state_id(state) else {
+        return;
+    };
+    let answer = K::delete(client, &id).await;
+    deleted::<K>(client, &id, answer, state, diags).await;
 }
 
 /// Finishes a create: on success waits for the work; a 412 means the object
 /// already exists, which is never taken over silently.
-pub(crate) async fn created<R: Managed>(
+async fn created<R: Managed>(
     client: &HostClient,
     id: &str,
     name: &str,
@@ -81,7 +301,7 @@ pub(crate) async fn created<R: Managed>(
 
 /// Finishes an update: on success waits for the work; when the service
 /// refused it, the prior state stands.
-pub(crate) async fn updated<R: Managed>(
+async fn updated<R: Managed>(
     client: &HostClient,
     id: &str,
     answer: Result<Accepted<R::Object>, ClientError>,
@@ -106,7 +326,7 @@ pub(crate) async fn updated<R: Managed>(
 /// the work fails or times out after the service accepted it, the object is
 /// still returned (at least its `id`), so Terraform keeps it, tainted,
 /// together with the error; re-applying converges.
-pub(crate) async fn settle<R: Managed>(
+async fn settle<R: Managed>(
     client: &HostClient,
     id: &str,
     accepted: Accepted<R::Object>,
@@ -169,7 +389,7 @@ pub(crate) async fn read<R: Managed>(
 
 /// Finishes a delete: waits for the work. A 404 answer means the object was
 /// already gone; a refusal (e.g. `InUse`) is reported as the service says it.
-pub(crate) async fn deleted<R: Managed>(
+async fn deleted<R: Managed>(
     client: &HostClient,
     id: &str,
     answer: Result<Option<Operation>, ClientError>,
@@ -225,11 +445,6 @@ pub(crate) async fn import<R: Managed>(
             Value::Null
         }
     }
-}
-
-/// The API id from a state's `id` when it is one of `R`'s.
-pub(crate) fn state_id<R: Managed>(state: &Value) -> Option<String> {
-    values::string(state, "id").filter(|id| R::is_id(id))
 }
 
 /// A planned value with unknowns replaced by null and `id` set: what is

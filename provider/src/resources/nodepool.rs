@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use hybrid_api::Operation;
 use hybrid_api::nodepool::{
     self, AutoScaling, DEFAULT_MAX_PODS, DEFAULT_NODE_VM_SIZE, MAX_NODES_PER_POOL,
     parse_nodepool_id,
@@ -18,53 +18,29 @@ use hybrid_api::nodepool::{
 use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
 use hybrid_cty::{Type, Value};
 
-use super::lifecycle::{self, Managed};
+use super::lifecycle::{Managed, managed_resource};
 use super::{attributes, dry_run, planning};
-use crate::client::{ClientError, HostClient, Put};
+use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::schema::Attribute;
-use crate::framework::{
-    AttrPath, Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values,
-};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub struct NodePoolResource;
 
+managed_resource!(NodePoolResource);
+
 impl Managed for NodePoolResource {
     type Object = NodePool;
+    const TYPE_NAME: &'static str = "hybrid_nodepool";
     const KIND: &'static str = "node pool";
     const ID_FORMAT: &'static str = "/clusters/<cluster>/nodepools/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a/nodepools/linux1";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
 
-    fn is_id(id: &str) -> bool {
-        names_in(id).is_some()
-    }
-
-    async fn fetch(client: &HostClient, id: &str) -> Result<Option<NodePool>, ClientError> {
-        match names_in(id) {
-            Some((cluster, pool)) => client.get_nodepool(cluster, pool).await,
-            None => Ok(None),
-        }
-    }
-
-    fn to_state(object: &NodePool, previous: &Value) -> Value {
-        to_state(object, previous)
-    }
-}
-
-/// `(cluster, pool)` names in a node pool id, when both are valid names.
-fn names_in(id: &str) -> Option<(&str, &str)> {
-    parse_nodepool_id(id).filter(|(cluster, pool)| {
-        cluster::validate_name(cluster).is_ok() && nodepool::validate_name(pool).is_ok()
-    })
-}
-
-#[async_trait]
-impl Resource<HostClient> for NodePoolResource {
-    fn type_name(&self) -> &'static str {
-        "hybrid_nodepool"
-    }
+    type Create = ((String, String), NodePoolSpec);
+    type Update = NodePoolSpec;
+    const INCOMPLETE_PLAN_HINT: &'static str = " (or cluster_id is not /clusters/<name>)";
 
     fn schema(&self) -> Schema {
         Schema::new(
@@ -250,61 +226,65 @@ impl Resource<HostClient> for NodePoolResource {
         dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
     }
 
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
-            diags.error(
-                "Cannot create node pool",
-                "the planned node pool is incomplete (or cluster_id is not /clusters/<name>)",
-            );
-            return Value::Null;
-        };
-        let answer = client
-            .put_nodepool(&cluster, &name, &spec, Put::Create)
-            .await;
-        let id = nodepool_id(&cluster, &name);
-        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
+    fn is_id(id: &str) -> bool {
+        names_in(id).is_some()
     }
 
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        lifecycle::read::<Self>(client, state, diags).await
+    async fn fetch(client: &HostClient, id: &str) -> Result<Option<NodePool>, ClientError> {
+        match names_in(id) {
+            Some((cluster, pool)) => client.get_nodepool(cluster, pool).await,
+            None => Ok(None),
+        }
+    }
+
+    fn to_state(object: &NodePool, previous: &Value) -> Value {
+        to_state(object, previous)
+    }
+
+    fn planned_id(planned: &Value) -> Option<String> {
+        names_of(planned).map(|(cluster, name)| nodepool_id(&cluster, &name))
+    }
+
+    /// The cluster's and the pool's names, and the pool's spec.
+    fn create_request(planned: &Value) -> Option<((String, String), NodePoolSpec)> {
+        Some((names_of(planned)?, spec_from(planned)?))
+    }
+
+    fn update_request(_prior: &Value, planned: &Value) -> Option<NodePoolSpec> {
+        spec_from(planned)
+    }
+
+    fn same_spec(prior: &Value, planned: &Value) -> bool {
+        same_spec(prior, planned)
+    }
+
+    async fn create(
+        client: &HostClient,
+        ((cluster, name), spec): &((String, String), NodePoolSpec),
+    ) -> Result<Accepted<NodePool>, ClientError> {
+        client.put_nodepool(cluster, name, spec, Put::Create).await
     }
 
     async fn update(
-        &self,
         client: &HostClient,
-        prior: &Value,
-        planned: &Value,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let id = lifecycle::state_id::<Self>(prior);
-        let (Some(id), Some(spec)) = (id, spec_from(planned)) else {
-            diags.error(
-                "Cannot update node pool",
-                "the state has no valid `id` or the plan is incomplete",
-            );
-            return prior.clone();
-        };
-        if let Some(state) = lifecycle::unchanged_update(prior, planned, same_spec(prior, planned))
-        {
-            return state;
-        }
-        let (cluster, name) = names_in(&id).unwrap_or_default();
-        let answer = client.put_nodepool(cluster, name, &spec, Put::Upsert).await;
-        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
+        id: &str,
+        spec: &NodePoolSpec,
+    ) -> Result<Accepted<NodePool>, ClientError> {
+        let (cluster, name) = names_in(id).unwrap_or_default();
+        client.put_nodepool(cluster, name, spec, Put::Upsert).await
     }
 
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(id) = lifecycle::state_id::<Self>(state) else {
-            return;
-        };
-        let (cluster, name) = names_in(&id).unwrap_or_default();
-        let answer = client.delete_nodepool(cluster, name).await;
-        lifecycle::deleted::<Self>(client, &id, answer, state, diags).await;
+    async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
+        let (cluster, name) = names_in(id).unwrap_or_default();
+        client.delete_nodepool(cluster, name).await
     }
+}
 
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        lifecycle::import::<Self>(client, id, diags).await
-    }
+/// `(cluster, pool)` names in a node pool id, when both are valid names.
+fn names_in(id: &str) -> Option<(&str, &str)> {
+    parse_nodepool_id(id).filter(|(cluster, pool)| {
+        cluster::validate_name(cluster).is_ok() && nodepool::validate_name(pool).is_ok()
+    })
 }
 
 /// The pool-specific planning after the generic pass:

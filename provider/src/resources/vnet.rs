@@ -7,29 +7,145 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use hybrid_api::Operation;
 use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, Vnet, VnetPatch, VnetSpec};
 use hybrid_cty::{Type, Value};
 
-use super::lifecycle::{self, Managed};
+use super::lifecycle::{Managed, managed_resource};
 use super::planning;
-use crate::client::{ClientError, HostClient};
+use crate::client::{Accepted, ClientError, HostClient};
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{
-    AttrPath, Diagnostics, PlanContext, Resource, Schema, timeouts, validators, values,
-};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub struct VnetResource;
 
+managed_resource!(VnetResource);
+
 impl Managed for VnetResource {
     type Object = Vnet;
+    const TYPE_NAME: &'static str = "hybrid_vnet";
     const KIND: &'static str = "vnet";
     const ID_FORMAT: &'static str = "/vnets/<name>";
     const ID_EXAMPLE: &'static str = "/vnets/lan";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+
+    type Create = (String, VnetSpec);
+    type Update = VnetPatch;
+    const INCOMPLETE_UPDATE: &'static str = "the state has neither `name` nor `id`";
+
+    fn schema(&self) -> Schema {
+        let mut attributes = vnet_attributes(true);
+        attributes.push(timeouts::attribute(DEFAULT_TIMEOUT));
+        Schema::new(
+            "A virtual network on the on-prem hosts: its prefix, gateway, DNS and VLAN, \
+             and two address pools — `vm_ip_pool` for node VMs and `vip_pool` for API-server \
+             and load-balancer VIPs. Clusters take their addresses from these pools.",
+            attributes,
+        )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        // The service's own admission rules, run at plan time. Only when the
+        // network's shape is fully known: with unknowns a rule could fire on
+        // a value that is merely not known yet.
+        let shape = [
+            "address_prefix",
+            "ip_allocation_method",
+            "gateway",
+            "dns_servers",
+            "vlan_id",
+            "vm_ip_pool",
+            "vip_pool",
+        ];
+        if !shape
+            .iter()
+            .all(|name| config.get(name).is_none_or(Value::is_fully_known))
+        {
+            return;
+        }
+        let Some(spec) = spec_from(config) else {
+            return;
+        };
+        for error in hybrid_api::validate::vnet_spec(&spec) {
+            diags.error_at(
+                AttrPath::parse(&error.target),
+                format!("Invalid {}", error.target),
+                error.message,
+            );
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: PlanContext<'_, HostClient>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        plan_pool_sizes(planned);
+        planning::keep_succeeded_state(ctx.prior, planned);
+        // Shrinking a pool is allowed only while nothing allocated would fall
+        // outside: ask the service now so the plan, not the apply, fails.
+        let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
+            return;
+        };
+        let Some(name) = values::string(ctx.prior, "name") else {
+            return;
+        };
+        let shrinking: Vec<(PoolKind, IpPool)> = [PoolKind::Vm, PoolKind::Vip]
+            .into_iter()
+            .filter_map(|kind| {
+                let new = pool_from(planned.get(kind.field())?)?;
+                let old = pool_from(ctx.prior.get(kind.field())?)?;
+                (new != old).then_some((kind, new))
+            })
+            .collect();
+        if shrinking.is_empty() {
+            return;
+        }
+        let reservations = match client.list_reservations(&name).await {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                errors::report(
+                    diags,
+                    &format!("Cannot check address usage of vnet {name:?}"),
+                    &e,
+                );
+                return;
+            }
+        };
+        for (kind, pool) in shrinking {
+            let Some((start, end)) = hybrid_api::validate::pool_range(&pool) else {
+                continue;
+            };
+            let outside: Vec<String> = reservations
+                .iter()
+                .filter(|r| r.pool == kind)
+                .filter(|r| {
+                    hybrid_api::validate::parse_ipv4("address", &r.address)
+                        .is_ok_and(|a| a < start || a > end)
+                })
+                .map(|r| format!("{} (held by {})", r.address, r.owner))
+                .collect();
+            if !outside.is_empty() {
+                diags.error_at(
+                    AttrPath::attr(kind.field()),
+                    format!("Cannot shrink {}", kind.field()),
+                    format!(
+                        "{} {}–{} would leave allocated addresses outside the pool: {}. \
+                         A pool may shrink only when no allocated address falls outside.",
+                        kind.field(),
+                        pool.start,
+                        pool.end,
+                        outside.join(", ")
+                    ),
+                );
+            }
+        }
+    }
 
     fn is_id(id: &str) -> bool {
         vnet_name(id).is_some()
@@ -44,6 +160,51 @@ impl Managed for VnetResource {
 
     fn to_state(vnet: &Vnet, previous: &Value) -> Value {
         to_state(vnet, previous)
+    }
+
+    fn planned_id(planned: &Value) -> Option<String> {
+        values::string(planned, "name").map(|name| hybrid_api::vnet_id(&name))
+    }
+
+    /// From the state's `name`, else its `id`.
+    fn state_id(state: &Value) -> Option<String> {
+        name_of(state).map(|name| hybrid_api::vnet_id(&name))
+    }
+
+    /// The vnet's name and spec.
+    fn create_request(planned: &Value) -> Option<(String, VnetSpec)> {
+        Some((values::string(planned, "name")?, spec_from(planned)?))
+    }
+
+    /// Only the pools and tags change in place.
+    fn update_request(_prior: &Value, planned: &Value) -> Option<VnetPatch> {
+        Some(VnetPatch {
+            vm_ip_pool: planned.get("vm_ip_pool").and_then(pool_from),
+            vip_pool: planned.get("vip_pool").and_then(pool_from),
+            tags: Some(values::string_map(planned, "tags")),
+        })
+    }
+
+    async fn create(
+        client: &HostClient,
+        (name, spec): &(String, VnetSpec),
+    ) -> Result<Accepted<Vnet>, ClientError> {
+        client.create_vnet(name, spec).await
+    }
+
+    async fn update(
+        client: &HostClient,
+        id: &str,
+        patch: &VnetPatch,
+    ) -> Result<Accepted<Vnet>, ClientError> {
+        let name = id.strip_prefix("/vnets/").unwrap_or_default();
+        client.patch_vnet(name, patch).await
+    }
+
+    async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
+        client
+            .delete_vnet(id.strip_prefix("/vnets/").unwrap_or_default())
+            .await
     }
 }
 
@@ -175,174 +336,6 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
             .computed()
             .description("Outcome of the last operation on the vnet (`Succeeded`, `Failed`, …)."),
     ]
-}
-
-#[async_trait]
-impl Resource<HostClient> for VnetResource {
-    fn type_name(&self) -> &'static str {
-        "hybrid_vnet"
-    }
-
-    fn schema(&self) -> Schema {
-        let mut attributes = vnet_attributes(true);
-        attributes.push(timeouts::attribute(DEFAULT_TIMEOUT));
-        Schema::new(
-            "A virtual network on the on-prem hosts: its prefix, gateway, DNS and VLAN, \
-             and two address pools — `vm_ip_pool` for node VMs and `vip_pool` for API-server \
-             and load-balancer VIPs. Clusters take their addresses from these pools.",
-            attributes,
-        )
-    }
-
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        // The service's own admission rules, run at plan time. Only when the
-        // network's shape is fully known: with unknowns a rule could fire on
-        // a value that is merely not known yet.
-        let shape = [
-            "address_prefix",
-            "ip_allocation_method",
-            "gateway",
-            "dns_servers",
-            "vlan_id",
-            "vm_ip_pool",
-            "vip_pool",
-        ];
-        if !shape
-            .iter()
-            .all(|name| config.get(name).is_none_or(Value::is_fully_known))
-        {
-            return;
-        }
-        let Some(spec) = spec_from(config) else {
-            return;
-        };
-        for error in hybrid_api::validate::vnet_spec(&spec) {
-            diags.error_at(
-                AttrPath::parse(&error.target),
-                format!("Invalid {}", error.target),
-                error.message,
-            );
-        }
-    }
-
-    async fn modify_plan(
-        &self,
-        ctx: PlanContext<'_, HostClient>,
-        planned: &mut Value,
-        diags: &mut Diagnostics,
-    ) {
-        plan_pool_sizes(planned);
-        planning::keep_succeeded_state(ctx.prior, planned);
-        // Shrinking a pool is allowed only while nothing allocated would fall
-        // outside: ask the service now so the plan, not the apply, fails.
-        let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
-            return;
-        };
-        let Some(name) = values::string(ctx.prior, "name") else {
-            return;
-        };
-        let shrinking: Vec<(PoolKind, IpPool)> = [PoolKind::Vm, PoolKind::Vip]
-            .into_iter()
-            .filter_map(|kind| {
-                let new = pool_from(planned.get(kind.field())?)?;
-                let old = pool_from(ctx.prior.get(kind.field())?)?;
-                (new != old).then_some((kind, new))
-            })
-            .collect();
-        if shrinking.is_empty() {
-            return;
-        }
-        let reservations = match client.list_reservations(&name).await {
-            Ok(list) => list,
-            Err(e) if e.is_not_found() => return,
-            Err(e) => {
-                errors::report(
-                    diags,
-                    &format!("Cannot check address usage of vnet {name:?}"),
-                    &e,
-                );
-                return;
-            }
-        };
-        for (kind, pool) in shrinking {
-            let Some((start, end)) = hybrid_api::validate::pool_range(&pool) else {
-                continue;
-            };
-            let outside: Vec<String> = reservations
-                .iter()
-                .filter(|r| r.pool == kind)
-                .filter(|r| {
-                    hybrid_api::validate::parse_ipv4("address", &r.address)
-                        .is_ok_and(|a| a < start || a > end)
-                })
-                .map(|r| format!("{} (held by {})", r.address, r.owner))
-                .collect();
-            if !outside.is_empty() {
-                diags.error_at(
-                    AttrPath::attr(kind.field()),
-                    format!("Cannot shrink {}", kind.field()),
-                    format!(
-                        "{} {}–{} would leave allocated addresses outside the pool: {}. \
-                         A pool may shrink only when no allocated address falls outside.",
-                        kind.field(),
-                        pool.start,
-                        pool.end,
-                        outside.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-
-    async fn create(&self, client: &HostClient, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
-            diags.error("Cannot create vnet", "the planned vnet is incomplete");
-            return Value::Null;
-        };
-        let answer = client.create_vnet(&name, &spec).await;
-        let id = hybrid_api::vnet_id(&name);
-        lifecycle::created::<Self>(client, &id, &name, answer, planned, diags).await
-    }
-
-    async fn read(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) -> Value {
-        lifecycle::read::<Self>(client, state, diags).await
-    }
-
-    async fn update(
-        &self,
-        client: &HostClient,
-        prior: &Value,
-        planned: &Value,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(name) = name_of(prior) else {
-            diags.error(
-                "Cannot update vnet",
-                "the state has neither `name` nor `id`",
-            );
-            return prior.clone();
-        };
-        let patch = VnetPatch {
-            vm_ip_pool: planned.get("vm_ip_pool").and_then(pool_from),
-            vip_pool: planned.get("vip_pool").and_then(pool_from),
-            tags: Some(values::string_map(planned, "tags")),
-        };
-        let answer = client.patch_vnet(&name, &patch).await;
-        let id = hybrid_api::vnet_id(&name);
-        lifecycle::updated::<Self>(client, &id, answer, prior, planned, diags).await
-    }
-
-    async fn delete(&self, client: &HostClient, state: &Value, diags: &mut Diagnostics) {
-        let Some(name) = name_of(state) else {
-            return;
-        };
-        let answer = client.delete_vnet(&name).await;
-        lifecycle::deleted::<Self>(client, &hybrid_api::vnet_id(&name), answer, state, diags).await;
-    }
-
-    async fn import(&self, client: &HostClient, id: &str, diags: &mut Diagnostics) -> Value {
-        lifecycle::import::<Self>(client, id, diags).await
-    }
 }
 
 /// A pool's size follows from its range, so the plan can show it instead of
