@@ -1,4 +1,6 @@
 //! Command line of the `hybrid-host` binary.
+//!
+//! May depend on: the crate root's [`crate::Config`] only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

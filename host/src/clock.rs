@@ -1,4 +1,6 @@
 //! Timestamps and identifiers.
+//!
+//! May depend on: nothing of the crate.
 
 use rand::RngCore;
 use time::OffsetDateTime;

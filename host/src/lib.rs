@@ -13,6 +13,7 @@
 //!   -> store/                Store + Tx traits; sqlite/
 //! operations/                durable queue + worker -> each kind's Lifecycle, by registry
 //!   -> driver/               the infrastructure: sim/ (the simulated datacenter)
+//!   -> extension_types/      the catalogue of extension types and their settings schemas
 //! security/                  admin token, TLS material, secrets at rest, audit records
 //! ```
 //!
@@ -34,6 +35,7 @@ pub mod clock;
 pub mod clusters;
 pub mod custom_locations;
 pub mod driver;
+pub mod extension_types;
 pub mod extensions;
 pub mod http;
 pub mod ipam;

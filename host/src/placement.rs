@@ -2,6 +2,8 @@
 //! the service calls at admission, inside its store transaction, so that a
 //! request the datacenter cannot hold is refused (saying needed vs free)
 //! before any work starts, and the chosen hosts are recorded with the plan.
+//!
+//! May depend on: `hybrid-api` only.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};

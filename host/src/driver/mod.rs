@@ -4,6 +4,11 @@
 //! operation worker does not care which datacenter it drives. The first
 //! (and so far only) implementation is [`sim::SimDriver`], an honest,
 //! labelled simulation.
+//!
+//! May depend on: [`crate::placement`] (capacity arithmetic),
+//! [`crate::extension_types`] (the catalogue it serves) and
+//! [`crate::clock`]. Never on the store, a kind or HTTP: it answers the
+//! worker, and knows nothing of why it is asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 

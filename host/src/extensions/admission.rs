@@ -16,9 +16,10 @@ use hybrid_api::{
     operation_kinds,
 };
 
-use super::{ExtensionInternal, ExtensionRecord, PROTECTED_SECRET, Target, catalog, describe};
+use super::{ExtensionInternal, ExtensionRecord, PROTECTED_SECRET, Target, describe};
 use crate::clock;
 use crate::clusters::{ClusterInternal, ClusterRecord};
+use crate::extension_types as catalog;
 use crate::objects::record::tx as rec;
 use crate::objects::{Error, NoInternal, Outcome, Preconditions, Reason, Refusal, new_operation};
 use crate::store::{ObjectKind, StoreError, Tx};

@@ -16,9 +16,10 @@ use hybrid_api::{ApiError, Operation, ProvisioningState, codes, operation_kinds}
 use async_trait::async_trait;
 
 use super::admission::{has_linux_nodes, namespace_of, stored_protected};
-use super::{ExtensionInternal, ExtensionRecord, Target, catalog, describe, status};
+use super::{ExtensionInternal, ExtensionRecord, Target, describe, status};
 use crate::clock;
 use crate::driver::{Driver, ExtensionChange, ExtensionRequest, ProtectedSettings};
+use crate::extension_types as catalog;
 use crate::objects::record::tx as rec;
 use crate::objects::{StepError, new_operation};
 use crate::operations::{Context, Ended, Lifecycle, log_failure};

@@ -1,5 +1,5 @@
-//! Extensions on a cluster or on the management host: the type catalogue
-//! ([`catalog`], with the settings schemas of [`settings`]), how a change is
+//! Extensions on a cluster or on the management host (their types are in
+//! [`crate::extension_types`]): how a change is
 //! admitted ([`admission`]), how the install/upgrade/remove operations run
 //! and finish ([`lifecycle`]), and how an extension is shown ([`views`]).
 //!
@@ -19,9 +19,7 @@ use crate::objects::{Kind, Record, queue};
 use crate::store::ObjectKind;
 
 pub mod admission;
-pub mod catalog;
 pub mod lifecycle;
-pub mod settings;
 pub mod views;
 
 pub use lifecycle::ExtensionLifecycle;

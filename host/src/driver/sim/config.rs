@@ -412,17 +412,17 @@ impl SimConfig {
     /// The extension-type catalogue: the built-in one plus
     /// `[[extensions.versions]]`.
     pub fn extension_types(&self) -> Vec<hybrid_api::extension::ExtensionType> {
-        let extra: Vec<crate::extensions::catalog::ExtraVersions> = self
+        let extra: Vec<crate::extension_types::ExtraVersions> = self
             .extensions
             .versions
             .iter()
-            .map(|e| crate::extensions::catalog::ExtraVersions {
+            .map(|e| crate::extension_types::ExtraVersions {
                 extension_type: e.extension_type.clone(),
                 release_train: e.release_train.clone(),
                 versions: e.versions.clone(),
             })
             .collect();
-        crate::extensions::catalog::with_extra_versions(&extra)
+        crate::extension_types::with_extra_versions(&extra)
     }
 
     /// Checks what the types cannot: at least one host, unique names,
@@ -537,7 +537,7 @@ impl SimConfig {
     }
 
     fn validate_extensions(&self) -> Result<(), String> {
-        let types = crate::extensions::catalog::builtin();
+        let types = crate::extension_types::builtin();
         for (i, e) in self.extensions.versions.iter().enumerate() {
             let Some(ty) = types.iter().find(|t| t.name == e.extension_type) else {
                 return Err(format!(

@@ -5,7 +5,11 @@
 //! run).
 //!
 //! The sim file may add versions to a train (`[[extensions.versions]]`), so
-//! the catalogue in force is the driver's ([`crate::driver::Driver::extension_types`]).
+//! the catalogue in force is the driver's
+//! ([`crate::driver::Driver::extension_types`]), which builds it from here.
+//!
+//! May depend on: `hybrid-api` only (the driver and the extensions kind
+//! both use it).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +19,9 @@ use hybrid_api::extension::{
 };
 use hybrid_api::validate::FieldError;
 
-use super::settings::{self, schema};
+use settings::schema;
+
+pub mod settings;
 
 /// The built-in types, sorted by name.
 pub fn builtin() -> Vec<ExtensionType> {
