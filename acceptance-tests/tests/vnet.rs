@@ -313,8 +313,9 @@ fn vnet_drift_and_out_of_band_delete() -> Result<()> {
     Ok(())
 }
 
-/// Every bad input of DESIGN.md §6 that applies to vnets fails at plan time,
-/// at the attribute, naming the value and the rule; nothing is created.
+/// Every bad vnet input (a pool outside the prefix, overlapping pools,
+/// start > end, a VLAN out of range, …) fails at plan time, at the
+/// attribute, naming the value and the rule; nothing is created.
 #[test]
 fn vnet_bad_inputs_fail_at_plan_time() -> Result<()> {
     let host = Host::start()?;
