@@ -3,17 +3,23 @@
 //! control-plane and load-balancer VMs the service observes.
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+
 use hybrid_api::Cluster;
 use hybrid_cty::{Type, Value};
 
 use super::shared::{
-    computed_list, computed_strings, condition_attributes, conditions_value, node_attributes,
-    nodes_value, not_found, string_list, string_map,
+    self, ConditionDataModel, NodeDataModel, computed_list, computed_strings, condition_attributes,
+    node_attributes, not_found,
 };
 use crate::client::HostClient;
 use crate::errors;
+use crate::framework::model::{Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
 use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators, values};
+use crate::resources::cluster::{
+    self as resource, ClusterModel, ControlPlaneModel, NetworkModel, StorageModel,
+};
 
 pub struct ClusterDataSource;
 
@@ -156,7 +162,7 @@ impl DataSource<HostClient> for ClusterDataSource {
             return Value::Null;
         }
         match client.get_cluster(&name).await {
-            Ok(Some(cluster)) => to_state(&cluster),
+            Ok(Some(cluster)) => to_state(&cluster).to_value(),
             Ok(None) => {
                 diags.error_at(
                     AttrPath::attr("name"),
@@ -173,6 +179,34 @@ impl DataSource<HostClient> for ClusterDataSource {
     }
 }
 
+crate::model! {
+    /// The data source's state: the resource's attributes (less `timeouts`)
+    /// and what only the data source shows.
+    pub(crate) struct ClusterDataModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub custom_location_id: Attr<String>,
+        pub vnet_id: Attr<String>,
+        pub kubernetes_version: Attr<String>,
+        pub control_plane: Attr<ControlPlaneModel>,
+        pub network: Attr<NetworkModel>,
+        pub ssh_public_key: Attr<String>,
+        pub admin_group_ids: Attr<Vec<String>>,
+        pub storage: Attr<StorageModel>,
+        pub tags: Attr<BTreeMap<String, String>>,
+        pub endpoint: Attr<String>,
+        pub ca_certificate: Attr<String>,
+        pub current_kubernetes_version: Attr<String>,
+        pub provisioning_state: Attr<String>,
+        pub conditions: Attr<Vec<ConditionDataModel>>,
+        pub control_plane_nodes: Attr<Vec<NodeDataModel>>,
+        pub load_balancer_nodes: Attr<Vec<NodeDataModel>>,
+        pub node_pool_ids: Attr<Vec<String>>,
+        pub created_at: Attr<String>,
+        pub updated_at: Attr<String>,
+    }
+}
+
 /// The API-server VIP: as requested, or else the host part of the endpoint
 /// the service chose (`https://<vip>:6443`).
 fn endpoint_ip(cluster: &Cluster) -> Option<String> {
@@ -184,86 +218,65 @@ fn endpoint_ip(cluster: &Cluster) -> Option<String> {
     url.host_str().map(str::to_string)
 }
 
-pub(crate) fn to_state(cluster: &Cluster) -> Value {
-    let spec = &cluster.spec;
+/// The data source's state, built on the resource's own conversion
+/// ([`resource::to_state`]). What differs is what the data source documents:
+/// with no configuration to stay consistent with, empty `admin_group_ids`
+/// and `tags` are shown empty rather than null (and `admin_group_ids` as a
+/// list); `control_plane.endpoint_ip` also shows the VIP the service chose;
+/// nodes and conditions carry their version, size and transition time.
+pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
+    let shown = ClusterModel {
+        admin_group_ids: Attr::Known(Set::default()),
+        tags: Attr::Known(BTreeMap::new()),
+        ..ClusterModel::default()
+    };
+    let ClusterModel {
+        id,
+        name,
+        custom_location_id,
+        vnet_id,
+        kubernetes_version,
+        control_plane,
+        network,
+        ssh_public_key,
+        admin_group_ids,
+        storage,
+        tags,
+        endpoint,
+        ca_certificate,
+        current_kubernetes_version,
+        provisioning_state,
+        conditions: _,
+        control_plane_nodes: _,
+        timeouts: _,
+    } = resource::to_state(cluster, &shown);
     let status = &cluster.status;
-    Value::object([
-        ("id", Value::from(cluster.id.as_str())),
-        ("name", Value::from(cluster.name.as_str())),
-        (
-            "custom_location_id",
-            Value::from(spec.custom_location_id.as_str()),
-        ),
-        ("vnet_id", Value::from(spec.vnet_id.as_str())),
-        (
-            "kubernetes_version",
-            values::opt_string(spec.kubernetes_version.as_deref()),
-        ),
-        (
-            "control_plane",
-            Value::object([
-                ("count", Value::from(spec.control_plane.count)),
-                ("vm_size", Value::from(spec.control_plane.vm_size.as_str())),
-                (
-                    "endpoint_ip",
-                    values::opt_string(endpoint_ip(cluster).as_deref()),
-                ),
-            ]),
-        ),
-        (
-            "network",
-            Value::object([
-                ("plugin", Value::from(spec.network.plugin.as_str())),
-                ("pod_cidr", Value::from(spec.network.pod_cidr.as_str())),
-                (
-                    "service_cidr",
-                    Value::from(spec.network.service_cidr.as_str()),
-                ),
-                (
-                    "load_balancer",
-                    Value::object([("count", Value::from(spec.network.load_balancer.count))]),
-                ),
-            ]),
-        ),
-        (
-            "ssh_public_key",
-            values::opt_string(spec.ssh_public_key.as_deref()),
-        ),
-        ("admin_group_ids", string_list(&spec.admin_group_ids)),
-        (
-            "storage",
-            Value::object([
-                ("smb_csi", Value::from(spec.storage.smb_csi)),
-                ("nfs_csi", Value::from(spec.storage.nfs_csi)),
-            ]),
-        ),
-        ("tags", string_map(&spec.tags)),
-        ("endpoint", values::opt_string(status.endpoint.as_deref())),
-        (
-            "ca_certificate",
-            values::opt_string(status.ca_certificate.as_deref()),
-        ),
-        (
-            "current_kubernetes_version",
-            values::opt_string(status.current_kubernetes_version.as_deref()),
-        ),
-        (
-            "provisioning_state",
-            Value::from(cluster.provisioning_state.as_str()),
-        ),
-        ("conditions", conditions_value(&status.conditions)),
-        (
-            "control_plane_nodes",
-            nodes_value(&status.control_plane_nodes),
-        ),
-        (
-            "load_balancer_nodes",
-            nodes_value(&status.load_balancer_nodes),
-        ),
-        ("node_pool_ids", string_list(&status.node_pools)),
-        ("created_at", Value::from(cluster.created_at.as_str())),
-        ("updated_at", Value::from(cluster.updated_at.as_str())),
-    ])
+    ClusterDataModel {
+        id,
+        name,
+        custom_location_id,
+        vnet_id,
+        kubernetes_version,
+        control_plane: control_plane.map(|cp| ControlPlaneModel {
+            endpoint_ip: endpoint_ip(cluster).into(),
+            ..cp
+        }),
+        network,
+        ssh_public_key,
+        admin_group_ids: admin_group_ids.map(|Set(ids)| ids),
+        storage,
+        tags,
+        endpoint,
+        ca_certificate,
+        current_kubernetes_version,
+        provisioning_state,
+        conditions: shared::conditions(&status.conditions),
+        control_plane_nodes: shared::nodes(&status.control_plane_nodes),
+        load_balancer_nodes: shared::nodes(&status.load_balancer_nodes),
+        node_pool_ids: Attr::Known(status.node_pools.clone()),
+        created_at: Attr::Known(cluster.created_at.clone()),
+        updated_at: Attr::Known(cluster.updated_at.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +284,10 @@ mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, int, items, text};
     use crate::framework::Diagnostics;
+
+    fn to_value(cluster: &Cluster) -> Value {
+        to_state(cluster).to_value()
+    }
 
     /// A cluster as the service answers it, from the wire JSON, so the test
     /// also covers the serde defaults of the API types.
@@ -324,7 +341,7 @@ mod tests {
 
     #[test]
     fn state_carries_spec_status_and_nodes() {
-        let state = to_state(&sample());
+        let state = to_value(&sample());
         assert_fits(&ClusterDataSource.schema(), &state);
 
         assert_eq!(text(&state, "id"), "/clusters/prod");
@@ -378,7 +395,7 @@ mod tests {
     fn requested_endpoint_ip_wins_and_a_new_cluster_has_nulls() {
         let mut cluster = sample();
         cluster.spec.control_plane.endpoint_ip = Some("10.0.0.201".into());
-        let state = to_state(&cluster);
+        let state = to_value(&cluster);
         assert_eq!(
             text(state.get("control_plane").unwrap(), "endpoint_ip"),
             "10.0.0.201"
@@ -388,7 +405,7 @@ mod tests {
         fresh.spec.control_plane.endpoint_ip = None;
         fresh.spec.ssh_public_key = None;
         fresh.status = Default::default();
-        let state = to_state(&fresh);
+        let state = to_value(&fresh);
         assert_fits(&ClusterDataSource.schema(), &state);
         for name in [
             "endpoint",

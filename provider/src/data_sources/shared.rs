@@ -10,9 +10,9 @@ use hybrid_cty::{Type, Value};
 
 use crate::framework::schema::Attribute;
 
-use crate::framework::values::set;
-use crate::resources::attributes;
+use crate::framework::{Attr, ToValue};
 pub(crate) use crate::resources::attributes::observed_list as computed_list;
+use crate::resources::attributes::{self, ConditionModel, NodeModel};
 
 /// The attributes of one observed VM: the resources' set plus the version
 /// and size, which help follow an upgrade.
@@ -29,17 +29,44 @@ pub(crate) fn node_attributes() -> Vec<Attribute> {
     attributes
 }
 
+crate::model! {
+    /// One observed VM as data sources show it: the resources' model of it
+    /// plus the version and size.
+    pub(crate) struct NodeDataModel {
+        pub name: Attr<String>,
+        pub ip: Attr<String>,
+        pub host: Attr<String>,
+        pub state: Attr<String>,
+        pub kubernetes_version: Attr<String>,
+        pub vm_size: Attr<String>,
+    }
+}
+
+impl NodeDataModel {
+    pub(crate) fn of(node: &Node) -> Self {
+        let NodeModel {
+            name,
+            ip,
+            host,
+            state,
+        } = NodeModel::of(node);
+        NodeDataModel {
+            name,
+            ip,
+            host,
+            state,
+            kubernetes_version: Attr::Known(node.kubernetes_version.clone()),
+            vm_size: Attr::Known(node.vm_size.clone()),
+        }
+    }
+}
+
+pub(crate) fn nodes(nodes: &[Node]) -> Attr<Vec<NodeDataModel>> {
+    Attr::Known(nodes.iter().map(NodeDataModel::of).collect())
+}
+
 pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
-    Value::list(nodes.iter().map(|node| {
-        let mut value = attributes::node_value(node);
-        set(
-            &mut value,
-            "kubernetes_version",
-            Value::from(node.kubernetes_version.as_str()),
-        );
-        set(&mut value, "vm_size", Value::from(node.vm_size.as_str()));
-        value
-    }))
+    self::nodes(nodes).to_value()
 }
 
 /// The attributes of one status condition, with its transition time.
@@ -53,16 +80,43 @@ pub(crate) fn condition_attributes() -> Vec<Attribute> {
     attributes
 }
 
+crate::model! {
+    /// One status condition as data sources show it: the resources' model
+    /// of it plus its transition time.
+    pub(crate) struct ConditionDataModel {
+        #[attr = "type"]
+        pub kind: Attr<String>,
+        pub status: Attr<String>,
+        pub reason: Attr<String>,
+        pub message: Attr<String>,
+        pub last_transition_time: Attr<String>,
+    }
+}
+
+impl ConditionDataModel {
+    pub(crate) fn of(c: &Condition) -> Self {
+        let ConditionModel {
+            kind,
+            status,
+            reason,
+            message,
+        } = ConditionModel::of(c);
+        ConditionDataModel {
+            kind,
+            status,
+            reason,
+            message,
+            last_transition_time: Attr::Known(c.last_transition_time.clone()),
+        }
+    }
+}
+
+pub(crate) fn conditions(conditions: &[Condition]) -> Attr<Vec<ConditionDataModel>> {
+    Attr::Known(conditions.iter().map(ConditionDataModel::of).collect())
+}
+
 pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
-    Value::list(conditions.iter().map(|c| {
-        let mut value = attributes::condition_value(c);
-        set(
-            &mut value,
-            "last_transition_time",
-            Value::from(c.last_transition_time.as_str()),
-        );
-        value
-    }))
+    self::conditions(conditions).to_value()
 }
 
 /// The attributes of a vCPU / memory / disk amount.

@@ -5,8 +5,9 @@ use hybrid_cty::Value;
 
 use crate::client::HostClient;
 use crate::errors;
+use crate::framework::ToValue;
 use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, values};
-use crate::resources::vnet::{to_state, vnet_attributes};
+use crate::resources::vnet::{VnetModel, to_state, vnet_attributes};
 
 pub struct VnetDataSource;
 
@@ -35,7 +36,9 @@ impl DataSource<HostClient> for VnetDataSource {
         };
         match client.get_vnet(&name).await {
             Ok(Some(vnet)) => {
-                let mut state = to_state(&vnet, &Value::Null);
+                // The resource's conversion; the data source has no
+                // `timeouts`.
+                let mut state = to_state(&vnet, &VnetModel::default()).to_value();
                 if let Value::Object(attrs) = &mut state {
                     attrs.remove("timeouts");
                 }

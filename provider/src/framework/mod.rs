@@ -14,6 +14,7 @@
 //! provider data.
 
 pub mod diagnostics;
+pub mod model;
 pub mod path;
 pub mod plan;
 pub mod proto;
@@ -24,6 +25,7 @@ pub mod timeouts;
 pub mod values;
 
 pub use diagnostics::Diagnostics;
+pub use model::{Attr, FromValue, ToValue};
 pub use path::AttrPath;
 pub use resource::{
     DataSource, EphemeralResource, Function, FunctionDef, FunctionError, Opened, Parameter,

@@ -1,12 +1,12 @@
 //! Schema pieces several resources (and the data sources that mirror them)
-//! share, each with the function that builds its state value: string sets,
-//! observed VMs, status conditions.
+//! share, each with its model: string sets, observed VMs, status
+//! conditions.
 
 use hybrid_api::{Condition, Node};
-use hybrid_cty::{Type, Value};
+use hybrid_cty::Type;
 
+use crate::framework::Attr;
 use crate::framework::schema::{Attribute, Kind, Nesting};
-use crate::framework::values;
 
 /// A set of strings (`admin_group_ids`), for groups where order means nothing.
 pub(crate) fn string_set(name: &'static str) -> Attribute {
@@ -14,14 +14,6 @@ pub(crate) fn string_set(name: &'static str) -> Attribute {
         kind: Kind::Primitive(Type::Set(Box::new(Type::String))),
         ..Attribute::string(name)
     }
-}
-
-/// A set of strings as state, null when empty and left out.
-pub(crate) fn string_set_state(items: &[String], previous: Option<&Value>) -> Value {
-    if items.is_empty() && previous.is_none_or(Value::is_null) {
-        return Value::Null;
-    }
-    Value::Set(items.iter().map(|s| Value::from(s.as_str())).collect())
 }
 
 /// A computed list of objects the service observes.
@@ -47,19 +39,31 @@ pub(crate) fn node_attributes() -> Vec<Attribute> {
     ]
 }
 
-/// One observed VM as state.
-pub(crate) fn node_value(node: &Node) -> Value {
-    Value::object([
-        ("name", Value::from(node.name.as_str())),
-        ("ip", values::opt_string(node.ip.as_deref())),
-        ("host", Value::from(node.host.as_str())),
-        ("state", Value::from(node.state.as_str())),
-    ])
+crate::model! {
+    /// One observed VM.
+    pub(crate) struct NodeModel {
+        pub name: Attr<String>,
+        pub ip: Attr<String>,
+        pub host: Attr<String>,
+        pub state: Attr<String>,
+    }
+}
+
+impl NodeModel {
+    /// A VM as the service reports it.
+    pub(crate) fn of(node: &Node) -> Self {
+        NodeModel {
+            name: Attr::Known(node.name.clone()),
+            ip: node.ip.clone().into(),
+            host: Attr::Known(node.host.clone()),
+            state: Attr::Known(node.state.clone()),
+        }
+    }
 }
 
 /// Observed VMs as state.
-pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
-    Value::list(nodes.iter().map(node_value))
+pub(crate) fn nodes(nodes: &[Node]) -> Attr<Vec<NodeModel>> {
+    Attr::Known(nodes.iter().map(NodeModel::of).collect())
 }
 
 /// The attributes of one status condition.
@@ -80,17 +84,29 @@ pub(crate) fn condition_attributes() -> Vec<Attribute> {
     ]
 }
 
-/// One status condition as state.
-pub(crate) fn condition_value(c: &Condition) -> Value {
-    Value::object([
-        ("type", Value::from(c.type_.as_str())),
-        ("status", Value::from(c.status.as_str())),
-        ("reason", Value::from(c.reason.as_str())),
-        ("message", Value::from(c.message.as_str())),
-    ])
+crate::model! {
+    /// One status condition.
+    pub(crate) struct ConditionModel {
+        #[attr = "type"]
+        pub kind: Attr<String>,
+        pub status: Attr<String>,
+        pub reason: Attr<String>,
+        pub message: Attr<String>,
+    }
+}
+
+impl ConditionModel {
+    pub(crate) fn of(c: &Condition) -> Self {
+        ConditionModel {
+            kind: Attr::Known(c.type_.clone()),
+            status: Attr::Known(c.status.clone()),
+            reason: Attr::Known(c.reason.clone()),
+            message: Attr::Known(c.message.clone()),
+        }
+    }
 }
 
 /// Status conditions as state.
-pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
-    Value::list(conditions.iter().map(condition_value))
+pub(crate) fn conditions(conditions: &[Condition]) -> Attr<Vec<ConditionModel>> {
+    Attr::Known(conditions.iter().map(ConditionModel::of).collect())
 }

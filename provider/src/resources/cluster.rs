@@ -9,6 +9,7 @@
 //! exhausted VIP or VM pool or too little host capacity fails `terraform
 //! plan`, not the apply.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
@@ -20,11 +21,13 @@ use hybrid_api::cluster::{
 use hybrid_api::{Cluster, ClusterSpec, cluster_id};
 use hybrid_cty::{Type, Value};
 
+use super::attributes::{self, ConditionModel, NodeModel};
 use super::lifecycle::{Managed, managed_resource};
-use super::{attributes, dry_run, planning};
+use super::{dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
+use crate::framework::model::{self, Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators, values};
+use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -42,6 +45,7 @@ managed_resource!(ClusterResource);
 
 impl Managed for ClusterResource {
     type Object = Cluster;
+    type Model = ClusterModel;
     const TYPE_NAME: &'static str = "hybrid_cluster";
     const KIND: &'static str = "cluster";
     const ID_FORMAT: &'static str = "/clusters/<name>";
@@ -171,7 +175,7 @@ impl Managed for ClusterResource {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let spec = spec_for_rules(config);
+        let spec = spec_for_rules(&model::read(config));
         planning::report_rules(
             cluster::validate_spec(&spec),
             config,
@@ -190,10 +194,12 @@ impl Managed for ClusterResource {
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
-        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
+        let (prior, mut plan): (ClusterModel, ClusterModel) =
+            (model::read(ctx.prior), model::read(planned));
+        let (Some(name), Some(spec)) = (plan.name.known().cloned(), spec_from(&plan)) else {
             return;
         };
-        if put == Put::Upsert && same_spec(ctx.prior, planned) {
+        if put == Put::Upsert && same_spec(&prior, &plan) {
             return;
         }
         let answer = client.dry_run_cluster(&name, &spec, put).await;
@@ -205,12 +211,11 @@ impl Managed for ClusterResource {
         };
         // The service resolves the default version; show it instead of
         // "known after apply" (create then sends exactly this version).
-        if planned
-            .get("kubernetes_version")
-            .is_some_and(Value::is_unknown)
+        if plan.kubernetes_version.is_unknown()
             && let Some(version) = admitted.spec.kubernetes_version
         {
-            values::set(planned, "kubernetes_version", Value::from(version));
+            plan.kubernetes_version = Attr::Known(version);
+            *planned = plan.to_value();
         }
     }
 
@@ -225,24 +230,28 @@ impl Managed for ClusterResource {
         }
     }
 
-    fn to_state(object: &Cluster, previous: &Value) -> Value {
+    fn to_state(object: &Cluster, previous: &ClusterModel) -> ClusterModel {
         to_state(object, previous)
     }
 
-    fn planned_id(planned: &Value) -> Option<String> {
-        values::string(planned, "name").map(|name| cluster_id(&name))
+    fn planned_id(planned: &ClusterModel) -> Option<String> {
+        planned.name.known().map(|name| cluster_id(name))
+    }
+
+    fn state_id(state: &ClusterModel) -> Option<String> {
+        state.id.known().filter(|id| Self::is_id(id)).cloned()
     }
 
     /// The cluster's name and spec.
-    fn create_request(planned: &Value) -> Option<(String, ClusterSpec)> {
-        Some((values::string(planned, "name")?, spec_from(planned)?))
+    fn create_request(planned: &ClusterModel) -> Option<(String, ClusterSpec)> {
+        Some((planned.name.known()?.clone(), spec_from(planned)?))
     }
 
-    fn update_request(_prior: &Value, planned: &Value) -> Option<ClusterSpec> {
+    fn update_request(_prior: &ClusterModel, planned: &ClusterModel) -> Option<ClusterSpec> {
         spec_from(planned)
     }
 
-    fn same_spec(prior: &Value, planned: &Value) -> bool {
+    fn same_spec(prior: &ClusterModel, planned: &ClusterModel) -> bool {
         same_spec(prior, planned)
     }
 
@@ -349,32 +358,98 @@ fn storage_attributes() -> Vec<Attribute> {
     ]
 }
 
+crate::model! {
+    /// A cluster's configuration, plan or state: the schema's attributes.
+    pub(crate) struct ClusterModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub custom_location_id: Attr<String>,
+        pub vnet_id: Attr<String>,
+        pub kubernetes_version: Attr<String>,
+        pub control_plane: Attr<ControlPlaneModel>,
+        pub network: Attr<NetworkModel>,
+        pub ssh_public_key: Attr<String>,
+        pub admin_group_ids: Attr<Set<String>>,
+        pub storage: Attr<StorageModel>,
+        pub tags: Attr<BTreeMap<String, String>>,
+        pub endpoint: Attr<String>,
+        pub ca_certificate: Attr<String>,
+        pub current_kubernetes_version: Attr<String>,
+        pub provisioning_state: Attr<String>,
+        pub conditions: Attr<Vec<ConditionModel>>,
+        pub control_plane_nodes: Attr<Vec<NodeModel>>,
+        pub timeouts: Attr<Value>,
+    }
+}
+
+crate::model! {
+    /// `control_plane`.
+    pub(crate) struct ControlPlaneModel {
+        pub count: Attr<i64>,
+        pub vm_size: Attr<String>,
+        pub endpoint_ip: Attr<String>,
+    }
+}
+
+crate::model! {
+    /// `network`.
+    pub(crate) struct NetworkModel {
+        pub plugin: Attr<String>,
+        pub pod_cidr: Attr<String>,
+        pub service_cidr: Attr<String>,
+        pub load_balancer: Attr<LoadBalancerModel>,
+    }
+}
+
+crate::model! {
+    /// `network.load_balancer`.
+    pub(crate) struct LoadBalancerModel {
+        pub count: Attr<i64>,
+    }
+}
+
+crate::model! {
+    /// `storage`.
+    pub(crate) struct StorageModel {
+        pub smb_csi: Attr<bool>,
+        pub nfs_csi: Attr<bool>,
+    }
+}
+
+/// A known count that fits a `u32`.
+fn count(value: &Attr<i64>) -> Option<u32> {
+    value.known().and_then(|&n| u32::try_from(n).ok())
+}
+
 /// Plans the computed values an update may change: unknown exactly when the
 /// change can alter them, the prior value otherwise.
-fn plan_observed(prior: &Value, config: &Value, planned: &mut Value) {
-    planning::keep_succeeded_state(prior, planned);
-    if prior.is_null() {
+fn plan_observed(prior_value: &Value, config: &Value, planned_value: &mut Value) {
+    planning::keep_succeeded_state(prior_value, planned_value);
+    if prior_value.is_null() {
         return;
     }
-    if same_spec(prior, planned) {
-        planning::keep_prior_values(prior, config, planned);
+    let prior: ClusterModel = model::read(prior_value);
+    if same_spec(&prior, &model::read(planned_value)) {
+        planning::keep_prior_values(prior_value, config, planned_value);
     }
-    let upgrading = planned.get("kubernetes_version") != prior.get("kubernetes_version");
-    let scaling = planned.get("control_plane").and_then(|c| c.get("count"))
-        != prior.get("control_plane").and_then(|c| c.get("count"));
+    let mut planned: ClusterModel = model::read(planned_value);
+    let upgrading = planned.kubernetes_version != prior.kubernetes_version;
+    let node_count = |c: &ClusterModel| c.control_plane.known().map(|cp| cp.count.clone());
+    let scaling = node_count(&planned) != node_count(&prior);
     if upgrading {
-        values::set(planned, "current_kubernetes_version", Value::Unknown);
+        planned.current_kubernetes_version = Attr::Unknown;
     }
     if upgrading || scaling {
         // A rolling upgrade replaces every control-plane VM; a scale adds or
         // removes some.
-        values::set(planned, "control_plane_nodes", Value::Unknown);
+        planned.control_plane_nodes = Attr::Unknown;
     }
-    planning::redrive_unfinished(prior, planned, OBSERVED);
+    *planned_value = planned.to_value();
+    planning::redrive_unfinished(prior_value, planned_value, OBSERVED);
 }
 
 /// Whether two plans or states ask the same of the service.
-fn same_spec(a: &Value, b: &Value) -> bool {
+fn same_spec(a: &ClusterModel, b: &ClusterModel) -> bool {
     let spec = spec_from(a);
     spec.is_some() && spec == spec_from(b)
 }
@@ -382,172 +457,141 @@ fn same_spec(a: &Value, b: &Value) -> bool {
 /// The API spec from a plan or state; `None` when a required part is not
 /// known. Defaults fill attributes that are null (they are planned, so only
 /// an incomplete value has them null).
-fn spec_from(object: &Value) -> Option<ClusterSpec> {
-    let control_plane = object.get("control_plane").unwrap_or(&Value::Null);
-    let network = object.get("network").unwrap_or(&Value::Null);
-    let storage = object.get("storage").unwrap_or(&Value::Null);
-    if [control_plane, network, storage]
-        .iter()
-        .any(|v| !v.is_fully_known())
+fn spec_from(cluster: &ClusterModel) -> Option<ClusterSpec> {
+    if !cluster.control_plane.is_fully_known()
+        || !cluster.network.is_fully_known()
+        || !cluster.storage.is_fully_known()
     {
         return None;
     }
     Some(ClusterSpec {
-        custom_location_id: values::string(object, "custom_location_id")?,
-        vnet_id: values::string(object, "vnet_id")?,
-        kubernetes_version: values::string(object, "kubernetes_version"),
-        control_plane: control_plane_from(control_plane),
-        network: network_from(network)?,
-        ssh_public_key: values::string(object, "ssh_public_key"),
-        admin_group_ids: values::strings(object, "admin_group_ids"),
-        storage: storage_from(storage),
-        tags: values::string_map(object, "tags"),
+        custom_location_id: cluster.custom_location_id.known()?.clone(),
+        vnet_id: cluster.vnet_id.known()?.clone(),
+        kubernetes_version: cluster.kubernetes_version.known().cloned(),
+        control_plane: control_plane_from(&cluster.control_plane),
+        network: network_from(&cluster.network)?,
+        ssh_public_key: cluster.ssh_public_key.known().cloned(),
+        admin_group_ids: cluster.admin_group_ids.known_items(),
+        storage: storage_from(&cluster.storage),
+        tags: cluster.tags.known_entries(),
     })
 }
 
-fn control_plane_from(value: &Value) -> ControlPlane {
+fn control_plane_from(value: &Attr<ControlPlaneModel>) -> ControlPlane {
     let defaults = ControlPlane::default();
+    let given = value.known().cloned().unwrap_or_default();
     ControlPlane {
-        count: values::u32_of(value, "count").unwrap_or(defaults.count),
-        vm_size: values::string(value, "vm_size").unwrap_or(defaults.vm_size),
-        endpoint_ip: values::string(value, "endpoint_ip"),
+        count: count(&given.count).unwrap_or(defaults.count),
+        vm_size: given.vm_size.into_known().unwrap_or(defaults.vm_size),
+        endpoint_ip: given.endpoint_ip.into_known(),
     }
 }
 
 /// `None` for a plugin the service does not know (the schema validator
 /// reports it).
-fn network_from(value: &Value) -> Option<ClusterNetwork> {
+fn network_from(value: &Attr<NetworkModel>) -> Option<ClusterNetwork> {
     let defaults = ClusterNetwork::default();
-    let plugin = match values::string(value, "plugin").as_deref() {
+    let given = value.known().cloned().unwrap_or_default();
+    let plugin = match given.plugin.known().map(String::as_str) {
         None | Some("calico") => NetworkPlugin::Calico,
         Some("flannel") => NetworkPlugin::Flannel,
         Some(_) => return None,
     };
     Some(ClusterNetwork {
         plugin,
-        pod_cidr: values::string(value, "pod_cidr").unwrap_or(defaults.pod_cidr),
-        service_cidr: values::string(value, "service_cidr").unwrap_or(defaults.service_cidr),
+        pod_cidr: given.pod_cidr.into_known().unwrap_or(defaults.pod_cidr),
+        service_cidr: given
+            .service_cidr
+            .into_known()
+            .unwrap_or(defaults.service_cidr),
         load_balancer: LoadBalancer {
-            count: value
-                .get("load_balancer")
-                .and_then(|lb| values::u32_of(lb, "count"))
+            count: given
+                .load_balancer
+                .known()
+                .and_then(|lb| count(&lb.count))
                 .unwrap_or(0),
         },
     })
 }
 
-fn storage_from(value: &Value) -> ClusterStorage {
-    let flag = |name| value.get(name).and_then(Value::as_bool).unwrap_or(true);
+fn storage_from(value: &Attr<StorageModel>) -> ClusterStorage {
+    let given = value.known().cloned().unwrap_or_default();
     ClusterStorage {
-        smb_csi: flag("smb_csi"),
-        nfs_csi: flag("nfs_csi"),
+        smb_csi: given.smb_csi.into_known().unwrap_or(true),
+        nfs_csi: given.nfs_csi.into_known().unwrap_or(true),
     }
 }
 
 /// A spec for the shared rules from a configuration that may hold unknown
 /// values: valid placeholders stand in for them, and `report_rules` drops
 /// any finding about an unknown value.
-fn spec_for_rules(config: &Value) -> ClusterSpec {
-    let nested = |name| config.get(name).unwrap_or(&Value::Null);
+fn spec_for_rules(config: &ClusterModel) -> ClusterSpec {
     ClusterSpec {
-        custom_location_id: values::string(config, "custom_location_id")
+        custom_location_id: config
+            .custom_location_id
+            .known()
+            .cloned()
             .unwrap_or_else(|| "/custom-locations/placeholder".into()),
-        vnet_id: values::string(config, "vnet_id").unwrap_or_else(|| "/vnets/placeholder".into()),
+        vnet_id: config
+            .vnet_id
+            .known()
+            .cloned()
+            .unwrap_or_else(|| "/vnets/placeholder".into()),
         kubernetes_version: None,
-        control_plane: control_plane_from(nested("control_plane")),
-        network: network_from(nested("network")).unwrap_or_default(),
-        ssh_public_key: values::string(config, "ssh_public_key"),
+        control_plane: control_plane_from(&config.control_plane),
+        network: network_from(&config.network).unwrap_or_default(),
+        ssh_public_key: config.ssh_public_key.known().cloned(),
         admin_group_ids: Vec::new(),
         storage: ClusterStorage::default(),
         tags: Default::default(),
     }
 }
 
-/// The Terraform state of a cluster.
-fn to_state(cluster: &Cluster, previous: &Value) -> Value {
+/// The Terraform state of a cluster: the one conversion from the service's
+/// cluster, which the `hybrid_cluster` data source builds on too.
+/// `previous` (plan or prior state) decides null-versus-empty for
+/// `admin_group_ids` and `tags` and carries `timeouts`.
+pub(crate) fn to_state(cluster: &Cluster, previous: &ClusterModel) -> ClusterModel {
     let spec = &cluster.spec;
     let status = &cluster.status;
-    let mut state = Value::object([
-        ("id", Value::from(cluster.id.as_str())),
-        ("name", Value::from(cluster.name.as_str())),
-        (
-            "custom_location_id",
-            Value::from(spec.custom_location_id.as_str()),
+    let text = |s: &str| Attr::Known(s.to_string());
+    ClusterModel {
+        id: text(&cluster.id),
+        name: text(&cluster.name),
+        custom_location_id: text(&spec.custom_location_id),
+        vnet_id: text(&spec.vnet_id),
+        kubernetes_version: spec.kubernetes_version.clone().into(),
+        control_plane: Attr::Known(ControlPlaneModel {
+            count: Attr::Known(i64::from(spec.control_plane.count)),
+            vm_size: text(&spec.control_plane.vm_size),
+            endpoint_ip: spec.control_plane.endpoint_ip.clone().into(),
+        }),
+        network: Attr::Known(NetworkModel {
+            plugin: text(spec.network.plugin.as_str()),
+            pod_cidr: text(&spec.network.pod_cidr),
+            service_cidr: text(&spec.network.service_cidr),
+            load_balancer: Attr::Known(LoadBalancerModel {
+                count: Attr::Known(i64::from(spec.network.load_balancer.count)),
+            }),
+        }),
+        ssh_public_key: spec.ssh_public_key.clone().into(),
+        admin_group_ids: model::collection(
+            Set(spec.admin_group_ids.clone()),
+            &previous.admin_group_ids,
         ),
-        ("vnet_id", Value::from(spec.vnet_id.as_str())),
-        (
-            "kubernetes_version",
-            values::opt_string(spec.kubernetes_version.as_deref()),
-        ),
-        (
-            "control_plane",
-            Value::object([
-                ("count", values::count(spec.control_plane.count)),
-                ("vm_size", Value::from(spec.control_plane.vm_size.as_str())),
-                (
-                    "endpoint_ip",
-                    values::opt_string(spec.control_plane.endpoint_ip.as_deref()),
-                ),
-            ]),
-        ),
-        (
-            "network",
-            Value::object([
-                ("plugin", Value::from(spec.network.plugin.as_str())),
-                ("pod_cidr", Value::from(spec.network.pod_cidr.as_str())),
-                (
-                    "service_cidr",
-                    Value::from(spec.network.service_cidr.as_str()),
-                ),
-                (
-                    "load_balancer",
-                    Value::object([("count", values::count(spec.network.load_balancer.count))]),
-                ),
-            ]),
-        ),
-        (
-            "ssh_public_key",
-            values::opt_string(spec.ssh_public_key.as_deref()),
-        ),
-        (
-            "admin_group_ids",
-            attributes::string_set_state(&spec.admin_group_ids, previous.get("admin_group_ids")),
-        ),
-        (
-            "storage",
-            Value::object([
-                ("smb_csi", Value::from(spec.storage.smb_csi)),
-                ("nfs_csi", Value::from(spec.storage.nfs_csi)),
-            ]),
-        ),
-        (
-            "tags",
-            values::string_map_state(&spec.tags, previous.get("tags")),
-        ),
-        ("endpoint", values::opt_string(status.endpoint.as_deref())),
-        (
-            "ca_certificate",
-            values::opt_string(status.ca_certificate.as_deref()),
-        ),
-        (
-            "current_kubernetes_version",
-            values::opt_string(status.current_kubernetes_version.as_deref()),
-        ),
-        (
-            "provisioning_state",
-            Value::from(cluster.provisioning_state.as_str()),
-        ),
-        (
-            "conditions",
-            attributes::conditions_value(&status.conditions),
-        ),
-        (
-            "control_plane_nodes",
-            attributes::nodes_value(&status.control_plane_nodes),
-        ),
-    ]);
-    values::carry(&mut state, previous, "timeouts");
-    state
+        storage: Attr::Known(StorageModel {
+            smb_csi: Attr::Known(spec.storage.smb_csi),
+            nfs_csi: Attr::Known(spec.storage.nfs_csi),
+        }),
+        tags: model::collection(spec.tags.clone(), &previous.tags),
+        endpoint: status.endpoint.clone().into(),
+        ca_certificate: status.ca_certificate.clone().into(),
+        current_kubernetes_version: status.current_kubernetes_version.clone().into(),
+        provisioning_state: text(cluster.provisioning_state.as_str()),
+        conditions: attributes::conditions(&status.conditions),
+        control_plane_nodes: attributes::nodes(&status.control_plane_nodes),
+        timeouts: previous.timeouts.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -555,6 +599,21 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::framework::values;
+
+    /// The spec sent for a plan or state value.
+    fn spec(value: &Value) -> Option<ClusterSpec> {
+        spec_from(&model::read(value))
+    }
+
+    /// The state value of `cluster` after `previous`.
+    fn state(cluster: &Cluster, previous: &Value) -> Value {
+        to_state(cluster, &model::read(previous)).to_value()
+    }
+
+    fn same(a: &Value, b: &Value) -> bool {
+        same_spec(&model::read(a), &model::read(b))
+    }
     use crate::framework::AttrPath;
     use crate::framework::plan::plan;
     use crate::framework::schema::{Kind, Mode};
@@ -636,13 +695,13 @@ mod tests {
             Some(&Value::Unknown)
         );
         // The spec the create sends equals what the service reports back.
-        let sent = spec_from(&created.planned).unwrap();
+        let sent = spec(&created.planned).unwrap();
         let mut answered = object().spec;
         answered.kubernetes_version = None;
         assert_eq!(sent, answered);
 
         // After apply, the same configuration plans exactly the state.
-        let prior = to_state(&object(), &created.planned);
+        let prior = state(&object(), &created.planned);
         let again = plan_for(&prior, &cfg);
         assert_eq!(again.planned, prior);
         assert!(again.requires_replace.is_empty());
@@ -651,7 +710,7 @@ mod tests {
     #[test]
     fn requires_replace_exactly_on_immutable_attributes() {
         let cfg = config(&[]);
-        let prior = to_state(&object(), &cfg);
+        let prior = state(&object(), &cfg);
         let cp = |count: i64, size: &str| {
             Value::object([
                 ("count", Value::from(count)),
@@ -723,7 +782,7 @@ mod tests {
         let created = plan_for(&Value::Null, &with_flannel);
         let mut object = object();
         object.spec.network.plugin = NetworkPlugin::Flannel;
-        let prior = to_state(&object, &created.planned);
+        let prior = state(&object, &created.planned);
         assert!(plan_for(&prior, &with_flannel).requires_replace.is_empty());
         assert_eq!(
             plan_for(&prior, &config(&[])).requires_replace,
@@ -734,7 +793,7 @@ mod tests {
     #[test]
     fn only_what_an_update_can_change_is_planned_unknown() {
         let cfg = config(&[]);
-        let prior = to_state(&object(), &cfg);
+        let prior = state(&object(), &cfg);
 
         // A tag change keeps the endpoint, version, nodes and state known.
         let tags = Value::Map([("env".to_string(), Value::from("prod"))].into());
@@ -765,7 +824,7 @@ mod tests {
 
     #[test]
     fn a_timeouts_change_alone_keeps_every_observed_value() {
-        let prior = to_state(&object(), &config(&[]));
+        let prior = state(&object(), &config(&[]));
         let timeouts = Value::object([
             ("create", Value::from("1h")),
             ("update", Value::Null),
@@ -778,11 +837,7 @@ mod tests {
         assert_eq!(planned, want);
         // …and the update asks nothing of the service.
         assert_eq!(
-            super::super::lifecycle::unchanged_update(
-                &prior,
-                &planned,
-                same_spec(&prior, &planned)
-            ),
+            super::super::lifecycle::unchanged_update(&prior, &planned, same(&prior, &planned)),
             Some(want)
         );
     }
@@ -792,7 +847,7 @@ mod tests {
         let mut failed = object();
         failed.provisioning_state = hybrid_api::ProvisioningState::Failed;
         let cfg = config(&[]);
-        let prior = to_state(&failed, &cfg);
+        let prior = state(&failed, &cfg);
         let planned = plan_for(&prior, &cfg).planned;
         assert_eq!(planned.get("provisioning_state"), Some(&Value::Unknown));
         assert_eq!(planned.get("conditions"), Some(&Value::Unknown));

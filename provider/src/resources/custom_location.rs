@@ -5,6 +5,7 @@
 //! `name`, `namespace` and `host_id` are immutable (a change replaces it);
 //! `cluster_extension_ids`, `display_name` and `tags` change in place.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
@@ -15,8 +16,9 @@ use hybrid_cty::{Type, Value};
 use super::lifecycle::{Managed, managed_resource};
 use super::{dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
+use crate::framework::model::{self, Attr};
 use crate::framework::schema::Attribute;
-use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators, values};
+use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -26,6 +28,7 @@ managed_resource!(CustomLocationResource);
 
 impl Managed for CustomLocationResource {
     type Object = CustomLocation;
+    type Model = CustomLocationModel;
     const TYPE_NAME: &'static str = "hybrid_custom_location";
     const KIND: &'static str = "custom location";
     const ID_FORMAT: &'static str = "/custom-locations/<name>";
@@ -96,16 +99,22 @@ impl Managed for CustomLocationResource {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         // Placeholders stand in for unknown values; their findings are dropped.
+        let model: CustomLocationModel = model::read(config);
         let spec = CustomLocationSpec {
-            namespace: values::string(config, "namespace").unwrap_or_else(|| "placeholder".into()),
-            host_id: values::string(config, "host_id")
+            namespace: model
+                .namespace
+                .into_known()
+                .unwrap_or_else(|| "placeholder".into()),
+            host_id: model
+                .host_id
+                .into_known()
                 .unwrap_or_else(|| MANAGEMENT_HOST_ID.to_string()),
-            cluster_extension_ids: config
-                .get("cluster_extension_ids")
-                .and_then(Value::elements)
+            cluster_extension_ids: model
+                .cluster_extension_ids
+                .items()
                 .unwrap_or_default()
-                .iter()
-                .map(|v| v.as_str().unwrap_or("/placeholder").to_string())
+                .into_iter()
+                .map(|id| id.into_known().unwrap_or_else(|| "/placeholder".into()))
                 .collect(),
             display_name: None,
             tags: Default::default(),
@@ -124,13 +133,15 @@ impl Managed for CustomLocationResource {
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
-        let (Some(name), Some(spec)) = (values::string(planned, "name"), spec_from(planned)) else {
+        let (prior, plan): (CustomLocationModel, CustomLocationModel) =
+            (model::read(ctx.prior), model::read(planned));
+        let (Some(name), Some(spec)) = (plan.name.known(), spec_from(&plan)) else {
             return;
         };
-        if put == Put::Upsert && spec_from(ctx.prior).as_ref() == Some(&spec) {
+        if put == Put::Upsert && spec_from(&prior).as_ref() == Some(&spec) {
             return;
         }
-        let answer = client.dry_run_custom_location(&name, &spec, put).await;
+        let answer = client.dry_run_custom_location(name, &spec, put).await;
         let summary = format!("The host management service would refuse custom location {name:?}");
         dry_run::outcome(answer, put == Put::Create, &summary, &self.schema(), diags);
     }
@@ -146,24 +157,31 @@ impl Managed for CustomLocationResource {
         }
     }
 
-    fn to_state(object: &CustomLocation, previous: &Value) -> Value {
+    fn to_state(object: &CustomLocation, previous: &CustomLocationModel) -> CustomLocationModel {
         to_state(object, previous)
     }
 
-    fn planned_id(planned: &Value) -> Option<String> {
-        values::string(planned, "name").map(|name| custom_location_id(&name))
+    fn planned_id(planned: &CustomLocationModel) -> Option<String> {
+        planned.name.known().map(|name| custom_location_id(name))
+    }
+
+    fn state_id(state: &CustomLocationModel) -> Option<String> {
+        state.id.known().filter(|id| Self::is_id(id)).cloned()
     }
 
     /// The custom location's name and spec.
-    fn create_request(planned: &Value) -> Option<(String, CustomLocationSpec)> {
-        Some((values::string(planned, "name")?, spec_from(planned)?))
+    fn create_request(planned: &CustomLocationModel) -> Option<(String, CustomLocationSpec)> {
+        Some((planned.name.known()?.clone(), spec_from(planned)?))
     }
 
-    fn update_request(_prior: &Value, planned: &Value) -> Option<CustomLocationSpec> {
+    fn update_request(
+        _prior: &CustomLocationModel,
+        planned: &CustomLocationModel,
+    ) -> Option<CustomLocationSpec> {
         spec_from(planned)
     }
 
-    fn same_spec(prior: &Value, planned: &Value) -> bool {
+    fn same_spec(prior: &CustomLocationModel, planned: &CustomLocationModel) -> bool {
         let spec = spec_from(planned);
         spec.is_some() && spec_from(prior) == spec
     }
@@ -198,53 +216,63 @@ fn name_in(id: &str) -> Option<&str> {
         .filter(|name| hybrid_api::validate::dns_label("name", name).is_ok())
 }
 
+crate::model! {
+    /// A custom location's configuration, plan or state: the schema's
+    /// attributes.
+    pub(crate) struct CustomLocationModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub namespace: Attr<String>,
+        pub host_id: Attr<String>,
+        pub cluster_extension_ids: Attr<Vec<String>>,
+        pub display_name: Attr<String>,
+        pub tags: Attr<BTreeMap<String, String>>,
+        pub provisioning_state: Attr<String>,
+        pub timeouts: Attr<Value>,
+    }
+}
+
 /// The API spec from a plan or state; `None` when a required part is not
 /// known.
-fn spec_from(object: &Value) -> Option<CustomLocationSpec> {
+fn spec_from(location: &CustomLocationModel) -> Option<CustomLocationSpec> {
     Some(CustomLocationSpec {
-        namespace: values::string(object, "namespace")?,
-        host_id: values::string(object, "host_id")?,
-        cluster_extension_ids: values::strings(object, "cluster_extension_ids"),
-        display_name: values::string(object, "display_name"),
-        tags: values::string_map(object, "tags"),
+        namespace: location.namespace.known()?.clone(),
+        host_id: location.host_id.known()?.clone(),
+        cluster_extension_ids: location.cluster_extension_ids.known_items(),
+        display_name: location.display_name.known().cloned(),
+        tags: location.tags.known_entries(),
     })
 }
 
 /// The Terraform state of a custom location.
-fn to_state(location: &CustomLocation, previous: &Value) -> Value {
+fn to_state(location: &CustomLocation, previous: &CustomLocationModel) -> CustomLocationModel {
     let spec = &location.spec;
-    let mut state = Value::object([
-        ("id", Value::from(location.id.as_str())),
-        ("name", Value::from(location.name.as_str())),
-        ("namespace", Value::from(spec.namespace.as_str())),
-        ("host_id", Value::from(spec.host_id.as_str())),
-        (
-            "cluster_extension_ids",
-            values::string_list_state(
-                &spec.cluster_extension_ids,
-                previous.get("cluster_extension_ids"),
-            ),
+    CustomLocationModel {
+        id: Attr::Known(location.id.clone()),
+        name: Attr::Known(location.name.clone()),
+        namespace: Attr::Known(spec.namespace.clone()),
+        host_id: Attr::Known(spec.host_id.clone()),
+        cluster_extension_ids: model::collection(
+            spec.cluster_extension_ids.clone(),
+            &previous.cluster_extension_ids,
         ),
-        (
-            "display_name",
-            values::opt_string(spec.display_name.as_deref()),
-        ),
-        (
-            "tags",
-            values::string_map_state(&spec.tags, previous.get("tags")),
-        ),
-        (
-            "provisioning_state",
-            Value::from(location.provisioning_state.as_str()),
-        ),
-    ]);
-    values::carry(&mut state, previous, "timeouts");
-    state
+        display_name: spec.display_name.clone().into(),
+        tags: model::collection(spec.tags.clone(), &previous.tags),
+        provisioning_state: Attr::Known(location.provisioning_state.as_str().to_string()),
+        timeouts: previous.timeouts.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::ToValue;
+    use crate::framework::values::set;
+
+    /// The state value of `location` after `previous`.
+    fn state(location: &CustomLocation, previous: &Value) -> Value {
+        to_state(location, &model::read(previous)).to_value()
+    }
     use crate::framework::AttrPath;
     use crate::framework::plan::plan;
 
@@ -282,13 +310,13 @@ mod tests {
     #[test]
     fn state_round_trips_to_a_no_op_plan() {
         let cfg = config("site-a", Value::Null);
-        let prior = to_state(&object(), &cfg);
+        let prior = state(&object(), &cfg);
         assert_eq!(prior.get("cluster_extension_ids"), Some(&Value::Null));
         let schema = CustomLocationResource.schema();
         // Terraform proposes the prior values of computed attributes.
         let mut proposed = cfg.clone();
         for name in ["id", "provisioning_state"] {
-            values::set(&mut proposed, name, prior.get(name).cloned().unwrap());
+            set(&mut proposed, name, prior.get(name).cloned().unwrap());
         }
         let planned = plan(&schema, &prior, &cfg, &proposed);
         assert_eq!(planned.planned, prior);
@@ -298,14 +326,14 @@ mod tests {
     #[test]
     fn namespace_and_host_force_replacement_extensions_do_not() {
         let cfg = config("site-a", Value::Null);
-        let prior = to_state(&object(), &cfg);
+        let prior = state(&object(), &cfg);
         let schema = CustomLocationResource.schema();
         let mut changed = config(
             "other",
             Value::list([Value::from("/management-host/extensions/x")]),
         );
         for name in ["id", "provisioning_state"] {
-            values::set(&mut changed, name, prior.get(name).cloned().unwrap());
+            set(&mut changed, name, prior.get(name).cloned().unwrap());
         }
         let planned = plan(&schema, &prior, &changed, &changed);
         assert_eq!(planned.requires_replace, vec![AttrPath::attr("namespace")]);

@@ -31,8 +31,9 @@ use hybrid_cty::{Type, Value};
 use super::lifecycle::{Managed, managed_resource};
 use super::{attributes, dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
+use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -50,6 +51,7 @@ managed_resource!(ExtensionResource);
 
 impl Managed for ExtensionResource {
     type Object = Extension;
+    type Model = ExtensionModel;
     const TYPE_NAME: &'static str = "hybrid_extension";
     const KIND: &'static str = "extension";
     const ID_FORMAT: &'static str =
@@ -211,15 +213,15 @@ impl Managed for ExtensionResource {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(scope) = config
-            .get("scope")
-            .filter(|s| !s.is_null() && !s.is_unknown())
-        {
-            let cluster = scope.get("cluster").unwrap_or(&Value::Null);
-            let namespace = scope.get("namespace").unwrap_or(&Value::Null);
-            let known = !cluster.is_unknown() && !namespace.is_unknown();
-            if known && cluster.is_null() == namespace.is_null() {
-                let which = if cluster.is_null() { "neither" } else { "both" };
+        let model: ExtensionModel = model::read(config);
+        if let Attr::Known(scope) = &model.scope {
+            let known = !scope.cluster.is_unknown() && !scope.namespace.is_unknown();
+            if known && scope.cluster.is_null() == scope.namespace.is_null() {
+                let which = if scope.cluster.is_null() {
+                    "neither"
+                } else {
+                    "both"
+                };
                 diags.error_at(
                     AttrPath::attr("scope"),
                     "Invalid scope",
@@ -234,7 +236,7 @@ impl Managed for ExtensionResource {
             }
         }
         planning::report_rules(
-            extension::validate_spec(&spec_for_rules(config, config)),
+            extension::validate_spec(&spec_for_rules(&model, &model)),
             config,
             &[&["version", "auto_upgrade_minor_version"]],
             diags,
@@ -251,22 +253,27 @@ impl Managed for ExtensionResource {
         let Some(client) = ctx.data else {
             return;
         };
+        let (prior, config, mut plan): (ExtensionModel, ExtensionModel, ExtensionModel) = (
+            model::read(ctx.prior),
+            model::read(ctx.config),
+            model::read(planned),
+        );
         // Nothing the service would be asked changed: no calls, so an empty
         // plan stays fast.
-        if !ctx.prior.is_null() && same_spec(ctx.prior, planned) {
+        if !ctx.prior.is_null() && same_spec(&prior, &plan) {
             return;
         }
-        if !check_catalogue(client, ctx.config, planned, diags).await {
+        if !check_catalogue(client, &config, &plan, diags).await {
             return;
         }
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
-        let Some((target, name)) = target_and_name(planned) else {
+        let Some((target, name)) = target_and_name(&plan) else {
             return;
         };
-        let protected = protected_to_send(ctx.prior, ctx.config);
-        let Some(spec) = spec_from(planned, protected) else {
+        let protected = protected_to_send((!ctx.prior.is_null()).then_some(&prior), &config);
+        let Some(spec) = spec_from(&plan, protected) else {
             return;
         };
         let answer = client.dry_run_extension(&target, &name, &spec, put).await;
@@ -281,9 +288,10 @@ impl Managed for ExtensionResource {
         // it instead of "known after apply". It is the scope the
         // configuration asked for, so it cannot contradict it.
         if let Some(scope) = admitted.spec.scope.as_ref()
-            && planned.get("scope").is_some_and(|s| !s.is_fully_known())
+            && !plan.scope.is_fully_known()
         {
-            values::set(planned, "scope", scope_value(Some(scope)));
+            plan.scope = scope_value(Some(scope));
+            *planned = plan.to_value();
         }
     }
 
@@ -298,27 +306,31 @@ impl Managed for ExtensionResource {
         }
     }
 
-    fn to_state(object: &Extension, previous: &Value) -> Value {
+    fn to_state(object: &Extension, previous: &ExtensionModel) -> ExtensionModel {
         to_state(object, previous)
     }
 
-    fn planned_id(planned: &Value) -> Option<String> {
+    fn planned_id(planned: &ExtensionModel) -> Option<String> {
         target_and_name(planned).map(|(target, name)| extension_id(&target, &name))
+    }
+
+    fn state_id(state: &ExtensionModel) -> Option<String> {
+        state.id.known().filter(|id| Self::is_id(id)).cloned()
     }
 
     /// The target's id and the extension's name, and its spec with the
     /// configured protected settings.
-    fn create_request(planned: &Value) -> Option<((String, String), ExtensionSpec)> {
-        let protected = protected_to_send(&Value::Null, planned);
+    fn create_request(planned: &ExtensionModel) -> Option<((String, String), ExtensionSpec)> {
+        let protected = protected_to_send(None, planned);
         Some((target_and_name(planned)?, spec_from(planned, protected)?))
     }
 
     /// The spec, with the protected settings only when their version changed.
-    fn update_request(prior: &Value, planned: &Value) -> Option<ExtensionSpec> {
-        spec_from(planned, protected_to_send(prior, planned))
+    fn update_request(prior: &ExtensionModel, planned: &ExtensionModel) -> Option<ExtensionSpec> {
+        spec_from(planned, protected_to_send(Some(prior), planned))
     }
 
-    fn same_spec(prior: &Value, planned: &Value) -> bool {
+    fn same_spec(prior: &ExtensionModel, planned: &ExtensionModel) -> bool {
         same_spec(prior, planned)
     }
 
@@ -343,7 +355,7 @@ impl Managed for ExtensionResource {
         client.delete_extension(target, name).await
     }
 
-    fn applied(state: &Value, diags: &mut Diagnostics) {
+    fn applied(state: &ExtensionModel, diags: &mut Diagnostics) {
         warn_if_pending(state, diags);
     }
 }
@@ -404,45 +416,39 @@ fn status_attributes() -> Vec<Attribute> {
 ///   installed extension whose version, train and auto-upgrade stay;
 /// - failed or unfinished work is re-driven, but a `Pending` extension is
 ///   not: the service resumes it by itself when its prerequisite appears.
-fn plan_extension(prior: &Value, config: &Value, planned: &mut Value) {
-    if config
-        .get("auto_upgrade_minor_version")
-        .is_none_or(Value::is_null)
-    {
-        let auto = match config.get("version").unwrap_or(&Value::Null) {
-            Value::Unknown => Value::Unknown,
-            version => Value::from(version.is_null()),
+fn plan_extension(prior_value: &Value, config_value: &Value, planned_value: &mut Value) {
+    let prior: ExtensionModel = model::read(prior_value);
+    let config: ExtensionModel = model::read(config_value);
+    let mut planned: ExtensionModel = model::read(planned_value);
+    if config.auto_upgrade_minor_version.is_null() {
+        planned.auto_upgrade_minor_version = match config.version {
+            Attr::Unknown => Attr::Unknown,
+            version => Attr::Known(version.is_null()),
         };
-        values::set(planned, "auto_upgrade_minor_version", auto);
     }
-    if prior.is_null() {
+    *planned_value = planned.to_value();
+    if prior_value.is_null() {
         return;
     }
-    if same_spec(prior, planned) {
-        planning::keep_prior_values(prior, config, planned);
+    if same_spec(&prior, &planned) {
+        planning::keep_prior_values(prior_value, config_value, planned_value);
     } else {
-        let keep = |name: &str| prior.get(name) == planned.get(name);
-        let installed =
-            prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
-        let pinned = planned
-            .get("auto_upgrade_minor_version")
-            .and_then(Value::as_bool)
-            == Some(false);
-        let version = if installed
+        let installed = prior.provisioning_state.known().map(String::as_str) == Some("Succeeded");
+        let pinned = planned.auto_upgrade_minor_version.known() == Some(&false);
+        planned.current_version = if installed
             && pinned
-            && keep("version")
-            && keep("release_train")
-            && keep("auto_upgrade_minor_version")
+            && prior.version == planned.version
+            && prior.release_train == planned.release_train
+            && prior.auto_upgrade_minor_version == planned.auto_upgrade_minor_version
         {
-            prior.get("current_version").cloned().unwrap_or(Value::Null)
+            prior.current_version.clone()
         } else {
-            Value::Unknown
+            Attr::Unknown
         };
-        values::set(planned, "current_version", version);
+        *planned_value = planned.to_value();
     }
-    let state = prior.get("provisioning_state").and_then(Value::as_str);
-    if state != Some("Pending") {
-        planning::redrive_unfinished(prior, planned, OBSERVED);
+    if prior.provisioning_state.known().map(String::as_str) != Some("Pending") {
+        planning::redrive_unfinished(prior_value, planned_value, OBSERVED);
     }
 }
 
@@ -452,16 +458,16 @@ fn plan_extension(prior: &Value, config: &Value, planned: &mut Value) {
 /// plan: the apply checks again.
 async fn check_catalogue(
     client: &HostClient,
-    config: &Value,
-    planned: &Value,
+    config: &ExtensionModel,
+    planned: &ExtensionModel,
     diags: &mut Diagnostics,
 ) -> bool {
-    let Some(type_name) = values::string(config, "extension_type") else {
+    let Some(type_name) = config.extension_type.known() else {
         return true;
     };
     // Only a DNS label can be a catalogue name (and a safe path segment).
-    let answer = match dns_label("extension_type", &type_name) {
-        Ok(()) => client.get_extension_type(&type_name).await,
+    let answer = match dns_label("extension_type", type_name) {
+        Ok(()) => client.get_extension_type(type_name).await,
         Err(_) => Ok(None),
     };
     match answer {
@@ -483,7 +489,7 @@ async fn check_catalogue(
             diags.error_at(
                 AttrPath::attr("extension_type"),
                 "Unknown extension_type",
-                unknown_type_message(&type_name, catalogue.as_deref()),
+                unknown_type_message(type_name, catalogue.as_deref()),
             );
             false
         }
@@ -498,29 +504,37 @@ async fn check_catalogue(
 /// keys) as diagnostics at their attributes, skipping values not known yet.
 fn report_against_type(
     ty: &ExtensionType,
-    config: &Value,
-    planned: &Value,
+    config: &ExtensionModel,
+    planned: &ExtensionModel,
     diags: &mut Diagnostics,
 ) {
     // A target not known yet (a cluster created in the same apply) is
     // assumed right; its findings are dropped as unknown anyway.
-    let target = values::string(config, "target_id")
-        .and_then(|t| target_kind(&t))
+    let target = config
+        .target_id
+        .known()
+        .and_then(|t| target_kind(t))
         .unwrap_or(ty.target);
     let spec = spec_for_rules(planned, config);
     // A setting's key is known even when its value is not: an unknown key
     // is reported whatever its value.
     let mut judged = config.clone();
-    for name in ["configuration_settings", PROTECTED] {
-        if let Some(Value::Map(entries)) = judged.get_mut(name) {
-            for value in entries.values_mut() {
-                *value = Value::from("placeholder");
-            }
+    for settings in [
+        &mut judged.configuration_settings,
+        &mut judged.configuration_protected_settings,
+    ] {
+        if let Some(entries) = settings.entries() {
+            *settings = Attr::Known(
+                entries
+                    .into_keys()
+                    .map(|key| (key, "placeholder".to_string()))
+                    .collect(),
+            );
         }
     }
     planning::report_rules(
         extension::check_against_type(&spec, target, ty),
-        &judged,
+        &judged.to_value(),
         &[&["version", "release_train"]],
         diags,
     );
@@ -553,50 +567,44 @@ fn unknown_type_message(name: &str, catalogue: Option<&[ExtensionType]>) -> Stri
 /// unknown values (placeholders stand in; `report_rules` drops their
 /// findings). Protected settings come from `config`, the only place a
 /// write-only value is.
-fn spec_for_rules(object: &Value, config: &Value) -> ExtensionSpec {
-    let placeholder_map = |value: Option<&Value>| -> BTreeMap<String, String> {
-        value
-            .and_then(Value::entries)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("placeholder").to_string()))
-                    .collect()
-            })
+fn spec_for_rules(object: &ExtensionModel, config: &ExtensionModel) -> ExtensionSpec {
+    let placeholder_map = |settings: &Attr<BTreeMap<String, String>>| -> BTreeMap<String, String> {
+        settings
+            .entries()
             .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_known().unwrap_or_else(|| "placeholder".into())))
+            .collect()
     };
-    let scope = object.get("scope").and_then(|scope| {
-        let text = |v: Option<&Value>, name: &str| {
-            v.and_then(|v| v.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let cluster = scope.get("cluster").filter(|c| !c.is_null());
-        let namespace = scope.get("namespace").filter(|n| !n.is_null());
-        match (cluster, namespace) {
-            (Some(c), None) => Some(ExtensionScope::Cluster {
-                release_namespace: text(Some(c), "release_namespace"),
+    let scope = object.scope.known().and_then(|scope| {
+        match (
+            Some(&scope.cluster).filter(|c| !c.is_null()),
+            Some(&scope.namespace).filter(|n| !n.is_null()),
+        ) {
+            (Some(cluster), None) => Some(ExtensionScope::Cluster {
+                release_namespace: cluster
+                    .known()
+                    .and_then(|c| c.release_namespace.known().cloned()),
             }),
-            (None, Some(n)) => Some(ExtensionScope::Namespace {
-                target_namespace: text(Some(n), "target_namespace")
+            (None, Some(namespace)) => Some(ExtensionScope::Namespace {
+                target_namespace: namespace
+                    .known()
+                    .and_then(|n| n.target_namespace.known().cloned())
                     .unwrap_or_else(|| "placeholder".into()),
             }),
             _ => None,
         }
     });
     ExtensionSpec {
-        extension_type: values::string(object, "extension_type").unwrap_or_default(),
+        extension_type: object.extension_type.known().cloned().unwrap_or_default(),
         scope,
-        release_train: values::string(object, "release_train"),
-        version: values::string(object, "version"),
-        auto_upgrade_minor_version: object
-            .get("auto_upgrade_minor_version")
-            .and_then(Value::as_bool),
-        configuration_settings: placeholder_map(object.get("configuration_settings")),
-        configuration_protected_settings: config
-            .get(PROTECTED)
-            .filter(|v| !v.is_null() && !v.is_unknown())
-            .map(|v| placeholder_map(Some(v))),
+        release_train: object.release_train.known().cloned(),
+        version: object.version.known().cloned(),
+        auto_upgrade_minor_version: object.auto_upgrade_minor_version.known().copied(),
+        configuration_settings: placeholder_map(&object.configuration_settings),
+        configuration_protected_settings: (!config.configuration_protected_settings.is_null()
+            && !config.configuration_protected_settings.is_unknown())
+        .then(|| placeholder_map(&config.configuration_protected_settings)),
     }
 }
 
@@ -604,119 +612,118 @@ fn spec_for_rules(object: &Value, config: &Value) -> ExtensionSpec {
 /// any); on an update, only when the version attribute changed (then the
 /// configured ones, or none to remove them), otherwise `None`, which
 /// tells the service to keep what it has. `desired` is a configuration or
-/// a plan with the write-only value filled in.
-fn protected_to_send(prior: &Value, desired: &Value) -> Option<BTreeMap<String, String>> {
-    let configured = desired
-        .get(PROTECTED)
-        .filter(|v| !v.is_null())
-        .map(|_| values::string_map(desired, PROTECTED));
-    if prior.is_null() {
+/// a plan with the write-only value filled in; `prior` is `None` on
+/// create.
+fn protected_to_send(
+    prior: Option<&ExtensionModel>,
+    desired: &ExtensionModel,
+) -> Option<BTreeMap<String, String>> {
+    let configured = (!desired.configuration_protected_settings.is_null())
+        .then(|| desired.configuration_protected_settings.known_entries());
+    let Some(prior) = prior else {
         return configured;
-    }
-    let changed = prior.get(PROTECTED_VERSION).unwrap_or(&Value::Null)
-        != desired.get(PROTECTED_VERSION).unwrap_or(&Value::Null);
+    };
+    let changed = prior.configuration_protected_settings_version
+        != desired.configuration_protected_settings_version;
     changed.then(|| configured.unwrap_or_default())
 }
 
 /// Whether two plans or states ask the same of the service (protected
 /// settings count through their version attribute).
-fn same_spec(a: &Value, b: &Value) -> bool {
+fn same_spec(a: &ExtensionModel, b: &ExtensionModel) -> bool {
     let spec = spec_from(a, None);
     spec.is_some()
         && spec == spec_from(b, None)
-        && a.get(PROTECTED_VERSION) == b.get(PROTECTED_VERSION)
+        && a.configuration_protected_settings_version == b.configuration_protected_settings_version
 }
 
 /// `(target_id, name)` from a plan, when both are known and valid.
-fn target_and_name(object: &Value) -> Option<(String, String)> {
-    let target = values::string(object, "target_id")?;
-    let name = values::string(object, "name")?;
+fn target_and_name(extension: &ExtensionModel) -> Option<(String, String)> {
+    let target = extension.target_id.known()?.clone();
+    let name = extension.name.known()?.clone();
     parts_of(&extension_id(&target, &name))?;
     Some((target, name))
 }
 
 /// The API spec from a plan or state, with `protected` as the protected
 /// settings to send; `None` when a part is not known.
-fn spec_from(object: &Value, protected: Option<BTreeMap<String, String>>) -> Option<ExtensionSpec> {
-    let known = |name: &str| object.get(name).is_none_or(Value::is_fully_known);
-    let scope = match object.get("scope").unwrap_or(&Value::Null) {
+fn spec_from(
+    extension: &ExtensionModel,
+    protected: Option<BTreeMap<String, String>>,
+) -> Option<ExtensionSpec> {
+    let scope = match &extension.scope {
         // Left to the service to resolve.
-        Value::Null | Value::Unknown => None,
-        scope => Some(scope_from(scope)?),
+        Attr::Null | Attr::Unknown => None,
+        Attr::Known(scope) => Some(scope_from(scope)?),
+        Attr::Partial(_) => return None,
     };
-    if !known("version") || !known("auto_upgrade_minor_version") || !known("configuration_settings")
+    if !extension.version.is_fully_known()
+        || !extension.auto_upgrade_minor_version.is_fully_known()
+        || !extension.configuration_settings.is_fully_known()
     {
         return None;
     }
     Some(ExtensionSpec {
-        extension_type: values::string(object, "extension_type")?,
+        extension_type: extension.extension_type.known()?.clone(),
         scope,
-        release_train: values::string(object, "release_train"),
-        version: values::string(object, "version"),
-        auto_upgrade_minor_version: object
-            .get("auto_upgrade_minor_version")
-            .and_then(Value::as_bool),
-        configuration_settings: values::string_map(object, "configuration_settings"),
+        release_train: extension.release_train.known().cloned(),
+        version: extension.version.known().cloned(),
+        auto_upgrade_minor_version: extension.auto_upgrade_minor_version.known().copied(),
+        configuration_settings: extension.configuration_settings.known_entries(),
         configuration_protected_settings: protected,
     })
 }
 
-/// A known `scope` value as the API's scope.
-fn scope_from(scope: &Value) -> Option<ExtensionScope> {
-    let cluster = scope.get("cluster").unwrap_or(&Value::Null);
-    let namespace = scope.get("namespace").unwrap_or(&Value::Null);
-    match (cluster, namespace) {
-        (Value::Object(_), Value::Null) => Some(ExtensionScope::Cluster {
+/// A known `scope` as the API's scope.
+fn scope_from(scope: &ScopeModel) -> Option<ExtensionScope> {
+    match (&scope.cluster, &scope.namespace) {
+        (Attr::Known(cluster), Attr::Null) => Some(ExtensionScope::Cluster {
             // Unknown: the type's default namespace, resolved by the service.
-            release_namespace: values::string(cluster, "release_namespace"),
+            release_namespace: cluster.release_namespace.known().cloned(),
         }),
-        (Value::Null, Value::Object(_)) => Some(ExtensionScope::Namespace {
-            target_namespace: values::string(namespace, "target_namespace")?,
+        (Attr::Null, Attr::Known(namespace)) => Some(ExtensionScope::Namespace {
+            target_namespace: namespace.target_namespace.known()?.clone(),
         }),
         _ => None,
     }
 }
 
 /// The API's scope as a `scope` value.
-fn scope_value(scope: Option<&ExtensionScope>) -> Value {
+fn scope_value(scope: Option<&ExtensionScope>) -> Attr<ScopeModel> {
     match scope {
-        Some(ExtensionScope::Cluster { release_namespace }) => Value::object([
-            (
-                "cluster",
-                Value::object([(
-                    "release_namespace",
-                    values::opt_string(release_namespace.as_deref()),
-                )]),
-            ),
-            ("namespace", Value::Null),
-        ]),
-        Some(ExtensionScope::Namespace { target_namespace }) => Value::object([
-            ("cluster", Value::Null),
-            (
-                "namespace",
-                Value::object([("target_namespace", Value::from(target_namespace.as_str()))]),
-            ),
-        ]),
-        None => Value::Null,
+        Some(ExtensionScope::Cluster { release_namespace }) => Attr::Known(ScopeModel {
+            cluster: Attr::Known(ClusterScopeModel {
+                release_namespace: release_namespace.clone().into(),
+            }),
+            namespace: Attr::Null,
+        }),
+        Some(ExtensionScope::Namespace { target_namespace }) => Attr::Known(ScopeModel {
+            cluster: Attr::Null,
+            namespace: Attr::Known(NamespaceScopeModel {
+                target_namespace: Attr::Known(target_namespace.clone()),
+            }),
+        }),
+        None => Attr::Null,
     }
 }
 
 /// An apply that leaves the extension `Pending` succeeded, but the user
 /// must learn that it is not installed yet and why.
-fn warn_if_pending(state: &Value, diags: &mut Diagnostics) {
-    if state.get("provisioning_state").and_then(Value::as_str) != Some("Pending") {
+fn warn_if_pending(state: &ExtensionModel, diags: &mut Diagnostics) {
+    if state.provisioning_state.known().map(String::as_str) != Some("Pending") {
         return;
     }
-    let id = values::string(state, "id").unwrap_or_default();
+    let id = state.id.known().cloned().unwrap_or_default();
     let reasons: Vec<String> = state
-        .get("statuses")
-        .and_then(Value::elements)
+        .statuses
+        .known()
+        .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .filter(|s| s.get("level").and_then(Value::as_str) != Some("Information"))
+        .filter(|s| s.level.known().map(String::as_str) != Some("Information"))
         .filter_map(|s| {
-            let code = s.get("code").and_then(Value::as_str)?;
-            let message = s.get("message").and_then(Value::as_str)?;
+            let code = s.code.known()?;
+            let message = s.message.known()?;
             Some(format!("{code}: {message}"))
         })
         .collect();
@@ -734,6 +741,60 @@ fn warn_if_pending(state: &Value, diags: &mut Diagnostics) {
 
 // ------------------------------------------------------------------- state
 
+crate::model! {
+    /// An extension's configuration, plan or state: the schema's attributes
+    /// (the write-only protected settings only ever in a plan being applied).
+    pub(crate) struct ExtensionModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub target_id: Attr<String>,
+        pub extension_type: Attr<String>,
+        pub scope: Attr<ScopeModel>,
+        pub release_train: Attr<String>,
+        pub version: Attr<String>,
+        pub auto_upgrade_minor_version: Attr<bool>,
+        pub configuration_settings: Attr<BTreeMap<String, String>>,
+        pub configuration_protected_settings: Attr<BTreeMap<String, String>>,
+        pub configuration_protected_settings_version: Attr<String>,
+        pub current_version: Attr<String>,
+        pub provisioning_state: Attr<String>,
+        pub statuses: Attr<Vec<StatusModel>>,
+        pub timeouts: Attr<Value>,
+    }
+}
+
+crate::model! {
+    /// `scope`: exactly one of `cluster` and `namespace`.
+    pub(crate) struct ScopeModel {
+        pub cluster: Attr<ClusterScopeModel>,
+        pub namespace: Attr<NamespaceScopeModel>,
+    }
+}
+
+crate::model! {
+    /// `scope.cluster`.
+    pub(crate) struct ClusterScopeModel {
+        pub release_namespace: Attr<String>,
+    }
+}
+
+crate::model! {
+    /// `scope.namespace`.
+    pub(crate) struct NamespaceScopeModel {
+        pub target_namespace: Attr<String>,
+    }
+}
+
+crate::model! {
+    /// One entry of `statuses`.
+    pub(crate) struct StatusModel {
+        pub level: Attr<String>,
+        pub code: Attr<String>,
+        pub message: Attr<String>,
+        pub time: Attr<String>,
+    }
+}
+
 fn level_str(level: StatusLevel) -> &'static str {
     match level {
         StatusLevel::Information => "Information",
@@ -742,79 +803,92 @@ fn level_str(level: StatusLevel) -> &'static str {
     }
 }
 
-fn status_value(entry: &StatusEntry) -> Value {
-    Value::object([
-        ("level", Value::from(level_str(entry.level))),
-        ("code", Value::from(entry.code.as_str())),
-        ("message", Value::from(entry.message.as_str())),
-        ("time", Value::from(entry.time.as_str())),
-    ])
+impl StatusModel {
+    fn of(entry: &StatusEntry) -> Self {
+        StatusModel {
+            level: Attr::Known(level_str(entry.level).to_string()),
+            code: Attr::Known(entry.code.clone()),
+            message: Attr::Known(entry.message.clone()),
+            time: Attr::Known(entry.time.clone()),
+        }
+    }
 }
 
 /// The Terraform state of an extension. Protected settings are never in
 /// it; their version attribute is configuration the service does not know,
 /// so it is carried from `previous` (null on import).
-fn to_state(ext: &Extension, previous: &Value) -> Value {
+fn to_state(ext: &Extension, previous: &ExtensionModel) -> ExtensionModel {
     let spec = &ext.spec;
-    let mut state = Value::object([
-        ("id", Value::from(ext.id.as_str())),
-        ("name", Value::from(ext.name.as_str())),
-        ("target_id", Value::from(ext.target_id.as_str())),
-        ("extension_type", Value::from(spec.extension_type.as_str())),
-        ("scope", scope_value(spec.scope.as_ref())),
-        (
-            "release_train",
-            Value::from(
-                spec.release_train
-                    .as_deref()
-                    .unwrap_or(DEFAULT_RELEASE_TRAIN),
-            ),
+    ExtensionModel {
+        id: Attr::Known(ext.id.clone()),
+        name: Attr::Known(ext.name.clone()),
+        target_id: Attr::Known(ext.target_id.clone()),
+        extension_type: Attr::Known(spec.extension_type.clone()),
+        scope: scope_value(spec.scope.as_ref()),
+        release_train: Attr::Known(
+            spec.release_train
+                .clone()
+                .unwrap_or_else(|| DEFAULT_RELEASE_TRAIN.to_string()),
         ),
-        ("version", values::opt_string(spec.version.as_deref())),
-        (
-            "auto_upgrade_minor_version",
-            Value::from(
-                spec.auto_upgrade_minor_version
-                    .unwrap_or(spec.version.is_none()),
-            ),
+        version: spec.version.clone().into(),
+        auto_upgrade_minor_version: Attr::Known(
+            spec.auto_upgrade_minor_version
+                .unwrap_or(spec.version.is_none()),
         ),
-        (
-            "configuration_settings",
-            values::string_map_state(
-                &spec.configuration_settings,
-                previous.get("configuration_settings"),
-            ),
+        configuration_settings: model::collection(
+            spec.configuration_settings.clone(),
+            &previous.configuration_settings,
         ),
-        (PROTECTED, Value::Null),
-        (
-            PROTECTED_VERSION,
-            previous
-                .get(PROTECTED_VERSION)
-                .filter(|v| v.is_fully_known())
-                .cloned()
-                .unwrap_or(Value::Null),
-        ),
-        (
-            "current_version",
-            values::opt_string(ext.current_version.as_deref()),
-        ),
-        (
-            "provisioning_state",
-            Value::from(ext.provisioning_state.as_str()),
-        ),
-        (
-            "statuses",
-            Value::list(ext.status.statuses.iter().map(status_value)),
-        ),
-    ]);
-    values::carry(&mut state, previous, "timeouts");
-    state
+        configuration_protected_settings: Attr::Null,
+        configuration_protected_settings_version: match &previous
+            .configuration_protected_settings_version
+        {
+            Attr::Known(version) => Attr::Known(version.clone()),
+            _ => Attr::Null,
+        },
+        current_version: ext.current_version.clone().into(),
+        provisioning_state: Attr::Known(ext.provisioning_state.as_str().to_string()),
+        statuses: Attr::Known(ext.status.statuses.iter().map(StatusModel::of).collect()),
+        timeouts: previous.timeouts.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::framework::plan::{Plan, plan, proposed_new_state};
+    use crate::framework::values;
+
+    // The functions under test, over values as Terraform sends them.
+
+    fn to_state(ext: &Extension, previous: &Value) -> Value {
+        super::to_state(ext, &model::read(previous)).to_value()
+    }
+
+    fn spec_from(
+        object: &Value,
+        protected: Option<BTreeMap<String, String>>,
+    ) -> Option<ExtensionSpec> {
+        super::spec_from(&model::read(object), protected)
+    }
+
+    fn protected_to_send(prior: &Value, desired: &Value) -> Option<BTreeMap<String, String>> {
+        let prior: Option<ExtensionModel> = (!prior.is_null()).then(|| model::read(prior));
+        super::protected_to_send(prior.as_ref(), &model::read(desired))
+    }
+
+    fn warn_if_pending(state: &Value, diags: &mut Diagnostics) {
+        super::warn_if_pending(&model::read(state), diags)
+    }
+
+    fn report_against_type(
+        ty: &ExtensionType,
+        config: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) {
+        super::report_against_type(ty, &model::read(config), &model::read(planned), diags)
+    }
 
     const SECRET: &str = "s3cr3t-token-do-not-leak";
 

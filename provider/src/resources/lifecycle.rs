@@ -14,6 +14,7 @@ use hybrid_cty::Value;
 
 use crate::client::{Accepted, ClientError, HostClient};
 use crate::errors;
+use crate::framework::model::{self, FromValue, ToValue};
 use crate::framework::values::{self, known_only, set};
 use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts};
 
@@ -24,6 +25,9 @@ use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts};
 pub(crate) trait Managed: Send + Sync + 'static {
     /// The object as the service reports it.
     type Object: Send + Sync;
+    /// The resource's configuration, plan or state as a typed model (its
+    /// fields are the schema's attributes).
+    type Model: FromValue + ToValue + Default + Send + Sync;
     /// What a create sends.
     type Create: Send + Sync;
     /// What an update sends.
@@ -62,14 +66,11 @@ pub(crate) trait Managed: Send + Sync + 'static {
     /// import id can never reach another route).
     fn is_id(id: &str) -> bool;
 
-    /// The id the planned object will have (from its name and parents), when
-    /// the plan names a valid one.
-    fn planned_id(planned: &Value) -> Option<String>;
+    /// The id the planned object will have (from its name and parents).
+    fn planned_id(planned: &Self::Model) -> Option<String>;
 
-    /// The id of the object a state holds.
-    fn state_id(state: &Value) -> Option<String> {
-        values::string(state, "id").filter(|id| Self::is_id(id))
-    }
+    /// The id of the object a state holds, when it is one of this kind's.
+    fn state_id(state: &Self::Model) -> Option<String>;
 
     /// The object with API id `id` (already checked by [`Managed::is_id`]),
     /// or `None` when it does not exist.
@@ -79,21 +80,21 @@ pub(crate) trait Managed: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Self::Object>, ClientError>> + Send;
 
     /// The Terraform state of `object`. `previous` (plan or prior state,
-    /// null on import) decides null-versus-empty for optional collections
-    /// and carries `timeouts`.
-    fn to_state(object: &Self::Object, previous: &Value) -> Value;
+    /// all null on import) decides null-versus-empty for optional
+    /// collections and carries `timeouts`.
+    fn to_state(object: &Self::Object, previous: &Self::Model) -> Self::Model;
 
     /// What a create of `planned` sends; `None` when the plan is incomplete.
-    fn create_request(planned: &Value) -> Option<Self::Create>;
+    fn create_request(planned: &Self::Model) -> Option<Self::Create>;
 
     /// What an update from `prior` to `planned` sends; `None` when they are
     /// incomplete.
-    fn update_request(prior: &Value, planned: &Value) -> Option<Self::Update>;
+    fn update_request(prior: &Self::Model, planned: &Self::Model) -> Option<Self::Update>;
 
     /// Whether the update asks nothing of the service (only
     /// configuration-only attributes such as `timeouts` changed): it then
     /// makes no call when the last operation succeeded.
-    fn same_spec(_prior: &Value, _planned: &Value) -> bool {
+    fn same_spec(_prior: &Self::Model, _planned: &Self::Model) -> bool {
         false
     }
 
@@ -117,7 +118,7 @@ pub(crate) trait Managed: Send + Sync + 'static {
 
     /// Called with the state a create or update ends with, to warn about
     /// what the state alone does not say.
-    fn applied(_state: &Value, _diags: &mut Diagnostics) {}
+    fn applied(_state: &Self::Model, _diags: &mut Diagnostics) {}
 }
 
 /// Makes a [`Managed`] kind a Terraform resource through the one generic
@@ -209,10 +210,11 @@ pub(crate) async fn create<K: Managed>(
     planned: &Value,
     diags: &mut Diagnostics,
 ) -> Value {
+    let model: K::Model = model::read(planned);
     let (Some(name), Some(id), Some(request)) = (
         values::string(planned, "name"),
-        K::planned_id(planned),
-        K::create_request(planned),
+        K::planned_id(&model),
+        K::create_request(&model),
     ) else {
         diags.error(
             format!("Cannot create {}", K::KIND),
@@ -226,7 +228,7 @@ pub(crate) async fn create<K: Managed>(
     };
     let answer = K::create(client, &request).await;
     let state = created::<K>(client, &id, &name, answer, planned, diags).await;
-    K::applied(&state, diags);
+    K::applied(&model::read(&state), diags);
     state
 }
 
@@ -238,16 +240,18 @@ pub(crate) async fn update<K: Managed>(
     planned: &Value,
     diags: &mut Diagnostics,
 ) -> Value {
-    let (Some(id), Some(request)) = (K::state_id(prior), K::update_request(prior, planned)) else {
+    let (before, after): (K::Model, K::Model) = (model::read(prior), model::read(planned));
+    let (Some(id), Some(request)) = (K::state_id(&before), K::update_request(&before, &after))
+    else {
         diags.error(format!("Cannot update {}", K::KIND), K::INCOMPLETE_UPDATE);
         return prior.clone();
     };
-    if let Some(state) = unchanged_update(prior, planned, K::same_spec(prior, planned)) {
+    if let Some(state) = unchanged_update(prior, planned, K::same_spec(&before, &after)) {
         return state;
     }
     let answer = K::update(client, &id, &request).await;
     let state = updated::<K>(client, &id, answer, prior, planned, diags).await;
-    K::applied(&state, diags);
+    K::applied(&model::read(&state), diags);
     state
 }
 
@@ -257,11 +261,16 @@ pub(crate) async fn delete<K: Managed>(
     state: &Value,
     diags: &mut Diagnostics,
 ) {
-    let Some(id) = K::state_id(state) else {
+    let Some(id) = K::state_id(&model::read(state)) else {
         return;
     };
     let answer = K::delete(client, &id).await;
     deleted::<K>(client, &id, answer, state, diags).await;
+}
+
+/// The state of `object` as a value; `previous` as in [`Managed::to_state`].
+fn state_of<R: Managed>(object: &R::Object, previous: &Value) -> Value {
+    R::to_state(object, &model::read(previous)).to_value()
 }
 
 /// Finishes a create: on success waits for the work; a 412 means the object
@@ -336,14 +345,14 @@ async fn settle<R: Managed>(
     diags: &mut Diagnostics,
 ) -> Value {
     let operation = match accepted {
-        Accepted::Done(object) => return R::to_state(&object, planned),
+        Accepted::Done(object) => return state_of::<R>(&object, planned),
         Accepted::Queued(operation) => operation,
     };
     if let Err(e) = client.wait_success(*operation, timeout).await {
         errors::report(diags, summary, &e);
     }
     match R::fetch(client, id).await {
-        Ok(Some(object)) => R::to_state(&object, planned),
+        Ok(Some(object)) => state_of::<R>(&object, planned),
         Ok(None) => {
             diags.error(
                 summary,
@@ -378,7 +387,7 @@ pub(crate) async fn read<R: Managed>(
         return Value::Null;
     };
     match R::fetch(client, &id).await {
-        Ok(Some(object)) => R::to_state(&object, state),
+        Ok(Some(object)) => state_of::<R>(&object, state),
         Ok(None) => Value::Null,
         Err(e) => {
             errors::report(diags, &format!("Cannot read {} {id}", R::KIND), &e);
@@ -428,7 +437,7 @@ pub(crate) async fn import<R: Managed>(
         return Value::Null;
     }
     match R::fetch(client, id).await {
-        Ok(Some(object)) => R::to_state(&object, &Value::Null),
+        Ok(Some(object)) => state_of::<R>(&object, &Value::Null),
         Ok(None) => {
             diags.error(
                 format!("Cannot import {}", R::KIND),

@@ -8,6 +8,7 @@
 //! creates and scales (`?dry_run=true`), so IP exhaustion, host capacity and
 //! limits fail `terraform plan`, not the apply.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
@@ -18,11 +19,13 @@ use hybrid_api::nodepool::{
 use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
 use hybrid_cty::{Type, Value};
 
+use super::attributes::{self, NodeModel};
 use super::lifecycle::{Managed, managed_resource};
-use super::{attributes, dry_run, planning};
+use super::{dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
+use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -32,6 +35,7 @@ managed_resource!(NodePoolResource);
 
 impl Managed for NodePoolResource {
     type Object = NodePool;
+    type Model = NodePoolModel;
     const TYPE_NAME: &'static str = "hybrid_nodepool";
     const KIND: &'static str = "node pool";
     const ID_FORMAT: &'static str = "/clusters/<cluster>/nodepools/<name>";
@@ -168,9 +172,11 @@ impl Managed for NodePoolResource {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let node_count = config.get("node_count").unwrap_or(&Value::Null);
-        let auto_scaling = config.get("auto_scaling").unwrap_or(&Value::Null);
-        if !node_count.is_null() && !node_count.is_unknown() && !auto_scaling.is_null() {
+        let model: NodePoolModel = model::read(config);
+        if !model.node_count.is_null()
+            && !model.node_count.is_unknown()
+            && !model.auto_scaling.is_null()
+        {
             diags.error_at(
                 AttrPath::attr("node_count"),
                 "Conflicting node_count",
@@ -179,14 +185,16 @@ impl Managed for NodePoolResource {
                      while auto_scaling is set and keeps it between auto_scaling.min_count and \
                      auto_scaling.max_count. Remove node_count, or remove auto_scaling to fix \
                      the count.",
-                    node_count
+                    model
+                        .node_count
+                        .to_value()
                         .as_number()
                         .map(ToString::to_string)
                         .unwrap_or_default()
                 ),
             );
         }
-        if let Some(spec) = spec_for_rules(config) {
+        if let Some(spec) = spec_for_rules(&model) {
             planning::report_rules(
                 nodepool::validate_spec(&spec),
                 config,
@@ -213,10 +221,12 @@ impl Managed for NodePoolResource {
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
-        let (Some((cluster, name)), Some(spec)) = (names_of(planned), spec_from(planned)) else {
+        let (prior, plan): (NodePoolModel, NodePoolModel) =
+            (model::read(ctx.prior), model::read(planned));
+        let (Some((cluster, name)), Some(spec)) = (names_of(&plan), spec_from(&plan)) else {
             return;
         };
-        if put == Put::Upsert && same_spec(ctx.prior, planned) {
+        if put == Put::Upsert && same_spec(&prior, &plan) {
             return;
         }
         let answer = client.dry_run_nodepool(&cluster, &name, &spec, put).await;
@@ -237,24 +247,28 @@ impl Managed for NodePoolResource {
         }
     }
 
-    fn to_state(object: &NodePool, previous: &Value) -> Value {
+    fn to_state(object: &NodePool, previous: &NodePoolModel) -> NodePoolModel {
         to_state(object, previous)
     }
 
-    fn planned_id(planned: &Value) -> Option<String> {
+    fn planned_id(planned: &NodePoolModel) -> Option<String> {
         names_of(planned).map(|(cluster, name)| nodepool_id(&cluster, &name))
     }
 
+    fn state_id(state: &NodePoolModel) -> Option<String> {
+        state.id.known().filter(|id| Self::is_id(id)).cloned()
+    }
+
     /// The cluster's and the pool's names, and the pool's spec.
-    fn create_request(planned: &Value) -> Option<((String, String), NodePoolSpec)> {
+    fn create_request(planned: &NodePoolModel) -> Option<((String, String), NodePoolSpec)> {
         Some((names_of(planned)?, spec_from(planned)?))
     }
 
-    fn update_request(_prior: &Value, planned: &Value) -> Option<NodePoolSpec> {
+    fn update_request(_prior: &NodePoolModel, planned: &NodePoolModel) -> Option<NodePoolSpec> {
         spec_from(planned)
     }
 
-    fn same_spec(prior: &Value, planned: &Value) -> bool {
+    fn same_spec(prior: &NodePoolModel, planned: &NodePoolModel) -> bool {
         same_spec(prior, planned)
     }
 
@@ -287,6 +301,40 @@ fn names_in(id: &str) -> Option<(&str, &str)> {
     })
 }
 
+crate::model! {
+    /// A node pool's configuration, plan or state: the schema's attributes.
+    pub(crate) struct NodePoolModel {
+        pub id: Attr<String>,
+        pub cluster_id: Attr<String>,
+        pub name: Attr<String>,
+        pub os_type: Attr<String>,
+        pub os_sku: Attr<String>,
+        pub vm_size: Attr<String>,
+        pub node_count: Attr<i64>,
+        pub auto_scaling: Attr<AutoScalingModel>,
+        pub labels: Attr<BTreeMap<String, String>>,
+        pub taints: Attr<Vec<String>>,
+        pub max_pods: Attr<i64>,
+        pub kubernetes_version: Attr<String>,
+        pub nodes: Attr<Vec<NodeModel>>,
+        pub provisioning_state: Attr<String>,
+        pub timeouts: Attr<Value>,
+    }
+}
+
+crate::model! {
+    /// `auto_scaling`: the autoscaler's bounds.
+    pub(crate) struct AutoScalingModel {
+        pub min_count: Attr<i64>,
+        pub max_count: Attr<i64>,
+    }
+}
+
+/// A known count that fits a `u32`.
+fn count(value: &Attr<i64>) -> Option<u32> {
+    value.known().and_then(|&n| u32::try_from(n).ok())
+}
+
 /// The pool-specific planning after the generic pass:
 ///
 /// - `os_sku` left out: the OS type's default on create (the prior value,
@@ -296,50 +344,57 @@ fn names_in(id: &str) -> Option<(&str, &str)> {
 ///   without, 1;
 /// - a count change makes `nodes` (and the oldest node's version) unknown;
 /// - unfinished work is re-driven.
-fn plan_pool(prior: &Value, config: &Value, planned: &mut Value) {
-    planning::keep_succeeded_state(prior, planned);
-    if planned.get("os_sku").is_some_and(Value::is_unknown)
-        && let Some(os) = values::string(planned, "os_type").and_then(|s| OsType::parse(&s))
+fn plan_pool(prior_value: &Value, config_value: &Value, planned_value: &mut Value) {
+    planning::keep_succeeded_state(prior_value, planned_value);
+    let prior: NodePoolModel = model::read(prior_value);
+    let config: NodePoolModel = model::read(config_value);
+    let mut planned: NodePoolModel = model::read(planned_value);
+    if planned.os_sku.is_unknown()
+        && let Some(os) = planned.os_type.known().and_then(|s| OsType::parse(s))
     {
-        values::set(planned, "os_sku", Value::from(os.default_sku()));
+        planned.os_sku = Attr::Known(os.default_sku().to_string());
     }
-    if config.get("node_count").is_some_and(Value::is_null) {
-        let count = match config.get("auto_scaling").unwrap_or(&Value::Null) {
-            Value::Null => Value::from(1i64),
-            bounds => match (
-                values::u32_of(prior, "node_count"),
-                values::u32_of(bounds, "min_count"),
-                values::u32_of(bounds, "max_count"),
+    if config.node_count.is_null() {
+        planned.node_count = match &config.auto_scaling {
+            Attr::Null => Attr::Known(1),
+            Attr::Known(bounds) => match (
+                count(&prior.node_count),
+                count(&bounds.min_count),
+                count(&bounds.max_count),
             ) {
                 (Some(current), Some(min), Some(max)) => {
-                    values::count(current.clamp(min, max.max(min)))
+                    Attr::Known(i64::from(current.clamp(min, max.max(min))))
                 }
-                _ => Value::Unknown,
+                _ => Attr::Unknown,
             },
+            _ => Attr::Unknown,
         };
-        values::set(planned, "node_count", count);
     }
-    if prior.is_null() {
+    if !prior_value.is_null()
+        && !same_spec(&prior, &planned)
+        && planned.node_count != prior.node_count
+    {
+        planned.nodes = Attr::Unknown;
+        planned.kubernetes_version = Attr::Unknown;
+    }
+    *planned_value = planned.to_value();
+    if prior_value.is_null() {
         return;
     }
-    if same_spec(prior, planned) {
-        planning::keep_prior_values(prior, config, planned);
-    } else if planned.get("node_count") != prior.get("node_count") {
-        values::set(planned, "nodes", Value::Unknown);
-        values::set(planned, "kubernetes_version", Value::Unknown);
+    if same_spec(&prior, &planned) {
+        planning::keep_prior_values(prior_value, config_value, planned_value);
     }
-    planning::redrive_unfinished(prior, planned, &["nodes", "kubernetes_version"]);
+    planning::redrive_unfinished(prior_value, planned_value, &["nodes", "kubernetes_version"]);
 }
 
 /// `(cluster, pool)` names from a plan's `cluster_id` and `name`.
-fn names_of(object: &Value) -> Option<(String, String)> {
-    let cluster_id = values::string(object, "cluster_id")?;
-    let cluster = cluster::parse_cluster_id(&cluster_id)?.to_string();
-    Some((cluster, values::string(object, "name")?))
+fn names_of(pool: &NodePoolModel) -> Option<(String, String)> {
+    let cluster = cluster::parse_cluster_id(pool.cluster_id.known()?)?.to_string();
+    Some((cluster, pool.name.known()?.clone()))
 }
 
 /// Whether two plans or states ask the same of the service.
-fn same_spec(a: &Value, b: &Value) -> bool {
+fn same_spec(a: &NodePoolModel, b: &NodePoolModel) -> bool {
     let spec = spec_from(a);
     spec.is_some() && spec == spec_from(b)
 }
@@ -347,124 +402,98 @@ fn same_spec(a: &Value, b: &Value) -> bool {
 /// The API spec from a plan or state; `None` when a required part is not
 /// known. With `auto_scaling`, `node_count` is never sent: the service
 /// owns it.
-fn spec_from(object: &Value) -> Option<NodePoolSpec> {
-    let auto_scaling = match object.get("auto_scaling").unwrap_or(&Value::Null) {
-        Value::Null => None,
-        bounds => Some(AutoScaling {
-            min_count: values::u32_of(bounds, "min_count")?,
-            max_count: values::u32_of(bounds, "max_count")?,
+fn spec_from(pool: &NodePoolModel) -> Option<NodePoolSpec> {
+    let auto_scaling = match &pool.auto_scaling {
+        Attr::Null => None,
+        Attr::Known(bounds) => Some(AutoScaling {
+            min_count: count(&bounds.min_count)?,
+            max_count: count(&bounds.max_count)?,
         }),
+        _ => return None,
     };
     let node_count = match auto_scaling {
         Some(_) => None,
-        None => Some(values::u32_of(object, "node_count")?),
+        None => Some(count(&pool.node_count)?),
     };
-    let labels = object.get("labels").unwrap_or(&Value::Null);
-    let taints = object.get("taints").unwrap_or(&Value::Null);
-    if !labels.is_fully_known() || !taints.is_fully_known() {
+    if !pool.labels.is_fully_known() || !pool.taints.is_fully_known() {
         return None;
     }
     Some(NodePoolSpec {
-        os_type: OsType::parse(&values::string(object, "os_type")?)?,
-        os_sku: values::string(object, "os_sku"),
-        vm_size: values::string(object, "vm_size"),
+        os_type: OsType::parse(pool.os_type.known()?)?,
+        os_sku: pool.os_sku.known().cloned(),
+        vm_size: pool.vm_size.known().cloned(),
         node_count,
         auto_scaling,
-        labels: values::string_map(object, "labels"),
-        taints: values::strings(object, "taints"),
-        max_pods: values::u32_of(object, "max_pods"),
+        labels: pool.labels.known().cloned().unwrap_or_default(),
+        taints: pool.taints.known().cloned().unwrap_or_default(),
+        max_pods: count(&pool.max_pods),
     })
 }
 
 /// A spec for the shared rules from a configuration that may hold unknown
 /// values (placeholders stand in; `report_rules` drops their findings).
 /// `None` while the OS type, which the SKU rule needs, is not known.
-fn spec_for_rules(config: &Value) -> Option<NodePoolSpec> {
-    let os_type = OsType::parse(&values::string(config, "os_type")?)?;
-    let number = |object: &Value, name: &str| {
-        object
-            .get(name)
-            .and_then(Value::as_i64)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-    };
-    let auto_scaling = config
-        .get("auto_scaling")
-        .filter(|v| !v.is_null() && !v.is_unknown())
-        .map(|bounds| AutoScaling {
-            min_count: number(bounds, "min_count").unwrap_or(1),
-            max_count: number(bounds, "max_count").unwrap_or(MAX_NODES_PER_POOL),
-        });
+fn spec_for_rules(config: &NodePoolModel) -> Option<NodePoolSpec> {
+    let os_type = OsType::parse(config.os_type.known()?)?;
+    let number = |value: &Attr<i64>| value.known().map(|&n| u32::try_from(n).unwrap_or(u32::MAX));
+    let auto_scaling = config.auto_scaling.known().map(|bounds| AutoScaling {
+        min_count: number(&bounds.min_count).unwrap_or(1),
+        max_count: number(&bounds.max_count).unwrap_or(MAX_NODES_PER_POOL),
+    });
     Some(NodePoolSpec {
         os_type,
-        os_sku: values::string(config, "os_sku"),
+        os_sku: config.os_sku.known().cloned(),
         vm_size: None,
-        node_count: number(config, "node_count"),
+        node_count: number(&config.node_count),
         auto_scaling,
         labels: config
-            .get("labels")
-            .and_then(Value::entries)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("placeholder").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        taints: config
-            .get("taints")
-            .and_then(Value::elements)
+            .labels
+            .entries()
             .unwrap_or_default()
-            .iter()
-            .map(|t| t.as_str().unwrap_or("placeholder:NoSchedule").to_string())
+            .into_iter()
+            .map(|(k, v)| (k, v.into_known().unwrap_or_else(|| "placeholder".into())))
             .collect(),
-        max_pods: number(config, "max_pods"),
+        taints: config
+            .taints
+            .items()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                t.into_known()
+                    .unwrap_or_else(|| "placeholder:NoSchedule".into())
+            })
+            .collect(),
+        max_pods: number(&config.max_pods),
     })
 }
 
 /// The Terraform state of a node pool.
-fn to_state(pool: &NodePool, previous: &Value) -> Value {
+fn to_state(pool: &NodePool, previous: &NodePoolModel) -> NodePoolModel {
     let spec = &pool.spec;
-    let opt_count = |n: Option<u32>| n.map(values::count).unwrap_or(Value::Null);
-    let mut state = Value::object([
-        ("id", Value::from(pool.id.as_str())),
-        ("cluster_id", Value::from(pool.cluster_id.as_str())),
-        ("name", Value::from(pool.name.as_str())),
-        ("os_type", Value::from(spec.os_type.as_str())),
-        ("os_sku", values::opt_string(spec.os_sku.as_deref())),
-        ("vm_size", values::opt_string(spec.vm_size.as_deref())),
-        ("node_count", opt_count(spec.node_count)),
-        (
-            "auto_scaling",
-            spec.auto_scaling
-                .map(|a| {
-                    Value::object([
-                        ("min_count", values::count(a.min_count)),
-                        ("max_count", values::count(a.max_count)),
-                    ])
-                })
-                .unwrap_or(Value::Null),
-        ),
-        (
-            "labels",
-            values::string_map_state(&spec.labels, previous.get("labels")),
-        ),
-        (
-            "taints",
-            values::string_list_state(&spec.taints, previous.get("taints")),
-        ),
-        ("max_pods", opt_count(spec.max_pods)),
-        (
-            "kubernetes_version",
-            values::opt_string(pool.status.kubernetes_version.as_deref()),
-        ),
-        ("nodes", attributes::nodes_value(&pool.status.nodes)),
-        (
-            "provisioning_state",
-            Value::from(pool.provisioning_state.as_str()),
-        ),
-    ]);
-    values::carry(&mut state, previous, "timeouts");
-    state
+    let count = |n: Option<u32>| n.map(i64::from).into();
+    NodePoolModel {
+        id: Attr::Known(pool.id.clone()),
+        cluster_id: Attr::Known(pool.cluster_id.clone()),
+        name: Attr::Known(pool.name.clone()),
+        os_type: Attr::Known(spec.os_type.as_str().to_string()),
+        os_sku: spec.os_sku.clone().into(),
+        vm_size: spec.vm_size.clone().into(),
+        node_count: count(spec.node_count),
+        auto_scaling: spec
+            .auto_scaling
+            .map(|a| AutoScalingModel {
+                min_count: Attr::Known(i64::from(a.min_count)),
+                max_count: Attr::Known(i64::from(a.max_count)),
+            })
+            .into(),
+        labels: model::collection(spec.labels.clone(), &previous.labels),
+        taints: model::collection(spec.taints.clone(), &previous.taints),
+        max_pods: count(spec.max_pods),
+        kubernetes_version: pool.status.kubernetes_version.clone().into(),
+        nodes: attributes::nodes(&pool.status.nodes),
+        provisioning_state: Attr::Known(pool.provisioning_state.as_str().to_string()),
+        timeouts: previous.timeouts.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +502,17 @@ mod tests {
 
     use super::*;
     use crate::framework::plan::plan;
+    use crate::framework::values::set;
+
+    /// The spec sent for a plan or state value.
+    fn spec(value: &Value) -> Option<NodePoolSpec> {
+        spec_from(&model::read(value))
+    }
+
+    /// The state value of `pool` after `previous`.
+    fn state(pool: &NodePool, previous: &Value) -> Value {
+        to_state(pool, &model::read(previous)).to_value()
+    }
 
     fn object(count: u32, auto_scaling: Option<(u32, u32)>) -> NodePool {
         let nodes: Vec<_> = (1..=count)
@@ -552,10 +592,10 @@ mod tests {
         assert_eq!(planned.get("max_pods"), Some(&Value::from(110i64)));
         assert_eq!(planned.get("nodes"), Some(&Value::Unknown));
         // The create sends what the service resolves.
-        let sent = spec_from(planned).unwrap();
+        let sent = spec(planned).unwrap();
         assert_eq!(sent, object(1, None).spec);
 
-        let prior = to_state(&object(1, None), planned);
+        let prior = state(&object(1, None), planned);
         let again = plan_for(&prior, &cfg);
         assert_eq!(again.planned, prior);
         assert!(again.requires_replace.is_empty());
@@ -575,11 +615,11 @@ mod tests {
         let created = plan_for(&Value::Null, &cfg);
         assert_eq!(created.planned.get("node_count"), Some(&Value::Unknown));
         let mut resolved = created.planned.clone();
-        values::set(&mut resolved, "node_count", Value::from(2i64));
-        assert_eq!(spec_from(&resolved).unwrap().node_count, None);
+        set(&mut resolved, "node_count", Value::from(2i64));
+        assert_eq!(spec(&resolved).unwrap().node_count, None);
 
         // The autoscaler went to 4: no drift, no diff.
-        let prior = to_state(&object(4, Some((2, 5))), &created.planned);
+        let prior = state(&object(4, Some((2, 5))), &created.planned);
         let again = plan_for(&prior, &cfg);
         assert_eq!(again.planned, prior);
 
@@ -591,7 +631,7 @@ mod tests {
         );
         assert_eq!(changed.planned.get("node_count"), Some(&Value::from(4i64)));
         assert_eq!(changed.planned.get("nodes"), prior.get("nodes"));
-        assert_eq!(spec_from(&changed.planned).unwrap().node_count, None);
+        assert_eq!(spec(&changed.planned).unwrap().node_count, None);
 
         // Lowering max_count below the count clamps it, as the service will,
         // and the nodes change.
@@ -602,7 +642,7 @@ mod tests {
         // Turning auto-scaling off with no count goes back to the default 1.
         let off = plan_for(&prior, &config(&[]));
         assert_eq!(off.planned.get("node_count"), Some(&Value::from(1i64)));
-        assert_eq!(spec_from(&off.planned).unwrap().node_count, Some(1));
+        assert_eq!(spec(&off.planned).unwrap().node_count, Some(1));
     }
 
     #[test]
@@ -633,7 +673,7 @@ mod tests {
     #[test]
     fn scaling_is_in_place_and_makes_nodes_unknown() {
         let cfg = config(&[]);
-        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let prior = state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
         let scaled = plan_for(&prior, &config(&[("node_count", Value::from(3i64))]));
         assert!(scaled.requires_replace.is_empty());
         assert_eq!(scaled.planned.get("node_count"), Some(&Value::from(3i64)));
@@ -651,7 +691,7 @@ mod tests {
         // apply. Planning the prior id would make the pool a no-op while the
         // apply deletes it with the old cluster.
         let cfg = config(&[]);
-        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let prior = state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
         let replaced = plan_for(&prior, &config(&[("cluster_id", Value::Unknown)]));
         assert_eq!(replaced.planned.get("cluster_id"), Some(&Value::Unknown));
         assert_eq!(
@@ -663,7 +703,7 @@ mod tests {
     #[test]
     fn requires_replace_exactly_on_immutable_attributes() {
         let cfg = config(&[]);
-        let prior = to_state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let prior = state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
         let cases: Vec<Case> = vec![
             (
                 vec![("os_sku", "AzureLinux".into())],

@@ -5,6 +5,7 @@
 //! when no allocated address falls outside, which the plan checks against
 //! the service before anything is applied.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
@@ -15,8 +16,9 @@ use super::lifecycle::{Managed, managed_resource};
 use super::planning;
 use crate::client::{Accepted, ClientError, HostClient};
 use crate::errors;
+use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators, values};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -26,6 +28,7 @@ managed_resource!(VnetResource);
 
 impl Managed for VnetResource {
     type Object = Vnet;
+    type Model = VnetModel;
     const TYPE_NAME: &'static str = "hybrid_vnet";
     const KIND: &'static str = "vnet";
     const ID_FORMAT: &'static str = "/vnets/<name>";
@@ -51,22 +54,18 @@ impl Managed for VnetResource {
         // The service's own admission rules, run at plan time. Only when the
         // network's shape is fully known: with unknowns a rule could fire on
         // a value that is merely not known yet.
-        let shape = [
-            "address_prefix",
-            "ip_allocation_method",
-            "gateway",
-            "dns_servers",
-            "vlan_id",
-            "vm_ip_pool",
-            "vip_pool",
-        ];
-        if !shape
-            .iter()
-            .all(|name| config.get(name).is_none_or(Value::is_fully_known))
-        {
+        let config: VnetModel = model::read(config);
+        let shape_known = config.address_prefix.is_fully_known()
+            && config.ip_allocation_method.is_fully_known()
+            && config.gateway.is_fully_known()
+            && config.dns_servers.is_fully_known()
+            && config.vlan_id.is_fully_known()
+            && config.vm_ip_pool.is_fully_known()
+            && config.vip_pool.is_fully_known();
+        if !shape_known {
             return;
         }
-        let Some(spec) = spec_from(config) else {
+        let Some(spec) = spec_from(&config) else {
             return;
         };
         for error in hybrid_api::validate::vnet_spec(&spec) {
@@ -91,21 +90,22 @@ impl Managed for VnetResource {
         let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
             return;
         };
-        let Some(name) = values::string(ctx.prior, "name") else {
+        let (prior, plan): (VnetModel, VnetModel) = (model::read(ctx.prior), model::read(planned));
+        let Some(name) = prior.name.known() else {
             return;
         };
         let shrinking: Vec<(PoolKind, IpPool)> = [PoolKind::Vm, PoolKind::Vip]
             .into_iter()
             .filter_map(|kind| {
-                let new = pool_from(planned.get(kind.field())?)?;
-                let old = pool_from(ctx.prior.get(kind.field())?)?;
+                let new = pool_from(plan.pool(kind))?;
+                let old = pool_from(prior.pool(kind))?;
                 (new != old).then_some((kind, new))
             })
             .collect();
         if shrinking.is_empty() {
             return;
         }
-        let reservations = match client.list_reservations(&name).await {
+        let reservations = match client.list_reservations(name).await {
             Ok(list) => list,
             Err(e) if e.is_not_found() => return,
             Err(e) => {
@@ -158,30 +158,30 @@ impl Managed for VnetResource {
         }
     }
 
-    fn to_state(vnet: &Vnet, previous: &Value) -> Value {
+    fn to_state(vnet: &Vnet, previous: &VnetModel) -> VnetModel {
         to_state(vnet, previous)
     }
 
-    fn planned_id(planned: &Value) -> Option<String> {
-        values::string(planned, "name").map(|name| hybrid_api::vnet_id(&name))
+    fn planned_id(planned: &VnetModel) -> Option<String> {
+        planned.name.known().map(|name| hybrid_api::vnet_id(name))
     }
 
     /// From the state's `name`, else its `id`.
-    fn state_id(state: &Value) -> Option<String> {
+    fn state_id(state: &VnetModel) -> Option<String> {
         name_of(state).map(|name| hybrid_api::vnet_id(&name))
     }
 
     /// The vnet's name and spec.
-    fn create_request(planned: &Value) -> Option<(String, VnetSpec)> {
-        Some((values::string(planned, "name")?, spec_from(planned)?))
+    fn create_request(planned: &VnetModel) -> Option<(String, VnetSpec)> {
+        Some((planned.name.known()?.clone(), spec_from(planned)?))
     }
 
     /// Only the pools and tags change in place.
-    fn update_request(_prior: &Value, planned: &Value) -> Option<VnetPatch> {
+    fn update_request(_prior: &VnetModel, planned: &VnetModel) -> Option<VnetPatch> {
         Some(VnetPatch {
-            vm_ip_pool: planned.get("vm_ip_pool").and_then(pool_from),
-            vip_pool: planned.get("vip_pool").and_then(pool_from),
-            tags: Some(values::string_map(planned, "tags")),
+            vm_ip_pool: pool_from(&planned.vm_ip_pool),
+            vip_pool: pool_from(&planned.vip_pool),
+            tags: Some(planned.tags.known_entries()),
         })
     }
 
@@ -338,121 +338,131 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
     ]
 }
 
-/// A pool's size follows from its range, so the plan can show it instead of
-/// "known after apply".
-fn plan_pool_sizes(planned: &mut Value) {
-    let Value::Object(attrs) = planned else {
-        return;
-    };
-    for field in ["vm_ip_pool", "vip_pool"] {
-        let Some(pool_value @ Value::Object(_)) = attrs.get_mut(field) else {
-            continue;
-        };
-        let size = pool_from(pool_value)
-            .as_ref()
-            .and_then(hybrid_api::validate::pool_size)
-            .and_then(|n| i64::try_from(n).ok());
-        if let (Some(size), Value::Object(pool)) = (size, pool_value)
-            && pool.get("size").is_some_and(Value::is_unknown)
-        {
-            pool.insert("size".into(), Value::from(size));
+crate::model! {
+    /// A vnet's configuration, plan or state: the schema's attributes.
+    pub(crate) struct VnetModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub address_prefix: Attr<String>,
+        pub ip_allocation_method: Attr<String>,
+        pub gateway: Attr<String>,
+        pub dns_servers: Attr<Vec<String>>,
+        pub vlan_id: Attr<i64>,
+        pub vm_ip_pool: Attr<PoolModel>,
+        pub vip_pool: Attr<PoolModel>,
+        pub tags: Attr<BTreeMap<String, String>>,
+        pub provisioning_state: Attr<String>,
+        pub timeouts: Attr<Value>,
+    }
+}
+
+crate::model! {
+    /// `vm_ip_pool` / `vip_pool`: a settable range and its usage.
+    pub(crate) struct PoolModel {
+        pub start: Attr<String>,
+        pub end: Attr<String>,
+        pub size: Attr<i64>,
+        pub used: Attr<i64>,
+        pub available: Attr<i64>,
+    }
+}
+
+impl VnetModel {
+    fn pool(&self, kind: PoolKind) -> &Attr<PoolModel> {
+        match kind {
+            PoolKind::Vm => &self.vm_ip_pool,
+            PoolKind::Vip => &self.vip_pool,
         }
     }
 }
 
+/// A pool's size follows from its range, so the plan can show it instead of
+/// "known after apply".
+fn plan_pool_sizes(planned_value: &mut Value) {
+    let mut planned: VnetModel = model::read(planned_value);
+    for pool_attr in [&mut planned.vm_ip_pool, &mut planned.vip_pool] {
+        let size = pool_from(pool_attr)
+            .as_ref()
+            .and_then(hybrid_api::validate::pool_size)
+            .and_then(|n| i64::try_from(n).ok());
+        if let (Some(size), Attr::Known(pool)) = (size, pool_attr)
+            && pool.size.is_unknown()
+        {
+            pool.size = Attr::Known(size);
+        }
+    }
+    *planned_value = planned.to_value();
+}
+
 /// The vnet name from a state's `name`, else from its `id`.
-fn name_of(state: &Value) -> Option<String> {
-    values::string(state, "name").or_else(|| {
-        values::string(state, "id").and_then(|id| id.strip_prefix("/vnets/").map(str::to_string))
+fn name_of(state: &VnetModel) -> Option<String> {
+    state.name.known().cloned().or_else(|| {
+        state
+            .id
+            .known()
+            .and_then(|id| id.strip_prefix("/vnets/").map(str::to_string))
     })
 }
 
-pub(crate) fn pool_from(value: &Value) -> Option<IpPool> {
+/// A pool's range, when both ends are known.
+fn pool_from(pool: &Attr<PoolModel>) -> Option<IpPool> {
+    let pool = pool.known()?;
     Some(IpPool {
-        start: values::string(value, "start")?,
-        end: values::string(value, "end")?,
+        start: pool.start.known()?.clone(),
+        end: pool.end.known()?.clone(),
     })
 }
 
 /// The API spec from a configuration or plan. `None` when a required part
 /// is missing (unknown or null).
-fn spec_from(object: &Value) -> Option<VnetSpec> {
-    let method = match values::string(object, "ip_allocation_method").as_deref() {
+fn spec_from(vnet: &VnetModel) -> Option<VnetSpec> {
+    let method = match vnet.ip_allocation_method.known().map(String::as_str) {
         None | Some("static") => IpAllocationMethod::Static,
         Some("dhcp") => IpAllocationMethod::Dhcp,
         Some(_) => return None,
     };
     Some(VnetSpec {
-        address_prefix: values::string(object, "address_prefix")?,
+        address_prefix: vnet.address_prefix.known()?.clone(),
         ip_allocation_method: method,
-        gateway: values::string(object, "gateway"),
-        dns_servers: values::strings(object, "dns_servers"),
-        vlan_id: values::int(object, "vlan_id").and_then(|v| u16::try_from(v).ok()),
-        vm_ip_pool: object.get("vm_ip_pool").and_then(pool_from),
-        vip_pool: object.get("vip_pool").and_then(pool_from),
-        tags: values::string_map(object, "tags"),
+        gateway: vnet.gateway.known().cloned(),
+        dns_servers: vnet.dns_servers.known_items(),
+        vlan_id: vnet.vlan_id.known().and_then(|&v| u16::try_from(v).ok()),
+        vm_ip_pool: pool_from(&vnet.vm_ip_pool),
+        vip_pool: pool_from(&vnet.vip_pool),
+        tags: vnet.tags.known_entries(),
     })
 }
 
-fn usage_state(pool: Option<&IpPool>, usage: Option<&PoolUsage>) -> Value {
+fn usage_state(pool: Option<&IpPool>, usage: Option<&PoolUsage>) -> Attr<PoolModel> {
     let Some(pool) = pool else {
-        return Value::Null;
+        return Attr::Null;
     };
-    let count = |f: fn(&PoolUsage) -> u64| {
-        usage
-            .and_then(|u| i64::try_from(f(u)).ok())
-            .map(Value::from)
-            .unwrap_or(Value::Null)
-    };
-    Value::object([
-        ("start", Value::from(pool.start.as_str())),
-        ("end", Value::from(pool.end.as_str())),
-        ("size", count(|u| u.size)),
-        ("used", count(|u| u.used)),
-        ("available", count(|u| u.available)),
-    ])
+    let count = |f: fn(&PoolUsage) -> u64| usage.and_then(|u| i64::try_from(f(u)).ok()).into();
+    Attr::Known(PoolModel {
+        start: Attr::Known(pool.start.clone()),
+        end: Attr::Known(pool.end.clone()),
+        size: count(|u| u.size),
+        used: count(|u| u.used),
+        available: count(|u| u.available),
+    })
 }
 
 /// The Terraform state of a vnet. `previous` (plan or prior state) decides
 /// null-versus-empty for optional collections and carries `timeouts`.
-pub(crate) fn to_state(vnet: &Vnet, previous: &Value) -> Value {
+pub(crate) fn to_state(vnet: &Vnet, previous: &VnetModel) -> VnetModel {
     let spec = &vnet.spec;
-    let mut state = Value::object([
-        ("id", Value::from(vnet.id.as_str())),
-        ("name", Value::from(vnet.name.as_str())),
-        ("address_prefix", Value::from(spec.address_prefix.as_str())),
-        (
-            "ip_allocation_method",
-            Value::from(spec.ip_allocation_method.as_str()),
-        ),
-        ("gateway", values::opt_string(spec.gateway.as_deref())),
-        (
-            "dns_servers",
-            values::string_list_state(&spec.dns_servers, previous.get("dns_servers")),
-        ),
-        (
-            "vlan_id",
-            spec.vlan_id
-                .map(|v| Value::from(i64::from(v)))
-                .unwrap_or(Value::Null),
-        ),
-        (
-            "vm_ip_pool",
-            usage_state(spec.vm_ip_pool.as_ref(), vnet.status.vm_ip_pool.as_ref()),
-        ),
-        (
-            "vip_pool",
-            usage_state(spec.vip_pool.as_ref(), vnet.status.vip_pool.as_ref()),
-        ),
-        (
-            "tags",
-            values::string_map_state(&spec.tags, previous.get("tags")),
-        ),
-        (
-            "provisioning_state",
-            Value::from(vnet.provisioning_state.as_str()),
-        ),
-    ]);
-    values::carry(&mut state, previous, "timeouts");
-    state
+    VnetModel {
+        id: Attr::Known(vnet.id.clone()),
+        name: Attr::Known(vnet.name.clone()),
+        address_prefix: Attr::Known(spec.address_prefix.clone()),
+        ip_allocation_method: Attr::Known(spec.ip_allocation_method.as_str().to_string()),
+        gateway: spec.gateway.clone().into(),
+        dns_servers: model::collection(spec.dns_servers.clone(), &previous.dns_servers),
+        vlan_id: spec.vlan_id.map(i64::from).into(),
+        vm_ip_pool: usage_state(spec.vm_ip_pool.as_ref(), vnet.status.vm_ip_pool.as_ref()),
+        vip_pool: usage_state(spec.vip_pool.as_ref(), vnet.status.vip_pool.as_ref()),
+        tags: model::collection(spec.tags.clone(), &previous.tags),
+        provisioning_state: Attr::Known(vnet.provisioning_state.as_str().to_string()),
+        timeouts: previous.timeouts.clone(),
+    }
 }
