@@ -9,11 +9,14 @@
 //!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
 //! - `docs`: generate `docs/` from the provider schema, `examples/` and
 //!   `templates/`; `--check` fails when the committed docs differ.
+//! - `layering`: the structure's rules (no module import cycles; HTTP only
+//!   in `host/src/http/`; the provider framework free of the product).
 //! - `bench`: the benchmarks and their targets (docs/guides/performance.md),
 //!   each reported as a ratio against a baseline measured in the same run.
 
 mod bench;
 mod docs;
+mod layering;
 mod quickstart;
 mod test;
 mod util;
@@ -37,6 +40,12 @@ enum Command {
     Test(test::Args),
     /// Run the benchmarks (release builds) and print ratios to their baselines.
     Bench(bench::Args),
+    /// Check the structure: no import cycles, HTTP only in host/src/http, framework free of the product.
+    Layering {
+        /// Check another checkout instead of this one.
+        #[arg(long)]
+        root: Option<std::path::PathBuf>,
+    },
     /// Generate docs/ from the schema, examples/ and templates/ (--check: fail on drift).
     Docs(docs::Args),
 }
@@ -49,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Docs(args) => docs::run(&args),
+        Command::Layering { root } => layering::run(root),
     }
 }

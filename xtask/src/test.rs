@@ -56,6 +56,14 @@ pub fn run(args: &Args) -> Result<()> {
             cmd: clippy,
         });
     }
+    // The structure's rules: cheap, and a broken layering is worth knowing
+    // before the long steps.
+    let mut layering = Command::new(std::env::current_exe()?);
+    layering.arg("layering");
+    steps.push(Step {
+        name: "layering (no import cycles, HTTP only in host/src/http)",
+        cmd: layering,
+    });
     // Build the binaries the acceptance tests drive once, up front, so the
     // tests themselves need not run cargo.
     let mut build = util::cargo();

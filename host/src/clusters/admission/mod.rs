@@ -2,8 +2,7 @@
 //! every address and host slot is taken inside one store transaction, so a
 //! refused request leaves nothing behind and an accepted one can never be
 //! short of an address or of host capacity later. The VMs decided here are
-//! written as `Pending` rows before any driver call (see [`super::reconcile`]).
-
+//! written as `Pending` rows before any driver call (see [`super::lifecycle`]).
 //!
 //! [`cluster`] decides cluster changes, [`nodepool`] node pool changes;
 //! both place VMs through [`super::vms`].
