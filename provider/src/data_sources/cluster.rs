@@ -14,9 +14,9 @@ use super::shared::{
 };
 use crate::client::HostClient;
 use crate::errors;
-use crate::framework::model::{Attr, Set, ToValue};
+use crate::framework::model::{self, Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators, values};
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators};
 use crate::resources::cluster::{
     self as resource, ClusterModel, ControlPlaneModel, NetworkModel, StorageModel,
 };
@@ -149,7 +149,8 @@ impl DataSource<HostClient> for ClusterDataSource {
     }
 
     async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(name) = values::string(config, "name") else {
+        let config: ClusterDataModel = model::read(config);
+        let Some(name) = config.name.into_known() else {
             diags.error_at(
                 AttrPath::attr("name"),
                 "Missing cluster name",

@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use hybrid_api::extension::{ExtensionTarget, ExtensionType};
 use hybrid_cty::Value;
 
-use super::shared::{computed_list, computed_strings, string_list};
+use super::shared::{computed_list, computed_strings};
 use crate::client::HostClient;
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, values};
+use crate::framework::{Attr, DataSource, Diagnostics, Schema, ToValue};
 
 pub struct ExtensionTypesDataSource;
 
@@ -87,7 +87,7 @@ impl DataSource<HostClient> for ExtensionTypesDataSource {
 
     async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
         match client.list_extension_types().await {
-            Ok(types) => to_state(&types),
+            Ok(types) => to_state(&types).to_value(),
             Err(e) => {
                 errors::report(diags, "Cannot read the extension-type catalogue", &e);
                 Value::Null
@@ -107,55 +107,75 @@ fn keys(schema: &serde_json::Value) -> Vec<String> {
     keys
 }
 
-pub(crate) fn to_state(types: &[ExtensionType]) -> Value {
+crate::model! {
+    /// The data source's state.
+    pub(crate) struct ExtensionTypesModel {
+        pub types: Attr<Vec<ExtensionTypeModel>>,
+    }
+}
+
+crate::model! {
+    /// One extension type of the catalogue.
+    pub(crate) struct ExtensionTypeModel {
+        pub name: Attr<String>,
+        pub description: Attr<String>,
+        pub target: Attr<String>,
+        pub default_namespace: Attr<String>,
+        pub supports_namespace_scope: Attr<bool>,
+        pub requires_linux_nodes: Attr<bool>,
+        pub release_trains: Attr<Vec<ReleaseTrainModel>>,
+        pub configuration_settings: Attr<Vec<String>>,
+        pub protected_configuration_settings: Attr<Vec<String>>,
+    }
+}
+
+crate::model! {
+    /// One release train of a type.
+    pub(crate) struct ReleaseTrainModel {
+        pub name: Attr<String>,
+        pub versions: Attr<Vec<String>>,
+        pub latest: Attr<String>,
+    }
+}
+
+pub(crate) fn to_state(types: &[ExtensionType]) -> ExtensionTypesModel {
     let mut sorted: Vec<&ExtensionType> = types.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let types = sorted.into_iter().map(|ty| {
-        let trains = ty.release_trains.iter().map(|train| {
-            Value::object([
-                ("name", Value::from(train.name.as_str())),
-                ("versions", string_list(&train.versions)),
-                (
-                    "latest",
-                    values::opt_string(train.versions.last().map(String::as_str)),
-                ),
-            ])
+        let trains = ty.release_trains.iter().map(|train| ReleaseTrainModel {
+            name: Attr::Known(train.name.clone()),
+            versions: Attr::Known(train.versions.clone()),
+            latest: train.versions.last().cloned().into(),
         });
         let target = match ty.target {
             ExtensionTarget::Cluster => "cluster",
             ExtensionTarget::ManagementHost => "management_host",
         };
-        Value::object([
-            ("name", Value::from(ty.name.as_str())),
-            ("description", Value::from(ty.description.as_str())),
-            ("target", Value::from(target)),
-            (
-                "default_namespace",
-                Value::from(ty.default_namespace.as_str()),
-            ),
-            (
-                "supports_namespace_scope",
-                Value::from(ty.supports_namespace_scope),
-            ),
-            ("requires_linux_nodes", Value::from(ty.requires_linux_nodes)),
-            ("release_trains", Value::list(trains)),
-            (
-                "configuration_settings",
-                string_list(&keys(&ty.configuration_schema)),
-            ),
-            (
-                "protected_configuration_settings",
-                string_list(&keys(&ty.protected_configuration_schema)),
-            ),
-        ])
+        ExtensionTypeModel {
+            name: Attr::Known(ty.name.clone()),
+            description: Attr::Known(ty.description.clone()),
+            target: Attr::Known(target.to_string()),
+            default_namespace: Attr::Known(ty.default_namespace.clone()),
+            supports_namespace_scope: Attr::Known(ty.supports_namespace_scope),
+            requires_linux_nodes: Attr::Known(ty.requires_linux_nodes),
+            release_trains: Attr::Known(trains.collect()),
+            configuration_settings: Attr::Known(keys(&ty.configuration_schema)),
+            protected_configuration_settings: Attr::Known(keys(&ty.protected_configuration_schema)),
+        }
     });
-    Value::object([("types", Value::list(types))])
+    ExtensionTypesModel {
+        types: Attr::Known(types.collect()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, items, text};
+
+    fn to_state(types: &[ExtensionType]) -> Value {
+        super::to_state(types).to_value()
+    }
 
     fn ty(name: &str, target: &str, settings: serde_json::Value) -> ExtensionType {
         serde_json::from_value(serde_json::json!({

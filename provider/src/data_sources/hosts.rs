@@ -6,13 +6,11 @@ use async_trait::async_trait;
 use hybrid_api::HostList;
 use hybrid_cty::Value;
 
-use super::shared::{
-    computed_list, computed_strings, resources_attributes, resources_value, string_list,
-};
+use super::shared::{ResourcesModel, computed_list, computed_strings, resources_attributes};
 use crate::client::HostClient;
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema};
+use crate::framework::{Attr, DataSource, Diagnostics, Schema, ToValue};
 
 pub struct HostsDataSource;
 
@@ -75,7 +73,7 @@ impl DataSource<HostClient> for HostsDataSource {
 
     async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
         match client.list_hosts().await {
-            Ok(hosts) => to_state(&hosts),
+            Ok(hosts) => to_state(&hosts).to_value(),
             Err(e) => {
                 errors::report(diags, "Cannot read the datacenter's hosts", &e);
                 Value::Null
@@ -84,30 +82,53 @@ impl DataSource<HostClient> for HostsDataSource {
     }
 }
 
-pub(crate) fn to_state(list: &HostList) -> Value {
-    let hosts = list.items.iter().map(|h| {
-        Value::object([
-            ("name", Value::from(h.name.as_str())),
-            ("id", Value::from(h.id.as_str())),
-            ("state", Value::from(h.state.as_str())),
-            ("capacity", resources_value(&h.capacity)),
-            ("allocated", resources_value(&h.allocated)),
-            ("free", resources_value(&h.free)),
-            ("vms", string_list(&h.vms)),
-        ])
+crate::model! {
+    /// The data source's state.
+    pub(crate) struct HostsModel {
+        pub driver: Attr<String>,
+        pub simulated: Attr<bool>,
+        pub hosts: Attr<Vec<HostModel>>,
+        pub free_vcpus: Attr<u64>,
+        pub free_memory_mib: Attr<u64>,
+        pub free_disk_gib: Attr<u64>,
+    }
+}
+
+crate::model! {
+    /// One physical host.
+    pub(crate) struct HostModel {
+        pub name: Attr<String>,
+        pub id: Attr<String>,
+        pub state: Attr<String>,
+        pub capacity: Attr<ResourcesModel>,
+        pub allocated: Attr<ResourcesModel>,
+        pub free: Attr<ResourcesModel>,
+        pub vms: Attr<Vec<String>>,
+    }
+}
+
+pub(crate) fn to_state(list: &HostList) -> HostsModel {
+    let hosts = list.items.iter().map(|h| HostModel {
+        name: Attr::Known(h.name.clone()),
+        id: Attr::Known(h.id.clone()),
+        state: Attr::Known(h.state.as_str().to_string()),
+        capacity: ResourcesModel::of(&h.capacity),
+        allocated: ResourcesModel::of(&h.allocated),
+        free: ResourcesModel::of(&h.free),
+        vms: Attr::Known(h.vms.clone()),
     });
     // Sums in u64 so many large hosts cannot overflow.
     let free_vcpus: u64 = list.items.iter().map(|h| u64::from(h.free.vcpus)).sum();
     let free_memory: u64 = list.items.iter().map(|h| h.free.memory_mib).sum();
     let free_disk: u64 = list.items.iter().map(|h| h.free.disk_gib).sum();
-    Value::object([
-        ("driver", Value::from(list.driver.as_str())),
-        ("simulated", Value::from(list.simulated)),
-        ("hosts", Value::list(hosts)),
-        ("free_vcpus", Value::from(free_vcpus)),
-        ("free_memory_mib", Value::from(free_memory)),
-        ("free_disk_gib", Value::from(free_disk)),
-    ])
+    HostsModel {
+        driver: Attr::Known(list.driver.clone()),
+        simulated: Attr::Known(list.simulated),
+        hosts: Attr::Known(hosts.collect()),
+        free_vcpus: Attr::Known(free_vcpus),
+        free_memory_mib: Attr::Known(free_memory),
+        free_disk_gib: Attr::Known(free_disk),
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +138,10 @@ mod tests {
 
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, int, items, text};
+
+    fn to_state(list: &HostList) -> Value {
+        super::to_state(list).to_value()
+    }
 
     fn amount(vcpus: u32, memory_mib: u64, disk_gib: u64) -> Resources {
         Resources {

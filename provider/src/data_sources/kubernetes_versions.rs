@@ -8,11 +8,11 @@ use hybrid_api::catalog::newest_supported;
 use hybrid_api::{KubernetesVersion, OsType};
 use hybrid_cty::Value;
 
-use super::shared::{computed_list, computed_strings, string_list};
+use super::shared::{computed_list, computed_strings};
 use crate::client::HostClient;
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema, values};
+use crate::framework::{Attr, DataSource, Diagnostics, Schema, ToValue};
 
 pub struct KubernetesVersionsDataSource;
 
@@ -67,7 +67,7 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
 
     async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
         match client.list_kubernetes_versions().await {
-            Ok(catalog) => to_state(&catalog),
+            Ok(catalog) => to_state(&catalog).to_value(),
             Err(e) => {
                 errors::report(diags, "Cannot read the Kubernetes version catalogue", &e);
                 Value::Null
@@ -76,35 +76,59 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
     }
 }
 
-pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> Value {
-    let versions = catalog.iter().map(|v| {
-        let ready_for: Vec<&str> = v.ready_for.iter().map(|os| os.as_str()).collect();
-        Value::object([
-            ("version", Value::from(v.version.as_str())),
-            ("supported", Value::from(v.supported)),
-            ("ready_for", string_list(&ready_for)),
-            ("upgrades", string_list(&v.upgrades)),
-        ])
+crate::model! {
+    /// The data source's state.
+    pub(crate) struct KubernetesVersionsModel {
+        pub versions: Attr<Vec<VersionModel>>,
+        pub default_version: Attr<String>,
+        pub supported_versions: Attr<Vec<String>>,
+    }
+}
+
+crate::model! {
+    /// One version of the catalogue.
+    pub(crate) struct VersionModel {
+        pub version: Attr<String>,
+        pub supported: Attr<bool>,
+        pub ready_for: Attr<Vec<String>>,
+        pub upgrades: Attr<Vec<String>>,
+    }
+}
+
+pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> KubernetesVersionsModel {
+    let versions = catalog.iter().map(|v| VersionModel {
+        version: Attr::Known(v.version.clone()),
+        supported: Attr::Known(v.supported),
+        ready_for: Attr::Known(
+            v.ready_for
+                .iter()
+                .map(|os| os.as_str().to_string())
+                .collect(),
+        ),
+        upgrades: Attr::Known(v.upgrades.clone()),
     });
-    let supported: Vec<&str> = catalog
+    let supported: Vec<String> = catalog
         .iter()
         .filter(|v| v.supported)
-        .map(|v| v.version.as_str())
+        .map(|v| v.version.clone())
         .collect();
-    Value::object([
-        ("versions", Value::list(versions)),
-        (
-            "default_version",
-            values::opt_string(newest_supported(catalog, &ALL_OSES)),
-        ),
-        ("supported_versions", string_list(&supported)),
-    ])
+    KubernetesVersionsModel {
+        versions: Attr::Known(versions.collect()),
+        default_version: newest_supported(catalog, &ALL_OSES)
+            .map(str::to_string)
+            .into(),
+        supported_versions: Attr::Known(supported),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, items, text};
+
+    fn to_state(catalog: &[KubernetesVersion]) -> Value {
+        super::to_state(catalog).to_value()
+    }
 
     fn version(
         version: &str,

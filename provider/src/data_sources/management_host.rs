@@ -9,7 +9,7 @@ use hybrid_cty::Value;
 use crate::client::HostClient;
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema};
+use crate::framework::{Attr, DataSource, Diagnostics, Schema, ToValue};
 
 pub struct ManagementHostDataSource;
 
@@ -45,7 +45,7 @@ impl DataSource<HostClient> for ManagementHostDataSource {
 
     async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
         match client.management_host().await {
-            Ok(host) => to_state(&host),
+            Ok(host) => to_state(&host).to_value(),
             Err(e) => {
                 errors::report(diags, "Cannot read the management host", &e);
                 Value::Null
@@ -54,20 +54,35 @@ impl DataSource<HostClient> for ManagementHostDataSource {
     }
 }
 
-pub(crate) fn to_state(host: &ManagementHost) -> Value {
-    Value::object([
-        ("id", Value::from(host.id.as_str())),
-        ("name", Value::from(host.name.as_str())),
-        ("driver", Value::from(host.driver.as_str())),
-        ("simulated", Value::from(host.simulated)),
-        ("version", Value::from(host.version.as_str())),
-    ])
+crate::model! {
+    /// The data source's state.
+    pub(crate) struct ManagementHostModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub driver: Attr<String>,
+        pub simulated: Attr<bool>,
+        pub version: Attr<String>,
+    }
+}
+
+pub(crate) fn to_state(host: &ManagementHost) -> ManagementHostModel {
+    ManagementHostModel {
+        id: Attr::Known(host.id.clone()),
+        name: Attr::Known(host.name.clone()),
+        driver: Attr::Known(host.driver.clone()),
+        simulated: Attr::Known(host.simulated),
+        version: Attr::Known(host.version.clone()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, text};
+
+    fn to_state(host: &ManagementHost) -> Value {
+        super::to_state(host).to_value()
+    }
 
     #[test]
     fn state_mirrors_the_answer() {

@@ -1,19 +1,23 @@
 //! `hybrid_nodepools` data source: lists the node pools of one cluster with
 //! their settings, Kubernetes version and the nodes the service observes.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use hybrid_api::NodePool;
 use hybrid_api::cluster::parse_cluster_id;
 use hybrid_cty::{Type, Value};
 
 use super::shared::{
-    computed_list, computed_strings, condition_attributes, conditions_value, node_attributes,
-    nodes_value, not_found, string_list, string_map,
+    self, ConditionDataModel, NodeDataModel, computed_list, computed_strings, condition_attributes,
+    node_attributes, not_found,
 };
 use crate::client::HostClient;
 use crate::errors;
+use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators, values};
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators};
+use crate::resources::nodepool::{self as resource, AutoScalingModel, NodePoolModel};
 
 pub struct NodePoolsDataSource;
 
@@ -96,7 +100,8 @@ impl DataSource<HostClient> for NodePoolsDataSource {
     }
 
     async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(cluster_id) = values::string(config, "cluster_id") else {
+        let config: NodePoolsDataModel = model::read(config);
+        let Some(cluster_id) = config.cluster_id.into_known() else {
             diags.error_at(
                 AttrPath::attr("cluster_id"),
                 "Missing cluster_id",
@@ -122,7 +127,7 @@ impl DataSource<HostClient> for NodePoolsDataSource {
             other => other,
         };
         match listed {
-            Ok(Some(pools)) => to_state(&cluster_id, &pools),
+            Ok(Some(pools)) => to_state(&cluster_id, &pools).to_value(),
             Ok(None) => {
                 diags.error_at(
                     AttrPath::attr("cluster_id"),
@@ -143,48 +148,85 @@ impl DataSource<HostClient> for NodePoolsDataSource {
     }
 }
 
-fn pool_value(pool: &NodePool) -> Value {
-    let spec = &pool.spec;
-    let count = |n: Option<u32>| n.map(Value::from).unwrap_or(Value::Null);
-    Value::object([
-        ("id", Value::from(pool.id.as_str())),
-        ("name", Value::from(pool.name.as_str())),
-        ("os_type", Value::from(spec.os_type.as_str())),
-        ("os_sku", values::opt_string(spec.os_sku.as_deref())),
-        ("vm_size", values::opt_string(spec.vm_size.as_deref())),
-        ("node_count", count(spec.node_count)),
-        (
-            "auto_scaling",
-            spec.auto_scaling
-                .map(|a| {
-                    Value::object([
-                        ("min_count", Value::from(a.min_count)),
-                        ("max_count", Value::from(a.max_count)),
-                    ])
-                })
-                .unwrap_or(Value::Null),
-        ),
-        ("labels", string_map(&spec.labels)),
-        ("taints", string_list(&spec.taints)),
-        ("max_pods", count(spec.max_pods)),
-        (
-            "kubernetes_version",
-            values::opt_string(pool.status.kubernetes_version.as_deref()),
-        ),
-        ("nodes", nodes_value(&pool.status.nodes)),
-        (
-            "provisioning_state",
-            Value::from(pool.provisioning_state.as_str()),
-        ),
-        ("conditions", conditions_value(&pool.status.conditions)),
-    ])
+crate::model! {
+    /// The data source's configuration and state.
+    pub(crate) struct NodePoolsDataModel {
+        pub cluster_id: Attr<String>,
+        pub nodepools: Attr<Vec<PoolDataModel>>,
+    }
 }
 
-pub(crate) fn to_state(cluster_id: &str, pools: &[NodePool]) -> Value {
-    Value::object([
-        ("cluster_id", Value::from(cluster_id)),
-        ("nodepools", Value::list(pools.iter().map(pool_value))),
-    ])
+crate::model! {
+    /// One pool as the data source shows it: the node pool resource's
+    /// attributes (less `cluster_id` and `timeouts`) and its conditions.
+    pub(crate) struct PoolDataModel {
+        pub id: Attr<String>,
+        pub name: Attr<String>,
+        pub os_type: Attr<String>,
+        pub os_sku: Attr<String>,
+        pub vm_size: Attr<String>,
+        pub node_count: Attr<i64>,
+        pub auto_scaling: Attr<AutoScalingModel>,
+        pub labels: Attr<BTreeMap<String, String>>,
+        pub taints: Attr<Vec<String>>,
+        pub max_pods: Attr<i64>,
+        pub kubernetes_version: Attr<String>,
+        pub nodes: Attr<Vec<NodeDataModel>>,
+        pub provisioning_state: Attr<String>,
+        pub conditions: Attr<Vec<ConditionDataModel>>,
+    }
+}
+
+/// One pool, built on the resource's own conversion
+/// ([`resource::to_state`]); with no configuration to stay consistent with,
+/// empty `labels` and `taints` are shown empty rather than null, and nodes
+/// carry their version and size.
+fn pool_state(pool: &NodePool) -> PoolDataModel {
+    let shown = NodePoolModel {
+        labels: Attr::Known(BTreeMap::new()),
+        taints: Attr::Known(Vec::new()),
+        ..NodePoolModel::default()
+    };
+    let NodePoolModel {
+        id,
+        cluster_id: _,
+        name,
+        os_type,
+        os_sku,
+        vm_size,
+        node_count,
+        auto_scaling,
+        labels,
+        taints,
+        max_pods,
+        kubernetes_version,
+        nodes: _,
+        provisioning_state,
+        timeouts: _,
+    } = resource::to_state(pool, &shown);
+    PoolDataModel {
+        id,
+        name,
+        os_type,
+        os_sku,
+        vm_size,
+        node_count,
+        auto_scaling,
+        labels,
+        taints,
+        max_pods,
+        kubernetes_version,
+        nodes: shared::nodes(&pool.status.nodes),
+        provisioning_state,
+        conditions: shared::conditions(&pool.status.conditions),
+    }
+}
+
+pub(crate) fn to_state(cluster_id: &str, pools: &[NodePool]) -> NodePoolsDataModel {
+    NodePoolsDataModel {
+        cluster_id: Attr::Known(cluster_id.to_string()),
+        nodepools: Attr::Known(pools.iter().map(pool_state).collect()),
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +234,10 @@ mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, int, items, text};
     use crate::framework::Diagnostics;
+
+    fn to_state(cluster_id: &str, pools: &[NodePool]) -> Value {
+        super::to_state(cluster_id, pools).to_value()
+    }
 
     fn pools() -> Vec<NodePool> {
         serde_json::from_value(serde_json::json!([{

@@ -1,16 +1,16 @@
-//! Schema pieces and value builders several data sources share: observed
-//! nodes, status conditions, resource amounts, and the "not found" message.
-
-use std::collections::BTreeMap;
+//! Schema pieces and models several data sources share: observed nodes and
+//! status conditions (the resources' models of them, extended), resource
+//! amounts, and the "not found" message. A data source has no configuration
+//! to keep consistent with, so empty collections are shown empty, not null.
 
 use hybrid_api::Condition;
 use hybrid_api::cluster::Node;
 use hybrid_api::inventory::Resources;
-use hybrid_cty::{Type, Value};
+use hybrid_cty::Type;
 
 use crate::framework::schema::Attribute;
 
-use crate::framework::{Attr, ToValue};
+use crate::framework::Attr;
 pub(crate) use crate::resources::attributes::observed_list as computed_list;
 use crate::resources::attributes::{self, ConditionModel, NodeModel};
 
@@ -65,10 +65,6 @@ pub(crate) fn nodes(nodes: &[Node]) -> Attr<Vec<NodeDataModel>> {
     Attr::Known(nodes.iter().map(NodeDataModel::of).collect())
 }
 
-pub(crate) fn nodes_value(nodes: &[Node]) -> Value {
-    self::nodes(nodes).to_value()
-}
-
 /// The attributes of one status condition, with its transition time.
 pub(crate) fn condition_attributes() -> Vec<Attribute> {
     let mut attributes = attributes::condition_attributes();
@@ -115,10 +111,6 @@ pub(crate) fn conditions(conditions: &[Condition]) -> Attr<Vec<ConditionDataMode
     Attr::Known(conditions.iter().map(ConditionDataModel::of).collect())
 }
 
-pub(crate) fn conditions_value(conditions: &[Condition]) -> Value {
-    self::conditions(conditions).to_value()
-}
-
 /// The attributes of a vCPU / memory / disk amount.
 pub(crate) fn resources_attributes() -> Vec<Attribute> {
     vec![
@@ -132,27 +124,23 @@ pub(crate) fn resources_attributes() -> Vec<Attribute> {
     ]
 }
 
-pub(crate) fn resources_value(amount: &Resources) -> Value {
-    Value::object([
-        ("vcpus", Value::from(amount.vcpus)),
-        ("memory_mib", Value::from(amount.memory_mib)),
-        ("disk_gib", Value::from(amount.disk_gib)),
-    ])
+crate::model! {
+    /// A vCPU / memory / disk amount.
+    pub(crate) struct ResourcesModel {
+        pub vcpus: Attr<u32>,
+        pub memory_mib: Attr<u64>,
+        pub disk_gib: Attr<u64>,
+    }
 }
 
-/// A list of strings; empty stays an empty list (a data source has no
-/// configuration to keep consistent with, and `[]` is easier to use).
-pub(crate) fn string_list<S: AsRef<str>>(items: &[S]) -> Value {
-    Value::list(items.iter().map(|s| Value::from(s.as_ref())))
-}
-
-/// A map of strings; empty stays an empty map.
-pub(crate) fn string_map(entries: &BTreeMap<String, String>) -> Value {
-    Value::map(
-        entries
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
-    )
+impl ResourcesModel {
+    pub(crate) fn of(amount: &Resources) -> Attr<Self> {
+        Attr::Known(ResourcesModel {
+            vcpus: Attr::Known(amount.vcpus),
+            memory_mib: Attr::Known(amount.memory_mib),
+            disk_gib: Attr::Known(amount.disk_gib),
+        })
+    }
 }
 
 /// A list of strings as a schema attribute.

@@ -9,7 +9,7 @@ use super::shared::computed_list;
 use crate::client::HostClient;
 use crate::errors;
 use crate::framework::schema::Attribute;
-use crate::framework::{DataSource, Diagnostics, Schema};
+use crate::framework::{Attr, DataSource, Diagnostics, Schema, ToValue};
 
 pub struct VmSizesDataSource;
 
@@ -48,7 +48,7 @@ impl DataSource<HostClient> for VmSizesDataSource {
 
     async fn read(&self, client: &HostClient, _config: &Value, diags: &mut Diagnostics) -> Value {
         match client.list_vm_sizes().await {
-            Ok(sizes) => to_state(&sizes),
+            Ok(sizes) => to_state(&sizes).to_value(),
             Err(e) => {
                 errors::report(diags, "Cannot read the VM size catalogue", &e);
                 Value::Null
@@ -57,24 +57,47 @@ impl DataSource<HostClient> for VmSizesDataSource {
     }
 }
 
-pub(crate) fn to_state(sizes: &[VmSize]) -> Value {
-    Value::object([(
-        "sizes",
-        Value::list(sizes.iter().map(|s| {
-            Value::object([
-                ("name", Value::from(s.name.as_str())),
-                ("vcpus", Value::from(s.vcpus)),
-                ("memory_mib", Value::from(s.memory_mib)),
-                ("disk_gib", Value::from(s.disk_gib)),
-            ])
-        })),
-    )])
+crate::model! {
+    /// The data source's state.
+    pub(crate) struct VmSizesModel {
+        pub sizes: Attr<Vec<VmSizeModel>>,
+    }
+}
+
+crate::model! {
+    /// One VM size.
+    pub(crate) struct VmSizeModel {
+        pub name: Attr<String>,
+        pub vcpus: Attr<u32>,
+        pub memory_mib: Attr<u64>,
+        pub disk_gib: Attr<u64>,
+    }
+}
+
+pub(crate) fn to_state(sizes: &[VmSize]) -> VmSizesModel {
+    VmSizesModel {
+        sizes: Attr::Known(
+            sizes
+                .iter()
+                .map(|s| VmSizeModel {
+                    name: Attr::Known(s.name.clone()),
+                    vcpus: Attr::Known(s.vcpus),
+                    memory_mib: Attr::Known(s.memory_mib),
+                    disk_gib: Attr::Known(s.disk_gib),
+                })
+                .collect(),
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data_sources::shared::tests::{assert_fits, int, items, text};
+
+    fn to_state(sizes: &[VmSize]) -> Value {
+        super::to_state(sizes).to_value()
+    }
 
     #[test]
     fn sizes_keep_order_and_amounts() {

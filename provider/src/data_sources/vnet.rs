@@ -5,8 +5,8 @@ use hybrid_cty::Value;
 
 use crate::client::HostClient;
 use crate::errors;
-use crate::framework::ToValue;
-use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, values};
+use crate::framework::model::{self, ToValue};
+use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, timeouts};
 use crate::resources::vnet::{VnetModel, to_state, vnet_attributes};
 
 pub struct VnetDataSource;
@@ -26,7 +26,8 @@ impl DataSource<HostClient> for VnetDataSource {
     }
 
     async fn read(&self, client: &HostClient, config: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(name) = values::string(config, "name") else {
+        let config: VnetModel = model::read(config);
+        let Some(name) = config.name.into_known() else {
             diags.error_at(
                 AttrPath::attr("name"),
                 "Missing vnet name",
@@ -36,11 +37,11 @@ impl DataSource<HostClient> for VnetDataSource {
         };
         match client.get_vnet(&name).await {
             Ok(Some(vnet)) => {
-                // The resource's conversion; the data source has no
-                // `timeouts`.
+                // The resource's own conversion, less `timeouts`, which the
+                // data source does not have.
                 let mut state = to_state(&vnet, &VnetModel::default()).to_value();
-                if let Value::Object(attrs) = &mut state {
-                    attrs.remove("timeouts");
+                if let Value::Object(attributes) = &mut state {
+                    attributes.remove(timeouts::NAME);
                 }
                 state
             }

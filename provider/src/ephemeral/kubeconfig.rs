@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientError, HostClient};
 use crate::errors;
+use crate::framework::model::{self, Attr};
 use crate::framework::schema::Attribute;
 use crate::framework::{
-    AttrPath, Diagnostics, EphemeralResource, Opened, Schema, validators, values,
+    AttrPath, Diagnostics, EphemeralResource, Opened, Schema, ToValue, validators,
 };
 
 pub struct KubeconfigEphemeral;
@@ -50,33 +51,39 @@ fn kind_of(text: &str) -> Option<KubeconfigKind> {
     }
 }
 
+crate::model! {
+    /// The configuration and the result object: the schema's attributes.
+    pub(crate) struct KubeconfigModel {
+        pub cluster_id: Attr<String>,
+        pub kind: Attr<String>,
+        pub ttl_seconds: Attr<i64>,
+        pub kubeconfig_raw: Attr<String>,
+        pub host: Attr<String>,
+        pub cluster_ca_certificate: Attr<String>,
+        pub client_certificate: Attr<String>,
+        pub client_key: Attr<String>,
+        pub username: Attr<String>,
+        pub serial: Attr<String>,
+        pub expires_at: Attr<String>,
+    }
+}
+
 /// The result object: the configuration as given plus the credential.
-fn result(config: &Value, k: &Kubeconfig) -> Value {
-    Value::object([
-        (
-            "cluster_id",
-            config.get("cluster_id").cloned().unwrap_or(Value::Null),
-        ),
-        ("kind", Value::from(k.kind.as_str())),
-        (
-            "ttl_seconds",
-            config.get("ttl_seconds").cloned().unwrap_or(Value::Null),
-        ),
-        ("kubeconfig_raw", Value::from(k.kubeconfig.as_str())),
-        ("host", Value::from(k.host.as_str())),
-        (
-            "cluster_ca_certificate",
-            Value::from(k.cluster_ca_certificate.as_str()),
-        ),
-        (
-            "client_certificate",
-            Value::from(k.client_certificate.as_str()),
-        ),
-        ("client_key", Value::from(k.client_key.as_str())),
-        ("username", Value::from(k.username.as_str())),
-        ("serial", Value::from(k.serial.as_str())),
-        ("expires_at", Value::from(k.expires_at.as_str())),
-    ])
+fn result(config: &KubeconfigModel, k: &Kubeconfig) -> KubeconfigModel {
+    let text = |s: &str| Attr::Known(s.to_string());
+    KubeconfigModel {
+        cluster_id: config.cluster_id.clone(),
+        kind: text(k.kind.as_str()),
+        ttl_seconds: config.ttl_seconds.clone(),
+        kubeconfig_raw: text(&k.kubeconfig),
+        host: text(&k.host),
+        cluster_ca_certificate: text(&k.cluster_ca_certificate),
+        client_certificate: text(&k.client_certificate),
+        client_key: text(&k.client_key),
+        username: text(&k.username),
+        serial: text(&k.serial),
+        expires_at: text(&k.expires_at),
+    }
 }
 
 /// Where a refusal belongs: the service's field path when it names one,
@@ -167,12 +174,13 @@ impl EphemeralResource<HostClient> for KubeconfigEphemeral {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let ttl = config.get("ttl_seconds").unwrap_or(&Value::Null);
-        if values::string(config, "kind").as_deref() == Some("admin") && !ttl.is_null() {
+        let config: KubeconfigModel = model::read(config);
+        let ttl = &config.ttl_seconds;
+        if config.kind.known().map(String::as_str) == Some("admin") && !ttl.is_null() {
             let shown = if ttl.is_unknown() {
                 "set".to_string()
             } else {
-                format!("{}", values::int(config, "ttl_seconds").unwrap_or_default())
+                format!("{}", ttl.known().copied().unwrap_or_default())
             };
             diags.error_at(
                 AttrPath::attr("ttl_seconds"),
@@ -192,7 +200,8 @@ impl EphemeralResource<HostClient> for KubeconfigEphemeral {
             renew_at: None,
             private: Vec::new(),
         };
-        let id = values::string(config, "cluster_id").unwrap_or_default();
+        let config: KubeconfigModel = model::read(config);
+        let id = config.cluster_id.known().cloned().unwrap_or_default();
         let Some(name) = cluster::parse_cluster_id(&id) else {
             diags.error_at(
                 AttrPath::attr("cluster_id"),
@@ -201,7 +210,7 @@ impl EphemeralResource<HostClient> for KubeconfigEphemeral {
             );
             return failed();
         };
-        let kind_text = values::string(config, "kind").unwrap_or_default();
+        let kind_text = config.kind.known().cloned().unwrap_or_default();
         let Some(kind) = kind_of(&kind_text) else {
             diags.error_at(
                 AttrPath::attr("kind"),
@@ -210,7 +219,7 @@ impl EphemeralResource<HostClient> for KubeconfigEphemeral {
             );
             return failed();
         };
-        let ttl_seconds = match values::int(config, "ttl_seconds") {
+        let ttl_seconds = match config.ttl_seconds.known().copied() {
             None => None,
             Some(n) => match u64::try_from(n) {
                 Ok(n) => Some(n),
@@ -244,7 +253,7 @@ impl EphemeralResource<HostClient> for KubeconfigEphemeral {
                 })
                 .unwrap_or_default();
                 Opened {
-                    result: result(config, &k),
+                    result: result(&config, &k).to_value(),
                     renew_at: None,
                     private,
                 }
@@ -306,7 +315,7 @@ mod tests {
             sensitive,
             ["kubeconfig_raw", "client_certificate", "client_key"]
         );
-        let r = result(&config("user", Some(600)), &sample());
+        let r = result(&model::read(&config("user", Some(600))), &sample()).to_value();
         for a in &schema.attributes {
             let v = r
                 .get(a.name)

@@ -6,6 +6,8 @@ use hybrid_cty::Value;
 
 use super::schema::{Attribute, validators};
 
+/// The attribute's name.
+pub const NAME: &str = "timeouts";
 pub const CREATE: &str = "create";
 pub const UPDATE: &str = "update";
 pub const DELETE: &str = "delete";
@@ -21,7 +23,7 @@ pub fn attribute(default: Duration) -> Attribute {
             ))
             .validator(validators::string_rule(check))
     };
-    Attribute::nested("timeouts", vec![one(CREATE), one(UPDATE), one(DELETE)])
+    Attribute::nested(NAME, vec![one(CREATE), one(UPDATE), one(DELETE)])
         .optional()
         .description("How long Terraform waits for each kind of operation.")
 }
@@ -29,7 +31,7 @@ pub fn attribute(default: Duration) -> Attribute {
 /// The timeout for `operation` from a plan or state, else `default`.
 pub fn get(object: &Value, operation: &str, default: Duration) -> Duration {
     object
-        .get("timeouts")
+        .get(NAME)
         .and_then(|t| t.get(operation))
         .and_then(Value::as_str)
         .and_then(|text| parse(text).ok())

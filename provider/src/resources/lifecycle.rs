@@ -12,6 +12,7 @@ use std::time::Duration;
 use hybrid_api::Operation;
 use hybrid_cty::Value;
 
+use super::planning::{ID, NAME, PROVISIONING_STATE};
 use crate::client::{Accepted, ClientError, HostClient};
 use crate::errors;
 use crate::framework::model::{self, FromValue, ToValue};
@@ -212,7 +213,7 @@ pub(crate) async fn create<K: Managed>(
 ) -> Value {
     let model: K::Model = model::read(planned);
     let (Some(name), Some(id), Some(request)) = (
-        values::string(planned, "name"),
+        values::string(planned, NAME),
         K::planned_id(&model),
         K::create_request(&model),
     ) else {
@@ -291,7 +292,7 @@ async fn created<R: Managed>(
         }
         Err(ClientError::Api { status: 412, .. }) => {
             diags.error_at(
-                AttrPath::attr("name"),
+                AttrPath::attr(NAME),
                 summary,
                 format!(
                     "a {} named {name:?} already exists in the host management service ({id}). \
@@ -375,7 +376,7 @@ pub(crate) async fn read<R: Managed>(
     state: &Value,
     diags: &mut Diagnostics,
 ) -> Value {
-    let Some(id) = values::string(state, "id").filter(|id| R::is_id(id)) else {
+    let Some(id) = values::string(state, ID).filter(|id| R::is_id(id)) else {
         diags.error(
             format!("Cannot read {}", R::KIND),
             format!(
@@ -460,7 +461,7 @@ pub(crate) async fn import<R: Managed>(
 /// known of an object the service accepted but that could not be read back.
 pub(crate) fn partial_state(planned: &Value, id: &str) -> Value {
     let mut partial = known_only(planned);
-    set(&mut partial, "id", Value::from(id));
+    set(&mut partial, ID, Value::from(id));
     partial
 }
 
@@ -468,7 +469,7 @@ pub(crate) fn partial_state(planned: &Value, id: &str) -> Value {
 /// is unchanged and the last operation succeeded), or `None` when the
 /// service has work to do. Only configuration-only attributes changed.
 pub(crate) fn unchanged_update(prior: &Value, planned: &Value, same_spec: bool) -> Option<Value> {
-    let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
+    let succeeded = prior.get(PROVISIONING_STATE).and_then(Value::as_str) == Some("Succeeded");
     // The plan, with anything it left unknown as it was: the plan may
     // spell a value differently from the state (`labels = {}` planned where
     // an import recorded null), and Terraform requires the result to match

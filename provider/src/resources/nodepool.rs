@@ -467,8 +467,9 @@ fn spec_for_rules(config: &NodePoolModel) -> Option<NodePoolSpec> {
     })
 }
 
-/// The Terraform state of a node pool.
-fn to_state(pool: &NodePool, previous: &NodePoolModel) -> NodePoolModel {
+/// The Terraform state of a node pool: the one conversion from the
+/// service's pool, which the `hybrid_nodepools` data source builds on too.
+pub(crate) fn to_state(pool: &NodePool, previous: &NodePoolModel) -> NodePoolModel {
     let spec = &pool.spec;
     let count = |n: Option<u32>| n.map(i64::from).into();
     NodePoolModel {

@@ -11,17 +11,23 @@ use crate::framework::schema::{Attribute, Kind};
 use crate::framework::values::set;
 use crate::framework::{AttrPath, Diagnostics};
 
+/// The attributes every managed resource has, by which the shared steps
+/// find their way in any kind's plan or state.
+pub(crate) const ID: &str = "id";
+pub(crate) const NAME: &str = "name";
+pub(crate) const PROVISIONING_STATE: &str = "provisioning_state";
+
 /// An update of a healthy object either succeeds, leaving it `Succeeded`, or
 /// fails with an error (when Terraform checks nothing against the plan), so
 /// the plan can say so instead of "known after apply" on every change.
 pub(crate) fn keep_succeeded_state(prior: &Value, planned: &mut Value) {
-    let succeeded = prior.get("provisioning_state").and_then(Value::as_str) == Some("Succeeded");
+    let succeeded = prior.get(PROVISIONING_STATE).and_then(Value::as_str) == Some("Succeeded");
     if succeeded
         && planned
-            .get("provisioning_state")
+            .get(PROVISIONING_STATE)
             .is_some_and(Value::is_unknown)
     {
-        set(planned, "provisioning_state", Value::from("Succeeded"));
+        set(planned, PROVISIONING_STATE, Value::from("Succeeded"));
     }
 }
 
@@ -51,13 +57,13 @@ pub(crate) fn keep_prior_values(prior: &Value, config: &Value, planned: &mut Val
 /// spec again re-drives the work, so re-applying converges. Everything the
 /// work may change (`observed`) is then unknown.
 pub(crate) fn redrive_unfinished(prior: &Value, planned: &mut Value, observed: &[&str]) {
-    let Some(state) = prior.get("provisioning_state").and_then(Value::as_str) else {
+    let Some(state) = prior.get(PROVISIONING_STATE).and_then(Value::as_str) else {
         return;
     };
     if state == "Succeeded" || planned.is_null() {
         return;
     }
-    set(planned, "provisioning_state", Value::Unknown);
+    set(planned, PROVISIONING_STATE, Value::Unknown);
     for name in observed {
         set(planned, name, Value::Unknown);
     }
