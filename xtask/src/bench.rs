@@ -8,16 +8,20 @@
 //!    against spawning `/bin/true`, and the provider's peak RSS during a
 //!    real `terraform plan`;
 //! 2. `terraform plan` (from empty) / `apply` / no-op `plan` / `destroy` of
-//!    N `hybrid_vnet`s against N `terraform_data`s, for every N of `--sizes`;
+//!    N `hybrid_vnet`s against N `terraform_data`s and against the floor
+//!    provider (the same schema from the provider's framework, no I/O; see
+//!    `bench/floor.rs`), for every N of `--sizes`;
 //! 3. long-operation wake-up: one apply whose simulated operation takes T;
 //! 4. `hybrid-host` request throughput and latency (see `bench/http.rs`).
 //!
-//! Release binaries are built first. The host and the Terraform working
+//! Release binaries are built first (and the floor provider, an example
+//! target of the provider crate that nothing ships). The host and the Terraform working
 //! directories come from the acceptance-test harness (`Host`, `Workdir`),
 //! pointed at the release binaries and at `.build/bench/tmp/`. The report
 //! goes to `.build/bench/report.md`, the raw numbers to
 //! `.build/bench/results.json`, and both to the terminal in short.
 
+mod floor;
 mod handshake;
 mod http;
 mod report;
@@ -197,6 +201,18 @@ pub fn run(args: &Args) -> Result<()> {
             build.args(["-p", "xtask"]);
         }
         util::run(&mut build)?;
+        if Plan::from(args).runs(Part::Terraform) {
+            let mut example = util::cargo();
+            example.current_dir(util::root()).args([
+                "build",
+                "--release",
+                "-p",
+                "terraform-provider-hybrid",
+                "--example",
+                floor::EXAMPLE,
+            ]);
+            util::run(&mut example)?;
+        }
         eprintln!("    built in {:.1}s", t.elapsed().as_secs_f64());
     }
     if debug_self {
@@ -211,11 +227,14 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let host_bin = bins.join(format!("hybrid-host{exe}"));
     let provider_bin = bins.join(format!("terraform-provider-hybrid{exe}"));
-    measure(args, &host_bin, &provider_bin)
+    let floor_bin = bins
+        .join("examples")
+        .join(format!("{}{exe}", floor::EXAMPLE));
+    measure(args, &host_bin, &provider_bin, &floor_bin)
 }
 
 /// Runs every benchmark against the given binaries and writes the report.
-fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
+fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) -> Result<()> {
     let plan = Plan::from(args);
     if plan.sizes.is_empty() {
         bail!("--sizes names no resource count above 0");
@@ -244,10 +263,11 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path) -> Result<()> {
         let host = Host::start().context("starting the release hybrid-host")?;
         if plan.runs(Part::Terraform) {
             util::step(&format!(
-                "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data",
+                "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data and the floor provider",
                 plan.tf_sizes()
             ));
-            let tf = terraform::measure(&host, provider_bin, &plan.tf_sizes())?;
+            let floor = floor::Floor::install(floor_bin, &tmp.join("floor"))?;
+            let tf = terraform::measure(&host, provider_bin, &floor, &plan.tf_sizes())?;
             rows.extend(terraform_rows(&tf)?);
             if let Some(largest) = tf.last() {
                 rows.push(Row::alone(
@@ -409,7 +429,10 @@ fn handshake_rows(provider_bin: &Path, starts: usize) -> Result<Vec<Row>> {
     )])
 }
 
-/// Benchmark 2: one row per phase and N.
+/// Benchmark 2: per phase and N, ours against `terraform_data` (group
+/// `terraform`, the rows the targets read), then the floor provider against
+/// `terraform_data` and ours against the floor provider (group `terraform:
+/// floor baseline`).
 fn terraform_rows(tf: &[terraform::Samples]) -> Result<Vec<Row>> {
     type Phase = fn(&terraform::Times) -> Duration;
     let phases: [(&str, &str, Phase); 4] = [
@@ -423,23 +446,47 @@ fn terraform_rows(tf: &[terraform::Samples]) -> Result<Vec<Row>> {
         ("destroy", "terraform destroy", |t| t.destroy),
     ];
     let mut rows = Vec::new();
+    let mut floor_rows = Vec::new();
     for s in tf {
+        let n = s.n;
         for (key, label, phase) in phases {
             let side = |side: &[terraform::Times]| -> Result<Stat> {
                 durations(&side.iter().map(phase).collect::<Vec<_>>())
             };
+            let tf_data = format!("{n} terraform_data");
+            let floor_name = format!("{n} hybrid_vnet, floor provider");
             rows.push(Row::paired(
                 "terraform",
-                &format!("tf.{key}.{}", s.n),
-                format!("{label}, N = {}", s.n),
+                &format!("tf.{key}.{n}"),
+                format!("{label}, N = {n}"),
                 Unit::Millis,
-                (&format!("{} terraform_data", s.n), side(&s.baseline)?),
+                (&tf_data, side(&s.baseline)?),
+                side(&s.ours)?,
+            ));
+            floor_rows.push(Row::paired(
+                FLOOR_GROUP,
+                &format!("tf.floor.{key}.{n}"),
+                format!("{label}, N = {n}: the floor provider vs terraform_data"),
+                Unit::Millis,
+                (&tf_data, side(&s.baseline)?),
+                side(&s.floor)?,
+            ));
+            floor_rows.push(Row::paired(
+                FLOOR_GROUP,
+                &format!("tf.over_floor.{key}.{n}"),
+                format!("{label}, N = {n}: ours vs the floor provider"),
+                Unit::Millis,
+                (&floor_name, side(&s.floor)?),
                 side(&s.ours)?,
             ));
         }
     }
+    rows.extend(floor_rows);
     Ok(rows)
 }
+
+/// The report section of the floor baseline's rows.
+const FLOOR_GROUP: &str = "terraform: floor baseline (framework only, same schema, no I/O)";
 
 /// Benchmark 3: the wake-up overhead `slow − fast − T` (per interleaved
 /// pair), and for reference the apply times themselves.
@@ -718,5 +765,38 @@ mod tests {
         assert!(base.contains("required_providers {}"), "{base}");
         assert!(base.contains("count = 7"), "{base}");
         assert!(!base.contains("hybrid_"), "{base}");
+    }
+
+    #[test]
+    fn terraform_rows_set_ours_against_terraform_data_and_the_floor() {
+        let times = |ms: u64| terraform::Times {
+            plan: Duration::from_millis(ms),
+            apply: Duration::from_millis(2 * ms),
+            noop_plan: Duration::from_millis(ms),
+            destroy: Duration::from_millis(ms),
+        };
+        let tf = [terraform::Samples {
+            n: 10,
+            baseline: vec![times(80)],
+            floor: vec![times(100)],
+            ours: vec![times(120)],
+            provider_peak_rss_kib: 0,
+        }];
+        let rows = terraform_rows(&tf).unwrap();
+        let ratio = |key: &str| {
+            rows.iter()
+                .find(|r| r.key == key)
+                .and_then(Row::ratio)
+                .unwrap()
+        };
+        assert_eq!(rows.len(), 12, "4 phases x (ours, floor, ours over floor)");
+        assert!((ratio("tf.plan.10") - 1.5).abs() < 1e-9);
+        assert!((ratio("tf.floor.plan.10") - 1.25).abs() < 1e-9);
+        assert!((ratio("tf.over_floor.apply.10") - 1.2).abs() < 1e-9);
+        assert!(
+            rows.iter()
+                .filter(|r| r.key.starts_with("tf.floor.") || r.key.starts_with("tf.over_floor."))
+                .all(|r| r.group == FLOOR_GROUP)
+        );
     }
 }
