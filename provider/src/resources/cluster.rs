@@ -46,14 +46,13 @@ managed_resource!(ClusterResource);
 impl Managed for ClusterResource {
     type Object = Cluster;
     type Model = ClusterModel;
+    type Create = (String, ClusterSpec);
+    type Update = ClusterSpec;
     const TYPE_NAME: &'static str = "hybrid_cluster";
     const KIND: &'static str = "cluster";
     const ID_FORMAT: &'static str = "/clusters/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-    type Create = (String, ClusterSpec);
-    type Update = ClusterSpec;
 
     fn schema(&self) -> Schema {
         Schema::new(
@@ -600,6 +599,7 @@ mod tests {
 
     use super::*;
     use crate::framework::values;
+    use crate::resources::lifecycle::unchanged_update;
 
     /// The spec sent for a plan or state value.
     fn spec(value: &Value) -> Option<ClusterSpec> {
@@ -837,7 +837,7 @@ mod tests {
         assert_eq!(planned, want);
         // …and the update asks nothing of the service.
         assert_eq!(
-            super::super::lifecycle::unchanged_update(&prior, &planned, same(&prior, &planned)),
+            unchanged_update(&prior, &planned, same(&prior, &planned)),
             Some(want)
         );
     }

@@ -29,14 +29,13 @@ managed_resource!(CustomLocationResource);
 impl Managed for CustomLocationResource {
     type Object = CustomLocation;
     type Model = CustomLocationModel;
+    type Create = (String, CustomLocationSpec);
+    type Update = CustomLocationSpec;
     const TYPE_NAME: &'static str = "hybrid_custom_location";
     const KIND: &'static str = "custom location";
     const ID_FORMAT: &'static str = "/custom-locations/<name>";
     const ID_EXAMPLE: &'static str = "/custom-locations/site-a";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-    type Create = (String, CustomLocationSpec);
-    type Update = CustomLocationSpec;
 
     fn schema(&self) -> Schema {
         Schema::new(

@@ -52,15 +52,14 @@ managed_resource!(ExtensionResource);
 impl Managed for ExtensionResource {
     type Object = Extension;
     type Model = ExtensionModel;
+    type Create = ((String, String), ExtensionSpec);
+    type Update = ExtensionSpec;
     const TYPE_NAME: &'static str = "hybrid_extension";
     const KIND: &'static str = "extension";
     const ID_FORMAT: &'static str =
         "/clusters/<cluster>/extensions/<name> or /management-host/extensions/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a/extensions/flux";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-    type Create = ((String, String), ExtensionSpec);
-    type Update = ExtensionSpec;
     const INCOMPLETE_PLAN_HINT: &'static str =
         " (or target_id is not a cluster id or /management-host)";
 

@@ -4,6 +4,14 @@
 //! `planning` (plan-time rules), `dry_run` (the service's admission
 //! check at plan time) and `attributes` (shared schema pieces).
 //!
+//! Adding a kind: a file here with its `model!` struct (the schema's
+//! attributes), its schema, and an `impl Managed` (id rules, the client
+//! calls, `to_state`, `create_request`/`update_request`, plan hooks), plus
+//! `managed_resource!(Kind);` and one line in [`all`]. Its HTTP calls go in
+//! `client/`; its docs page is `templates/resources/<name>.md.tmpl` with an
+//! example in `examples/resources/<type>/` (`cargo xtask docs`). A data
+//! source for the kind builds its state on the resource's `to_state`.
+//!
 //! May depend on the framework, the [`client`](crate::client),
 //! [`errors`](crate::errors) and `hybrid-api`; never on the data sources,
 //! ephemeral resources or functions (they may depend on this).

@@ -36,14 +36,13 @@ managed_resource!(NodePoolResource);
 impl Managed for NodePoolResource {
     type Object = NodePool;
     type Model = NodePoolModel;
+    type Create = ((String, String), NodePoolSpec);
+    type Update = NodePoolSpec;
     const TYPE_NAME: &'static str = "hybrid_nodepool";
     const KIND: &'static str = "node pool";
     const ID_FORMAT: &'static str = "/clusters/<cluster>/nodepools/<name>";
     const ID_EXAMPLE: &'static str = "/clusters/prod-a/nodepools/linux1";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-    type Create = ((String, String), NodePoolSpec);
-    type Update = NodePoolSpec;
     const INCOMPLETE_PLAN_HINT: &'static str = " (or cluster_id is not /clusters/<name>)";
 
     fn schema(&self) -> Schema {

@@ -29,14 +29,13 @@ managed_resource!(VnetResource);
 impl Managed for VnetResource {
     type Object = Vnet;
     type Model = VnetModel;
+    type Create = (String, VnetSpec);
+    type Update = VnetPatch;
     const TYPE_NAME: &'static str = "hybrid_vnet";
     const KIND: &'static str = "vnet";
     const ID_FORMAT: &'static str = "/vnets/<name>";
     const ID_EXAMPLE: &'static str = "/vnets/lan";
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-    type Create = (String, VnetSpec);
-    type Update = VnetPatch;
     const INCOMPLETE_UPDATE: &'static str = "the state has neither `name` nor `id`";
 
     fn schema(&self) -> Schema {
