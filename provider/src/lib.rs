@@ -56,6 +56,8 @@ mod tests {
     use pb::provider_server::Provider;
     use tonic::Request;
 
+    use crate::framework::model::{self, FromValue, ToValue};
+    use crate::framework::schema::{Attribute, Kind, Nesting, Schema};
     use crate::resources::lifecycle::Managed;
 
     #[tokio::test]
@@ -107,5 +109,80 @@ mod tests {
             .into_inner();
         assert!(response.upgraded_state.is_none());
         assert!(response.diagnostics[0].detail.contains("newer provider"));
+    }
+
+    /// Every attribute of `attributes` with a nested object (or one element
+    /// of a nested collection) everywhere one can be, and null elsewhere.
+    fn skeleton(attributes: &[Attribute]) -> Value {
+        Value::Object(
+            attributes
+                .iter()
+                .map(|a| {
+                    let value = match &a.kind {
+                        Kind::Primitive(_) => Value::Null,
+                        Kind::Nested(inner) => skeleton(inner),
+                        Kind::NestedCollection(Nesting::List, inner) => {
+                            Value::List(vec![skeleton(inner)])
+                        }
+                        Kind::NestedCollection(Nesting::Set, inner) => {
+                            Value::Set(vec![skeleton(inner)])
+                        }
+                        Kind::NestedCollection(Nesting::Map, inner) => {
+                            Value::map([("k", skeleton(inner))])
+                        }
+                    };
+                    (a.name.to_string(), value)
+                })
+                .collect(),
+        )
+    }
+
+    /// `M` has exactly the attributes of `schema`, nested ones included: a
+    /// value of the schema's shape reads into `M` and writes back unchanged.
+    fn assert_model_matches<M: FromValue + ToValue + Default>(schema: &Schema) {
+        let value = skeleton(&schema.attributes);
+        assert_eq!(model::read::<M>(&value).to_value(), value);
+    }
+
+    #[test]
+    fn every_model_has_exactly_its_schemas_attributes() {
+        use crate::data_sources as ds;
+        use crate::ephemeral::kubeconfig;
+        use crate::framework::{DataSource, EphemeralResource};
+        use crate::resources as rs;
+
+        assert_model_matches::<rs::vnet::VnetModel>(&rs::vnet::VnetResource.schema());
+        assert_model_matches::<rs::custom_location::CustomLocationModel>(
+            &rs::custom_location::CustomLocationResource.schema(),
+        );
+        assert_model_matches::<rs::cluster::ClusterModel>(&rs::cluster::ClusterResource.schema());
+        assert_model_matches::<rs::nodepool::NodePoolModel>(
+            &rs::nodepool::NodePoolResource.schema(),
+        );
+        assert_model_matches::<rs::extension::ExtensionModel>(
+            &rs::extension::ExtensionResource.schema(),
+        );
+        assert_model_matches::<ds::cluster::ClusterDataModel>(
+            &ds::cluster::ClusterDataSource.schema(),
+        );
+        assert_model_matches::<ds::nodepools::NodePoolsDataModel>(
+            &ds::nodepools::NodePoolsDataSource.schema(),
+        );
+        assert_model_matches::<ds::hosts::HostsModel>(&ds::hosts::HostsDataSource.schema());
+        assert_model_matches::<ds::vm_sizes::VmSizesModel>(
+            &ds::vm_sizes::VmSizesDataSource.schema(),
+        );
+        assert_model_matches::<ds::kubernetes_versions::KubernetesVersionsModel>(
+            &ds::kubernetes_versions::KubernetesVersionsDataSource.schema(),
+        );
+        assert_model_matches::<ds::management_host::ManagementHostModel>(
+            &ds::management_host::ManagementHostDataSource.schema(),
+        );
+        assert_model_matches::<ds::extension_types::ExtensionTypesModel>(
+            &ds::extension_types::ExtensionTypesDataSource.schema(),
+        );
+        assert_model_matches::<kubeconfig::KubeconfigModel>(
+            &kubeconfig::KubeconfigEphemeral.schema(),
+        );
     }
 }
