@@ -23,6 +23,10 @@ pub mod framework;
 pub mod functions;
 pub mod resources;
 
+/// Where [`model!`] finds the framework's model traits.
+#[doc(hidden)]
+pub use framework::__model;
+
 use client::HostClient;
 use framework::server::ProviderService;
 

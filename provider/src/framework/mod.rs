@@ -26,6 +26,10 @@ pub mod values;
 
 pub use diagnostics::Diagnostics;
 pub use model::{Attr, FromValue, ToValue};
+
+/// For [`model!`](crate::model)'s expansion (see there).
+#[doc(hidden)]
+pub use model as __model;
 pub use path::AttrPath;
 pub use resource::{
     DataSource, EphemeralResource, Function, FunctionDef, FunctionError, Opened, Parameter,

@@ -379,6 +379,10 @@ pub fn read<T: FromValue + Default>(value: &Value) -> T {
 ///     }
 /// }
 /// ```
+///
+/// The expansion names this module as `$crate::__model`, re-exported at
+/// the root of whichever crate holds the framework (here `lib.rs`; were the
+/// framework its own crate, its root is this module's parent).
 #[macro_export]
 macro_rules! model {
     (
@@ -400,7 +404,7 @@ macro_rules! model {
             )*
         }
 
-        impl $crate::framework::model::FromValue for $name {
+        impl $crate::__model::FromValue for $name {
             fn from_value(value: &hybrid_cty::Value) -> Option<Self> {
                 let hybrid_cty::Value::Object(attributes) = value else {
                     return None;
@@ -408,7 +412,7 @@ macro_rules! model {
                 let null = hybrid_cty::Value::Null;
                 Some(Self {
                     $(
-                        $field: $crate::framework::model::FromValue::from_value(
+                        $field: $crate::__model::FromValue::from_value(
                             attributes
                                 .get($crate::model!(@name $field $($rename)?))
                                 .unwrap_or(&null),
@@ -418,13 +422,13 @@ macro_rules! model {
             }
         }
 
-        impl $crate::framework::model::ToValue for $name {
+        impl $crate::__model::ToValue for $name {
             fn to_value(&self) -> hybrid_cty::Value {
                 hybrid_cty::Value::object([
                     $(
                         (
                             $crate::model!(@name $field $($rename)?),
-                            $crate::framework::model::ToValue::to_value(&self.$field),
+                            $crate::__model::ToValue::to_value(&self.$field),
                         ),
                     )*
                 ])
