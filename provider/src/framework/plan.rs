@@ -187,11 +187,10 @@ fn same_settable(attributes: &[Attribute], a: &Value, b: &Value) -> bool {
     })
 }
 
-/// What Terraform proposes for a resource's tests: the configuration, with
+/// What Terraform proposes, for resources' tests: the configuration, with
 /// prior values for computed attributes it leaves null (recursively into
 /// single nested objects).
-#[cfg(test)]
-pub(crate) fn proposed_new_state(schema: &[Attribute], prior: &Value, config: &Value) -> Value {
+pub fn proposed_new_state(schema: &[Attribute], prior: &Value, config: &Value) -> Value {
     let mut out = BTreeMap::new();
     for attribute in schema {
         let c = config.get(attribute.name).cloned().unwrap_or(Value::Null);
