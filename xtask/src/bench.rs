@@ -266,8 +266,9 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) 
                 "terraform plan / apply / no-op plan / destroy, (N, rounds) = {:?}, hybrid_vnet vs terraform_data and the floor provider",
                 plan.tf_sizes()
             ));
-            let floor = floor::Floor::install(floor_bin, &tmp.join("floor"))?;
-            let tf = terraform::measure(&host, provider_bin, &floor, &plan.tf_sizes())?;
+            let floor_plugins = floor::install(floor_bin, &tmp.join("floor"))?;
+            let tf =
+                terraform::measure(&host, provider_bin, &floor_plugins, &tmp, &plan.tf_sizes())?;
             rows.extend(terraform_rows(&tf)?);
             if let Some(largest) = tf.last() {
                 rows.push(Row::alone(

@@ -7,55 +7,45 @@
 //! provider and `hybrid-host` add.
 //!
 //! Terraform finds a provider by its executable name, so the example is
-//! copied into a directory of its own as `terraform-provider-hybrid`, with a
-//! CLI configuration whose `dev_overrides` point there.
+//! copied into a directory of its own as `terraform-provider-hybrid`, and
+//! a CLI configuration whose `dev_overrides` point there (the bench writes
+//! one for each provider directory) is what Terraform reads.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use hybrid_acceptance_tests::{PROVIDER_SOURCE, Workdir};
+use hybrid_acceptance_tests::PROVIDER_SOURCE;
 
 /// The cargo example target of the floor provider.
 pub const EXAMPLE: &str = "floor_provider";
 
-/// The floor provider installed for Terraform.
-pub struct Floor {
-    /// The CLI configuration (`TF_CLI_CONFIG_FILE`) that points Terraform
-    /// at it.
-    rc: PathBuf,
+/// Copies the built example `bin` into `dir/plugins` under the provider's
+/// executable name; returns that directory, for [`write_cli_config`].
+pub fn install(bin: &Path, dir: &Path) -> Result<PathBuf> {
+    let plugins = dir.join("plugins");
+    fs::create_dir_all(&plugins).with_context(|| format!("creating {}", plugins.display()))?;
+    let exe = plugins.join(format!(
+        "terraform-provider-hybrid{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    fs::copy(bin, &exe).with_context(|| {
+        format!(
+            "copying the floor provider {} to {} (built with `cargo build --release -p terraform-provider-hybrid --example {EXAMPLE}`)",
+            bin.display(),
+            exe.display()
+        )
+    })?;
+    Ok(plugins)
 }
 
-impl Floor {
-    /// Copies the built example `bin` into `dir` under the provider's
-    /// executable name and writes the CLI configuration beside it.
-    pub fn install(bin: &Path, dir: &Path) -> Result<Floor> {
-        let plugins = dir.join("plugins");
-        fs::create_dir_all(&plugins).with_context(|| format!("creating {}", plugins.display()))?;
-        let exe = plugins.join(format!(
-            "terraform-provider-hybrid{}",
-            std::env::consts::EXE_SUFFIX
-        ));
-        fs::copy(bin, &exe).with_context(|| {
-            format!(
-                "copying the floor provider {} to {} (built with `cargo build --release -p terraform-provider-hybrid --example {EXAMPLE}`)",
-                bin.display(),
-                exe.display()
-            )
-        })?;
-        let rc = dir.join("terraformrc");
-        fs::write(&rc, dev_overrides_rc(&plugins))
-            .with_context(|| format!("writing {}", rc.display()))?;
-        Ok(Floor { rc })
-    }
-
-    /// A Terraform working directory whose `hybrid` provider is the floor
-    /// provider (no `HYBRID_*` settings: it reads none).
-    pub fn workdir(&self) -> Result<Workdir> {
-        let mut wd = Workdir::unconfigured().context("creating the floor provider's workdir")?;
-        wd.set_env("TF_CLI_CONFIG_FILE", &self.rc.display().to_string());
-        Ok(wd)
-    }
+/// Writes at `path` a Terraform CLI configuration that takes our provider
+/// source from the executables in `plugins` (dev_overrides: no `terraform
+/// init`); returns `path`.
+pub fn write_cli_config(path: &Path, plugins: &Path) -> Result<PathBuf> {
+    fs::write(path, dev_overrides_rc(plugins))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path.to_path_buf())
 }
 
 /// A CLI configuration that takes `PROVIDER_SOURCE` from `dir`.
