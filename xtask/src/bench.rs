@@ -295,8 +295,13 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) 
                 plan.wakeup.as_millis(),
                 plan.wakeup_rounds()
             ));
+            let plugins = provider_bin
+                .parent()
+                .context("the provider binary has no directory")?;
+            let rc = terraform::write_cli_config(&tmp.join("ours.tfrc"), plugins)?;
             rows.extend(wakeup_rows(&wakeup::measure(
                 &host,
+                &rc,
                 plan.wakeup,
                 plan.wakeup_rounds(),
             )?)?);

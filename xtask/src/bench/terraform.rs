@@ -13,15 +13,15 @@
 //! a 100 ms command. The phases alternate between the sides so that a
 //! machine that gets busier during the run slows all three.
 
+use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use hybrid_acceptance_tests::{Host, Workdir};
+use hybrid_acceptance_tests::{Host, PROVIDER_SOURCE, Workdir};
 
-use super::floor;
 use super::rss;
 
 /// A Terraform command may not take longer than this (the acceptance
@@ -116,13 +116,9 @@ pub fn measure(
     let plugins = provider_bin
         .parent()
         .context("the provider binary has no directory")?;
-    let ours_rc = floor::write_cli_config(&tmp.join("ours.tfrc"), plugins)?;
-    let floor_rc = floor::write_cli_config(&tmp.join("floor.tfrc"), floor_plugins)?;
-    let hybrid_env = [
-        ("HYBRID_ENDPOINT", host.endpoint().to_string()),
-        ("HYBRID_TOKEN", host.token().to_string()),
-        ("HYBRID_CA_CERT_FILE", host.ca_file().display().to_string()),
-    ];
+    let ours_rc = write_cli_config(&tmp.join("ours.tfrc"), plugins)?;
+    let floor_rc = write_cli_config(&tmp.join("floor.tfrc"), floor_plugins)?;
+    let hybrid_env = Side::host_env(host);
     let mut dirs = Vec::new();
     let mut all = Vec::new();
     let most = sizes.iter().map(|&(_, r)| r).max().unwrap_or(0);
@@ -191,9 +187,30 @@ pub fn measure(
     Ok(all)
 }
 
+/// Writes at `path` a Terraform CLI configuration that takes our provider
+/// source from the executables in `plugins` (dev_overrides: no `terraform
+/// init`); returns `path`.
+pub fn write_cli_config(path: &Path, plugins: &Path) -> Result<PathBuf> {
+    fs::write(path, dev_overrides_rc(plugins))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// A CLI configuration that takes `PROVIDER_SOURCE` from `dir`.
+fn dev_overrides_rc(dir: &Path) -> String {
+    let dir = dir
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    format!(
+        "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{dir}\"\n  }}\n  direct {{}}\n}}\n"
+    )
+}
+
 /// One side of the benchmark: a working directory with its configuration
 /// and the environment `terraform` runs with there.
-struct Side {
+pub struct Side {
     /// Holds the configuration and the state (removed on drop).
     wd: Workdir,
     env: Vec<(String, String)>,
@@ -202,7 +219,7 @@ struct Side {
 impl Side {
     /// A workdir holding `config`, whose Terraform reads the CLI
     /// configuration `rc` and sees `extra` in its environment.
-    fn new(config: &str, rc: &Path, extra: &[(&str, String)]) -> Result<Side> {
+    pub fn new(config: &str, rc: &Path, extra: &[(&str, String)]) -> Result<Side> {
         let wd = Workdir::unconfigured()?;
         wd.write_config(config)?;
         let mut env: Vec<(String, String)> = vec![
@@ -221,11 +238,20 @@ impl Side {
         self.timed(&["plan", "-detailed-exitcode", "-input=false"], expected)
     }
 
-    fn apply(&self) -> Result<Duration> {
+    /// The `HYBRID_*` variables that point our provider at `host`.
+    pub fn host_env(host: &Host) -> [(&'static str, String); 3] {
+        [
+            ("HYBRID_ENDPOINT", host.endpoint().to_string()),
+            ("HYBRID_TOKEN", host.token().to_string()),
+            ("HYBRID_CA_CERT_FILE", host.ca_file().display().to_string()),
+        ]
+    }
+
+    pub fn apply(&self) -> Result<Duration> {
         self.timed(&["apply", "-auto-approve", "-input=false"], 0)
     }
 
-    fn destroy(&self) -> Result<Duration> {
+    pub fn destroy(&self) -> Result<Duration> {
         self.timed(&["destroy", "-auto-approve", "-input=false"], 0)
     }
 
@@ -356,5 +382,13 @@ mod tests {
         let ran = run_timed(sh("exec sleep 30"), Duration::from_millis(50)).unwrap();
         assert_eq!(ran.code, None, "killed, so no exit code");
         assert!(ran.stderr.contains("killed after"), "{}", ran.stderr);
+    }
+
+    #[test]
+    fn the_cli_configuration_overrides_our_source_with_the_floor_directory() {
+        let rc = dev_overrides_rc(Path::new("/tmp/a \"b\"/plugins"));
+        let line = format!(r#""{PROVIDER_SOURCE}" = "/tmp/a \"b\"/plugins""#);
+        assert!(rc.contains(&line), "{rc}");
+        assert!(rc.contains("direct {}"), "{rc}");
     }
 }

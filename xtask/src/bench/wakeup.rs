@@ -6,10 +6,13 @@
 //! the operation finished (the fixed cost of running Terraform at all is in
 //! both sides and cancels out). `slow − T` is reported as well.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hybrid_acceptance_tests::{Host, Workdir};
+use hybrid_acceptance_tests::Host;
+
+use super::terraform::Side;
 
 /// Samples of both sides.
 pub struct Samples {
@@ -35,14 +38,12 @@ pub fn config() -> String {
 
 /// `rounds` interleaved applies (each followed by an untimed destroy) on
 /// `fast` (zero-latency sim) and on a host started here with network
-/// operations taking `t`.
-pub fn measure(fast: &Host, t: Duration, rounds: usize) -> Result<Samples> {
+/// operations taking `t`; Terraform reads the CLI configuration `rc`.
+pub fn measure(fast: &Host, rc: &Path, t: Duration, rounds: usize) -> Result<Samples> {
     let slow = Host::start_with_sim(&format!("[timings]\nnetwork_ms = {}\n", t.as_millis()))
         .context("starting a hybrid-host whose network operations take T")?;
-    let wd_fast = Workdir::new(fast)?;
-    wd_fast.write_config(&config())?;
-    let wd_slow = Workdir::new(&slow)?;
-    wd_slow.write_config(&config())?;
+    let wd_fast = Side::new(&config(), rc, &Side::host_env(fast))?;
+    let wd_slow = Side::new(&config(), rc, &Side::host_env(&slow))?;
     let mut samples = Samples {
         t,
         fast: Vec::with_capacity(rounds),
@@ -59,10 +60,8 @@ pub fn measure(fast: &Host, t: Duration, rounds: usize) -> Result<Samples> {
     Ok(samples)
 }
 
-fn apply_then_destroy(wd: &Workdir) -> Result<Duration> {
-    let start = Instant::now();
-    wd.apply_current()?;
-    let took = start.elapsed();
+fn apply_then_destroy(wd: &Side) -> Result<Duration> {
+    let took = wd.apply()?;
     wd.destroy()?;
     Ok(took)
 }
