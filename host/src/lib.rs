@@ -234,6 +234,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let server =
         axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
             .map_err(bind_err)?
+            // Without TCP_NODELAY the TLS 1.3 session tickets sent after the
+            // handshake sit behind the client's delayed ACK (~40 ms per new
+            // connection, i.e. on every `terraform` command's first call).
+            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
             .handle(handle.clone());
     let server = tokio::spawn(async move {
         server

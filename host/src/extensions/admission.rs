@@ -228,7 +228,7 @@ pub fn put_extension(
                 ProvisioningState::Succeeded | ProvisioningState::Pending
             )
         {
-            return Ok(Outcome::Unchanged { id });
+            return Ok(Outcome::Unchanged { id, view: None });
         }
         // Failed: the same request again means "retry"; Succeeded on an
         // older version than its train offers: upgrade.

@@ -97,9 +97,12 @@ where
     let (outcome, view) = state
         .store
         .write(dry_run, move |tx| -> Result<_, objects::Error> {
-            let outcome = decide(tx, &env)?;
-            let view = match (&outcome, dry_run) {
-                (Outcome::Unchanged { id }, _) => render(tx, id, &down)?,
+            let mut outcome = decide(tx, &env)?;
+            let view = match (&mut outcome, dry_run) {
+                (Outcome::Unchanged { id, view }, _) => match view.take() {
+                    Some(v) => Some(*v),
+                    None => render(tx, id, &down)?,
+                },
                 (
                     Outcome::Started { operation, .. } | Outcome::InFlight { operation, .. },
                     true,
@@ -117,7 +120,7 @@ where
             state.operations.wake();
             Ok(accepted(&operation, Some(&etag)))
         }
-        Outcome::Unchanged { id } => Err(Failure::not_found(format!("{id} not found"))),
+        Outcome::Unchanged { id, .. } => Err(Failure::not_found(format!("{id} not found"))),
     }
 }
 

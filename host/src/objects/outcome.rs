@@ -10,7 +10,12 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Nothing to do; the object is as asked and its last operation succeeded.
-    Unchanged { id: String },
+    /// `view` is the object as the API shows it, when admission already
+    /// holds it (a no-change PUT then loads the object once, not twice).
+    Unchanged {
+        id: String,
+        view: Option<Box<serde_json::Value>>,
+    },
     /// The same change is already running.
     InFlight { operation: Operation, etag: String },
     /// Stored; the operation is queued.
@@ -69,7 +74,10 @@ pub fn unchanged(
         }));
     }
     if state == ProvisioningState::Succeeded {
-        return Ok(Some(Outcome::Unchanged { id: id.to_string() }));
+        return Ok(Some(Outcome::Unchanged {
+            id: id.to_string(),
+            view: None,
+        }));
     }
     Ok(None)
 }

@@ -128,7 +128,13 @@ pub fn put(
             });
         }
         if cur.record.provisioning_state == ProvisioningState::Succeeded {
-            return Ok(Outcome::Unchanged { id: vnet_id(name) });
+            // The snapshot is at hand: answer from it rather than load it again.
+            let view = serde_json::to_value(super::views::vnet(&cur))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            return Ok(Outcome::Unchanged {
+                id: vnet_id(name),
+                view: Some(Box::new(view)),
+            });
         }
         // Failed/Canceled: the same request again means "retry".
     }
