@@ -66,6 +66,8 @@ pub mod codes {
     pub const UNAUTHORIZED: &str = "Unauthorized";
     pub const BAD_REQUEST: &str = "BadRequest";
     pub const INTERNAL: &str = "Internal";
+    /// 503: the service's database cannot be reached; retry shortly.
+    pub const UNAVAILABLE: &str = "Unavailable";
     /// A limit (pools, nodes) would be exceeded.
     pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
     /// Not enough free vCPU/memory on the hosts for the requested VMs.

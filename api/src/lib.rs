@@ -46,9 +46,17 @@ pub struct List<T> {
     pub items: Vec<T>,
 }
 
-/// `GET /healthz` body.
+/// `GET /healthz` and `GET /readyz` body.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct Health {
-    /// `ok`.
+    /// `ok`; `/readyz` answers 503 with `unavailable` while the database
+    /// cannot be reached.
     pub status: String,
+    /// The replica that answered (`--replica-name`; default: the machine's
+    /// name and the listen port).
+    #[serde(default)]
+    pub replica: String,
+    /// The store engine: `sqlite` or `postgresql`.
+    #[serde(default)]
+    pub store: String,
 }

@@ -475,8 +475,15 @@ pub fn document() -> Value {
 
     let mut paths = json!({
         "/healthz": { "get": {
-            "operationId": "health", "summary": "Liveness", "security": [],
-            "responses": { "200": { "description": "Up", "content": json_content(health) } }
+            "operationId": "health", "summary": "Liveness: the process serves requests", "security": [],
+            "responses": { "200": { "description": "Up", "content": json_content(health.clone()) } }
+        }},
+        "/readyz": { "get": {
+            "operationId": "ready", "summary": "Readiness: the process and its database answer", "security": [],
+            "responses": {
+                "200": { "description": "Ready", "content": json_content(health.clone()) },
+                "503": { "description": "The database cannot be reached", "content": json_content(health) }
+            }
         }},
         "/v1/openapi.json": { "get": {
             "operationId": "openapi", "summary": "This document", "security": [],

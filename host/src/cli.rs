@@ -41,9 +41,22 @@ pub struct ServeArgs {
     /// TOML file describing the simulated datacenter.
     #[arg(long)]
     pub sim: Option<PathBuf>,
-    /// `postgres://…` to use PostgreSQL instead of SQLite.
-    #[arg(long, env = "HYBRID_HOST_DATABASE_URL")]
+    /// `postgres://…` to use PostgreSQL instead of SQLite (several
+    /// replicas may share one database).
+    #[arg(long, env = "HYBRID_HOST_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Seal stored secrets with this key file (32 bytes) instead of
+    /// DATA_DIR/secrets.key; replicas on one database must share it.
+    #[arg(long, env = "HYBRID_HOST_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// This replica's name (in /healthz, logs and operation leases).
+    /// Default: the machine's name and the listen port.
+    #[arg(long, env = "HYBRID_HOST_REPLICA_NAME")]
+    pub replica_name: Option<String>,
+    /// Seconds an operation's lease lasts without renewal: how soon another
+    /// replica takes over the operations of one that died.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_ttl_seconds: u64,
     /// Read the admin token from this file instead of DATA_DIR/admin.token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -68,6 +81,9 @@ impl ServeArgs {
             token_file: self.token_file.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            secrets_key_file: self.secrets_key_file.clone(),
+            replica_name: self.replica_name.clone(),
+            lease_ttl: std::time::Duration::from_secs(self.lease_ttl_seconds),
         }
     }
 }

@@ -72,6 +72,15 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The key secrets are sealed with, instead of DATA_DIR/secrets.key
+    /// (replicas on one database must share it).
+    pub secrets_key_file: Option<PathBuf>,
+    /// This replica's name in `/healthz`, logs and operation leases
+    /// (default: the machine's name and the listen port).
+    pub replica_name: Option<String>,
+    /// How long a replica's lease on an operation lasts without a renewal:
+    /// the time before another replica takes over the work of one that died.
+    pub lease_ttl: Duration,
 }
 
 impl Config {
@@ -85,6 +94,9 @@ impl Config {
             token_file: None,
             tls_cert: None,
             tls_key: None,
+            secrets_key_file: None,
+            replica_name: None,
+            lease_ttl: operations::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -92,10 +104,6 @@ impl Config {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "PostgreSQL store is not available yet in this build (--database-url {0}); omit --database-url to use the embedded SQLite store"
-    )]
-    PostgresUnavailable(String),
     #[error("--database-url {0:?} is not supported; expected postgres://… (or omit it for SQLite)")]
     BadDatabaseUrl(String),
     #[error("--tls-cert and --tls-key must be given together")]
@@ -153,15 +161,13 @@ fn machine_name() -> String {
 
 /// Starts the service: data dir, TLS, token, store, worker, HTTPS listener.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    if let Some(url) = &config.database_url {
-        return Err(
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                // Only the scheme: the URL may carry a password.
-                StartError::PostgresUnavailable("postgres://…".to_string())
-            } else {
-                StartError::BadDatabaseUrl(url.split(':').next().unwrap_or("").to_string() + ":…")
-            },
-        );
+    if let Some(url) = &config.database_url
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        // Only the scheme: the URL may carry a password.
+        return Err(StartError::BadDatabaseUrl(
+            url.split(':').next().unwrap_or("").to_string() + ":…",
+        ));
     }
     let dir = config.data_dir.clone();
     std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
@@ -197,12 +203,25 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     let tls = tls::prepare(&dir, local_addr.ip(), cert_and_key)?;
 
-    let sealer = secrets::Sealer::load_or_create(&dir)?;
-    let db = dir.join(DB_FILE);
-    let sqlite = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&db, sealer))
-        .await
-        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
-    let store: Arc<dyn store::Store> = Arc::new(sqlite);
+    let sealer = match &config.secrets_key_file {
+        Some(path) => secrets::Sealer::load(path, false)?,
+        None => secrets::Sealer::load_or_create(&dir)?,
+    };
+    let store: Arc<dyn store::Store> = match &config.database_url {
+        Some(url) => Arc::new(store::postgres::PgStore::open(url, sealer).await?),
+        None => {
+            let db = dir.join(DB_FILE);
+            let sqlite =
+                tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&db, sealer))
+                    .await
+                    .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+            Arc::new(sqlite)
+        }
+    };
+    let replica = config
+        .replica_name
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", machine_name(), local_addr.port()));
 
     let sim_dir = dir.clone();
     let sim = tokio::task::spawn_blocking(move || sim::SimDriver::open(sim_config, &sim_dir))
@@ -211,7 +230,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let driver: Arc<dyn driver::Driver> = Arc::new(sim);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let ops = operations::Operations::new(store.clone());
+    let ops = operations::Operations::new(store.clone(), replica.clone(), config.lease_ttl);
     let worker = ops.spawn_worker(driver.clone(), lifecycles(), shutdown_rx.clone());
 
     let state = http::AppState {
@@ -227,6 +246,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             version: env!("CARGO_PKG_VERSION").to_string(),
         }),
         shutdown: shutdown_rx,
+        replica: Arc::from(replica.as_str()),
     };
     let app = http::router(state, token);
 

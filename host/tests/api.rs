@@ -21,7 +21,19 @@ async fn auth_health_and_openapi() {
     let (_d, h) = harness().await;
     let r = h.raw(Method::GET, "/healthz", None, &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, json!({"status": "ok"}));
+    assert_eq!(r.body["status"], "ok");
+    let port = h.endpoint.rsplit(':').next().unwrap();
+    let replica = r.body["replica"].as_str().unwrap();
+    assert!(replica.ends_with(&format!(":{port}")), "{replica}");
+    let engine = if common::test_database(&h.dir).await.is_some() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(r.body["store"], engine);
+    let r = h.raw(Method::GET, "/readyz", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ok");
 
     for token in [None, Some("wrong")] {
         let r = h.raw(Method::GET, "/v1/vnets", None, &[], token).await;

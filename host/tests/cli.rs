@@ -84,15 +84,16 @@ fn serve_prints_endpoint_never_the_token_and_stops_on_sigterm() {
 }
 
 #[test]
-fn postgres_url_is_a_clear_error() {
+fn unreachable_postgres_is_a_clear_error_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there, the connection is refused.
     let out = Command::new(BIN)
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--database-url",
-            "postgres://u:secret@db/x",
+            "postgres://u:secret@127.0.0.1:1/x",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -101,8 +102,25 @@ fn postgres_url_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("PostgreSQL store is not available yet in this build"),
+        stderr.contains("cannot open the store: the database is unavailable"),
         "{stderr}"
     );
+    assert!(!stderr.contains("secret"), "password leaked: {stderr}");
+
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://u:secret@127.0.0.1:1/x",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected postgres://"), "{stderr}");
     assert!(!stderr.contains("secret"), "password leaked: {stderr}");
 }

@@ -228,11 +228,50 @@ async fn issues_admin_and_user_kubeconfigs_and_audits_each() {
             );
         }
     }
-    assert!(
-        db_files >= 1,
-        "no store file found in {}",
-        dir.path().display()
-    );
+    match common::test_database(dir.path()).await {
+        // On PostgreSQL the store is the database: every row of every
+        // table, as text.
+        Some(url) => {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut all = String::new();
+            for table in [
+                "vnets",
+                "operations",
+                "objects",
+                "vms",
+                "secrets",
+                "audit",
+                "settings",
+            ] {
+                for row in client
+                    .query(&format!("SELECT t::text FROM {table} t"), &[])
+                    .await
+                    .unwrap()
+                {
+                    all.push_str(&row.get::<_, String>(0));
+                }
+            }
+            assert!(all.contains("hv1:"), "the sealed CA key is stored");
+            assert!(
+                !all.contains("PRIVATE KEY"),
+                "a plain-text private key is stored"
+            );
+            for line in &issued_key_lines {
+                assert!(
+                    !all.contains(line.as_str()),
+                    "an issued client key is stored"
+                );
+            }
+        }
+        None => assert!(
+            db_files >= 1,
+            "no store file found in {}",
+            dir.path().display()
+        ),
+    }
 }
 
 #[tokio::test]

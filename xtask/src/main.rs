@@ -17,6 +17,7 @@
 mod bench;
 mod docs;
 mod layering;
+mod postgres;
 mod quickstart;
 mod test;
 mod util;

@@ -85,6 +85,16 @@ pub fn run(args: &Args) -> Result<()> {
         name: "cargo test --workspace (unit, integration, acceptance)",
         cmd: test,
     });
+    // The host's API suite once more, on PostgreSQL: one server for the
+    // whole step, a database per test's data directory.
+    let mut on_postgres = util::cargo();
+    on_postgres
+        .args(["test", "-p", "hybrid-host"])
+        .env("HYBRID_ACC_SKIP_BUILD", "1");
+    steps.push(Step {
+        name: "cargo test -p hybrid-host on PostgreSQL",
+        cmd: on_postgres,
+    });
     let fuzz = root
         .join("provider")
         .join("cty")
@@ -110,9 +120,31 @@ pub fn run(args: &Args) -> Result<()> {
     });
 
     let mut results: Vec<(&str, f64, bool)> = Vec::new();
+    // Started when the first step needing it comes (and stopped at the end).
+    let mut postgres: Option<crate::postgres::TestPostgres> = None;
     for mut step in steps {
         let t = util::step(step.name);
         step.cmd.current_dir(&root);
+        if step.name.ends_with("on PostgreSQL") {
+            if postgres.is_none() {
+                match crate::postgres::TestPostgres::start(
+                    &root.join(".build").join("test-postgres"),
+                ) {
+                    Ok(pg) => postgres = Some(pg),
+                    Err(e) => {
+                        eprintln!("FAILED: starting the test PostgreSQL: {e:#}");
+                        results.push((step.name, t.elapsed().as_secs_f64(), false));
+                        if args.fail_fast {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some(pg) = &postgres {
+                step.cmd.env("HYBRID_TEST_POSTGRES", pg.url());
+            }
+        }
         let ok = match util::run(&mut step.cmd) {
             Ok(()) => true,
             Err(e) => {

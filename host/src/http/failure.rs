@@ -91,6 +91,16 @@ impl From<objects::Error> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unavailable(_) = e {
+            tracing::warn!(error = %e, "store unavailable");
+            return Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: ApiError::new(
+                    codes::UNAVAILABLE,
+                    "the service's database cannot be reached right now; retry shortly",
+                ),
+            };
+        }
         tracing::error!(error = %e, "store failure");
         Failure::internal()
     }

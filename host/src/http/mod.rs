@@ -57,6 +57,8 @@ pub struct AppState {
     pub management_host: Arc<hybrid_api::ManagementHost>,
     /// Becomes true on shutdown, so long-polls return promptly.
     pub shutdown: watch::Receiver<bool>,
+    /// This replica's name (`/healthz`).
+    pub replica: Arc<str>,
 }
 
 /// Builds the router: public routes, then token-protected ones.
@@ -130,6 +132,7 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
         .route("/healthz", get(health::get))
+        .route("/readyz", get(health::ready))
         .route("/v1/openapi.json", get(health::openapi))
         .merge(protected)
         .fallback(not_found)

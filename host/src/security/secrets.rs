@@ -38,6 +38,12 @@ pub enum SecretsError {
     Open,
 }
 
+/// What a stored secret is bound to: a value sealed for one owner and name
+/// does not open as another (every store uses it).
+pub fn secret_purpose(owner: &str, name: &str) -> String {
+    format!("secret:{owner}:{name}")
+}
+
 /// Seals and opens secrets with the data directory's key. Cheap to clone.
 /// `Debug` never shows the key.
 #[derive(Clone)]
@@ -54,8 +60,14 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// Loads `DIR/secrets.key`, creating it (0600) on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SecretsError> {
-        let path = data_dir.join(KEY_FILE);
-        if !path.exists() {
+        Self::load(&data_dir.join(KEY_FILE), true)
+    }
+
+    /// Loads the key at `path` (`--secrets-key-file`, shared by replicas),
+    /// creating it (0600) when missing only if `create`.
+    pub fn load(path: &Path, create: bool) -> Result<Self, SecretsError> {
+        let path = path.to_path_buf();
+        if create && !path.exists() {
             let mut key = [0u8; KEY_LEN];
             SystemRandom::new()
                 .fill(&mut key)

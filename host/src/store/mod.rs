@@ -1,5 +1,6 @@
 //! Persistence: the [`Store`] and [`Tx`] traits every kind's admission,
-//! lifecycle and views use, and their SQLite implementation ([`sqlite`]).
+//! lifecycle and views use, and their implementations: [`sqlite`] (one
+//! process, the embedded default) and [`postgres`] (shared by replicas).
 //!
 //! The service only ever sees `Arc<dyn Store>`. A decision that must be
 //! atomic with the data it read (admitting a change, picking a free
@@ -13,10 +14,13 @@
 //! ([`StoreError::Aborted`]).
 
 use std::any::Any;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hybrid_api::{ApiError, Condition, Operation, ProvisioningState, Reservation, VnetSpec};
 
+pub mod decode;
+pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
@@ -55,6 +59,24 @@ pub enum StoreError {
     Aborted(Box<dyn Any + Send + Sync>),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// The database cannot be reached (or refuses connections): the
+    /// request may be retried once it is back.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "the database's schema is version {found}, newer than this build of hybrid-host supports ({supported}); run a build at least as new as the one that migrated it"
+    )]
+    SchemaTooNew { found: usize, supported: usize },
+    /// A `--database-url` that does not parse (the URL itself is not
+    /// repeated: it may carry a password).
+    #[error("the database URL is not valid: {0}")]
+    BadUrl(String),
+    #[error(
+        "this replica's secrets key is not the key the database's secrets are sealed with: give every replica the same --secrets-key-file"
+    )]
+    WrongSecretsKey,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("store task failed: {0}")]
@@ -133,6 +155,18 @@ pub trait Tx {
     ) -> Result<Vec<hybrid_api::kubeconfig::AuditEntry>, StoreError>;
 }
 
+/// What happened in the store that a waiting task may care about, seen by
+/// every replica sharing the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// New operations were queued.
+    Queued,
+    /// The operation with this id finished.
+    Finished(String),
+    /// Events may have been missed (the listener reconnected): look again.
+    Resync,
+}
+
 /// Boxed result of a type-erased transaction body.
 pub type AnyResult = Result<Box<dyn std::any::Any + Send>, StoreError>;
 /// A write transaction body.
@@ -153,6 +187,27 @@ pub trait Store: Send + Sync + 'static {
     async fn running_operation_queues(&self) -> Result<Vec<(String, Operation)>, StoreError>;
     /// One operation.
     async fn get_operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
+
+    /// Takes or renews, for `owner` and `ttl`, the lease on each of these
+    /// running operations that no other replica holds (or whose lease has
+    /// expired); returns the ids `owner` now holds. An operation runs only
+    /// while its replica holds its lease.
+    async fn lease_operations(
+        &self,
+        ids: &[String],
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Gives up `owner`'s lease on an operation it stopped running without
+    /// finishing, so another replica may take it at once.
+    async fn release_operation(&self, id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Events from every replica, or `None` for a store only one process
+    /// uses (that process knows what it did).
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>>;
+    /// `Ok` when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The engine, for `/healthz` and logs: `sqlite` or `postgresql`.
+    fn engine(&self) -> &'static str;
 }
 
 fn downcast<R: 'static>(b: Box<dyn std::any::Any + Send>) -> Result<R, StoreError> {

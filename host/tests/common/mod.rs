@@ -42,9 +42,53 @@ impl Resp {
     }
 }
 
+/// With `HYBRID_TEST_POSTGRES` set (a `postgres://` URL of a server the
+/// test run started, e.g. by `cargo xtask test`), every data directory gets
+/// its own database there, the same one across restarts of its server:
+/// the whole suite then runs on PostgreSQL.
+pub const POSTGRES_ENV: &str = "HYBRID_TEST_POSTGRES";
+
+/// The database URL for `dir` on the test PostgreSQL, created on first use;
+/// `None` when the suite runs on SQLite.
+pub async fn test_database(dir: &Path) -> Option<String> {
+    let server = std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())?;
+    let marker = dir.join(".test-database");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    let name = format!(
+        "t_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    drop(client);
+    let _ = conn.await;
+    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    let url = if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&marker, &url).unwrap();
+    Some(url)
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub async fn start_in(dir: &Path, sim: Option<&str>) -> Harness {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut config = hybrid_host::Config::new(dir);
+    config.database_url = test_database(dir).await;
     if let Some(toml) = sim {
         let p = dir.join("sim.toml");
         std::fs::create_dir_all(dir).unwrap();

@@ -1,56 +1,19 @@
-//! Rows to types and back: vnets, reservations and operations, and the
-//! queries that load them.
+//! The SQLite queries that load and save vnets, reservations and
+//! operations (decoding is [`crate::store::decode`]'s).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
-use hybrid_api::{
-    ApiError, Condition, Operation, OperationStatus, PoolKind, ProvisioningState, Reservation,
-    VnetSpec,
-};
+use hybrid_api::{Operation, Reservation};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::store::decode::{
+    OP_COLUMNS, OpRow, ReservationRow, VNET_COLUMNS, VnetRow, json, op_from_row, record_from_row,
+    reservation_from_row,
+};
 use crate::store::{StoreError, VnetRecord, VnetSnapshot};
-
-pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-const VNET_COLUMNS: &str =
-    "name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at";
-
-type VnetRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-);
 
 fn vnet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VnetRow> {
     VnetRow::try_from(r)
-}
-
-fn record_from_row(row: VnetRow) -> Result<VnetRecord, StoreError> {
-    let (name, spec, etag, state, conditions, current_operation, created_at, updated_at) = row;
-    let spec: VnetSpec = serde_json::from_str(&spec).map_err(|e| corrupt("vnet spec", e))?;
-    let conditions: Vec<Condition> =
-        serde_json::from_str(&conditions).map_err(|e| corrupt("vnet conditions", e))?;
-    let provisioning_state =
-        ProvisioningState::parse(&state).ok_or_else(|| corrupt("provisioning state", &state))?;
-    Ok(VnetRecord {
-        name,
-        spec,
-        etag,
-        provisioning_state,
-        conditions,
-        current_operation,
-        created_at,
-        updated_at,
-    })
 }
 
 pub(super) fn load_record(conn: &Connection, name: &str) -> Result<Option<VnetRecord>, StoreError> {
@@ -108,8 +71,6 @@ pub(super) fn load_all_snapshots(conn: &Connection) -> Result<Vec<VnetSnapshot>,
         .collect())
 }
 
-type ReservationRow = (i64, String, String, String);
-
 /// Reads a reservation's address, pool, owner and created_at from columns
 /// `first`..`first + 3`.
 fn reservation_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ReservationRow> {
@@ -119,17 +80,6 @@ fn reservation_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Rese
         r.get(first + 2)?,
         r.get(first + 3)?,
     ))
-}
-
-fn reservation_from_row(row: ReservationRow) -> Result<Reservation, StoreError> {
-    let (address, pool, owner, created_at) = row;
-    let address = u32::try_from(address).map_err(|e| corrupt("reserved address", e))?;
-    Ok(Reservation {
-        address: Ipv4Addr::from(address).to_string(),
-        pool: PoolKind::parse(&pool).ok_or_else(|| corrupt("reservation pool", &pool))?,
-        owner,
-        created_at,
-    })
 }
 
 pub(super) fn load_reservations(
@@ -142,36 +92,6 @@ pub(super) fn load_reservations(
     let rows = stmt.query_map([vnet], |r| reservation_row(r, 0))?;
     rows.map(|r| reservation_from_row(r?)).collect()
 }
-
-pub(super) type OpRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-);
-
-pub(super) fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
-    let (id, kind, target, status, error, created_at, updated_at) = row;
-    let error: Option<ApiError> = match error {
-        Some(e) => Some(serde_json::from_str(&e).map_err(|e| corrupt("operation error", e))?),
-        None => None,
-    };
-    Ok(Operation {
-        id,
-        kind,
-        target,
-        status: OperationStatus::parse(&status)
-            .ok_or_else(|| corrupt("operation status", &status))?,
-        error,
-        created_at,
-        updated_at,
-    })
-}
-
-pub(super) const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
 
 pub(super) fn op_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
     OpRow::try_from(r)
@@ -204,10 +124,6 @@ pub(super) fn load_snapshot(
         reservations,
         operation,
     }))
-}
-
-pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| corrupt("serialising", e))
 }
 
 pub(super) fn save_record(tx: &Connection, r: &VnetRecord) -> Result<(), StoreError> {

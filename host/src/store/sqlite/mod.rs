@@ -7,14 +7,16 @@
 //! be invalidated by another writer.
 
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hybrid_api::Operation;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::{AnyResult, ReadFn, Store, StoreError, WriteFn};
+use super::decode::{OP_COLUMNS, op_from_row};
+use super::{AnyResult, ReadFn, Store, StoreError, StoreEvent, WriteFn};
 use crate::security::secrets::Sealer;
-use codec::{OP_COLUMNS, load_operation, op_from_row};
+use codec::load_operation;
 use threads::ConnThreads;
 use tx::SqlTx;
 
@@ -154,5 +156,33 @@ impl Store for SqliteStore {
     async fn get_operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
         let id = id.to_string();
         self.with_reader(move |c| load_operation(c, &id)).await
+    }
+
+    /// One process owns a SQLite store (its file is not shared by
+    /// replicas), so every lease is its own.
+    async fn lease_operations(
+        &self,
+        ids: &[String],
+        _owner: &str,
+        _ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(ids.to_vec())
+    }
+
+    async fn release_operation(&self, _id: &str, _owner: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_reader(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    fn engine(&self) -> &'static str {
+        "sqlite"
     }
 }

@@ -110,10 +110,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current = usize::try_from(current.unwrap_or(0))
         .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
     if current > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "database schema version {current} is newer than this build supports ({})",
-            MIGRATIONS.len()
-        )));
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.execute_batch(sql)?;

@@ -2,14 +2,8 @@
 
 use rusqlite::{Connection, params};
 
-use crate::security::secrets::Sealer;
+use crate::security::secrets::{Sealer, secret_purpose};
 use crate::store::StoreError;
-
-/// What a secret is bound to: a value sealed for one owner and name does
-/// not open as another.
-pub(super) fn secret_purpose(owner: &str, name: &str) -> String {
-    format!("secret:{owner}:{name}")
-}
 
 /// Seals every secret still stored in plain text (data dirs from before
 /// encryption at rest). Runs once per start, inside the migration lock.

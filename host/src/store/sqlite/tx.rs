@@ -1,39 +1,24 @@
 //! [`Tx`] over one SQLite connection inside a transaction (or a read
 //! snapshot).
 
-use std::net::Ipv4Addr;
-
 use hybrid_api::kubeconfig::AuditEntry;
-use hybrid_api::{ApiError, Operation, OperationStatus, ProvisioningState, Reservation};
+use hybrid_api::{ApiError, Operation, OperationStatus, Reservation};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{
-    OP_COLUMNS, corrupt, insert_operation, json, load_all_snapshots, load_operation, load_snapshot,
-    op_from_row, op_row, save_record,
+    insert_operation, load_all_snapshots, load_operation, load_snapshot, op_row, save_record,
 };
-use super::sealing::secret_purpose;
 use crate::clock;
-use crate::security::secrets::Sealer;
-use crate::store::{
-    ObjectKind, ObjectRow, StoreError, Tx, VmPhase, VmRole, VmRow, VnetRecord, VnetSnapshot,
+use crate::security::secrets::{Sealer, secret_purpose};
+use crate::store::decode::{
+    OBJECT_COLUMNS, OP_COLUMNS, VM_COLUMNS, VmCols, corrupt, json, object, op_from_row,
+    parse_address, to_i64, vm,
 };
+use crate::store::{ObjectKind, ObjectRow, StoreError, Tx, VmRow, VnetRecord, VnetSnapshot};
 
 /// A [`Tx`] borrowing a connection that is inside a transaction, and the
 /// sealer every secret passes through on its way in and out.
 pub(super) struct SqlTx<'a>(pub &'a Connection, pub &'a Sealer);
-
-const OBJECT_COLUMNS: &str = "kind, id, parent, name, spec, internal, etag, provisioning_state, current_operation, created_at, updated_at";
-const VM_COLUMNS: &str = "name, cluster, pool, role, idx, host, vnet, ip, vm_size, vcpus, memory_mib, disk_gib, os_type, image, kubernetes_version, phase, created_at, updated_at";
-
-fn parse_kind(s: &str) -> Result<ObjectKind, StoreError> {
-    Ok(match s {
-        "custom_location" => ObjectKind::CustomLocation,
-        "cluster" => ObjectKind::Cluster,
-        "nodepool" => ObjectKind::NodePool,
-        "extension" => ObjectKind::Extension,
-        other => return Err(corrupt("object kind", other)),
-    })
-}
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 11]> {
     let mut out: [Option<String>; 11] = Default::default();
@@ -42,56 +27,6 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 1
     }
     Ok(out)
 }
-
-fn object(cols: [Option<String>; 11]) -> Result<ObjectRow, StoreError> {
-    let [
-        kind,
-        id,
-        parent,
-        name,
-        spec,
-        internal,
-        etag,
-        state,
-        op,
-        created,
-        updated,
-    ] = cols;
-    let req = |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(what, "missing"));
-    let state = req(state, "provisioning state")?;
-    Ok(ObjectRow {
-        kind: parse_kind(&req(kind, "object kind")?)?,
-        id: req(id, "object id")?,
-        parent,
-        name: req(name, "object name")?,
-        spec: serde_json::from_str(&req(spec, "object spec")?)
-            .map_err(|e| corrupt("object spec", e))?,
-        internal: serde_json::from_str(&req(internal, "object internal state")?)
-            .map_err(|e| corrupt("object internal state", e))?,
-        etag: req(etag, "object etag")?,
-        provisioning_state: ProvisioningState::parse(&state)
-            .ok_or_else(|| corrupt("provisioning state", &state))?,
-        current_operation: op,
-        created_at: req(created, "created_at")?,
-        updated_at: req(updated, "updated_at")?,
-    })
-}
-
-type VmCols = (
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    (String, String, String, String, String, String),
-);
 
 fn vm_cols(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmCols> {
     Ok((
@@ -116,36 +51,6 @@ fn vm_cols(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmCols> {
             r.get(17)?,
         ),
     ))
-}
-
-fn vm(c: VmCols) -> Result<VmRow, StoreError> {
-    let (name, cluster, pool, role, idx, host, vnet, ip, vm_size, vcpus, mem, disk, rest) = c;
-    let (os_type, image, kubernetes_version, phase, created_at, updated_at) = rest;
-    let num = |v: i64, what: &str| u64::try_from(v).map_err(|e| corrupt(what, e));
-    Ok(VmRow {
-        role: VmRole::parse(&role).ok_or_else(|| corrupt("vm role", &role))?,
-        phase: VmPhase::parse(&phase).ok_or_else(|| corrupt("vm phase", &phase))?,
-        index: u32::try_from(idx).map_err(|e| corrupt("vm index", e))?,
-        vcpus: u32::try_from(vcpus).map_err(|e| corrupt("vm vcpus", e))?,
-        memory_mib: num(mem, "vm memory")?,
-        disk_gib: num(disk, "vm disk")?,
-        name,
-        cluster,
-        pool,
-        host,
-        vnet,
-        ip,
-        vm_size,
-        os_type,
-        image,
-        kubernetes_version,
-        created_at,
-        updated_at,
-    })
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Tx for SqlTx<'_> {
@@ -433,10 +338,4 @@ impl Tx for SqlTx<'_> {
         })
         .collect()
     }
-}
-
-fn parse_address(a: &str) -> Result<i64, StoreError> {
-    a.parse::<Ipv4Addr>()
-        .map(|a| i64::from(u32::from(a)))
-        .map_err(|_| corrupt("reserved address", a))
 }

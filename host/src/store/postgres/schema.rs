@@ -1,0 +1,140 @@
+//! The PostgreSQL schema and its versioned migrations, applied at start by
+//! whichever replica gets there first (the others wait on an advisory lock).
+
+use tokio_postgres::Client;
+
+use crate::store::StoreError;
+
+/// Advisory lock key taken while migrating (any constant unique to us).
+const MIGRATION_LOCK: i64 = 0x4859_4252_4944_0001;
+
+/// Schema migrations, applied in order; index + 1 is the schema version.
+/// The same tables as SQLite's, every column text as there (addresses are
+/// integers), plus the operation leases replicas share work by.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE vnets (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    provisioning_state TEXT NOT NULL,
+    conditions TEXT NOT NULL,
+    current_operation TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE operations (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    -- the replica running it, until lease_expires (the database's clock)
+    lease_owner TEXT,
+    lease_expires TIMESTAMPTZ
+);
+CREATE INDEX operations_by_status ON operations (status, seq);
+CREATE INDEX operations_by_queue ON operations (status, queue, seq);
+CREATE TABLE reservations (
+    vnet TEXT NOT NULL REFERENCES vnets (name),
+    address BIGINT NOT NULL,
+    pool TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    -- the database itself refuses to hand an address out twice
+    PRIMARY KEY (vnet, address)
+);
+CREATE TABLE objects (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent TEXT,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    internal TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    provisioning_state TEXT NOT NULL,
+    current_operation TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX objects_by_parent ON objects (kind, parent, id);
+CREATE TABLE vms (
+    name TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    pool TEXT,
+    role TEXT NOT NULL,
+    idx BIGINT NOT NULL,
+    host TEXT NOT NULL,
+    vnet TEXT NOT NULL,
+    ip TEXT,
+    vm_size TEXT NOT NULL,
+    vcpus BIGINT NOT NULL,
+    memory_mib BIGINT NOT NULL,
+    disk_gib BIGINT NOT NULL,
+    os_type TEXT NOT NULL,
+    image TEXT NOT NULL,
+    kubernetes_version TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX vms_by_cluster ON vms (cluster, name);
+CREATE TABLE secrets (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE TABLE audit (
+    seq BIGSERIAL PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX audit_by_target ON audit (target, seq);
+-- service-wide settings, e.g. proof of the secrets key (never the key)
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#];
+
+/// Brings the schema to [`MIGRATIONS`]' version in one transaction; refuses
+/// a database a newer build has migrated further.
+pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .await?;
+    let current: Option<i64> = tx
+        .query_one("SELECT MAX(version) FROM schema_version", &[])
+        .await?
+        .try_get(0)?;
+    let current = usize::try_from(current.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.batch_execute(sql).await?;
+        let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
