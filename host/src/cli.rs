@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// TOML file describing the simulated datacenter.
     #[arg(long)]
     pub sim: Option<PathBuf>,
+    /// The simulated datacenter's state file (default DATA_DIR/sim-datacenter.db);
+    /// replicas on one machine share one datacenter by sharing it.
+    #[arg(long)]
+    pub sim_state: Option<PathBuf>,
     /// `postgres://…` to use PostgreSQL instead of SQLite (several
     /// replicas may share one database).
     #[arg(long, env = "HYBRID_HOST_DATABASE_URL", hide_env_values = true)]
@@ -77,6 +81,7 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             sim: self.sim.clone(),
+            sim_state: self.sim_state.clone(),
             database_url: self.database_url.clone(),
             token_file: self.token_file.clone(),
             tls_cert: self.tls_cert.clone(),

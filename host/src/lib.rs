@@ -68,6 +68,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub sim: Option<PathBuf>,
+    /// The simulated datacenter's state file, instead of DATA_DIR/sim-datacenter.db
+    /// (replicas on one machine share one datacenter through it).
+    pub sim_state: Option<PathBuf>,
     pub database_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
@@ -90,6 +93,7 @@ impl Config {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             data_dir: data_dir.into(),
             sim: None,
+            sim_state: None,
             database_url: None,
             token_file: None,
             tls_cert: None,
@@ -223,10 +227,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .clone()
         .unwrap_or_else(|| format!("{}:{}", machine_name(), local_addr.port()));
 
-    let sim_dir = dir.clone();
-    let sim = tokio::task::spawn_blocking(move || sim::SimDriver::open(sim_config, &sim_dir))
-        .await
-        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+    let sim_state = config
+        .sim_state
+        .clone()
+        .unwrap_or_else(|| dir.join(sim::SIM_DB_FILE));
+    let sim =
+        tokio::task::spawn_blocking(move || sim::SimDriver::open_state(sim_config, &sim_state))
+            .await
+            .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
     let driver: Arc<dyn driver::Driver> = Arc::new(sim);
 
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -134,7 +134,14 @@ impl SimDriver {
     /// Opens (or creates) the datacenter state in `data_dir/sim-datacenter.db`.
     /// Blocking (a few SQLite statements); `data_dir` must exist.
     pub fn open(config: SimConfig, data_dir: &Path) -> Result<SimDriver, SimError> {
-        let path = data_dir.join(SIM_DB_FILE);
+        Self::open_state(config, &data_dir.join(SIM_DB_FILE))
+    }
+
+    /// A datacenter whose state lives in the SQLite file `path`, which
+    /// several processes (replicas on one machine) may share: SQLite locks
+    /// it across processes, and every change is one transaction.
+    pub fn open_state(config: SimConfig, path: &Path) -> Result<SimDriver, SimError> {
+        let path = path.to_path_buf();
         let location = path.display().to_string();
         let state_err = |e: rusqlite::Error| SimError::State {
             path: location.clone(),
@@ -364,7 +371,12 @@ impl SimDriver {
         f: impl FnOnce(&Transaction) -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
         let mut conn = self.db();
-        let tx = conn.transaction().map_err(|e| self.state_err(e))?;
+        // IMMEDIATE: the write lock up front, so processes sharing the state
+        // file (replicas) wait on each other through the busy timeout; a
+        // deferred read that later writes would fail at once with "locked".
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.state_err(e))?;
         self.settle(&tx).map_err(|e| self.state_err(e))?;
         let out = f(&tx)?;
         tx.commit().map_err(|e| self.state_err(e))?;

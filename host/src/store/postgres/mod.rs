@@ -41,9 +41,13 @@ const WRITER_LOCK: i64 = 0x4859_4252_4944_0002;
 /// Connections per replica, at most.
 const POOL_SIZE: usize = 16;
 
-/// How long a request waits for a connection, or for a new one to open,
-/// before it fails as unavailable.
+/// How long opening a connection may take before the database counts as
+/// unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a free connection under load (a queue,
+/// not an outage: every connection is busy, so the database answers).
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// PostgreSQL-backed store.
 pub struct PgStore {
@@ -118,7 +122,7 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(QUEUE_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
