@@ -21,7 +21,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTPS API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Copy a SQLite store into a new, empty PostgreSQL database.
+    Migrate(MigrateArgs),
+    /// Write an online, consistent copy of a SQLite store to a new file.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The data directory of the (stopped) SQLite hybrid-host to copy from;
+    /// its secrets key seals the copied secrets, so the replicas must use it.
+    #[arg(long)]
+    pub from_data_dir: PathBuf,
+    /// `postgres://…` of the empty database to copy into.
+    #[arg(long, env = "HYBRID_HOST_DATABASE_URL", hide_env_values = true)]
+    pub to: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The data directory whose SQLite store to copy (the service may run).
+    #[arg(long, env = "HYBRID_HOST_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The new file to write the copy to.
+    #[arg(long)]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

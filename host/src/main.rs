@@ -46,7 +46,11 @@ impl ShutdownSignals {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Migrate(m) => return migrate(m).await,
+        Command::Backup(b) => return backup(b).await,
+    };
     init_logging(args.log_format);
     // One crypto provider for the whole process; ignore "already installed".
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -69,5 +73,46 @@ async fn main() -> anyhow::Result<()> {
     signals.recv().await;
     tracing::info!("shutting down");
     server.shutdown().await.context("shutting down")?;
+    Ok(())
+}
+
+/// `hybrid-host migrate`.
+async fn migrate(args: hybrid_host::cli::MigrateArgs) -> anyhow::Result<()> {
+    init_logging(LogFormat::Pretty);
+    let key = args
+        .from_data_dir
+        .join(hybrid_host::security::secrets::KEY_FILE);
+    let sealer = hybrid_host::security::secrets::Sealer::load(&key, false).with_context(|| {
+        format!(
+            "reading the secrets key of {}",
+            args.from_data_dir.display()
+        )
+    })?;
+    let copied =
+        hybrid_host::store::migrate::sqlite_to_postgres(&args.from_data_dir, &args.to, sealer)
+            .await
+            .with_context(|| format!("migrating {} to PostgreSQL", args.from_data_dir.display()))?;
+    println!("copied and verified: {copied}");
+    println!(
+        "start the replicas with --database-url and --secrets-key-file {}",
+        args.from_data_dir
+            .join(hybrid_host::security::secrets::KEY_FILE)
+            .display()
+    );
+    Ok(())
+}
+
+/// `hybrid-host backup`.
+async fn backup(args: hybrid_host::cli::BackupArgs) -> anyhow::Result<()> {
+    let src = args.data_dir.join(hybrid_host::DB_FILE);
+    let dest = args.to.clone();
+    let ops = tokio::task::spawn_blocking(move || hybrid_host::store::sqlite::backup(&src, &dest))
+        .await
+        .context("backup task")?
+        .with_context(|| format!("backing up {}", args.data_dir.display()))?;
+    println!(
+        "wrote {} ({ops} operations recorded); keep it with the data directory's secrets.key, admin.token and ca-key.pem, which it does not contain",
+        args.to.display()
+    );
     Ok(())
 }

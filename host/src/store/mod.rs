@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use hybrid_api::{ApiError, Condition, Operation, ProvisioningState, Reservation, VnetSpec};
 
 pub mod decode;
+pub mod migrate;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;

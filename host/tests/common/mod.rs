@@ -86,9 +86,16 @@ pub async fn test_database(dir: &Path) -> Option<String> {
 static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub async fn start_in(dir: &Path, sim: Option<&str>) -> Harness {
+    let database = test_database(dir).await;
+    start_on(dir, sim, database).await
+}
+
+/// [`start_in`] on the given store: SQLite for `None`, whatever
+/// `HYBRID_TEST_POSTGRES` says.
+pub async fn start_on(dir: &Path, sim: Option<&str>, database: Option<String>) -> Harness {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut config = hybrid_host::Config::new(dir);
-    config.database_url = test_database(dir).await;
+    config.database_url = database;
     if let Some(toml) = sim {
         let p = dir.join("sim.toml");
         std::fs::create_dir_all(dir).unwrap();

@@ -186,3 +186,36 @@ impl Store for SqliteStore {
         "sqlite"
     }
 }
+
+/// Writes an online, consistent copy of the SQLite store at `src` to the new
+/// file `dest` with SQLite's backup API (the service may keep running: the
+/// copy is one point in time). Refuses to overwrite `dest`.
+pub fn backup(src: &Path, dest: &Path) -> Result<u64, StoreError> {
+    let open_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| StoreError::Open { path, source }
+    };
+    if !src.is_file() {
+        return Err(StoreError::Open {
+            path: src.display().to_string(),
+            source: rusqlite::Error::InvalidPath(src.to_path_buf()),
+        });
+    }
+    if dest.exists() {
+        return Err(StoreError::Task(format!(
+            "{} already exists; back up into a new file",
+            dest.display()
+        )));
+    }
+    let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(open_err(src))?;
+    from.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut to = Connection::open(dest).map_err(open_err(dest))?;
+    {
+        let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+        // Small steps with a pause: a running service keeps writing between.
+        backup.run_to_completion(256, Duration::from_millis(5), None)?;
+    }
+    let ops: i64 = to.query_row("SELECT count(*) FROM operations", [], |r| r.get(0))?;
+    Ok(u64::try_from(ops).unwrap_or(0))
+}
