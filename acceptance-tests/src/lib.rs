@@ -22,6 +22,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **Quiet plans.** Every apply through [`Workdir::apply`] and its siblings
+//! is followed by a plan that must change nothing and report nothing
+//! "changed outside of Terraform" (the JSON plan's `resource_drift` is
+//! empty); [`module_test::terraform_test`] does the same after every apply
+//! run of a module's `terraform test` files. A test that leaves changes on
+//! purpose opts out explicitly: [`Workdir::apply_leaving_changes`], or an
+//! [`module_test::OPT_OUT`] comment above the run.
+//!
 //! Every step returns [`Result`]; a failing step's error carries the command,
 //! its exit code and its full output, so a red test explains itself. Set
 //! `HYBRID_ACC_KEEP=1` to keep every temp dir (their paths are printed; they
@@ -31,6 +39,7 @@
 mod binaries;
 mod error;
 mod host;
+pub mod module_test;
 pub mod plan;
 mod state;
 mod workdir;

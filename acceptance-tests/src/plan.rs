@@ -109,13 +109,76 @@ impl ResourceChange {
 /// Every `resource_changes` entry of a plan, in the plan's order. Fails if
 /// the plan JSON does not have the documented shape.
 pub fn resource_changes(plan: &Value) -> Result<Vec<ResourceChange>> {
-    let Some(items) = plan.get("resource_changes") else {
-        // A plan with no resources at all has no `resource_changes` key.
+    changes_under(plan, "resource_changes")
+}
+
+/// Every `resource_drift` entry of a plan: what `terraform plan` reports as
+/// "Objects have changed outside of Terraform" (Terraform prints only the
+/// drift it deems relevant to the planned changes; the JSON has all of it).
+pub fn resource_drift(plan: &Value) -> Result<Vec<ResourceChange>> {
+    changes_under(plan, "resource_drift")
+}
+
+/// The (name, actions) of every output the plan changes.
+pub fn output_changes(plan: &Value) -> Vec<(String, Vec<String>)> {
+    plan.get("output_changes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, change)| {
+            let actions = change
+                .get("actions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            (name.clone(), actions)
+        })
+        .filter(|(_, actions): &(String, Vec<String>)| actions != &["no-op"])
+        .collect()
+}
+
+/// Fails unless the plan is quiet, as every plan right after an apply must
+/// be: every resource a no-op (a data source read deferred to the apply
+/// counts as a change), no output changes, and no drift — no "Objects have
+/// changed outside of Terraform" note, which a reviewer would have to read
+/// and dismiss.
+pub fn expect_quiet(plan: &Value) -> Result<()> {
+    let mut problems = Vec::new();
+    for change in resource_changes(plan)? {
+        if change.actions != ["no-op"] {
+            problems.push(format!("change: {}", change.describe()));
+        }
+    }
+    for (name, actions) in output_changes(plan) {
+        problems.push(format!("output change: {name} {actions:?}"));
+    }
+    for drift in resource_drift(plan)? {
+        problems.push(format!(
+            "changed outside of Terraform: {} {:?}",
+            drift.address,
+            drift.changed_paths()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Check(format!(
+            "the plan is not quiet:\n    {}",
+            problems.join("\n    ")
+        )))
+    }
+}
+
+fn changes_under(plan: &Value, key: &str) -> Result<Vec<ResourceChange>> {
+    let Some(items) = plan.get(key) else {
+        // A plan with no resources (or no drift) has no such key.
         return Ok(Vec::new());
     };
     let items = items
         .as_array()
-        .ok_or_else(|| Error::Check(format!("resource_changes is not a list: {items}")))?;
+        .ok_or_else(|| Error::Check(format!("{key} is not a list: {items}")))?;
     items
         .iter()
         .map(|rc| {
@@ -407,6 +470,41 @@ mod tests {
             cluster.action_reason.as_deref(),
             Some("replace_because_cannot_update")
         );
+    }
+
+    #[test]
+    fn a_quiet_plan_has_no_change_no_output_change_and_no_drift() {
+        let noop = json!({"address": "hybrid_vnet.a",
+            "change": {"actions": ["no-op"], "before": {"x": 1}, "after": {"x": 1}, "after_unknown": {}}});
+        let quiet = json!({
+            "resource_changes": [noop],
+            "output_changes": {"o": {"actions": ["no-op"]}}
+        });
+        expect_quiet(&quiet).unwrap();
+        expect_quiet(&json!({})).unwrap();
+
+        let mut drifted = quiet.clone();
+        drifted["resource_drift"] = json!([{"address": "module.site.hybrid_vnet.this",
+            "change": {"actions": ["update"],
+                "before": {"vm_ip_pool": {"used": 0}}, "after": {"vm_ip_pool": {"used": 4}},
+                "after_unknown": {}}}]);
+        let err = expect_quiet(&drifted).unwrap_err().to_string();
+        assert!(
+            err.contains("changed outside of Terraform: module.site.hybrid_vnet.this")
+                && err.contains("vm_ip_pool.used"),
+            "{err}"
+        );
+        assert_eq!(resource_drift(&drifted).unwrap().len(), 1);
+
+        let mut output = quiet.clone();
+        output["output_changes"]["o"]["actions"] = json!(["update"]);
+        let err = expect_quiet(&output).unwrap_err().to_string();
+        assert!(err.contains("output change: o"), "{err}");
+
+        let read = json!({"resource_changes": [{"address": "data.hybrid_vnet.u",
+            "change": {"actions": ["read"], "before": null, "after": {}, "after_unknown": {}}}]});
+        assert!(expect_quiet(&read).is_err());
+        assert!(expect_quiet(&plan()).is_err());
     }
 
     #[test]

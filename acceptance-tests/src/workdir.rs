@@ -1,6 +1,12 @@
 //! A Terraform working directory wired to our provider binary, with the
 //! test steps of terraform-plugin-testing: apply, plan checks, import-verify,
 //! destroy.
+//!
+//! Every successful apply through this harness is followed by a plan that
+//! must be quiet ([`crate::plan::expect_quiet`]): no changes and no
+//! "Objects have changed outside of Terraform" note. A test that leaves
+//! something for the next plan on purpose says so with
+//! [`Workdir::apply_leaving_changes`].
 
 use std::fs;
 use std::io::Read;
@@ -11,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::plan::{ResourceChange, expect_quiet, resource_drift};
 use crate::state::{attributes_diff, find_resource};
 use crate::write;
 use crate::{Error, Host, PROVIDER_SOURCE, Result, binaries};
@@ -119,6 +126,9 @@ pub struct Workdir {
     root: TempDir,
     mode: Mode,
     env: Vec<(String, String)>,
+    /// Where the configuration is, relative to `work/` (e.g. an example in
+    /// a copy of the repository's layout); Terraform runs there.
+    config_dir: Option<PathBuf>,
 }
 
 impl Workdir {
@@ -164,7 +174,12 @@ impl Workdir {
             let log = root.path().join("terraform.log");
             env.push(("TF_LOG_PATH".into(), log.display().to_string()));
         }
-        let mut wd = Workdir { root, mode, env };
+        let mut wd = Workdir {
+            root,
+            mode,
+            env,
+            config_dir: None,
+        };
         if let Some(host) = host {
             wd.set_env("HYBRID_ENDPOINT", host.endpoint());
             wd.set_env("HYBRID_TOKEN", host.token());
@@ -184,21 +199,38 @@ impl Workdir {
         self.env.retain(|(k, _)| k != key);
     }
 
-    /// The directory holding the configuration and the state.
+    /// The workdir's `work/` directory: the configuration and the state,
+    /// unless [`Workdir::set_config_dir`] chose a directory below it.
     pub fn dir(&self) -> PathBuf {
         self.root.path().join("work")
+    }
+
+    /// Where Terraform runs: [`Workdir::dir`], or the directory below it
+    /// that [`Workdir::set_config_dir`] chose.
+    pub fn config_dir(&self) -> PathBuf {
+        match &self.config_dir {
+            Some(sub) => self.dir().join(sub),
+            None => self.dir(),
+        }
+    }
+
+    /// Runs every later command in `sub`, a directory below
+    /// [`Workdir::dir`] (e.g. `examples/quickstart` in a copy of the
+    /// repository's layout, so that `../../modules/...` sources resolve).
+    pub fn set_config_dir(&mut self, sub: &str) {
+        self.config_dir = Some(PathBuf::from(sub));
     }
 
     /// Writes `config` as `main.tf`. Unless the config declares its own
     /// `required_providers`, a `providers.tf` declaring `hybrid` is added.
     pub fn write_config(&self, config: &str) -> Result<()> {
-        write(&self.dir().join("main.tf"), config)?;
+        write(&self.config_dir().join("main.tf"), config)?;
         self.providers_file(config.contains("required_providers"))
     }
 
     /// Adds (or, when the configuration has its own, removes) `providers.tf`.
     fn providers_file(&self, config_has_own: bool) -> Result<()> {
-        let providers = self.dir().join("providers.tf");
+        let providers = self.config_dir().join("providers.tf");
         if config_has_own {
             let _ = fs::remove_file(&providers);
             return Ok(());
@@ -215,7 +247,7 @@ impl Workdir {
     /// replacing the current configuration (`providers.tf` is added unless
     /// the copied files declare `required_providers`).
     pub fn copy_config_from(&self, dir: &Path) -> Result<()> {
-        let work = self.dir();
+        let work = self.config_dir();
         for entry in fs::read_dir(&work).map_err(|e| Error::io("listing", &work, e))? {
             let path = entry.map_err(|e| Error::io("listing", &work, e))?.path();
             if path.extension().is_some_and(|x| x == "tf") {
@@ -244,7 +276,7 @@ impl Workdir {
         let mut cmd = Command::new("terraform");
         cmd.args(args)
             .arg("-no-color")
-            .current_dir(self.dir())
+            .current_dir(self.config_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -275,15 +307,61 @@ impl Workdir {
         self.terraform_ok(&["init", "-input=false"])
     }
 
-    /// Writes `config` and applies it; fails unless the apply succeeds.
+    /// Writes `config` and applies it; fails unless the apply succeeds and
+    /// the plan right after it is quiet (see [`Workdir::apply_with`]).
     pub fn apply(&self, config: &str) -> Result<TfOutput> {
         self.write_config(config)?;
         self.apply_current()
     }
 
-    /// Applies the configuration already in the workdir.
+    /// Applies the configuration already in the workdir; fails unless the
+    /// apply succeeds and the plan right after it is quiet.
     pub fn apply_current(&self) -> Result<TfOutput> {
-        self.terraform_ok(&["apply", "-auto-approve", "-input=false"])
+        self.apply_with(&[])
+    }
+
+    /// `terraform apply -auto-approve -input=false ARGS` (ARGS: e.g. a saved
+    /// plan file, `-refresh-only`, `-var=…`); fails unless it succeeds and
+    /// the plan right after it, with the same `-var=…`, `-var-file=…` and
+    /// `-lock-timeout=…` arguments, is quiet: no changes, and no "Objects have
+    /// changed outside of Terraform" note ([`Workdir::expect_quiet_plan`]).
+    /// Every apply of every test goes through here, so a perpetual diff or
+    /// drift that an apply causes by itself fails the test that shows it.
+    pub fn apply_with(&self, args: &[&str]) -> Result<TfOutput> {
+        let out = self.apply_unchecked(args)?;
+        let plan_args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| {
+                a.starts_with("-var=")
+                    || a.starts_with("-var-file=")
+                    || a.starts_with("-lock-timeout")
+            })
+            .collect();
+        self.expect_quiet_plan_with(&plan_args).map_err(|e| {
+            Error::Check(format!(
+                "after `{}` succeeded, the next plan must change nothing and report \
+                 nothing changed outside of Terraform (a test that leaves changes on \
+                 purpose uses apply_leaving_changes): {e}",
+                out.command
+            ))
+        })?;
+        Ok(out)
+    }
+
+    /// [`Workdir::apply_with`] for an apply after which the next plan is
+    /// *meant* to show changes or drift; `why` says what and why, and is
+    /// printed. The way to skip the check, so that every exception is
+    /// visible in the test that makes it.
+    pub fn apply_leaving_changes(&self, args: &[&str], why: &str) -> Result<TfOutput> {
+        eprintln!("[harness] no quiet-plan check after this apply: {why}");
+        self.apply_unchecked(args)
+    }
+
+    fn apply_unchecked(&self, args: &[&str]) -> Result<TfOutput> {
+        let mut all = vec!["apply", "-auto-approve", "-input=false"];
+        all.extend_from_slice(args);
+        self.terraform_ok(&all)
     }
 
     /// Writes `config`, applies it and expects a failure whose output
@@ -308,14 +386,40 @@ impl Workdir {
         }
     }
 
-    /// Fails unless a plan of the current configuration is empty.
-    pub fn expect_no_changes(&self) -> Result<TfOutput> {
-        let (code, out) = self.plan_detailed()?;
-        if code == 0 {
-            Ok(out)
-        } else {
-            Err(out.unexpected("0: an empty plan after apply"))
+    /// Fails unless a plan of the current configuration is quiet: no
+    /// changes and no drift ([`Workdir::expect_quiet_plan`]).
+    pub fn expect_no_changes(&self) -> Result<Value> {
+        self.expect_quiet_plan()
+    }
+
+    /// Plans the current configuration and fails unless the plan is quiet
+    /// ([`crate::plan::expect_quiet`]): every resource a no-op, no output
+    /// changes, and an empty `resource_drift` — no "Objects have changed
+    /// outside of Terraform" note. Returns the plan's JSON.
+    pub fn expect_quiet_plan(&self) -> Result<Value> {
+        self.expect_quiet_plan_with(&[])
+    }
+
+    /// Plans the current configuration and fails unless it changes nothing,
+    /// *allowing* drift (a note that objects changed outside of Terraform),
+    /// which it returns for the test to assert exactly. For a test that
+    /// changes things outside Terraform on purpose, or shows a known case
+    /// of drift; `why` says which, and is printed.
+    pub fn expect_no_changes_despite_drift(&self, why: &str) -> Result<Vec<ResourceChange>> {
+        eprintln!("[harness] drift allowed in this plan: {why}");
+        let mut plan = self.plan_json()?;
+        let drift = resource_drift(&plan)?;
+        if let Some(object) = plan.as_object_mut() {
+            object.remove("resource_drift");
         }
+        expect_quiet(&plan)?;
+        Ok(drift)
+    }
+
+    fn expect_quiet_plan_with(&self, args: &[&str]) -> Result<Value> {
+        let plan = self.plan_json_with(args)?;
+        expect_quiet(&plan)?;
+        Ok(plan)
     }
 
     /// Writes `config` (if given), plans, and fails unless the plan has
@@ -347,7 +451,14 @@ impl Workdir {
     /// Plans the current configuration into a file and returns the plan as
     /// JSON (`terraform show -json PLANFILE`).
     pub fn plan_json(&self) -> Result<Value> {
-        self.terraform_ok(&["plan", "-input=false", "-out=acc.tfplan"])?;
+        self.plan_json_with(&[])
+    }
+
+    /// [`Workdir::plan_json`] with more `terraform plan` arguments.
+    pub fn plan_json_with(&self, args: &[&str]) -> Result<Value> {
+        let mut all = vec!["plan", "-input=false", "-out=acc.tfplan"];
+        all.extend_from_slice(args);
+        self.terraform_ok(&all)?;
         let out = self.terraform_ok(&["show", "-json", "acc.tfplan"])?;
         parse_json("terraform show -json acc.tfplan", &out.stdout)
     }
@@ -403,7 +514,7 @@ impl Workdir {
                 fresh.set_env(k, v);
             }
         }
-        fresh.copy_config_from(&self.dir())?;
+        fresh.copy_config_from(&self.config_dir())?;
         if self.mode == Mode::Mirror {
             fresh.init()?;
         }

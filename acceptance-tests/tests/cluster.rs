@@ -110,7 +110,6 @@ resource "hybrid_custom_location" "site" {{
     wd.apply(&config("site", "Site A"))?;
     let state = wd.resource("hybrid_custom_location.site")?;
     ensure!(state["id"] == "/custom-locations/site", "state: {state}");
-    wd.expect_no_changes()?;
     let loc = api(&host, "/v1/custom-locations/site")?;
     ensure!(
         loc["display_name"] == "Site A" && loc["tags"]["env"] == "test",
@@ -136,7 +135,6 @@ resource "hybrid_custom_location" "site" {{
         api(&host, "/v1/custom-locations/site")?["namespace"] == "site-ns",
         "replaced"
     );
-    wd.expect_no_changes()?;
 
     wd.import_verify(
         "hybrid_custom_location.site",
@@ -219,7 +217,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
         "reservations: {:?}",
         reservations(&host)?
     );
-    wd.expect_no_changes()?;
 
     // Scale up: two new VMs with two new addresses.
     let up = config("1.32.3", 3, "{ tier = \"web\" }", "Standard_K8S3_v1");
@@ -233,7 +230,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
     let p = api(&host, "/v1/clusters/c1/nodepools/linux1")?;
     ensure!(nodes(&p).len() == 3, "scaled up: {p}");
     ensure!(reservations(&host)?.len() == 7, "two more addresses taken");
-    wd.expect_no_changes()?;
     // Scale down and relabel: addresses released.
     let down = config("1.32.3", 1, "{ tier = \"api\" }", "Standard_K8S3_v1");
     wd.apply(&down)?;
@@ -247,7 +243,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
         "addresses released: {:?}",
         reservations(&host)?
     );
-    wd.expect_no_changes()?;
 
     // A skipped minor is a plan-time error listing the allowed upgrades.
     wd.expect_plan_error(
@@ -262,7 +257,38 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
         Workdir::planned_actions(&plan, "hybrid_cluster.c1") == ["update"],
         "upgrade is in place"
     );
-    wd.apply_current()?;
+    // Known flaw, outside the vnet's quiet plans: the upgrade rolls every
+    // pool's VMs, and each `hybrid_nodepool` keeps `kubernetes_version` and
+    // `nodes` in its state, so the next plan reports them as changed
+    // outside of Terraform (nothing to apply). Asserted exactly, so that
+    // the fix turns this into a quiet plan and this step into a plain apply.
+    wd.apply_leaving_changes(
+        &[],
+        "a cluster upgrade leaves its pools' kubernetes_version and nodes as drift",
+    )?;
+    let drift = wd.expect_no_changes_despite_drift("the pools followed the cluster's upgrade")?;
+    let drifted: Vec<(String, Vec<String>)> = drift
+        .iter()
+        .map(|d| {
+            let mut attributes: Vec<String> = d
+                .changed_paths()
+                .iter()
+                .map(|p| p.split(['.', '[']).next().unwrap_or_default().to_string())
+                .collect();
+            attributes.dedup();
+            (d.address.clone(), attributes)
+        })
+        .collect();
+    let expected = ["kubernetes_version".to_string(), "nodes".to_string()];
+    ensure!(
+        drifted
+            == [
+                ("hybrid_nodepool.linux1".to_string(), expected.to_vec()),
+                ("hybrid_nodepool.win1".to_string(), expected.to_vec())
+            ],
+        "drift after the upgrade: {drifted:?}"
+    );
+    wd.apply_with(&["-refresh-only"])?;
     let c = api(&host, "/v1/clusters/c1")?;
     ensure!(
         c["status"]["current_kubernetes_version"] == "1.33.1",
@@ -281,7 +307,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
         reservations(&host)?.len() == 5,
         "surge returned after the upgrade"
     );
-    wd.expect_no_changes()?;
 
     // Changing a pool's vm_size replaces it.
     let replaced = config("1.33.1", 1, "{ tier = \"api\" }", "Standard_D4s_v3");
@@ -289,7 +314,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
     wd.apply_current()?;
     let w = api(&host, "/v1/clusters/c1/nodepools/win1")?;
     ensure!(w["vm_size"] == "Standard_D4s_v3", "replaced pool: {w}");
-    wd.expect_no_changes()?;
 
     wd.import_verify("hybrid_cluster.c1", "/clusters/c1", &["timeouts"])?;
     wd.import_verify(
@@ -312,7 +336,6 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
     host.wait_operation(&r)?;
     wd.expect_changes(None, &["hybrid_nodepool.linux1 will be created"])?;
     wd.apply_current()?;
-    wd.expect_no_changes()?;
 
     // Deleting the vnet or custom location while the cluster uses them fails, listing the user.
     let r = host.delete("/v1/vnets/lan")?;
@@ -347,7 +370,6 @@ fn cluster_replace_drift_and_out_of_band_delete() -> Result<()> {
     let wd = Workdir::new(&host)?;
     let config = |extra: &str| format!("{SITE}{}", cluster("1.32.3", extra));
     wd.apply(&config("tags = { env = \"test\" }"))?;
-    wd.expect_no_changes()?;
     let first = api(&host, "/v1/clusters/c1")?;
 
     // Drift: tags changed by hand.
@@ -383,14 +405,12 @@ fn cluster_replace_drift_and_out_of_band_delete() -> Result<()> {
         "old VMs left: {:?}",
         sim_vms(&host)?
     );
-    wd.expect_no_changes()?;
 
     // Out-of-band delete: the next plan re-creates it.
     let r = host.delete("/v1/clusters/c1")?;
     host.wait_operation(&r)?;
     wd.expect_changes(None, &["hybrid_cluster.c1 will be created"])?;
     wd.apply_current()?;
-    wd.expect_no_changes()?;
     wd.destroy()?;
     ensure!(reservations_gone(&host)?, "addresses left after destroy");
     Ok(())
@@ -483,15 +503,27 @@ fn autoscaling_owns_node_count() -> Result<()> {
     let r = host.put("/v1/clusters/c1/nodepools/auto", &body)?;
     ensure!(r.status == 202, "autoscaler PUT: {} {}", r.status, r.body);
     host.wait_operation(&r)?;
-    wd.expect_no_changes()?;
-    wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"])?;
+    // Nothing to plan: the service owns node_count. The refresh does see
+    // the autoscaler's change (the pool's node_count and nodes), which
+    // Terraform notes as drift only when something with planned changes
+    // refers to them.
+    let drift = wd.expect_no_changes_despite_drift("the test plays the autoscaler")?;
+    ensure!(
+        drift.len() == 1
+            && drift[0].address == "hybrid_nodepool.auto"
+            && drift[0]
+                .changed_paths()
+                .iter()
+                .all(|p| p == "node_count" || p.starts_with("nodes")),
+        "drift after autoscaling: {drift:?}"
+    );
+    wd.apply_with(&["-refresh-only"])?;
     let p = wd.resource("hybrid_nodepool.auto")?;
     ensure!(p["node_count"] == 3, "refreshed count: {p}");
     ensure!(
         p["nodes"].as_array().map(Vec::len) == Some(3),
         "refreshed nodes: {p}"
     );
-    wd.expect_no_changes()?;
     // Setting node_count as well is refused at plan time.
     wd.expect_plan_error(
         &format!(
@@ -534,7 +566,6 @@ fn boot_failure_then_converges() -> Result<()> {
     host.set_sim(None)?;
     host.restart()?;
     wd.apply_current()?;
-    wd.expect_no_changes()?;
     let p = api(&host, "/v1/clusters/c1/nodepools/linux1")?;
     ensure!(
         p["provisioning_state"] == "Succeeded" && nodes(&p).len() == 2,
@@ -603,8 +634,11 @@ fn host_killed_during_cluster_create() -> Result<()> {
         state["id"] == "/clusters/c1",
         "cluster kept in state: {state}"
     );
+    // That apply ran on its own thread, outside the harness's apply: the
+    // quiet-plan check it would have made, then applying again changes
+    // nothing either.
+    wd.expect_quiet_plan()?;
     wd.apply_current()?;
-    wd.expect_no_changes()?;
     let c = api(&host, "/v1/clusters/c1")?;
     ensure!(c["provisioning_state"] == "Succeeded", "cluster: {c}");
     let vms = sim_vms(&host)?;

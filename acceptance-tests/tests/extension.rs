@@ -122,7 +122,6 @@ resource "hybrid_custom_location" "site" {
             .is_some(),
         "the service's default scope is in the state: {ext}"
     );
-    wd.expect_no_changes()?;
     let api_ext = api(&host, "/v1/management-host/extensions/hybrid-operator")?;
     ensure!(
         api_ext["current_version"] == ext["current_version"],
@@ -169,7 +168,6 @@ fn cluster_extension_lifecycle() -> Result<()> {
         ext["scope"]["cluster"]["release_namespace"] == "flux-system",
         "default scope: {ext}"
     );
-    wd.expect_no_changes()?;
 
     // A version change is an upgrade in place, not a replacement.
     wd.write_config(&config("1.14.1", "5m"))?;
@@ -187,7 +185,6 @@ fn cluster_extension_lifecycle() -> Result<()> {
         wd.resource("hybrid_extension.flux")?["current_version"] == "1.14.1",
         "state follows the upgrade"
     );
-    wd.expect_no_changes()?;
 
     // A settings change is in place.
     wd.write_config(&config("1.14.1", "1m"))?;
@@ -200,7 +197,6 @@ fn cluster_extension_lifecycle() -> Result<()> {
         after["configuration_settings"]["syncInterval"] == "1m",
         "settings: {after}"
     );
-    wd.expect_no_changes()?;
 
     wd.import_verify(
         "hybrid_extension.flux",
@@ -224,14 +220,12 @@ fn cluster_extension_lifecycle() -> Result<()> {
         api(&host, FLUX)?["configuration_settings"]["syncInterval"] == "1m",
         "drift put back"
     );
-    wd.expect_no_changes()?;
 
     // Out-of-band delete: the next plan re-creates it.
     let r = host.delete(FLUX)?;
     host.settle("DELETE", &r)?;
     wd.expect_changes(None, &["hybrid_extension.flux will be created"])?;
     wd.apply_current()?;
-    wd.expect_no_changes()?;
 
     // An immutable change replaces it.
     wd.expect_changes(
@@ -357,7 +351,6 @@ variable "git_password" {{
         "state: {ext}"
     );
     assert_nowhere(&host, &wd, SECRET, &plan)?;
-    wd.expect_no_changes()?;
 
     // Only the version changes: an in-place update that sends new values.
     let before = api(&host, FLUX)?;
@@ -375,7 +368,6 @@ variable "git_password" {{
     for secret in [SECRET, SECRET2] {
         assert_nowhere(&host, &wd, secret, &plan)?;
     }
-    wd.expect_no_changes()?;
 
     // A key the type does not define is a plan error at that key, without
     // the value.
@@ -496,14 +488,21 @@ resource "hybrid_extension" "flux" {
         state["statuses"][0]["code"] == "WaitingForLinuxNodes",
         "statuses: {state}"
     );
-    wd.expect_no_changes()?;
 
-    // Add a Linux pool: the service installs the extension by itself.
-    wd.apply(&format!(
+    // Add a Linux pool: the service installs the extension by itself, after
+    // the apply has read it back as pending. Known flaw, outside the vnet's
+    // quiet plans: the extension keeps its status in its state, so the next
+    // plan reports it as changed outside of Terraform (nothing to apply).
+    // Asserted exactly below, so that the fix turns this into a plain apply.
+    wd.write_config(&format!(
         "{SITE}{}{}{ext}",
         pool("win1", "windows"),
         pool("linux1", "linux")
     ))?;
+    wd.apply_leaving_changes(
+        &[],
+        "a pending extension installs in the background once a Linux pool exists",
+    )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let e = api(&host, FLUX)?;
@@ -514,14 +513,21 @@ resource "hybrid_extension" "flux" {
         ensure!(Instant::now() < deadline, "still not installed: {e}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    wd.expect_no_changes()?;
-    wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"])?;
+    let drift = wd.expect_no_changes_despite_drift("the extension installed by itself")?;
+    ensure!(
+        drift.len() == 1
+            && drift[0].address == "hybrid_extension.flux"
+            && drift[0].changed_paths().iter().all(|p| {
+                p == "current_version" || p == "provisioning_state" || p.starts_with("statuses")
+            }),
+        "drift after the background install: {drift:?}"
+    );
+    wd.apply_with(&["-refresh-only"])?;
     let state = wd.resource("hybrid_extension.flux")?;
     ensure!(
         state["provisioning_state"] == "Succeeded" && state["current_version"] == "1.15.0",
         "refreshed: {state}"
     );
-    wd.expect_no_changes()?;
     wd.destroy()?;
     Ok(())
 }
@@ -588,7 +594,6 @@ resource "hybrid_extension" "{name}" {{
         r.status,
         r.body
     );
-    wd.expect_no_changes()?;
     wd.destroy()?;
     Ok(())
 }

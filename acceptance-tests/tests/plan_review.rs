@@ -4,14 +4,15 @@
 //! `terraform plan -out` and `terraform show -json`, and the planned actions
 //! must be exactly the expected ones — update in place vs replace, which
 //! attributes change, which are "known after apply" — with every other
-//! resource a no-op. Between steps the original inputs plan no changes.
-//! The scale step is also applied, to show its plan was truthful.
+//! resource a no-op. Between steps the original inputs plan no changes and
+//! report nothing changed outside of Terraform. The scale step is also
+//! applied, to show its plan was truthful.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use hybrid_acceptance_tests::plan::{
-    ResourceChange, copy_tree, describe_plan, expect_exact_actions,
+    ResourceChange, copy_tree, describe_plan, expect_exact_actions, expect_quiet,
 };
 use hybrid_acceptance_tests::{Error, Host, Mode, Result, Workdir, ensure};
 use serde_json::{Value, json};
@@ -27,12 +28,10 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `terraform -chdir=examples/quickstart ARGS`, failing unless it exits 0.
+/// `terraform ARGS` in the quickstart (the workdir's configuration
+/// directory), failing unless it exits 0.
 fn tf(wd: &Workdir, args: &[&str]) -> Result<String> {
-    let chdir = format!("-chdir={QUICKSTART}");
-    let mut all = vec![chdir.as_str()];
-    all.extend_from_slice(args);
-    Ok(wd.terraform_ok(&all)?.stdout)
+    Ok(wd.terraform_ok(args)?.stdout)
 }
 
 /// Writes the inputs file for the next plan or apply.
@@ -50,10 +49,12 @@ fn plan_with(wd: &Workdir, inputs: &Value) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| Error::Check(format!("plan JSON: {e}: {text}")))
 }
 
-/// Fails unless `inputs` plan no change to any resource.
+/// Fails unless `inputs` plan no change to any resource and report nothing
+/// changed outside of Terraform.
 fn expect_empty_plan(wd: &Workdir, inputs: &Value, after: &str) -> Result<()> {
     let plan = plan_with(wd, inputs)?;
     expect_exact_actions(&plan, &[])
+        .and_then(|_| expect_quiet(&plan))
         .map_err(|e| Error::Check(format!("after {after}, the original inputs: {e}")))?;
     Ok(())
 }
@@ -250,15 +251,16 @@ struct Applied {
 /// checks that a re-plan is empty.
 fn apply_quickstart() -> Result<Applied> {
     let host = Host::start()?;
-    let wd = Workdir::with_mode(Some(&host), Mode::Mirror)?;
+    let mut wd = Workdir::with_mode(Some(&host), Mode::Mirror)?;
     copy_tree(&repo().join(QUICKSTART), &wd.dir().join(QUICKSTART))?;
     copy_tree(&repo().join("modules"), &wd.dir().join("modules"))?;
+    wd.set_config_dir(QUICKSTART);
     let (from, to) = upgrade_pair(&host)?;
     let base = inputs(&from, default_pools(), "calico");
     set_inputs(&wd, &base)?;
     tf(&wd, &["init", "-input=false"])?;
-    tf(&wd, &["apply", "-auto-approve", "-input=false"])?;
-    expect_empty_plan(&wd, &base, "the apply")?;
+    // The harness's apply: the plan right after it is quiet.
+    wd.apply_current()?;
     let at = addresses(&wd)?;
     let win1 = at.pool("win1");
     ensure!(
@@ -395,8 +397,9 @@ fn quickstart_plans_say_exactly_what_changes() -> Result<()> {
 
     // Apply the scale plan itself: it was truthful if the pool has three
     // nodes afterwards and nothing is left to do.
-    tf(&wd, &["apply", "-input=false", PLAN])?;
-    expect_empty_plan(&wd, &scaled, "applying the scale plan")?;
+    // The harness's apply, with the plan right after it (of the same
+    // inputs) quiet.
+    wd.apply_with(&[PLAN])?;
     let nodes = state_resources(&wd)?
         .into_iter()
         .find(|r| r.0 == linux1)
@@ -478,8 +481,7 @@ fn quickstart_network_plugin_change_replaces_the_cluster_and_its_dependents() ->
             (at.flux.as_str(), "replace"),
         ],
     )?;
-    tf(&wd, &["apply", "-input=false", PLAN])?;
-    expect_empty_plan(&wd, &flannel, "applying the network-plugin plan")?;
+    wd.apply_with(&[PLAN])?;
     for path in [
         "/v1/clusters/quickstart/nodepools/linux1",
         "/v1/clusters/quickstart/nodepools/win1",

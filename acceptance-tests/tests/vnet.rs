@@ -60,7 +60,7 @@ fn get_vnet(host: &Host, name: &str) -> Result<Value> {
 }
 
 /// Re-applying `config` after a failure leaves the vnet `Succeeded` in the
-/// service and nothing left to change.
+/// service and nothing left to change (the harness's quiet-plan check).
 fn reapply_converges(host: &Host, wd: &Workdir, config: &str, name: &str) -> Result<()> {
     wd.apply(config)?;
     let api = get_vnet(host, name)?;
@@ -68,7 +68,6 @@ fn reapply_converges(host: &Host, wd: &Workdir, config: &str, name: &str) -> Res
         api["provisioning_state"] == "Succeeded",
         "API after re-apply: {api}"
     );
-    wd.expect_no_changes()?;
     Ok(())
 }
 
@@ -84,6 +83,8 @@ fn vnet_count(host: &Host) -> Result<usize> {
 }
 
 /// Create → no-op plan → update in place → replace → import-verify → destroy.
+/// (Every apply is followed by the harness's quiet-plan check: no perpetual
+/// diff, no drift.)
 #[test]
 fn vnet_lifecycle() -> Result<()> {
     let host = Host::start()?;
@@ -103,9 +104,10 @@ fn vnet_lifecycle() -> Result<()> {
         state["vm_ip_pool"]["size"] == 90,
         "vm pool size in state: {state}"
     );
+    // The state holds each pool's range and size, never its usage.
     ensure!(
-        state["vm_ip_pool"]["available"] == 90,
-        "vm pool available in state: {state}"
+        state["vm_ip_pool"] == json!({"start": "10.0.0.10", "end": "10.0.0.99", "size": 90}),
+        "vm pool in state: {state}"
     );
     ensure!(
         state["vip_pool"]["size"] == 21,
@@ -129,9 +131,6 @@ fn vnet_lifecycle() -> Result<()> {
     );
     ensure!(api["tags"] == json!({"env": "test"}), "API: {api}");
     ensure!(api["status"]["vm_ip_pool"]["size"] == 90, "API: {api}");
-
-    // No perpetual diff.
-    wd.expect_no_changes()?;
 
     // Grow the VM pool and change tags: an in-place update, same id.
     let grown = full_config(
@@ -164,7 +163,6 @@ fn vnet_lifecycle() -> Result<()> {
         api["tags"] == json!({"env": "test", "tier": "gold"}),
         "API after tags: {api}"
     );
-    wd.expect_no_changes()?;
 
     // A new prefix forces replacement.
     let moved = full_config(
@@ -190,7 +188,6 @@ fn vnet_lifecycle() -> Result<()> {
         api["address_prefix"] == "10.9.0.0/24",
         "API after replace: {api}"
     );
-    wd.expect_no_changes()?;
 
     // Every other immutable attribute forces replacement too, and the plan
     // says which one (plan only; nothing is applied).
@@ -274,6 +271,20 @@ fn vnet_drift_and_out_of_band_delete() -> Result<()> {
         resp.body
     );
     host.wait_operation(&resp)?;
+    // The JSON plan reports it as drift ("Objects have changed outside of
+    // Terraform"), which the harness's quiet-plan check refuses.
+    let plan = wd.plan_json()?;
+    let drift = hybrid_acceptance_tests::plan::resource_drift(&plan)?;
+    ensure!(
+        drift.len() == 1
+            && drift[0].address == "hybrid_vnet.test"
+            && drift[0].changed_paths() == ["tags.owner"],
+        "drift: {drift:?}"
+    );
+    ensure!(
+        hybrid_acceptance_tests::plan::expect_quiet(&plan).is_err(),
+        "a plan with drift passed as quiet"
+    );
     // The refreshed value shows as the "before" side of the diff that puts
     // the configured tags back.
     let out = wd.expect_changes(None, &[r#""owner" = "someone-else" -> "netops""#])?;
@@ -309,7 +320,6 @@ fn vnet_drift_and_out_of_band_delete() -> Result<()> {
     );
     wd.apply(&config)?;
     ensure!(get_vnet(&host, "edge")?["name"] == "edge", "not re-created");
-    wd.expect_no_changes()?;
     Ok(())
 }
 
@@ -430,17 +440,23 @@ fn vnet_in_use_rules() -> Result<()> {
     );
 
     // Usage changing under a vnet (clusters allocating addresses) is not a
-    // change to plan; it shows in the pool usage after a refresh.
+    // change to plan, and not a change made outside of Terraform either:
+    // the resource keeps no usage. The data source reports it.
     wd.expect_no_changes()?;
-    wd.terraform_ok(&["apply", "-refresh-only", "-auto-approve"])?;
+    let with_usage = format!(
+        "{}\ndata \"hybrid_vnet\" \"usage\" {{\n  name = hybrid_vnet.test.name\n}}\n",
+        small_config("busy", "")
+    );
+    wd.apply(&with_usage)?;
+    let usage = wd.resource("data.hybrid_vnet.usage")?;
+    ensure!(
+        usage["vm_ip_pool"]["used"] == 1 && usage["vm_ip_pool"]["available"] == 89,
+        "usage after the reservation: {usage}"
+    );
     let state = wd.resource("hybrid_vnet.test")?;
     ensure!(
-        state["vm_ip_pool"]["used"] == 1,
-        "used after reservation: {state}"
-    );
-    ensure!(
-        state["vm_ip_pool"]["available"] == 89,
-        "available after reservation: {state}"
+        state["vm_ip_pool"].get("used").is_none(),
+        "usage in the resource's state: {state}"
     );
 
     // Shrinking so 10.0.0.50 falls outside is refused before anything runs.
@@ -512,7 +528,6 @@ output "vip_available" {
     ensure!(ds["vm_ip_pool"]["size"] == 10, "data source: {ds}");
     ensure!(ds["vip_pool"]["available"] == 5, "data source: {ds}");
     ensure!(ds["tags"] == json!({"site": "lab"}), "data source: {ds}");
-    wd.expect_no_changes()?;
 
     // A missing vnet is an error at `name`.
     wd.expect_plan_error(
@@ -543,7 +558,6 @@ resource "hybrid_vnet" "dhcp" {
         api.get("vm_ip_pool").is_none_or(Value::is_null),
         "API: {api}"
     );
-    wd.expect_no_changes()?;
     wd.import_verify("hybrid_vnet.dhcp", "/vnets/dhcp", &["timeouts"])?;
     Ok(())
 }
@@ -778,7 +792,6 @@ resource "hybrid_vnet" "many" {
 "#,
     )?;
     ensure!(vnet_count(&host)? == 16, "want 16 vnets in the API");
-    wd.expect_no_changes()?;
     wd.destroy()?;
     ensure!(vnet_count(&host)? == 0, "vnets left after destroy");
     Ok(())
@@ -820,8 +833,81 @@ fn vnet_import_block_generates_config() -> Result<()> {
         );
     }
     wd.apply_current()?;
-    wd.expect_no_changes()?;
     let state = wd.resource("hybrid_vnet.legacy")?;
     ensure!(state["vm_ip_pool"]["size"] == 51, "imported state: {state}");
+    Ok(())
+}
+
+/// A state written by a provider before schema version 1, which kept each
+/// pool's `used` and `available` in the resource, is upgraded when
+/// Terraform reads it (`UpgradeResourceState`): the first plan after the
+/// provider upgrade changes nothing and reports nothing changed outside of
+/// Terraform, even though the usage it recorded is stale, and the next
+/// write stores the state at version 1 without usage.
+#[test]
+fn vnet_state_from_schema_version_0_is_upgraded_quietly() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let config = small_config(
+        "old",
+        r#"vip_pool = { start = "10.0.0.200", end = "10.0.0.209" }"#,
+    );
+    wd.apply(&config)?;
+    // A cluster takes an address after the old provider wrote the state.
+    let resp = host.post(
+        "/v1/vnets/old/reservations",
+        &json!({"pool": "vm", "owner": "/clusters/prod-a", "address": "10.0.0.50"}),
+    )?;
+    ensure!(
+        resp.status == 201,
+        "reservation: {} {}",
+        resp.status,
+        resp.body
+    );
+
+    // The state as the old provider wrote it: version 0, usage in the pools.
+    let path = wd.dir().join("terraform.tfstate");
+    let read_state = || -> Result<Value> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            hybrid_acceptance_tests::Error::Check(format!("{}: {e}", path.display()))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("state JSON: {e}")))
+    };
+    let instance = |state: &Value| state.pointer("/resources/0/instances/0").cloned();
+    let mut state = read_state()?;
+    let Some(current) = instance(&state) else {
+        return Err(hybrid_acceptance_tests::Error::Check(format!(
+            "no vnet instance in the state: {state}"
+        )));
+    };
+    ensure!(
+        current["schema_version"] == 1,
+        "written at version 1: {current}"
+    );
+    let mut old = current.clone();
+    old["schema_version"] = json!(0);
+    old["attributes"]["vm_ip_pool"]["used"] = json!(0);
+    old["attributes"]["vm_ip_pool"]["available"] = json!(90);
+    old["attributes"]["vip_pool"]["used"] = json!(0);
+    old["attributes"]["vip_pool"]["available"] = json!(10);
+    state["resources"][0]["instances"][0] = old;
+    state["serial"] = json!(state["serial"].as_i64().unwrap_or(0) + 1);
+    std::fs::write(&path, state.to_string())
+        .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("{}: {e}", path.display())))?;
+
+    wd.expect_quiet_plan()?;
+    // Any write stores the upgraded state: a refresh-only apply, itself
+    // followed by the harness's quiet-plan check.
+    wd.apply_with(&["-refresh-only"])?;
+    let upgraded = instance(&read_state()?).unwrap_or_default();
+    ensure!(
+        upgraded["schema_version"] == 1
+            && upgraded["attributes"]["vm_ip_pool"]
+                == json!({"start": "10.0.0.10", "end": "10.0.0.99", "size": 90})
+            && upgraded["attributes"]["vip_pool"]
+                == json!({"start": "10.0.0.200", "end": "10.0.0.209", "size": 10}),
+        "the upgraded state: {upgraded}"
+    );
     Ok(())
 }

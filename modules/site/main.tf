@@ -35,6 +35,14 @@ resource "hybrid_vnet" "this" {
   }
 }
 
+# The vnet's usage. The resource keeps only what the vnet is: usage changes
+# whenever a cluster takes an address, and in the resource's state it would
+# show on every plan as a change made outside of Terraform. A data source is
+# read afresh instead (during the apply when the vnet itself changes).
+data "hybrid_vnet" "this" {
+  name = hybrid_vnet.this.name
+}
+
 resource "hybrid_extension" "operator" {
   count = local.create_operator ? 1 : 0
 

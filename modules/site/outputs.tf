@@ -19,19 +19,19 @@ output "operator_extension_id" {
 }
 
 output "free_addresses" {
-  description = "Free addresses per pool, `{ vm_ip_pool, vip_pool }` (`vm_ip_pool` is null for a `dhcp` vnet), as of this module's last apply or refresh: clusters created later in the same run are counted at the next refresh."
+  description = "Free addresses per pool, `{ vm_ip_pool, vip_pool }` (`vm_ip_pool` is null for a `dhcp` vnet), from the `hybrid_vnet` data source as of the last plan or apply: addresses that clusters created later in the same apply take are counted at the next plan."
   value = {
-    vm_ip_pool = try(hybrid_vnet.this.vm_ip_pool.available, null)
-    vip_pool   = hybrid_vnet.this.vip_pool.available
+    vm_ip_pool = try(data.hybrid_vnet.this.vm_ip_pool.available, null)
+    vip_pool   = data.hybrid_vnet.this.vip_pool.available
   }
 }
 
 output "vm_ip_pool" {
-  description = "The vnet's node VM pool with its usage, `{ start, end, size, used, available }`; null for a `dhcp` vnet."
-  value       = hybrid_vnet.this.vm_ip_pool
+  description = "The vnet's node VM pool with its usage, `{ start, end, size, used, available }`, from the `hybrid_vnet` data source (as `free_addresses`); null for a `dhcp` vnet."
+  value       = data.hybrid_vnet.this.vm_ip_pool
 }
 
 output "vip_pool" {
-  description = "The vnet's VIP pool with its usage, `{ start, end, size, used, available }`."
-  value       = hybrid_vnet.this.vip_pool
+  description = "The vnet's VIP pool with its usage, `{ start, end, size, used, available }`, from the `hybrid_vnet` data source (as `free_addresses`)."
+  value       = data.hybrid_vnet.this.vip_pool
 }

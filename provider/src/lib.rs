@@ -64,17 +64,15 @@ mod tests {
     use crate::framework::schema::{Attribute, Kind, Nesting, Schema};
     use crate::resources::lifecycle::Managed;
 
-    #[tokio::test]
-    async fn upgrade_reads_state_from_an_older_schema() {
-        let service = crate::provider();
-        // `retired` is not in the schema; `vip_pool` and others are absent.
-        let raw = br#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24","retired":true,"vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","old":1}}"#;
-        let response = service
+    /// `UpgradeResourceState` of a `hybrid_vnet` state stored under schema
+    /// `version`: the upgraded state, decoded with the current schema.
+    async fn upgrade_vnet(version: i64, raw: &str) -> Value {
+        let response = crate::provider()
             .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
                 type_name: "hybrid_vnet".into(),
-                version: 0,
+                version,
                 raw_state: Some(pb::RawState {
-                    json: raw.to_vec(),
+                    json: raw.as_bytes().to_vec(),
                     ..Default::default()
                 }),
             }))
@@ -87,14 +85,104 @@ mod tests {
             response.diagnostics
         );
         let ty = crate::resources::vnet::VnetResource.schema().value_type();
-        let state =
-            hybrid_cty::decode_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap();
+        hybrid_cty::decode_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap()
+    }
+
+    #[tokio::test]
+    async fn upgrade_reads_state_from_an_older_schema() {
+        // `retired` is not in the schema; `vip_pool` and others are absent.
+        let raw = r#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24","retired":true,"vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","old":1}}"#;
+        let state = upgrade_vnet(crate::resources::vnet::SCHEMA_VERSION, raw).await;
         assert_eq!(state.get("name"), Some(&Value::from("lan")));
         assert_eq!(state.get("vip_pool"), Some(&Value::Null));
         assert_eq!(
             state.get("vm_ip_pool").and_then(|p| p.get("end")),
             Some(&Value::from("10.0.0.99"))
         );
+    }
+
+    /// Schema version 0 kept each pool's usage; version 1 drops it and keeps
+    /// everything else as it was.
+    #[tokio::test]
+    async fn a_version_0_vnet_state_loses_its_pools_usage_and_nothing_else() {
+        let v0 = r#"{"id":"/vnets/lan","name":"lan","address_prefix":"10.0.0.0/24",
+            "ip_allocation_method":"static","gateway":"10.0.0.1","dns_servers":["10.0.0.2"],
+            "vlan_id":20,"tags":{"site":"a"},"provisioning_state":"Succeeded",
+            "timeouts":{"create":"10m","update":null,"delete":null},
+            "vm_ip_pool":{"start":"10.0.0.10","end":"10.0.0.99","size":90,"used":4,"available":86},
+            "vip_pool":{"start":"10.0.0.200","end":"10.0.0.209","size":10,"used":1,"available":9}}"#;
+        let state = upgrade_vnet(0, v0).await;
+        let pool = |start: &str, end: &str, size: i64| {
+            Value::object([
+                ("start", Value::from(start)),
+                ("end", Value::from(end)),
+                ("size", Value::from(size)),
+            ])
+        };
+        let expected = Value::object([
+            ("id", Value::from("/vnets/lan")),
+            ("name", Value::from("lan")),
+            ("address_prefix", Value::from("10.0.0.0/24")),
+            ("ip_allocation_method", Value::from("static")),
+            ("gateway", Value::from("10.0.0.1")),
+            ("dns_servers", Value::List(vec![Value::from("10.0.0.2")])),
+            ("vlan_id", Value::from(20)),
+            ("vm_ip_pool", pool("10.0.0.10", "10.0.0.99", 90)),
+            ("vip_pool", pool("10.0.0.200", "10.0.0.209", 10)),
+            ("tags", Value::map([("site", Value::from("a"))])),
+            ("provisioning_state", Value::from("Succeeded")),
+            (
+                "timeouts",
+                Value::object([
+                    ("create", Value::from("10m")),
+                    ("update", Value::Null),
+                    ("delete", Value::Null),
+                ]),
+            ),
+        ]);
+        assert_eq!(state, expected);
+
+        // A DHCP vnet (no VM pool) and a state without usage upgrade too.
+        let dhcp = r#"{"id":"/vnets/d","name":"d","address_prefix":"10.1.0.0/24",
+            "ip_allocation_method":"dhcp","vm_ip_pool":null,
+            "vip_pool":{"start":"10.1.0.200","end":"10.1.0.201","size":2,"used":null,"available":null}}"#;
+        let state = upgrade_vnet(0, dhcp).await;
+        assert_eq!(state.get("vm_ip_pool"), Some(&Value::Null));
+        assert_eq!(
+            state.get("vip_pool"),
+            Some(&pool("10.1.0.200", "10.1.0.201", 2))
+        );
+    }
+
+    /// The upgrade itself, on the JSON: only `used` and `available` of the
+    /// two pools go, and only from a version 0 state.
+    #[test]
+    fn the_vnet_upgrader_drops_only_the_pools_usage() {
+        use crate::resources::vnet::VnetResource;
+        let v0 = serde_json::json!({
+            "name": "lan",
+            "used": 7,
+            "vm_ip_pool": {"start": "a", "end": "b", "size": 2, "used": 1, "available": 1},
+            "vip_pool": {"start": "c", "end": "d", "size": 2, "used": 0, "available": 2}
+        });
+        let mut diags = crate::framework::Diagnostics::new();
+        let upgraded = <VnetResource as Managed>::upgrade_state(0, v0.clone(), &mut diags);
+        assert!(!diags.has_errors());
+        assert_eq!(
+            upgraded,
+            serde_json::json!({
+                "name": "lan",
+                "used": 7,
+                "vm_ip_pool": {"start": "a", "end": "b", "size": 2},
+                "vip_pool": {"start": "c", "end": "d", "size": 2}
+            })
+        );
+        let current = crate::resources::vnet::SCHEMA_VERSION;
+        assert_eq!(
+            <VnetResource as Managed>::upgrade_state(current, v0.clone(), &mut diags),
+            v0
+        );
+        assert_eq!(VnetResource.schema().version, 1);
     }
 
     #[tokio::test]
@@ -166,6 +254,7 @@ mod tests {
         assert_model_matches::<rs::extension::ExtensionModel>(
             &rs::extension::ExtensionResource.schema(),
         );
+        assert_model_matches::<ds::vnet::VnetDataModel>(&ds::vnet::VnetDataSource.schema());
         assert_model_matches::<ds::cluster::ClusterDataModel>(
             &ds::cluster::ClusterDataSource.schema(),
         );

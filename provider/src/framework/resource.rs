@@ -66,6 +66,22 @@ pub trait Resource<D: Sync>: Send + Sync {
     /// Builds the state of an existing object from its import id (whatever
     /// the resource documents, typically the object's id in its API).
     async fn import(&self, data: &D, id: &str, diags: &mut Diagnostics) -> Value;
+
+    /// Rewrites a state that Terraform stored under an older version of the
+    /// schema (`version`, below [`Schema::version`]) into the current
+    /// schema's shape, as its JSON: drop an attribute the schema no longer
+    /// has, rename one, convert a value. The framework then reads the result
+    /// with the current schema (an attribute added since reads as null).
+    /// Needed whenever a change of the schema bumps its version; the default
+    /// keeps the state as it is.
+    fn upgrade_state(
+        &self,
+        _version: i64,
+        state: serde_json::Value,
+        _diags: &mut Diagnostics,
+    ) -> serde_json::Value {
+        state
+    }
 }
 
 #[async_trait]

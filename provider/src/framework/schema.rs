@@ -256,6 +256,16 @@ impl Schema {
         }
     }
 
+    /// The schema's version, stored by Terraform beside each state. Bump it
+    /// when a change of the attributes means an older state needs
+    /// rewriting, and rewrite it in [`Resource::upgrade_state`].
+    ///
+    /// [`Resource::upgrade_state`]: super::Resource::upgrade_state
+    pub fn with_version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
     pub fn with_blocks(mut self, blocks: Vec<Block>) -> Self {
         self.blocks = blocks;
         self

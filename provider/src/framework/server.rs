@@ -535,13 +535,25 @@ impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService
                 ),
             );
         } else if let Some(raw) = request.raw_state.filter(|r| !r.json.is_empty()) {
+            let json = if request.version < resource.schema.version {
+                rewrite_older_state(
+                    resource.inner.as_ref(),
+                    &request.type_name,
+                    request.version,
+                    &raw.json,
+                    &mut diags,
+                )
+            } else {
+                Some(raw.json)
+            };
             // Lenient: attributes a newer schema dropped are ignored and ones
             // it added read as null, so state from an older provider decodes.
-            match hybrid_cty::decode_json_lenient(&raw.json, &resource.ty) {
-                Ok(value) => {
+            match json.map(|json| hybrid_cty::decode_json_lenient(&json, &resource.ty)) {
+                None => {}
+                Some(Ok(value)) => {
                     upgraded = proto::encode(&value, &resource.ty, "upgraded state", &mut diags)
                 }
-                Err(e) => diags.error(
+                Some(Err(e)) => diags.error(
                     "Cannot read the stored state",
                     format!(
                         "the state of this {} does not match its schema: {e}",
@@ -872,6 +884,44 @@ impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService
         _request: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
         Ok(Response::new(pb::stop_provider::Response::default()))
+    }
+}
+
+/// The JSON of a state stored under schema `version`, older than the
+/// current one, rewritten by the resource into the current shape; `None`
+/// (with an error) when it cannot be.
+fn rewrite_older_state<D: Sync>(
+    resource: &dyn Resource<D>,
+    type_name: &str,
+    version: i64,
+    json: &[u8],
+    diags: &mut Diagnostics,
+) -> Option<Vec<u8>> {
+    let state: serde_json::Value = match serde_json::from_slice(json) {
+        Ok(state) => state,
+        Err(e) => {
+            diags.error(
+                "Cannot read the stored state",
+                format!(
+                    "the state of this {type_name} (schema version {version}) is not JSON: {e}"
+                ),
+            );
+            return None;
+        }
+    };
+    let upgraded = resource.upgrade_state(version, state, diags);
+    if diags.has_errors() {
+        return None;
+    }
+    match serde_json::to_vec(&upgraded) {
+        Ok(json) => Some(json),
+        Err(e) => {
+            diags.error(
+                "Cannot upgrade the stored state",
+                format!("the upgraded state of this {type_name} cannot be written as JSON: {e}"),
+            );
+            None
+        }
     }
 }
 
@@ -1455,5 +1505,137 @@ mod tests {
         }
         let allowed = validate(set, Some(true)).await.unwrap().into_inner();
         assert!(allowed.diagnostics.is_empty(), "{:?}", allowed.diagnostics);
+    }
+
+    /// `test_renamed`: schema version 1 renamed version 0's `title` to
+    /// `name`.
+    struct Renamed;
+
+    #[async_trait::async_trait]
+    impl Resource<Configured> for Renamed {
+        fn type_name(&self) -> &'static str {
+            "test_renamed"
+        }
+
+        fn schema(&self) -> Schema {
+            Schema::new(
+                "test",
+                vec![
+                    Attribute::string("id").computed(),
+                    Attribute::string("name").required(),
+                ],
+            )
+            .with_version(1)
+        }
+
+        async fn create(&self, _: &Configured, planned: &Value, _: &mut Diagnostics) -> Value {
+            planned.clone()
+        }
+
+        async fn read(&self, _: &Configured, state: &Value, _: &mut Diagnostics) -> Value {
+            state.clone()
+        }
+
+        async fn update(
+            &self,
+            _: &Configured,
+            _: &Value,
+            planned: &Value,
+            _: &mut Diagnostics,
+        ) -> Value {
+            planned.clone()
+        }
+
+        async fn delete(&self, _: &Configured, _: &Value, _: &mut Diagnostics) {}
+
+        async fn import(&self, _: &Configured, id: &str, _: &mut Diagnostics) -> Value {
+            Value::object([("id", Value::from(id)), ("name", Value::Null)])
+        }
+
+        fn upgrade_state(
+            &self,
+            version: i64,
+            mut state: serde_json::Value,
+            diags: &mut Diagnostics,
+        ) -> serde_json::Value {
+            if version == 0
+                && let Some(attributes) = state.as_object_mut()
+            {
+                match attributes.remove("title") {
+                    Some(title) => {
+                        attributes.insert("name".into(), title);
+                    }
+                    None => diags.error("No title", "a version 0 state has a title"),
+                }
+            }
+            state
+        }
+    }
+
+    async fn upgrade(version: i64, json: &str) -> (Option<Value>, Vec<pb::Diagnostic>) {
+        let service = ProviderService::<Configured>::new(
+            Schema::new("test", Vec::new()),
+            |_| async { (Some(Configured), Diagnostics::new()) },
+            vec![Box::new(Renamed)],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let response = service
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "test_renamed".into(),
+                version,
+                raw_state: Some(pb::RawState {
+                    json: json.as_bytes().to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let ty = Type::object([("id", Type::String), ("name", Type::String)]);
+        let state = response
+            .upgraded_state
+            .map(|s| hybrid_cty::decode_msgpack(&s.msgpack, &ty).unwrap());
+        (state, response.diagnostics)
+    }
+
+    #[tokio::test]
+    async fn an_older_state_is_rewritten_by_the_resource_before_it_is_read() {
+        let (state, diags) = upgrade(0, r#"{"id":"a","title":"hello"}"#).await;
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(
+            state,
+            Some(Value::object([
+                ("id", Value::from("a")),
+                ("name", Value::from("hello"))
+            ]))
+        );
+
+        // A state of the current version is not rewritten: what the schema
+        // does not have is dropped, what it lacks reads as null.
+        let (state, diags) = upgrade(1, r#"{"id":"a","title":"hello"}"#).await;
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(
+            state,
+            Some(Value::object([
+                ("id", Value::from("a")),
+                ("name", Value::Null)
+            ]))
+        );
+
+        // The resource's refusal is the answer, with no state.
+        let (state, diags) = upgrade(0, r#"{"id":"a"}"#).await;
+        assert_eq!(state, None);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].detail.contains("has a title"), "{diags:?}");
+
+        let (state, diags) = upgrade(0, "not json").await;
+        assert_eq!(state, None);
+        assert!(diags[0].detail.contains("schema version 0"), "{diags:?}");
+
+        let (state, diags) = upgrade(2, r#"{"id":"a","name":"x"}"#).await;
+        assert_eq!(state, None);
+        assert!(diags[0].detail.contains("newer provider"), "{diags:?}");
     }
 }

@@ -82,8 +82,10 @@ impl Function for IpPlan {
                     ty: Type::Dynamic,
                     description: "The vnet: an object with `address_prefix`, optional \
                         `ip_allocation_method` (`static`|`dhcp`), `gateway`, `vm_ip_pool` and \
-                        `vip_pool` (`{start, end}`, optionally `used`) — a `hybrid_vnet` resource \
-                        or data source object works as is; other attributes are ignored."
+                        `vip_pool` (`{start, end}`, optionally `used`) — a `hybrid_vnet` data source \
+                        object works as is, with what is in use; a `hybrid_vnet` resource object \
+                        too, as if nothing were in use (it keeps no usage); other attributes are \
+                        ignored."
                         .into(),
                     allow_null: false,
                 },

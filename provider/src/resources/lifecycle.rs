@@ -120,6 +120,16 @@ pub(crate) trait Managed: Send + Sync + 'static {
     /// Called with the state a create or update ends with, to warn about
     /// what the state alone does not say.
     fn applied(_state: &Self::Model, _diags: &mut Diagnostics) {}
+
+    /// Rewrites the JSON of a state stored under an older schema version
+    /// (see [`Resource::upgrade_state`](crate::framework::Resource::upgrade_state)).
+    fn upgrade_state(
+        _version: i64,
+        state: serde_json::Value,
+        _diags: &mut Diagnostics,
+    ) -> serde_json::Value {
+        state
+    }
 }
 
 /// Makes a [`Managed`] kind a Terraform resource through the one generic
@@ -199,6 +209,17 @@ macro_rules! managed_resource {
                 diags: &mut $crate::framework::Diagnostics,
             ) -> hybrid_cty::Value {
                 $crate::resources::lifecycle::import::<$kind>(client, id, diags).await
+            }
+
+            fn upgrade_state(
+                &self,
+                version: i64,
+                state: serde_json::Value,
+                diags: &mut $crate::framework::Diagnostics,
+            ) -> serde_json::Value {
+                <$kind as $crate::resources::lifecycle::Managed>::upgrade_state(
+                    version, state, diags,
+                )
             }
         }
     };

@@ -4,12 +4,21 @@
 //! the pools and tags change in place. Pools may grow freely and shrink only
 //! when no allocated address falls outside, which the plan checks against
 //! the service before anything is applied.
+//!
+//! The state holds what the vnet *is*, never how much of it is in use:
+//! clusters take and release addresses all the time, and usage in the
+//! managed state would show as "changed outside of Terraform" on every plan.
+//! The `hybrid_vnet` data source reports usage. Schema version 1 dropped the
+//! pools' `used` and `available` that version 0 kept; [`upgrade_state`]
+//! rewrites such a state.
+//!
+//! [`upgrade_state`]: Managed::upgrade_state
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
-use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, PoolUsage, Vnet, VnetPatch, VnetSpec};
+use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, Vnet, VnetPatch, VnetSpec};
 use hybrid_cty::{Type, Value};
 
 use super::lifecycle::{Managed, managed_resource};
@@ -21,6 +30,13 @@ use crate::framework::schema::Attribute;
 use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Version 1: the pools no longer carry `used` and `available` (usage moved
+/// to the data source).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The pool attributes schema version 0 had and version 1 dropped.
+const USAGE_ATTRIBUTES: [&str; 2] = ["used", "available"];
 
 pub struct VnetResource;
 
@@ -44,9 +60,32 @@ impl Managed for VnetResource {
         Schema::new(
             "A virtual network on the on-prem hosts: its prefix, gateway, DNS and VLAN, \
              and two address pools — `vm_ip_pool` for node VMs and `vip_pool` for API-server \
-             and load-balancer VIPs. Clusters take their addresses from these pools.",
+             and load-balancer VIPs. Clusters take their addresses from these pools; the \
+             `hybrid_vnet` data source reports how many are in use.",
             attributes,
         )
+        .with_version(SCHEMA_VERSION)
+    }
+
+    /// Version 0 → 1: drop each pool's `used` and `available`.
+    fn upgrade_state(
+        version: i64,
+        mut state: serde_json::Value,
+        _diags: &mut Diagnostics,
+    ) -> serde_json::Value {
+        if version < 1 {
+            for kind in [PoolKind::Vm, PoolKind::Vip] {
+                if let Some(pool) = state
+                    .get_mut(kind.field())
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    for attribute in USAGE_ATTRIBUTES {
+                        pool.remove(attribute);
+                    }
+                }
+            }
+        }
+        state
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
@@ -213,7 +252,8 @@ fn vnet_name(id: &str) -> Option<&str> {
         .filter(|n| !n.is_empty() && !n.contains('/'))
 }
 
-/// The attributes of a pool object: settable range plus computed usage.
+/// The attributes of a pool object: its range and size, plus, for the data
+/// source (`settable` false), its usage.
 pub(crate) fn pool_attributes(settable: bool) -> Vec<Attribute> {
     let bound = |name: &'static str, what: &str| {
         let attribute = Attribute::string(name).description(format!(
@@ -225,19 +265,24 @@ pub(crate) fn pool_attributes(settable: bool) -> Vec<Attribute> {
             attribute.computed()
         }
     };
-    vec![
+    let mut attributes = vec![
         bound("start", "First"),
         bound("end", "Last (inclusive)"),
         Attribute::number("size")
             .computed()
             .description("Number of addresses in the pool."),
-        Attribute::number("used")
-            .computed()
-            .description("Addresses currently allocated (nodes, VIPs, reservations)."),
-        Attribute::number("available")
-            .computed()
-            .description("Addresses free for allocation (`size - used`)."),
-    ]
+    ];
+    if !settable {
+        attributes.extend([
+            Attribute::number("used")
+                .computed()
+                .description("Addresses currently allocated (nodes, VIPs, reservations)."),
+            Attribute::number("available")
+                .computed()
+                .description("Addresses free for allocation (`size - used`)."),
+        ]);
+    }
+    attributes
 }
 
 /// The schema attributes of a vnet as the data source and resource share
@@ -251,9 +296,16 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
         }
     };
     let pool = |name: &'static str, what: &str| {
+        let usage = if settable {
+            "`size` is the number of addresses; how many are in use is reported by the \
+             `hybrid_vnet` data source, not here, so that clusters taking addresses never \
+             show as changes to the vnet."
+        } else {
+            "`size`, `used` and `available` report usage."
+        };
         let attribute = Attribute::nested(name, pool_attributes(settable)).description(format!(
             "{what} `start`/`end` may grow in place; shrinking is refused while an \
-             allocated address would fall outside. `size`, `used` and `available` report usage."
+             allocated address would fall outside. {usage}"
         ));
         if settable {
             attribute.optional()
@@ -356,13 +408,11 @@ crate::model! {
 }
 
 crate::model! {
-    /// `vm_ip_pool` / `vip_pool`: a settable range and its usage.
+    /// `vm_ip_pool` / `vip_pool`: a settable range and its size.
     pub(crate) struct PoolModel {
         pub start: Attr<String>,
         pub end: Attr<String>,
         pub size: Attr<i64>,
-        pub used: Attr<i64>,
-        pub available: Attr<i64>,
     }
 }
 
@@ -380,10 +430,7 @@ impl VnetModel {
 fn plan_pool_sizes(planned_value: &mut Value) {
     let mut planned: VnetModel = model::read(planned_value);
     for pool_attr in [&mut planned.vm_ip_pool, &mut planned.vip_pool] {
-        let size = pool_from(pool_attr)
-            .as_ref()
-            .and_then(hybrid_api::validate::pool_size)
-            .and_then(|n| i64::try_from(n).ok());
+        let size = pool_from(pool_attr).as_ref().and_then(pool_size);
         if let (Some(size), Attr::Known(pool)) = (size, pool_attr)
             && pool.size.is_unknown()
         {
@@ -391,6 +438,11 @@ fn plan_pool_sizes(planned_value: &mut Value) {
         }
     }
     *planned_value = planned.to_value();
+}
+
+/// The number of addresses in `pool`, from its range.
+fn pool_size(pool: &IpPool) -> Option<i64> {
+    hybrid_api::validate::pool_size(pool).and_then(|n| i64::try_from(n).ok())
 }
 
 /// The vnet name from a state's `name`, else from its `id`.
@@ -432,22 +484,21 @@ fn spec_from(vnet: &VnetModel) -> Option<VnetSpec> {
     })
 }
 
-fn usage_state(pool: Option<&IpPool>, usage: Option<&PoolUsage>) -> Attr<PoolModel> {
+/// A pool's state: its range and size (never its usage).
+fn pool_state(pool: Option<&IpPool>) -> Attr<PoolModel> {
     let Some(pool) = pool else {
         return Attr::Null;
     };
-    let count = |f: fn(&PoolUsage) -> u64| usage.and_then(|u| i64::try_from(f(u)).ok()).into();
     Attr::Known(PoolModel {
         start: Attr::Known(pool.start.clone()),
         end: Attr::Known(pool.end.clone()),
-        size: count(|u| u.size),
-        used: count(|u| u.used),
-        available: count(|u| u.available),
+        size: pool_size(pool).into(),
     })
 }
 
-/// The Terraform state of a vnet. `previous` (plan or prior state) decides
-/// null-versus-empty for optional collections and carries `timeouts`.
+/// The Terraform state of a vnet: its settings, not its usage (`status`).
+/// `previous` (plan or prior state) decides null-versus-empty for optional
+/// collections and carries `timeouts`.
 pub(crate) fn to_state(vnet: &Vnet, previous: &VnetModel) -> VnetModel {
     let spec = &vnet.spec;
     VnetModel {
@@ -458,8 +509,8 @@ pub(crate) fn to_state(vnet: &Vnet, previous: &VnetModel) -> VnetModel {
         gateway: spec.gateway.clone().into(),
         dns_servers: model::collection(spec.dns_servers.clone(), &previous.dns_servers),
         vlan_id: spec.vlan_id.map(i64::from).into(),
-        vm_ip_pool: usage_state(spec.vm_ip_pool.as_ref(), vnet.status.vm_ip_pool.as_ref()),
-        vip_pool: usage_state(spec.vip_pool.as_ref(), vnet.status.vip_pool.as_ref()),
+        vm_ip_pool: pool_state(spec.vm_ip_pool.as_ref()),
+        vip_pool: pool_state(spec.vip_pool.as_ref()),
         tags: model::collection(spec.tags.clone(), &previous.tags),
         provisioning_state: Attr::Known(vnet.provisioning_state.as_str().to_string()),
         timeouts: previous.timeouts.clone(),
