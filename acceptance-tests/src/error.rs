@@ -68,6 +68,10 @@ pub enum Error {
     /// A check made by the test did not hold.
     #[error("check failed: {0}")]
     Check(String),
+    /// A fixture the test needs (e.g. its PostgreSQL database) could not
+    /// be set up.
+    #[error("test set-up failed: {0}")]
+    Setup(String),
 }
 
 impl std::fmt::Debug for Error {

@@ -1,5 +1,6 @@
 //! A real `hybrid-host` process for one test, plus a small API client.
 
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,53 @@ pub struct Host {
     client: Client,
     /// `--sim` file for the next (re)start, if any.
     sim: Option<PathBuf>,
+    /// More `serve` arguments, e.g. the database of a replica.
+    args: Vec<OsString>,
+}
+
+/// With `HYBRID_TEST_POSTGRES` set (a `postgres://` URL of a server the test
+/// run started, e.g. by `cargo xtask test`), every [`Host`] gets a database
+/// of its own there: the whole suite then runs on PostgreSQL.
+const POSTGRES_ENV: &str = "HYBRID_TEST_POSTGRES";
+
+/// Creates a new database on the test PostgreSQL named by
+/// [`POSTGRES_ENV`]; returns its URL, or `None` when the suite runs on
+/// SQLite.
+fn new_test_database() -> Result<Option<String>> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(server) = std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let name = format!(
+        "acc_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let failed = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed("starting a runtime for the test database", &e))?;
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| failed("connecting to the test PostgreSQL", &e))?;
+        let conn = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(|e| failed("creating a test database", &e))?;
+        drop(client);
+        let _ = conn.await;
+        Ok::<_, Error>(())
+    })?;
+    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    Ok(Some(if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }))
 }
 
 /// A host API answer: the HTTP status and the JSON body (`Null` when empty).
@@ -61,6 +109,20 @@ impl Host {
     }
 
     fn start_inner(sim_toml: Option<&str>) -> Result<Host> {
+        let mut args = Vec::new();
+        if let Some(url) = new_test_database()? {
+            args.extend([OsString::from("--database-url"), OsString::from(url)]);
+        }
+        Self::start_with(sim_toml, args, &[])
+    }
+
+    /// Starts a host with more `serve` arguments (`args`), after copying
+    /// `seed` files into its data dir (e.g. another replica's CA).
+    pub fn start_with(
+        sim_toml: Option<&str>,
+        args: Vec<OsString>,
+        seed: &[PathBuf],
+    ) -> Result<Host> {
         let root = tempfile::Builder::new()
             .prefix("hybrid-acc-host-")
             .tempdir()
@@ -75,10 +137,21 @@ impl Host {
             ca_pem: String::new(),
             client: Client::new(),
             sim: None,
+            args,
         };
+        for file in seed {
+            let name = file.file_name().unwrap_or_default();
+            fs::copy(file, data.join(name)).map_err(|e| Error::io("copying", file, e))?;
+        }
         host.set_sim(sim_toml)?;
         host.spawn("127.0.0.1:0")?;
         Ok(host)
+    }
+
+    /// A new database on the test PostgreSQL named by [`POSTGRES_ENV`] (its
+    /// URL), or `None` when the suite runs on SQLite.
+    pub fn test_database() -> Result<Option<String>> {
+        new_test_database()
     }
 
     /// Kills the process (like a crash: no graceful shutdown) and starts it
@@ -305,6 +378,7 @@ impl Host {
                     .iter()
                     .flat_map(|p| [std::ffi::OsStr::new("--sim"), p.as_os_str()]),
             )
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

@@ -85,14 +85,15 @@ pub fn run(args: &Args) -> Result<()> {
         name: "cargo test --workspace (unit, integration, acceptance)",
         cmd: test,
     });
-    // The host's API suite once more, on PostgreSQL: one server for the
-    // whole step, a database per test's data directory.
+    // The host's API suite and the acceptance suite once more, on
+    // PostgreSQL: one server for the whole step, a database per test's
+    // host; the replica tests run only here.
     let mut on_postgres = util::cargo();
     on_postgres
-        .args(["test", "-p", "hybrid-host"])
+        .args(["test", "-p", "hybrid-host", "-p", "hybrid-acceptance-tests"])
         .env("HYBRID_ACC_SKIP_BUILD", "1");
     steps.push(Step {
-        name: "cargo test -p hybrid-host on PostgreSQL",
+        name: "host and acceptance tests on PostgreSQL",
         cmd: on_postgres,
     });
     let fuzz = root

@@ -1,6 +1,7 @@
 //! The host management client: HTTPS + JSON calls to `hybrid-host`, with
-//! bearer-token auth, retries of idempotent calls on transient failures, and
-//! long-poll waiting on long-running operations.
+//! bearer-token auth, retries of idempotent calls on transient failures,
+//! failover between the replicas' endpoints, and long-poll waiting on
+//! long-running operations.
 //!
 //! May depend on `hybrid-api` and, in this crate, only on the framework's
 //! duration wording (`framework::timeouts::humanize`); never on resources,
@@ -17,6 +18,7 @@ mod objects;
 mod vnets;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hybrid_api::{ErrorEnvelope, ManagementHost, Operation, OperationStatus};
@@ -48,7 +50,11 @@ const LONG_POLL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct HostClient {
-    endpoint: String,
+    /// The replicas' endpoints, in the order given (one for a single service).
+    endpoints: Arc<[String]>,
+    /// Index of the endpoint in use: the last one that answered. Shared by
+    /// every clone, so all resources move to the next replica together.
+    current: Arc<AtomicUsize>,
     token: Arc<str>,
     http: reqwest::Client,
 }
@@ -56,26 +62,50 @@ pub struct HostClient {
 impl std::fmt::Debug for HostClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostClient")
-            .field("endpoint", &self.endpoint)
+            .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
     }
+}
+
+/// Checks one endpoint: an `https://` URL.
+fn endpoint_url(endpoint: &str) -> Result<String, ClientError> {
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let url = reqwest::Url::parse(&endpoint).map_err(|e| {
+        ClientError::Config(format!(
+            "endpoint {endpoint:?} is not a valid URL ({e}); expected https://HOST:PORT"
+        ))
+    })?;
+    if url.scheme() != "https" {
+        return Err(ClientError::Config(format!(
+            "endpoint {endpoint:?} must use https:// (the service only speaks TLS)"
+        )));
+    }
+    Ok(endpoint)
 }
 
 impl HostClient {
     /// A client for `endpoint` (`https://host:port`) that trusts only the CA
     /// certificates in `ca_pem`.
     pub fn new(endpoint: &str, token: &str, ca_pem: &str) -> Result<Self, ClientError> {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&endpoint).map_err(|e| {
-            ClientError::Config(format!(
-                "endpoint {endpoint:?} is not a valid URL ({e}); expected https://HOST:PORT"
-            ))
-        })?;
-        if url.scheme() != "https" {
-            return Err(ClientError::Config(format!(
-                "endpoint {endpoint:?} must use https:// (the service only speaks TLS)"
-            )));
+        Self::with_endpoints(&[endpoint.to_string()], token, ca_pem)
+    }
+
+    /// A client for the replicas at `endpoints` (tried in order; a call that
+    /// cannot connect to one moves on to the next).
+    pub fn with_endpoints(
+        endpoints: &[String],
+        token: &str,
+        ca_pem: &str,
+    ) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::Config(
+                "no endpoint: set `endpoint` or `endpoints`, or HYBRID_ENDPOINT".into(),
+            ));
         }
+        let endpoints = endpoints
+            .iter()
+            .map(|e| endpoint_url(e))
+            .collect::<Result<Vec<_>, _>>()?;
         if token.trim().is_empty() {
             return Err(ClientError::Config(
                 "token is empty: set the provider's `token` argument or HYBRID_TOKEN".into(),
@@ -115,14 +145,37 @@ impl HostClient {
             .build()
             .map_err(|e| ClientError::Config(format!("HTTP client set-up failed: {e}")))?;
         Ok(Self {
-            endpoint,
+            endpoints: endpoints.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             token: token.into(),
             http,
         })
     }
 
+    /// The endpoint in use (the one that answered last).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.endpoints[self.current.load(Ordering::Relaxed) % self.endpoints.len()]
+    }
+
+    /// Every endpoint, for messages about all of them.
+    fn all_endpoints(&self) -> String {
+        self.endpoints.join(", ")
+    }
+
+    /// Moves to the endpoint after `from` (unless another call moved
+    /// already); returns the one now in use.
+    fn fail_over(&self, from: usize) -> usize {
+        let next = (from + 1) % self.endpoints.len();
+        match self
+            .current
+            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                tracing::warn!(from = %self.endpoints[from], to = %self.endpoints[next], "endpoint unreachable; failing over");
+                next
+            }
+            Err(now) => now,
+        }
     }
 
     /// Identifies the service; used at configure time to prove the endpoint,
@@ -245,12 +298,17 @@ impl HostClient {
         long_poll: Option<Duration>,
         headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
-        let url = format!("{}{}", self.endpoint, path);
         let retryable = method != Method::POST && method != Method::PATCH;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
+        // Endpoints tried in a row without an answer; all of them tried
+        // means the service is down (or unreachable from here).
+        let mut unreachable_in_a_row = 0;
         loop {
             attempt += 1;
+            let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
+            let endpoint = &self.endpoints[index];
+            let url = format!("{endpoint}{path}");
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -265,14 +323,27 @@ impl HostClient {
             let outcome = request.send().await;
             match &outcome {
                 Ok(r) => {
-                    tracing::debug!(%method, %path, status = r.status().as_u16(), attempt, "host API call")
+                    tracing::debug!(%method, %endpoint, %path, status = r.status().as_u16(), attempt, "host API call")
                 }
                 Err(e) => {
-                    tracing::debug!(%method, %path, error = %cause_chain(e), attempt, "host API call failed")
+                    tracing::debug!(%method, %endpoint, %path, error = %cause_chain(e), attempt, "host API call failed")
                 }
             }
+            // A request that never connected reached no replica: any
+            // method may go to the next one. One that connected and then
+            // lost its answer may have been done: only idempotent ones.
+            let not_sent = matches!(&outcome, Err(e) if e.is_connect());
+            let lost = matches!(&outcome, Err(e) if !e.is_connect());
+            if self.endpoints.len() > 1
+                && (not_sent || (lost && retryable))
+                && unreachable_in_a_row + 1 < self.endpoints.len()
+            {
+                unreachable_in_a_row += 1;
+                self.fail_over(index);
+                continue;
+            }
             let transient = match &outcome {
-                Err(e) => e.is_connect() || e.is_timeout(),
+                Err(e) => e.is_connect() || e.is_timeout() || (retryable && e.is_request()),
                 Ok(r) => matches!(
                     r.status(),
                     StatusCode::BAD_GATEWAY
@@ -283,29 +354,42 @@ impl HostClient {
             };
             if transient && retryable && attempt <= RETRIES {
                 tracing::debug!(%url, attempt, "transient failure; retrying");
+                if outcome.is_err() && self.endpoints.len() > 1 {
+                    // Every endpoint failed: start the next round at the next one.
+                    unreachable_in_a_row = 0;
+                    self.fail_over(index);
+                }
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
                 continue;
             }
             let response = outcome.map_err(|e| ClientError::Unreachable {
-                endpoint: self.endpoint.clone(),
+                endpoint: if self.endpoints.len() > 1 {
+                    self.all_endpoints()
+                } else {
+                    endpoint.clone()
+                },
                 cause: cause_chain(&e),
             })?;
-            return self.check(response).await;
+            return self.check(endpoint, response).await;
         }
     }
 
-    async fn check(&self, response: reqwest::Response) -> Result<Response, ClientError> {
+    async fn check(
+        &self,
+        endpoint: &str,
+        response: reqwest::Response,
+    ) -> Result<Response, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(Response {
-                endpoint: self.endpoint.clone(),
+                endpoint: endpoint.to_string(),
                 inner: response,
             });
         }
         if status == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Unauthorized {
-                endpoint: self.endpoint.clone(),
+                endpoint: endpoint.to_string(),
             });
         }
         let text = response.text().await.unwrap_or_default();
@@ -315,7 +399,7 @@ impl HostClient {
                 error: envelope.error,
             }),
             Err(_) => Err(ClientError::Protocol {
-                endpoint: self.endpoint.clone(),
+                endpoint: endpoint.to_string(),
                 detail: format!("HTTP {status} with body {:?}", truncate(&text, 300)),
             }),
         }
