@@ -43,10 +43,17 @@ const POSTGRES_ENV: &str = "HYBRID_TEST_POSTGRES";
 /// [`POSTGRES_ENV`]; returns its URL, or `None` when the suite runs on
 /// SQLite.
 fn new_test_database() -> Result<Option<String>> {
+    match std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty()) {
+        Some(server) => create_database(&server).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Creates a new database on the PostgreSQL server at `server` (a
+/// `postgres://` URL of one of its databases); returns the new one's URL.
+fn create_database(server: &str) -> Result<String> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let Some(server) = std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
+    let server = server.to_string();
     let name = format!(
         "acc_{}_{}",
         std::process::id(),
@@ -72,11 +79,11 @@ fn new_test_database() -> Result<Option<String>> {
     })?;
     let (base, query) = server.split_once('?').unwrap_or((&server, ""));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-    Ok(Some(if query.is_empty() {
+    Ok(if query.is_empty() {
         format!("{base}/{name}")
     } else {
         format!("{base}/{name}?{query}")
-    }))
+    })
 }
 
 /// A host API answer: the HTTP status and the JSON body (`Null` when empty).
@@ -152,6 +159,12 @@ impl Host {
     /// URL), or `None` when the suite runs on SQLite.
     pub fn test_database() -> Result<Option<String>> {
         new_test_database()
+    }
+
+    /// A new database on the PostgreSQL server at `server` (e.g. one the
+    /// bench started); returns its URL.
+    pub fn create_database(server: &str) -> Result<String> {
+        create_database(server)
     }
 
     /// Kills the process (like a crash: no graceful shutdown) and starts it

@@ -41,12 +41,14 @@ mod error;
 mod host;
 pub mod module_test;
 pub mod plan;
+mod postgres;
 mod state;
 mod workdir;
 
 pub use binaries::{Binaries, binaries};
 pub use error::{Error, Result};
 pub use host::{ApiResponse, Host};
+pub use postgres::TestPostgres;
 pub use state::{attributes_diff, find_resource};
 pub use workdir::{Mode, TfOutput, Workdir, install_in_mirror, terraform_platform};
 

@@ -24,6 +24,7 @@
 mod floor;
 mod handshake;
 mod http;
+mod postgres;
 mod report;
 mod rss;
 mod stats;
@@ -100,6 +101,8 @@ pub enum Part {
     Wakeup,
     /// hybrid-host API throughput, latency and RSS.
     Api,
+    /// The API on PostgreSQL, 1 and 3 replicas, and failover.
+    ApiPostgres,
 }
 
 /// The sizes of one run, after defaults.
@@ -339,6 +342,17 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) 
                 json!({ "error": format!("{e:#}") })
             }
         };
+    }
+
+    if plan.runs(Part::ApiPostgres) {
+        util::step("hybrid-host API on PostgreSQL: 1 and 3 replicas, failover");
+        match postgres::measure(&tmp, plan.clients, plan.requests) {
+            Ok(pg) => rows.extend(pg),
+            Err(e) => {
+                eprintln!("    the PostgreSQL benchmark failed: {e:#}");
+                notes.push(format!("**The PostgreSQL benchmark failed:** {e:#}"));
+            }
+        }
     }
 
     let largest = plan.sizes.last().copied().unwrap_or(0);

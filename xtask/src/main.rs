@@ -17,7 +17,6 @@
 mod bench;
 mod docs;
 mod layering;
-mod postgres;
 mod quickstart;
 mod test;
 mod util;

@@ -122,13 +122,13 @@ pub fn run(args: &Args) -> Result<()> {
 
     let mut results: Vec<(&str, f64, bool)> = Vec::new();
     // Started when the first step needing it comes (and stopped at the end).
-    let mut postgres: Option<crate::postgres::TestPostgres> = None;
+    let mut postgres: Option<hybrid_acceptance_tests::TestPostgres> = None;
     for mut step in steps {
         let t = util::step(step.name);
         step.cmd.current_dir(&root);
         if step.name.ends_with("on PostgreSQL") {
             if postgres.is_none() {
-                match crate::postgres::TestPostgres::start(
+                match hybrid_acceptance_tests::TestPostgres::start(
                     &root.join(".build").join("test-postgres"),
                 ) {
                     Ok(pg) => postgres = Some(pg),

@@ -127,6 +127,59 @@ pub fn run(host: &Host, scenario: &Scenario, clients: usize, per_client: usize) 
     })
 }
 
+/// [`run`] with the clients spread over several replicas (client `c` talks
+/// to `hosts[c % n]`), which share one CA and token.
+pub fn run_spread(
+    hosts: &[&Host],
+    scenario: &Scenario,
+    clients: usize,
+    per_client: usize,
+) -> Result<Outcome> {
+    let first = hosts.first().context("no host to measure")?;
+    let urls: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{}{}", h.endpoint(), scenario.path))
+        .collect();
+    let body = match &scenario.body {
+        Some(b) => Some(serde_json::to_vec(b).context("encoding a body")?),
+        None => None,
+    };
+    let (method, auth) = (scenario.method.clone(), scenario.auth);
+    let request: RequestFn = Arc::new(move |c, _| Request {
+        method: method.clone(),
+        url: urls[c % urls.len()].clone(),
+        body: body.clone(),
+        auth,
+    });
+    drive(first, scenario.name, clients, per_client, request, |s| {
+        s == reqwest::StatusCode::OK
+    })
+}
+
+/// [`run_writes`] with the clients spread over several replicas.
+pub fn run_writes_spread(
+    hosts: &[&Host],
+    name: &str,
+    writer: Writer,
+    clients: usize,
+    per_client: usize,
+) -> Result<Outcome> {
+    let first = hosts.first().context("no host to measure")?;
+    let endpoints: Vec<String> = hosts.iter().map(|h| h.endpoint().to_string()).collect();
+    let request: RequestFn = Arc::new(move |c, n| {
+        let (path, body) = writer(c, n);
+        Request {
+            method: Method::PUT,
+            url: format!("{}{path}", endpoints[c % endpoints.len()]),
+            body: Some(body.to_string().into_bytes()),
+            auth: true,
+        }
+    });
+    drive(first, name, clients, per_client, request, |s| {
+        s.is_success()
+    })
+}
+
 /// One request of a load run.
 struct Request {
     method: Method,
@@ -403,12 +456,12 @@ pub struct ApiReport {
 
 /// Paths and bodies of a write scenario: request `n` of client `c` creates
 /// its own object (an idempotent re-PUT is not a write).
-type Writer = fn(client: usize, n: usize) -> (String, Value);
+pub type Writer = fn(client: usize, n: usize) -> (String, Value);
 
 /// `PUT /v1/vnets/bench-w-C-N` with its own /24 in 10.128.0.0/9: a new vnet
 /// per request (a store transaction: the record, its address pools and an
 /// operation).
-fn new_vnet(client: usize, n: usize) -> (String, Value) {
+pub fn new_vnet(client: usize, n: usize) -> (String, Value) {
     let k = client * 100_000 + n;
     let (a, b) = (128 + (k / 65536) % 128, (k / 256) % 256);
     let net = format!("10.{a}.{b}");

@@ -179,6 +179,8 @@ pub enum Check {
     AtLeast(f64),
     /// The ratio ours / baseline is at most this.
     RatioAtMost(f64),
+    /// The ratio ours / baseline is at least this.
+    RatioAtLeast(f64),
 }
 
 /// One line of the targets table.
@@ -287,6 +289,36 @@ pub fn targets(largest_n: usize) -> Vec<Target> {
             check: Check::AtLeast(1_000.0),
         },
         Target {
+            measure: "hybrid-host GET on PostgreSQL, 1 replica, 64 connections",
+            target: "≥ 10,000 req/s",
+            keys: vec!["pg.get.rps".into()],
+            check: Check::AtLeast(10_000.0),
+        },
+        Target {
+            measure: "hybrid-host GET p99 on PostgreSQL, 1 replica",
+            target: "≤ 10 ms",
+            keys: vec!["pg.get.p99".into()],
+            check: Check::AtMost(10.0),
+        },
+        Target {
+            measure: "hybrid-host PUT vnet on PostgreSQL, 1 replica",
+            target: "≥ 1,000 req/s",
+            keys: vec!["pg.put.rps".into()],
+            check: Check::AtLeast(1_000.0),
+        },
+        Target {
+            measure: "3 replicas vs 1 on PostgreSQL, aggregate GET and PUT",
+            target: "≥ 1× (not slower)",
+            keys: vec!["pg.scale.get".into(), "pg.scale.put".into()],
+            check: Check::RatioAtLeast(1.0),
+        },
+        Target {
+            measure: "failover: kill -9 → the operation done elsewhere",
+            target: "≤ lease + 2 s",
+            keys: vec!["pg.failover".into()],
+            check: Check::RatioAtMost(1.0),
+        },
+        Target {
             measure: "hybrid-host RSS with 1,000 clusters stored",
             target: "≤ 64 MiB",
             keys: vec!["http.rss_1000_clusters".into()],
@@ -317,6 +349,10 @@ pub fn verdicts(targets: &[Target], rows: &[Row]) -> Vec<Verdict> {
                     }
                     Check::RatioAtMost(limit) => match row.ratio() {
                         Some(r) => (format!("{r:.2}×"), r <= limit),
+                        None => ("no ratio".into(), false),
+                    },
+                    Check::RatioAtLeast(limit) => match row.ratio() {
+                        Some(r) => (format!("{r:.2}×"), r >= limit),
                         None => ("no ratio".into(), false),
                     },
                 };

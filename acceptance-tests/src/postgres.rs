@@ -1,7 +1,7 @@
-//! A throw-away PostgreSQL server on loopback for the test and bench runs
-//! that need one: `initdb` into a directory under `.build/`, `pg_ctl
-//! start` on a free port, `pg_ctl stop` (and the directory removed) when
-//! dropped. As root, PostgreSQL's programs run as the `postgres` user (the
+//! A throw-away PostgreSQL server on loopback for the tests, test runs and
+//! benchmarks that need one: `initdb` into a directory of the caller's,
+//! `pg_ctl start` on a free port, `pg_ctl stop` (and the directory removed)
+//! when dropped. As root, PostgreSQL's programs run as the `postgres` user (the
 //! server refuses to run as root).
 
 use std::fs;
@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use crate::{Error, Result};
 
 /// The superuser the server is initialised with (trust authentication,
 /// loopback only).
@@ -32,8 +32,11 @@ fn is_root() -> bool {
 }
 
 fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("binding a free port on", "127.0.0.1:0", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::io("reading the address of", "127.0.0.1:0", e))?
+        .port())
 }
 
 /// True when PostgreSQL's server programs are on PATH.
@@ -51,12 +54,12 @@ impl TestPostgres {
     /// not exist yet, or is removed first).
     pub fn start(dir: &Path) -> Result<TestPostgres> {
         if !available() {
-            bail!(
-                "PostgreSQL's server programs (initdb, pg_ctl, postgres) are not on PATH; .ci/run installs them (Debian: postgresql)"
-            );
+            return Err(Error::Setup(
+                "PostgreSQL's server programs (initdb, pg_ctl, postgres) are not on PATH; .ci/run installs them (Debian: postgresql)".into(),
+            ));
         }
         let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         let as_root = is_root();
         let pg = TestPostgres {
             dir: dir.to_path_buf(),
@@ -65,12 +68,17 @@ impl TestPostgres {
         };
         if as_root {
             // The postgres user must reach and own its directory.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io("chmod", dir, e))?;
             let mut p = dir.parent();
             while let Some(d) = p {
-                let mode = fs::metadata(d)?.permissions().mode();
+                let mode = fs::metadata(d)
+                    .map_err(|e| Error::io("reading", d, e))?
+                    .permissions()
+                    .mode();
                 if mode & 0o001 == 0 {
-                    fs::set_permissions(d, fs::Permissions::from_mode(mode | 0o001))?;
+                    fs::set_permissions(d, fs::Permissions::from_mode(mode | 0o001))
+                        .map_err(|e| Error::io("chmod", d, e))?;
                 }
                 p = d.parent();
             }
@@ -91,7 +99,7 @@ impl TestPostgres {
         let mut file = fs::OpenOptions::new()
             .append(true)
             .open(&conf)
-            .with_context(|| format!("opening {}", conf.display()))?;
+            .map_err(|e| Error::io("opening", &conf, e))?;
         // Loopback only, no socket file; fsync off: a test server's data
         // is thrown away (durability is the store's own tests' business,
         // against SQLite and through kill -9 of the service, not the OS).
@@ -99,19 +107,29 @@ impl TestPostgres {
             file,
             "\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = ''\nmax_connections = 300\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
             pg.port
-        )?;
-        let log = dir.join("postgres.log");
-        pg.run(pg.as_pg("pg_ctl").args([
-            "-D",
-            &data.display().to_string(),
-            "-l",
-            &log.display().to_string(),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]))?;
+        )
+        .map_err(|e| Error::io("writing", &conf, e))?;
+        pg.resume()?;
         Ok(pg)
+    }
+
+    /// Stops the server (fast shutdown: connections are cut), as an outage.
+    pub fn pause(&self) -> Result<()> {
+        let data = self.data().display().to_string();
+        self.run(
+            self.as_pg("pg_ctl")
+                .args(["-D", &data, "-m", "fast", "-w", "stop"]),
+        )
+    }
+
+    /// Starts the server again (on the same port, with the same data).
+    pub fn resume(&self) -> Result<()> {
+        let data = self.data().display().to_string();
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.run(
+            self.as_pg("pg_ctl")
+                .args(["-D", &data, "-l", &log, "-w", "-t", "60", "start"]),
+        )
     }
 
     fn data(&self) -> PathBuf {
@@ -139,13 +157,15 @@ impl TestPostgres {
 
     fn run(&self, cmd: &mut Command) -> Result<()> {
         let line = format!("{cmd:?}");
-        let out = cmd.output().with_context(|| format!("starting {line}"))?;
+        let out = cmd
+            .output()
+            .map_err(|e| Error::io("starting", Path::new(&line), e))?;
         if !out.status.success() {
-            bail!(
+            return Err(Error::Setup(format!(
                 "{line} failed: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            );
+            )));
         }
         Ok(())
     }

@@ -1,0 +1,202 @@
+//! The API on PostgreSQL (`--only api-postgres`): the vnet scenarios of
+//! the API benchmark against one replica and then three replicas on one
+//! database (clients spread over them), beside the same `GET /healthz`
+//! floor; and failover: a replica killed (SIGKILL) while it runs an
+//! operation, timed until another replica has finished it. The PostgreSQL
+//! server is the bench's own, on loopback, under `.build/bench/`.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hybrid_acceptance_tests::Host;
+use serde_json::json;
+
+use super::http::{self, Outcome};
+use super::report::{Row, Stat, Unit};
+use hybrid_acceptance_tests::TestPostgres;
+
+/// Lease of the failover measure, seconds.
+const LEASE_SECONDS: u64 = 3;
+
+fn args(database: &str, sim_state: &Path, name: &str, lease: u64) -> Vec<OsString> {
+    vec![
+        "--database-url".into(),
+        database.into(),
+        "--sim-state".into(),
+        sim_state.into(),
+        "--replica-name".into(),
+        name.into(),
+        "--lease-ttl-seconds".into(),
+        lease.to_string().into(),
+    ]
+}
+
+/// `n` replicas on a new database of `pg`, the later ones with the first
+/// one's keys.
+fn replicas(pg: &TestPostgres, tmp: &Path, n: usize, sim: &str, lease: u64) -> Result<Vec<Host>> {
+    let database = Host::create_database(&pg.url())?;
+    let sim_state = tmp.join(format!("sim-{}.db", database.len() ^ n));
+    let _ = std::fs::remove_file(&sim_state);
+    let first = Host::start_with(Some(sim), args(&database, &sim_state, "r0", lease), &[])?;
+    let keys: Vec<_> = ["ca.pem", "ca-key.pem", "admin.token", "secrets.key"]
+        .iter()
+        .map(|f| first.data_dir().join(f))
+        .collect();
+    let mut hosts = vec![first];
+    for i in 1..n {
+        hosts.push(Host::start_with(
+            Some(sim),
+            args(&database, &sim_state, &format!("r{i}"), lease),
+            &keys,
+        )?);
+    }
+    Ok(hosts)
+}
+
+fn pair(key: &str, name: String, unit: Unit, base: (&str, f64), ours: f64) -> Row {
+    Row::paired(
+        "hybrid-host API on PostgreSQL (64 keep-alive connections)",
+        key,
+        name,
+        unit,
+        (base.0, Stat::single(base.1)),
+        Stat::single(ours),
+    )
+}
+
+/// Throughput and latency rows of one scenario against the floor.
+fn rows_of(key: &str, name: &str, floor: &Outcome, o: &Outcome) -> Vec<Row> {
+    vec![
+        pair(
+            &format!("{key}.rps"),
+            format!("{name}, throughput"),
+            Unit::PerSecond,
+            ("GET /healthz", floor.rps()),
+            o.rps(),
+        ),
+        pair(
+            &format!("{key}.p99"),
+            format!("{name}, p99 latency"),
+            Unit::Millis,
+            ("GET /healthz", floor.latency.p99_ms),
+            o.latency.p99_ms,
+        ),
+    ]
+}
+
+/// Every measure of this part, as report rows.
+pub fn measure(tmp: &Path, clients: usize, per_client: usize) -> Result<Vec<Row>> {
+    let pg = TestPostgres::start(&tmp.join("postgres"))?;
+    let (healthz, vnet) = http::scenarios();
+    let get = vnet
+        .iter()
+        .find(|s| s.name == http::VNET_GET)
+        .context("no vnet GET scenario")?;
+    let writes = (per_client / 4).max(1);
+    let mut rows = Vec::new();
+
+    eprintln!("    1 replica on PostgreSQL");
+    let one = replicas(&pg, tmp, 1, http::API_SIM, 15)?;
+    http::prepare(&one[0])?;
+    let refs: Vec<&Host> = one.iter().collect();
+    let floor1 = http::run_spread(&refs, &healthz, clients, per_client)?;
+    let get1 = http::run_spread(&refs, get, clients, per_client)?;
+    let put1 = http::run_writes_spread(&refs, http::VNET_CREATE, http::new_vnet, clients, writes)?;
+    rows.extend(rows_of(
+        "pg.get",
+        "GET /v1/vnets/{name}, 1 replica",
+        &floor1,
+        &get1,
+    ));
+    rows.extend(rows_of(
+        "pg.put",
+        "PUT /v1/vnets/{new name} (create), 1 replica",
+        &floor1,
+        &put1,
+    ));
+    drop(one);
+
+    eprintln!("    3 replicas on PostgreSQL, clients spread over them");
+    let three = replicas(&pg, tmp, 3, http::API_SIM, 15)?;
+    http::prepare(&three[0])?;
+    let refs: Vec<&Host> = three.iter().collect();
+    let floor3 = http::run_spread(&refs, &healthz, clients, per_client)?;
+    let get3 = http::run_spread(&refs, get, clients, per_client)?;
+    let put3 = http::run_writes_spread(&refs, http::VNET_CREATE, http::new_vnet, clients, writes)?;
+    rows.extend(rows_of(
+        "pg3.get",
+        "GET /v1/vnets/{name}, 3 replicas",
+        &floor3,
+        &get3,
+    ));
+    rows.extend(rows_of(
+        "pg3.put",
+        "PUT /v1/vnets/{new name} (create), 3 replicas",
+        &floor3,
+        &put3,
+    ));
+    rows.push(pair(
+        "pg.scale.get",
+        "GET, 3 replicas in aggregate vs 1".into(),
+        Unit::PerSecond,
+        ("1 replica", get1.rps()),
+        get3.rps(),
+    ));
+    rows.push(pair(
+        "pg.scale.put",
+        "PUT create, 3 replicas in aggregate vs 1".into(),
+        Unit::PerSecond,
+        ("1 replica", put1.rps()),
+        put3.rps(),
+    ));
+    drop(three);
+
+    eprintln!("    failover: a replica killed mid-operation");
+    let done = failover(&pg, tmp)?;
+    let budget = Duration::from_secs(LEASE_SECONDS + 2);
+    rows.push(pair(
+        "pg.failover",
+        format!("kill -9 of the replica running a vnet operation → done on another (lease {LEASE_SECONDS} s)"),
+        Unit::Millis,
+        ("lease + 2 s", budget.as_secs_f64() * 1e3),
+        done.as_secs_f64() * 1e3,
+    ));
+    Ok(rows)
+}
+
+/// Starts a vnet whose network set-up takes 1 s on the first of two
+/// replicas, kills that replica with SIGKILL at once, and times until the
+/// other reports the operation done.
+fn failover(pg: &TestPostgres, tmp: &Path) -> Result<Duration> {
+    let sim = "[timings]\nnetwork_ms = 1000\n";
+    let mut hosts = replicas(pg, tmp, 2, sim, LEASE_SECONDS)?;
+    let resp = hosts[0].put(
+        "/v1/vnets/failover",
+        &json!({
+            "address_prefix": "10.253.0.0/24",
+            "vm_ip_pool": {"start": "10.253.0.10", "end": "10.253.0.99"},
+        }),
+    )?;
+    if resp.status != 202 {
+        bail!("creating the failover vnet: {} {}", resp.status, resp.body);
+    }
+    let id = resp.body["id"]
+        .as_str()
+        .context("no operation id")?
+        .to_string();
+    // Let the accepting replica take the lease, then kill it.
+    std::thread::sleep(Duration::from_millis(200));
+    hosts[0].stop();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(60);
+    loop {
+        let op = hosts[1].get(&format!("/v1/operations/{id}?wait=5s"))?;
+        match op.body["status"].as_str() {
+            Some("Succeeded") => return Ok(killed.elapsed()),
+            Some("Running") if Instant::now() < deadline => {}
+            _ => bail!("the failover operation: {} {}", op.status, op.body),
+        }
+    }
+}
