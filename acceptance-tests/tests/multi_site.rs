@@ -11,8 +11,8 @@
 //!   the repository: it starts and stops its PostgreSQL and runs Terraform.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hybrid_acceptance_tests::plan::{copy_tree, expect_quiet};
 use hybrid_acceptance_tests::{
-    Error, Host, Mode, Result, TfOutput, Workdir, binaries, ensure, install_in_mirror,
+    Error, Host, Mode, Result, TestPostgres, TfOutput, Workdir, binaries, ensure, install_in_mirror,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -28,7 +28,6 @@ use tempfile::TempDir;
 const EXAMPLE: &str = "examples/multi-site";
 /// The schema `versions.tf` gives the `pg` backend.
 const SCHEMA: &str = "hybrid_sites";
-const DATABASE: &str = "hybrid_state";
 /// A run that cannot get the lock says this.
 const LOCK_ERROR: &str = "Error acquiring the state lock";
 /// What every site and cluster of `sites.auto.tfvars` is called.
@@ -51,13 +50,6 @@ fn io(action: &'static str, path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 fn on_path(program: &str) -> bool {
     Command::new(program)
         .arg("--version")
@@ -67,13 +59,13 @@ fn on_path(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A PostgreSQL server for one test: data in a temp dir, loopback only, a
-/// free port, a database for the state. Dropping it stops the server
-/// (immediate shutdown) and removes the data.
+/// The state database for one test: a PostgreSQL server of its own
+/// ([`TestPostgres`]: data in a temp dir, loopback only, a free port) with
+/// a new database for Terraform's `pg` backend; dropping it stops the server.
 struct Postgres {
-    dir: TempDir,
-    port: u16,
-    as_root: bool,
+    _server: TestPostgres,
+    url: String,
+    _dir: TempDir,
 }
 
 impl Postgres {
@@ -82,97 +74,27 @@ impl Postgres {
             .prefix("hybrid-acc-pg-")
             .tempdir()
             .map_err(|e| io("creating temp dir", &std::env::temp_dir(), e))?;
-        let as_root = is_root();
-        // PostgreSQL refuses to run as root: then it runs as the `postgres`
-        // system user, which must be able to reach and own its directory.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-            .map_err(|e| io("chmod", dir.path(), e))?;
-        let port = free_port()?;
-        let pg = Postgres { dir, port, as_root };
-        if as_root {
-            pg.run(Command::new("chown").arg("postgres:").arg(pg.dir.path()))?;
-        }
-        let data = pg.data();
-        pg.run(pg.as_pg("initdb").args([
-            "-D",
-            &data.display().to_string(),
-            "-U",
-            "terraform",
-            "--auth=trust",
-            "--no-locale",
-            "-E",
-            "UTF8",
-        ]))?;
-        // Single-user mode: only the server's own programs are needed.
-        let mut single = pg.as_pg("postgres");
-        single
-            .args(["--single", "-D", &data.display().to_string(), "postgres"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = single
-            .spawn()
-            .map_err(|e| io("starting", Path::new("postgres --single"), e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            writeln!(stdin, "CREATE DATABASE {DATABASE};")
-                .map_err(|e| io("writing to", Path::new("postgres --single"), e))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| io("waiting for", Path::new("postgres --single"), e))?;
-        ensure!(
-            out.status.success(),
-            "CREATE DATABASE failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let conf = data.join("postgresql.conf");
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(&conf)
-            .map_err(|e| io("opening", &conf, e))?;
-        write!(
-            file,
-            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\n"
-        )
-        .map_err(|e| io("writing", &conf, e))?;
-        let log = pg.dir.path().join("postgres.log");
-        pg.run(pg.as_pg("pg_ctl").args([
-            "-D",
-            &data.display().to_string(),
-            "-l",
-            &log.display().to_string(),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]))?;
-        Ok(pg)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        let server = TestPostgres::start(&dir.path().join("server"))?;
+        let url = Host::create_database(&server.url())?;
+        Ok(Postgres {
+            _server: server,
+            url,
+            _dir: dir,
+        })
     }
 
     fn conn_str(&self) -> String {
-        format!(
-            "postgres://terraform@127.0.0.1:{}/{DATABASE}?sslmode=disable",
-            self.port
-        )
+        self.url.clone()
     }
 
-    fn as_pg(&self, program: &str) -> Command {
-        if self.as_root {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--", program]);
-            cmd
-        } else {
-            Command::new(program)
+    /// `psql -tA -c SQL`, or `None` when `psql` is not installed.
+    fn psql(&self, sql: &str) -> Result<Option<String>> {
+        if !on_path("psql") {
+            return Ok(None);
         }
-    }
-
-    fn run(&self, cmd: &mut Command) -> Result<Output> {
-        let line = format!("{cmd:?}");
-        let out = cmd
+        let line = format!("psql -tA -c {sql:?}");
+        let out = Command::new("psql")
+            .args([&self.conn_str(), "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
             .output()
             .map_err(|e| io("starting", Path::new(&line), e))?;
         ensure!(
@@ -181,46 +103,8 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Ok(out)
-    }
-
-    /// `psql -tA -c SQL`, or `None` when `psql` is not installed.
-    fn psql(&self, sql: &str) -> Result<Option<String>> {
-        if !on_path("psql") {
-            return Ok(None);
-        }
-        let out = self.run(Command::new("psql").args([
-            &self.conn_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-tA",
-            "-c",
-            sql,
-        ]))?;
         Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
     }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.data().display().to_string();
-        let _ = self
-            .as_pg("pg_ctl")
-            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| io("binding", Path::new("127.0.0.1:0"), e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| io("reading the address of", Path::new("127.0.0.1:0"), e))?
-        .port();
-    Ok(port)
 }
 
 /// Copies the example and the modules it uses into `dest`, keeping the
