@@ -161,6 +161,32 @@ impl Host {
         new_test_database()
     }
 
+    /// The first column of every row `sql` returns, as text, from the
+    /// PostgreSQL database at `database` (a store's, to check what the
+    /// replicas did).
+    pub fn query_database(database: &str, sql: &str) -> Result<Vec<Option<String>>> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed("starting a runtime for a query", &e))?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| failed("connecting to PostgreSQL", &e))?;
+            let conn = tokio::spawn(conn);
+            let rows = client.query(sql, &[]).await.map_err(|e| failed(sql, &e))?;
+            drop(client);
+            let _ = conn.await;
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<_, Option<String>>(0)
+                        .map_err(|e| failed(sql, &e))
+                })
+                .collect()
+        })
+    }
+
     /// A new database on the PostgreSQL server at `server` (e.g. one the
     /// bench started); returns its URL.
     pub fn create_database(server: &str) -> Result<String> {
