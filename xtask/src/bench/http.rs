@@ -372,7 +372,7 @@ impl Rss {
 
 /// The pid of the `hybrid-host` process whose command line names
 /// `host`'s data dir.
-fn host_pid(host: &Host) -> Result<u32> {
+pub(super) fn host_pid(host: &Host) -> Result<u32> {
     let data = host.data_dir();
     let needle = data.to_string_lossy().into_owned();
     for entry in std::fs::read_dir("/proc").context("listing /proc")? {
@@ -404,7 +404,7 @@ fn host_pid(host: &Host) -> Result<u32> {
 
 /// CPU time (user + system) the `hybrid-host` process `pid` has used so far,
 /// from `/proc/PID/stat` (in clock ticks of 10 ms, Linux's `USER_HZ`).
-fn cpu_time(pid: u32) -> Result<Duration> {
+pub(super) fn cpu_time(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // The fields after the `(comm)` one: state is field 3, utime 14, stime 15.

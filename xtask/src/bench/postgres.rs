@@ -79,6 +79,64 @@ fn pair(key: &str, name: String, unit: Unit, base: (&str, f64), ours: f64) -> Ro
     )
 }
 
+/// CPU time of every PostgreSQL server process (the postmaster and its
+/// backends) on this machine: the bench's own server is the only one.
+fn postgres_cpu() -> Result<Duration> {
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        if comm.trim() == "postgres" {
+            total += http::cpu_time(pid).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
+/// Where a scenario's CPU went: µs per request in hybrid-host and in
+/// PostgreSQL (the profile that explains its throughput on this machine).
+fn profiled(host: &Host, run: impl FnOnce() -> Result<Outcome>) -> Result<(Outcome, f64, f64)> {
+    let pid = http::host_pid(host)?;
+    let (host0, pg0) = (http::cpu_time(pid)?, postgres_cpu()?);
+    let outcome = run()?;
+    let (host1, pg1) = (http::cpu_time(pid)?, postgres_cpu()?);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
+    Ok((
+        outcome,
+        per(host1.saturating_sub(host0)),
+        per(pg1.saturating_sub(pg0)),
+    ))
+}
+
+fn cpu_rows(key: &str, name: &str, host_us: f64, pg_us: f64) -> Vec<Row> {
+    let group = "hybrid-host API on PostgreSQL: CPU per request";
+    vec![
+        Row::alone(
+            group,
+            &format!("{key}.cpu_host"),
+            format!("{name}: hybrid-host CPU per request (ms)"),
+            Unit::Millis,
+            Stat::single(host_us / 1e3),
+        ),
+        Row::alone(
+            group,
+            &format!("{key}.cpu_pg"),
+            format!("{name}: PostgreSQL CPU per request (ms)"),
+            Unit::Millis,
+            Stat::single(pg_us / 1e3),
+        ),
+    ]
+}
+
 /// Throughput and latency rows of one scenario against the floor.
 fn rows_of(key: &str, name: &str, floor: &Outcome, o: &Outcome) -> Vec<Row> {
     vec![
@@ -115,8 +173,19 @@ pub fn measure(tmp: &Path, clients: usize, per_client: usize) -> Result<Vec<Row>
     http::prepare(&one[0])?;
     let refs: Vec<&Host> = one.iter().collect();
     let floor1 = http::run_spread(&refs, &healthz, clients, per_client)?;
-    let get1 = http::run_spread(&refs, get, clients, per_client)?;
-    let put1 = http::run_writes_spread(&refs, http::VNET_CREATE, http::new_vnet, clients, writes)?;
+    let (get1, get_host, get_pg) = profiled(&one[0], || {
+        http::run_spread(&refs, get, clients, per_client)
+    })?;
+    let (put1, put_host, put_pg) = profiled(&one[0], || {
+        http::run_writes_spread(&refs, http::VNET_CREATE, http::new_vnet, clients, writes)
+    })?;
+    rows.extend(cpu_rows("pg.get", "GET /v1/vnets/{name}", get_host, get_pg));
+    rows.extend(cpu_rows(
+        "pg.put",
+        "PUT /v1/vnets/{new name} (create)",
+        put_host,
+        put_pg,
+    ));
     rows.extend(rows_of(
         "pg.get",
         "GET /v1/vnets/{name}, 1 replica",

@@ -180,6 +180,13 @@ impl PgStore {
                     rt.block_on(tx.commit())?;
                     Ok(v)
                 }
+                // A read ends without waiting: dropping the transaction
+                // sends its ROLLBACK, and the connection's next user is
+                // queued behind it (one round trip less per read).
+                other if !writer => {
+                    drop(tx);
+                    other
+                }
                 other => {
                     // A failed rollback leaves the connection broken; the
                     // pool drops it. The body's own result stands.
