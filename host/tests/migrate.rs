@@ -180,3 +180,40 @@ async fn backs_up_a_running_sqlite_store_to_a_new_file() {
         "Succeeded"
     );
 }
+
+#[tokio::test]
+async fn a_store_migrated_by_a_newer_build_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = common::test_database(dir.path()).await;
+    let mut h = start_on(dir.path(), None, database.clone()).await;
+    h.stop().await;
+    // What a newer build would have left: a schema version beyond ours.
+    match &database {
+        Some(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .execute("INSERT INTO schema_version (version) VALUES (99)", &[])
+                .await
+                .unwrap();
+        }
+        None => {
+            let conn = rusqlite::Connection::open(dir.path().join(hybrid_host::DB_FILE)).unwrap();
+            conn.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+                .unwrap();
+        }
+    }
+    let mut config = hybrid_host::Config::new(dir.path());
+    config.database_url = database;
+    let err = match hybrid_host::start(config).await {
+        Ok(_) => panic!("a newer schema was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("version 99"), "{err}");
+    assert!(
+        err.contains("newer than this build of hybrid-host supports ("),
+        "{err}"
+    );
+}
