@@ -509,13 +509,13 @@ pub fn document() -> Value {
             },
             "put": {
                 "operationId": "putVnet", "summary": "Create or replace a vnet (idempotent)",
-                "parameters": [if_match, if_none_match],
+                "parameters": [if_match, if_none_match, dry_run_param()],
                 "requestBody": { "required": true, "content": json_content(spec) },
                 "responses": common(json!({ "200": vnet_ok, "202": accepted, "400": e400, "409": e409, "412": e412 }))
             },
             "patch": {
                 "operationId": "patchVnet", "summary": "Change mutable fields of a vnet",
-                "parameters": [if_match],
+                "parameters": [if_match, dry_run_param()],
                 "requestBody": { "required": true, "content": json_content(patch) },
                 "responses": common(json!({ "200": vnet_ok, "202": accepted, "400": e400, "404": e404, "409": e409, "412": e412 }))
             },

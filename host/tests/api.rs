@@ -652,3 +652,75 @@ async fn a_newer_change_supersedes_one_in_flight() {
     let r = h.get("/v1/vnets/ghost/reservations").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn dry_run_on_vnets_stores_nothing_and_unknown_query_parameters_are_refused() {
+    let (_d, h) = harness().await;
+    // A dry-run create answers the vnet as it would be, and stores nothing.
+    let r = h
+        .call(Method::PUT, "/v1/vnets/dry?dry_run=true", Some(spec()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["name"], "dry");
+    assert_eq!(r.body["address_prefix"], "10.0.0.0/24");
+    assert_eq!(h.get("/v1/vnets/dry").await.status, StatusCode::NOT_FOUND);
+    // A dry-run change of an existing vnet leaves it as it was.
+    h.create_vnet("net1", spec()).await;
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1?dry_run=true",
+            Some(json!({"tags": {"env": "prod"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["tags"]["env"], "prod");
+    assert_eq!(h.get("/v1/vnets/net1").await.body["tags"]["env"], "test");
+    // A dry-run refusal is the real refusal.
+    let mut bad = spec();
+    bad["vm_ip_pool"]["end"] = json!("10.0.1.49");
+    let r = h
+        .call(Method::PUT, "/v1/vnets/net1?dry_run=true", Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+
+    // Routes without a dry run refuse it, naming the parameter.
+    for path in [
+        "/v1/vnets/net1",
+        "/v1/clusters/c1",
+        "/v1/custom-locations/l1",
+    ] {
+        let r = h
+            .call(Method::DELETE, &format!("{path}?dry_run=true"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+        assert_eq!(
+            (r.code(), r.target()),
+            ("InvalidField", "dry_run"),
+            "{path}"
+        );
+        assert!(
+            r.message().contains("takes no query parameters"),
+            "{}",
+            r.message()
+        );
+    }
+    assert_eq!(h.get("/v1/vnets/net1").await.status, StatusCode::OK);
+    // A misspelt parameter is refused, never ignored, and the answer says
+    // what the route accepts.
+    let r = h
+        .call(Method::PUT, "/v1/vnets/net1?dryrun=true", Some(spec()))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!((r.code(), r.target()), ("InvalidField", "dryrun"));
+    assert!(
+        r.message().contains(
+            "query parameter `dryrun` is not accepted by PUT /v1/vnets/net1: it accepts `dry_run`"
+        ),
+        "{}",
+        r.message()
+    );
+    let r = h.get("/v1/operations/op-x?wiat=1s").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.target(), "wiat");
+}

@@ -16,8 +16,9 @@ use crate::objects::record::tx as rec;
 use crate::objects::{self, Env, Kind, Outcome, Record, Refusal};
 use crate::store::{StoreError, Tx};
 
-/// `?dry_run=true` on PUT/PATCH.
+/// `?dry_run=true` on PUT/PATCH: full admission, nothing stored.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     #[serde(default)]
     pub dry_run: bool,
@@ -63,6 +64,7 @@ where
 /// (vnets): the inventory is not read.
 pub async fn admit_without_inventory<F>(
     state: &AppState,
+    dry_run: bool,
     decide: F,
     render: Render,
 ) -> Result<Response, Failure>
@@ -74,7 +76,7 @@ where
         sizes: Vec::new(),
         hosts: Vec::new(),
     };
-    decide_and_answer(state, false, env, move |tx, _| decide(tx), render).await
+    decide_and_answer(state, dry_run, env, move |tx, _| decide(tx), render).await
 }
 
 async fn decide_and_answer<F>(

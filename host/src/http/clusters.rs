@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hybrid_api::{Cluster, ClusterSpec, List, cluster};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::clusters::{ClusterInternal, ClusterRecord, admission, views};
 use crate::objects::record::tx as rec;
@@ -54,7 +55,7 @@ async fn write(
 pub async fn put(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<ClusterSpec>,
 ) -> Result<Response, Failure> {
@@ -64,7 +65,7 @@ pub async fn put(
 pub async fn patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
@@ -112,6 +113,7 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Clust
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let pre = preconditions(&headers);

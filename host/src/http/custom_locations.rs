@@ -2,7 +2,7 @@
 //! [`crate::custom_locations::admission`], complete at once (201/200/204),
 //! GET and LIST.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::custom_location::{self, CustomLocationSpec};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, etag_header, json_with, preconditions};
 use crate::custom_locations::{CustomLocationRecord, admission, views};
 use crate::objects::record::tx as rec;
@@ -55,7 +56,7 @@ async fn write(
 pub async fn put(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<CustomLocationSpec>,
 ) -> Result<Response, Failure> {
@@ -65,7 +66,7 @@ pub async fn put(
 pub async fn patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
@@ -114,6 +115,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let pre = preconditions(&headers);

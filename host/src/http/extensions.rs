@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::extension::{self, Extension, ExtensionSpec};
@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
 use super::failure::Failure;
+use super::query::StrictQuery;
 use super::{AppState, preconditions};
 use crate::clusters::ClusterInternal;
 use crate::extensions::{ExtensionInternal, ExtensionRecord, Target, admission, describe, views};
@@ -26,6 +27,7 @@ use crate::store::{StoreError, Tx};
 
 /// `?force=true` on DELETE.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     #[serde(default)]
     pub force: bool,
@@ -177,7 +179,7 @@ async fn delete_extension(
 pub async fn put(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
@@ -196,7 +198,7 @@ pub async fn put(
 pub async fn patch(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
@@ -220,7 +222,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
-    Query(q): Query<DeleteQuery>,
+    StrictQuery(q): StrictQuery<DeleteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     delete_extension(&state, Target::Cluster(cluster), name, q, &headers).await
@@ -231,7 +233,7 @@ pub async fn delete(
 pub async fn host_put(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
@@ -250,7 +252,7 @@ pub async fn host_put(
 pub async fn host_patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
@@ -273,7 +275,7 @@ pub async fn host_list(
 pub async fn host_delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    StrictQuery(q): StrictQuery<DeleteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     delete_extension(&state, Target::ManagementHost, name, q, &headers).await

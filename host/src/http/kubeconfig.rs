@@ -3,7 +3,7 @@
 //! and `GET /v1/audit`: the record of every issuance.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use hybrid_api::List;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::auth::actor;
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::StrictQuery;
 use super::{AppState, json_with};
 use crate::clusters::kubeconfig;
 use crate::objects::{self, Refusal};
@@ -48,6 +49,7 @@ pub async fn issue(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     target: Option<String>,
     limit: Option<String>,
@@ -55,7 +57,7 @@ pub struct AuditQuery {
 
 pub async fn audit_log(
     State(state): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    StrictQuery(q): StrictQuery<AuditQuery>,
 ) -> Result<Json<List<AuditEntry>>, Failure> {
     let limit = match q.limit.as_deref() {
         None => DEFAULT_AUDIT_LIMIT,

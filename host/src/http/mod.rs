@@ -43,6 +43,7 @@ mod kubeconfig;
 mod management_host;
 mod nodepools;
 mod operations;
+mod query;
 mod reservations;
 mod vnets;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hybrid_api::{List, NodePool, NodePoolSpec, nodepool};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::admit::{self, WriteQuery};
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::clusters::{ClusterInternal, PoolRecord, admission, views};
 use crate::objects::NoInternal;
@@ -61,7 +62,7 @@ async fn write(
 pub async fn put(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<NodePoolSpec>,
 ) -> Result<Response, Failure> {
@@ -71,7 +72,7 @@ pub async fn put(
 pub async fn patch(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
-    Query(q): Query<WriteQuery>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
@@ -130,6 +131,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     Path((cluster, name)): Path<(String, String)>,
+    _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let pre = preconditions(&headers);

@@ -3,14 +3,16 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use hybrid_api::Operation;
 use serde::Deserialize;
 
 use super::AppState;
 use super::failure::Failure;
+use super::query::StrictQuery;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     wait: Option<String>,
 }
@@ -18,7 +20,7 @@ pub struct WaitQuery {
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    StrictQuery(q): StrictQuery<WaitQuery>,
 ) -> Result<Json<Operation>, Failure> {
     let wait = match q.wait.as_deref() {
         Some(w) => parse_wait(w)?,

@@ -8,11 +8,13 @@ use hybrid_api::{List, Reservation, ReservationRequest};
 use super::AppState;
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 use crate::ipam;
 
 pub async fn create(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
     StrictJson(req): StrictJson<ReservationRequest>,
 ) -> Result<(StatusCode, Json<Reservation>), Failure> {
     let r = ipam::allocate(&*state.store, &name, req.pool, &req.owner, req.address).await?;
@@ -30,6 +32,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     Path((name, address)): Path<(String, String)>,
+    _: StrictQuery<NoQuery>,
 ) -> Result<StatusCode, Failure> {
     ipam::release(&*state.store, &name, &address).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -9,9 +9,10 @@ use axum::response::Response;
 use hybrid_api::{List, Vnet, VnetPatch, VnetSpec};
 use serde_json::Value;
 
-use super::admit::{self, object_response};
+use super::admit::{self, WriteQuery, object_response};
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::objects;
 use crate::store::{StoreError, Tx};
@@ -35,11 +36,13 @@ async fn change(
     state: &AppState,
     name: String,
     desired: Desired,
+    dry_run: bool,
     headers: &HeaderMap,
 ) -> Result<Response, Failure> {
     let pre = preconditions(headers);
     admit::admit_without_inventory(
         state,
+        dry_run,
         move |tx| admission::put(tx, &name, desired, &pre),
         render,
     )
@@ -49,20 +52,22 @@ async fn change(
 pub async fn put(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<VnetSpec>,
 ) -> Result<Response, Failure> {
     admission::check(&name, &spec)?;
-    change(&state, name, Desired::Full(spec), &headers).await
+    change(&state, name, Desired::Full(spec), q.dry_run, &headers).await
 }
 
 pub async fn patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(p): StrictJson<VnetPatch>,
 ) -> Result<Response, Failure> {
-    change(&state, name, Desired::Patch(p), &headers).await
+    change(&state, name, Desired::Patch(p), q.dry_run, &headers).await
 }
 
 pub async fn get(
@@ -90,11 +95,13 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Vnet>
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let pre = preconditions(&headers);
     let mut resp = admit::admit_without_inventory(
         &state,
+        false,
         move |tx| -> Result<_, objects::Error> { admission::delete(tx, &name, &pre) },
         |_, _, _| Ok(None),
     )
