@@ -724,3 +724,47 @@ async fn dry_run_on_vnets_stores_nothing_and_unknown_query_parameters_are_refuse
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert_eq!(r.target(), "wiat");
 }
+
+#[tokio::test]
+async fn concurrent_patches_without_if_match_all_apply_on_the_latest_version() {
+    let (_d, h) = harness().await;
+    let r = h
+        .call(
+            Method::PUT,
+            "/v1/custom-locations/loc1",
+            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let stale = r.header("etag");
+    // 20 PATCHes at once, none with If-Match, each adding its own tag.
+    let patches = (0..20).map(|i| {
+        let h = &h;
+        async move {
+            h.call(
+                Method::PATCH,
+                "/v1/custom-locations/loc1",
+                Some(json!({"tags": {format!("k{i}"): "v"}})),
+            )
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(patches).await {
+        assert!(r.status.is_success(), "{:?} {:?}", r.status, r.body);
+    }
+    let tags = h.get("/v1/custom-locations/loc1").await.body["tags"].clone();
+    for i in 0..20 {
+        assert_eq!(tags[format!("k{i}")], "v", "lost k{i}: {tags}");
+    }
+    // The client's own If-Match still guards: a stale one is a 412.
+    let r = h
+        .raw(
+            Method::PATCH,
+            "/v1/custom-locations/loc1",
+            Some(json!({"tags": {"late": "v"}})),
+            &[("if-match", stale.as_str())],
+            Some(&h.token.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{:?}", r.body);
+}

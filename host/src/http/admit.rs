@@ -189,6 +189,38 @@ where
     Ok((spec, super::patch_preconditions(headers, &current.etag)))
 }
 
+/// How long a PATCH without the client's own `If-Match` keeps merging onto
+/// the latest version while concurrent changes get in first. Writes are
+/// serialised, so each round at least one of the racing PATCHes lands: N
+/// of them at once all land within N rounds, far inside this.
+const PATCH_PERSISTENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A PATCH merges onto the version it read and pins that version; when the
+/// client gave no `If-Match` of its own, a 412 only means another change
+/// landed in between, so the service merges onto the latest and writes
+/// again: a PATCH without a precondition applies on the latest version
+/// instead of failing with 412.
+pub struct PatchRetry {
+    client_pinned: bool,
+    until: std::time::Instant,
+}
+
+impl PatchRetry {
+    pub fn new(headers: &axum::http::HeaderMap) -> Self {
+        PatchRetry {
+            client_pinned: headers.contains_key(header::IF_MATCH),
+            until: std::time::Instant::now() + PATCH_PERSISTENCE,
+        }
+    }
+
+    /// True when the PATCH should be merged and written again after `f`.
+    pub fn after(&mut self, f: &Failure) -> bool {
+        !self.client_pinned
+            && f.status == StatusCode::PRECONDITION_FAILED
+            && std::time::Instant::now() < self.until
+    }
+}
+
 /// Field errors as a 400 InvalidField.
 pub fn check(errors: Vec<hybrid_api::validate::FieldError>) -> Result<(), Failure> {
     Ok(Refusal::check(errors)?)

@@ -69,15 +69,21 @@ pub async fn patch(
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
-    let (spec, headers) = admit::patch_of(
-        &state,
-        hybrid_api::cluster_id(&name),
-        &patch,
-        headers,
-        || Failure::not_found(format!("cluster {name} not found")),
-    )
-    .await?;
-    write(&state, name, spec, &headers, q.dry_run).await
+    let mut again = admit::PatchRetry::new(&headers);
+    loop {
+        let (spec, pinned) = admit::patch_of(
+            &state,
+            hybrid_api::cluster_id(&name),
+            &patch,
+            headers.clone(),
+            || Failure::not_found(format!("cluster {name} not found")),
+        )
+        .await?;
+        match write(&state, name.clone(), spec, &pinned, q.dry_run).await {
+            Err(f) if again.after(&f) => continue,
+            answer => return answer,
+        }
+    }
 }
 
 pub async fn get(

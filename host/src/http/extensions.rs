@@ -93,16 +93,31 @@ async fn patch_extension(
     headers: HeaderMap,
     patch: &Value,
 ) -> Result<Response, Failure> {
-    let (spec, headers) = admit::patch_of::<ExtensionSpec>(
-        state,
-        extension::extension_id(&target.id(), &name),
-        patch,
-        headers,
-        || not_found(&target, &name),
-    )
-    .await
-    .map_err(redact)?;
-    write(state, target, name, spec, &headers, query.dry_run).await
+    let mut again = admit::PatchRetry::new(&headers);
+    loop {
+        let (spec, pinned) = admit::patch_of::<ExtensionSpec>(
+            state,
+            extension::extension_id(&target.id(), &name),
+            patch,
+            headers.clone(),
+            || not_found(&target, &name),
+        )
+        .await
+        .map_err(redact)?;
+        match write(
+            state,
+            target.clone(),
+            name.clone(),
+            spec,
+            &pinned,
+            query.dry_run,
+        )
+        .await
+        {
+            Err(f) if again.after(&f) => continue,
+            answer => return answer,
+        }
+    }
 }
 
 async fn get_extension(

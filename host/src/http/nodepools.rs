@@ -76,15 +76,30 @@ pub async fn patch(
     headers: HeaderMap,
     axum::Json(patch): axum::Json<Value>,
 ) -> Result<Response, Failure> {
-    let (spec, headers) = admit::patch_of(
-        &state,
-        hybrid_api::nodepool_id(&cluster, &name),
-        &patch,
-        headers,
-        || not_found(&cluster, &name),
-    )
-    .await?;
-    write(&state, cluster, name, spec, &headers, q.dry_run).await
+    let mut again = admit::PatchRetry::new(&headers);
+    loop {
+        let (spec, pinned) = admit::patch_of(
+            &state,
+            hybrid_api::nodepool_id(&cluster, &name),
+            &patch,
+            headers.clone(),
+            || not_found(&cluster, &name),
+        )
+        .await?;
+        match write(
+            &state,
+            cluster.clone(),
+            name.clone(),
+            spec,
+            &pinned,
+            q.dry_run,
+        )
+        .await
+        {
+            Err(f) if again.after(&f) => continue,
+            answer => return answer,
+        }
+    }
 }
 
 pub async fn get(
