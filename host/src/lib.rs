@@ -174,10 +174,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         ));
     }
     let dir = config.data_dir.clone();
-    std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    // Private whatever the umask: it holds keys, the token and the store.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .map_err(|source| StartError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let sim_config = match &config.sim {
         Some(p) => sim::SimConfig::load(p)?,
         None => sim::SimConfig::default(),

@@ -124,3 +124,87 @@ fn unreachable_postgres_is_a_clear_error_without_the_password() {
     assert!(stderr.contains("expected postgres://"), "{stderr}");
     assert!(!stderr.contains("secret"), "password leaked: {stderr}");
 }
+
+/// Mode bits of a file.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn data_is_private_whatever_the_umask_and_loose_keys_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    // umask 000: every file would be world-readable unless made private.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000; exec '{BIN}' serve --listen 127.0.0.1:0 --data-dir '{}'",
+            dir.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("endpoint").exists() {
+        assert!(Instant::now() < deadline, "hybrid-host did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    for f in [
+        "admin.token",
+        "secrets.key",
+        "ca-key.pem",
+        "server-key.pem",
+        "hybrid.db",
+        "sim-datacenter.db",
+    ] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    for f in ["hybrid.db-wal", "hybrid.db-shm"] {
+        if dir.join(f).exists() {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+
+    // A key loosened by a careless copy: refused, naming file and mode.
+    for f in ["secrets.key", "admin.token", "ca-key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(f);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It must refuse at once; one that serves is killed and fails the test.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{f} at 0644 was used: hybrid-host started");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{f} 0644 was used");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{} is readable by others (mode 0644)",
+                path.display()
+            )),
+            "{f}: {stderr}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}

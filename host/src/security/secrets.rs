@@ -34,6 +34,8 @@ pub enum SecretsError {
     Write(#[from] super::tls::TlsError),
     #[error("the system random source failed")]
     Random,
+    #[error(transparent)]
+    Loose(#[from] super::LooseFile),
     #[error("a stored secret could not be decrypted (wrong {KEY_FILE}, or the value was altered)")]
     Open,
 }
@@ -74,6 +76,7 @@ impl Sealer {
                 .map_err(|_| SecretsError::Random)?;
             super::tls::write_file(&path, &key, 0o600)?;
         }
+        super::ensure_private(&path)?;
         let bytes = std::fs::read(&path).map_err(|source| SecretsError::Read {
             path: path.display().to_string(),
             source,

@@ -49,6 +49,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("TLS configuration rejected the certificate/key: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(transparent)]
+    Loose(#[from] super::LooseFile),
 }
 
 /// What [`prepare`] produced.
@@ -115,6 +117,7 @@ fn wanted_ips(listen: IpAddr) -> Vec<IpAddr> {
 }
 
 fn generate_server(dir: &Path, listen: IpAddr) -> Result<(), TlsError> {
+    super::ensure_private(&dir.join(CA_KEY))?;
     let ca_key_pem = read(&dir.join(CA_KEY))?;
     let ca_pem = read(&dir.join(CA_CERT))?;
     let pem_err = |path: PathBuf, what, e: rcgen::Error| TlsError::Pem {
@@ -200,6 +203,7 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    super::ensure_private(path)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),
         what: "private key",
@@ -218,6 +222,10 @@ pub fn prepare(
         Some((c, k)) => (c.to_path_buf(), k.to_path_buf(), None),
         None => {
             let ca_exists = dir.join(CA_CERT).exists() && dir.join(CA_KEY).exists();
+            if ca_exists {
+                // Checked even when no certificate is issued this time.
+                super::ensure_private(&dir.join(CA_KEY))?;
+            }
             if !ca_exists {
                 generate_ca(dir)?;
             }

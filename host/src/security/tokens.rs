@@ -32,6 +32,8 @@ pub enum TokenError {
     Empty { path: String },
     #[error(transparent)]
     Write(#[from] super::tls::TlsError),
+    #[error(transparent)]
+    Loose(#[from] super::LooseFile),
 }
 
 impl Token {
@@ -46,6 +48,7 @@ impl Token {
         if create && !path.exists() {
             super::tls::write_file(path, clock::random_hex(32).as_bytes(), 0o600)?;
         }
+        super::ensure_private(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
             path: path.display().to_string(),
             source,

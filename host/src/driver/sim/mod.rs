@@ -143,6 +143,16 @@ impl SimDriver {
     pub fn open_state(config: SimConfig, path: &Path) -> Result<SimDriver, SimError> {
         let path = path.to_path_buf();
         let location = path.display().to_string();
+        // Private whatever the umask, like the service's own store.
+        std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().append(true).create(true),
+            0o600,
+        )
+        .open(&path)
+        .map_err(|e| SimError::State {
+            path: location.clone(),
+            message: e.to_string(),
+        })?;
         let state_err = |e: rusqlite::Error| SimError::State {
             path: location.clone(),
             message: e.to_string(),

@@ -6,6 +6,7 @@
 //! transactions use `BEGIN IMMEDIATE` so a read-then-write decision can never
 //! be invalidated by another writer.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,6 +52,14 @@ impl SqliteStore {
             path: path.display().to_string(),
             source,
         };
+        // Created private whatever the umask (it holds every spec and the
+        // audit log); SQLite gives its -wal and -shm files the same mode.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Task(format!("creating {}: {e}", path.display())))?;
         let mut writer = Connection::open(path).map_err(open_err)?;
         // WAL lets readers proceed while the writer commits.
         writer
@@ -210,6 +219,12 @@ pub fn backup(src: &Path, dest: &Path) -> Result<u64, StoreError> {
     let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(open_err(src))?;
     from.busy_timeout(std::time::Duration::from_secs(10))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(|e| StoreError::Task(format!("creating {}: {e}", dest.display())))?;
     let mut to = Connection::open(dest).map_err(open_err(dest))?;
     {
         let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
