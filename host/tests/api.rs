@@ -133,8 +133,8 @@ async fn put_is_async_then_idempotent_and_patch_grows_in_place() {
 #[tokio::test]
 async fn list_is_sorted_by_name() {
     let (_d, h) = harness().await;
-    for n in ["c", "a", "b"] {
-        h.create_vnet(n, spec()).await;
+    for (vlan, n) in [(101, "c"), (102, "a"), (103, "b")] {
+        h.create_vnet(n, common::spec_on_vlan(vlan)).await;
     }
     let list = h.get("/v1/vnets").await.body;
     let names: Vec<&str> = list["items"]
@@ -599,7 +599,7 @@ async fn restart_keeps_state_token_ca_and_resumes_operations() {
         h.get("/v1/vnets/keep").await.body["provisioning_state"],
         "Succeeded"
     );
-    let r = h.put_vnet("pending", spec()).await;
+    let r = h.put_vnet("pending", common::spec_on_vlan(101)).await;
     let id = r.body["id"].as_str().unwrap().to_string();
     let stop_started = Instant::now();
     h.stop().await;
@@ -767,4 +767,71 @@ async fn concurrent_patches_without_if_match_all_apply_on_the_latest_version() {
         )
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn overlapping_prefixes_on_one_segment_are_refused_naming_the_other_vnet() {
+    let (_d, h) = harness().await;
+    h.create_vnet("net1", spec()).await; // 10.0.0.0/24 on VLAN 100
+    let with = |prefix: &str, start: &str, end: &str, vlan: Option<u16>| {
+        let mut s = json!({
+            "address_prefix": prefix,
+            "vm_ip_pool": {"start": start, "end": end},
+        });
+        if let Some(v) = vlan {
+            s["vlan_id"] = json!(v);
+        }
+        s
+    };
+    for (name, body) in [
+        (
+            "same",
+            with("10.0.0.0/24", "10.0.0.10", "10.0.0.20", Some(100)),
+        ),
+        (
+            "subset",
+            with("10.0.0.128/25", "10.0.0.130", "10.0.0.140", Some(100)),
+        ),
+        (
+            "superset",
+            with("10.0.0.0/16", "10.0.1.10", "10.0.1.20", Some(100)),
+        ),
+    ] {
+        for path in [
+            format!("/v1/vnets/{name}"),
+            format!("/v1/vnets/{name}?dry_run=true"),
+        ] {
+            let r = h.call(Method::PUT, &path, Some(body.clone())).await;
+            assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {:?}", r.body);
+            assert_eq!(r.target(), "address_prefix");
+            assert!(
+                r.message()
+                    .contains("overlaps vnet net1 (10.0.0.0/24), on the same VLAN 100"),
+                "{}",
+                r.message()
+            );
+        }
+        assert_eq!(
+            h.get(&format!("/v1/vnets/{name}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    // Another VLAN is another segment: the same prefix is fine there.
+    let r = h
+        .put_vnet(
+            "other-vlan",
+            with("10.0.0.0/24", "10.0.0.10", "10.0.0.20", Some(200)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    // Both untagged: one segment.
+    let r = h
+        .put_vnet("flat1", with("10.9.0.0/24", "10.9.0.10", "10.9.0.20", None))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let r = h
+        .put_vnet("flat2", with("10.9.0.0/25", "10.9.0.30", "10.9.0.40", None))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(r.message().contains("both untagged"), "{}", r.message());
 }

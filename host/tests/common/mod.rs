@@ -207,6 +207,14 @@ impl Harness {
     }
 }
 
+/// [`spec`] on another VLAN: a vnet with the same prefix on its own
+/// segment (vnets on one segment must not overlap).
+pub fn spec_on_vlan(vlan: u16) -> Value {
+    let mut s = spec();
+    s["vlan_id"] = json!(vlan);
+    s
+}
+
 pub fn spec() -> Value {
     json!({
         "address_prefix": "10.0.0.0/24",

@@ -462,8 +462,10 @@ pub type Writer = fn(client: usize, n: usize) -> (String, Value);
 /// per request (a store transaction: the record, its address pools and an
 /// operation).
 pub fn new_vnet(client: usize, n: usize) -> (String, Value) {
-    let k = client * 100_000 + n;
-    let (a, b) = (128 + (k / 65536) % 128, (k / 256) % 256);
+    // A /24 of its own per write (vnets on one segment must not overlap):
+    // 10.128.0.0/24 up, 512 per client, distinct for 64 clients.
+    let k = client * 512 + n % 512;
+    let (a, b) = (128 + (k / 256) % 128, k % 256);
     let net = format!("10.{a}.{b}");
     (
         format!("/v1/vnets/bench-w-{client}-{n}"),
