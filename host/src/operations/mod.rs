@@ -186,13 +186,12 @@ impl Operations {
             driver,
             registry: Arc::new(registry),
         };
-        if let Some(events) = self.store.events() {
-            tokio::spawn(forward_events(Arc::downgrade(self), events));
-        }
-        let rescan = if self.store.events().is_some() {
-            SHARED_RESCAN
-        } else {
-            LOCAL_RESCAN
+        let rescan = match self.store.events() {
+            Some(events) => {
+                tokio::spawn(forward_events(Arc::downgrade(self), events));
+                SHARED_RESCAN
+            }
+            None => LOCAL_RESCAN,
         };
         tokio::spawn(async move {
             // Work the service starts by itself (automatic extension

@@ -8,7 +8,29 @@ use hybrid_api::{
     VnetSpec,
 };
 
-use super::{ObjectKind, ObjectRow, StoreError, VmPhase, VmRole, VmRow, VnetRecord};
+use std::collections::HashMap;
+
+use super::{ObjectKind, ObjectRow, StoreError, VmPhase, VmRole, VmRow, VnetRecord, VnetSnapshot};
+
+/// Every vnet's snapshot from the three reads both engines make: the
+/// records, the reservations by vnet, and the operations the records name.
+pub fn snapshots(
+    records: Vec<VnetRecord>,
+    mut reservations: HashMap<String, Vec<Reservation>>,
+    mut operations: HashMap<String, Operation>,
+) -> Vec<VnetSnapshot> {
+    records
+        .into_iter()
+        .map(|record| VnetSnapshot {
+            reservations: reservations.remove(&record.name).unwrap_or_default(),
+            operation: record
+                .current_operation
+                .as_ref()
+                .and_then(|id| operations.remove(id)),
+            record,
+        })
+        .collect()
+}
 
 pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))

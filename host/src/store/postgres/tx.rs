@@ -18,7 +18,7 @@ use crate::clock;
 use crate::security::secrets::{Sealer, secret_purpose};
 use crate::store::decode::{
     OBJECT_COLUMNS, OP_COLUMNS, VM_COLUMNS, VNET_COLUMNS, corrupt, json, object, op_from_row,
-    parse_address, record_from_row, reservation_from_row, to_i64, vm,
+    parse_address, record_from_row, reservation_from_row, snapshots, to_i64, vm,
 };
 use crate::store::{ObjectKind, ObjectRow, StoreError, Tx, VmRow, VnetRecord, VnetSnapshot};
 
@@ -291,22 +291,12 @@ impl Tx for PgTx<'_> {
             .iter()
             .filter_map(|r| r.current_operation.clone())
             .collect();
-        let mut ops: HashMap<String, Operation> = self
+        let ops: HashMap<String, Operation> = self
             .operations(&ids)?
             .into_iter()
             .map(|op| (op.id.clone(), op))
             .collect();
-        Ok(records
-            .into_iter()
-            .map(|record| VnetSnapshot {
-                reservations: reservations.remove(&record.name).unwrap_or_default(),
-                operation: record
-                    .current_operation
-                    .as_ref()
-                    .and_then(|id| ops.remove(id)),
-                record,
-            })
-            .collect())
+        Ok(snapshots(records, reservations, ops))
     }
 
     fn put_vnet(&mut self, r: &VnetRecord) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::decode::{
     OP_COLUMNS, OpRow, ReservationRow, VNET_COLUMNS, VnetRow, json, op_from_row, record_from_row,
-    reservation_from_row,
+    reservation_from_row, snapshots,
 };
 use crate::store::{StoreError, VnetRecord, VnetSnapshot};
 
@@ -58,17 +58,7 @@ pub(super) fn load_all_snapshots(conn: &Connection) -> Result<Vec<VnetSnapshot>,
             ops.insert(op.id.clone(), op);
         }
     }
-    Ok(records
-        .into_iter()
-        .map(|record| VnetSnapshot {
-            reservations: reservations.remove(&record.name).unwrap_or_default(),
-            operation: record
-                .current_operation
-                .as_ref()
-                .and_then(|id| ops.remove(id)),
-            record,
-        })
-        .collect())
+    Ok(snapshots(records, reservations, ops))
 }
 
 /// Reads a reservation's address, pool, owner and created_at from columns
