@@ -370,21 +370,23 @@ impl Rss {
     }
 }
 
+/// Every process on the machine: its pid and its `/proc` directory.
+pub(super) fn processes() -> Result<impl Iterator<Item = (u32, std::path::PathBuf)>> {
+    let entries = std::fs::read_dir("/proc").context("listing /proc")?;
+    Ok(entries.filter_map(|entry| {
+        let entry = entry.ok()?;
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        Some((pid, entry.path()))
+    }))
+}
+
 /// The pid of the `hybrid-host` process whose command line names
 /// `host`'s data dir.
 pub(super) fn host_pid(host: &Host) -> Result<u32> {
     let data = host.data_dir();
     let needle = data.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+    for (pid, dir) in processes()? {
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
             continue;
         };
         let args: Vec<String> = cmdline
@@ -463,9 +465,10 @@ pub type Writer = fn(client: usize, n: usize) -> (String, Value);
 /// operation).
 pub fn new_vnet(client: usize, n: usize) -> (String, Value) {
     // A /24 of its own per write (vnets on one segment must not overlap):
-    // 10.128.0.0/24 up, 512 per client, distinct for 64 clients.
-    let k = client * 512 + n % 512;
-    let (a, b) = (128 + (k / 256) % 128, k % 256);
+    // 500 per client from 10.128.0.0/24, distinct for 64 clients and below
+    // 10.253.0.0/24, which the bench's other vnets use.
+    let k = client * 500 + n % 500;
+    let (a, b) = (128 + (k / 256) % 125, k % 256);
     let net = format!("10.{a}.{b}");
     (
         format!("/v1/vnets/bench-w-{client}-{n}"),

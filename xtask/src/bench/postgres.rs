@@ -83,16 +83,8 @@ fn pair(key: &str, name: String, unit: Unit, base: (&str, f64), ours: f64) -> Ro
 /// backends) on this machine: the bench's own server is the only one.
 fn postgres_cpu() -> Result<Duration> {
     let mut total = Duration::ZERO;
-    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+    for (pid, dir) in http::processes()? {
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
             continue;
         };
         if comm.trim() == "postgres" {
