@@ -34,51 +34,6 @@ pub fn check(name: &str, spec: &VnetSpec) -> Result<(), Refusal> {
     Refusal::check(validate::vnet_spec(spec))
 }
 
-/// `a.b.c.d/len` as the first and last address it covers.
-fn span(prefix: &str) -> Option<(u32, u32)> {
-    let (addr, len) = prefix.split_once('/')?;
-    let addr = u32::from(addr.parse::<std::net::Ipv4Addr>().ok()?);
-    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    Some((addr & mask, (addr & mask) | !mask))
-}
-
-/// A new vnet's prefix must not overlap another vnet's on the same L2
-/// segment (the same VLAN, or both untagged): clusters on the two would be
-/// handed the same node addresses and VIPs. Across different VLANs the
-/// service does not route between vnets, so the same prefix may be reused.
-fn refuse_overlap(tx: &dyn Tx, name: &str, spec: &VnetSpec) -> Result<(), Error> {
-    let Some((lo, hi)) = span(&spec.address_prefix) else {
-        return Ok(()); // the spec's own validation already refused it
-    };
-    for other in tx.vnets()? {
-        let o = &other.record.spec;
-        if other.record.name == name || o.vlan_id != spec.vlan_id {
-            continue;
-        }
-        let Some((olo, ohi)) = span(&o.address_prefix) else {
-            continue;
-        };
-        if lo <= ohi && olo <= hi {
-            let segment = match spec.vlan_id {
-                Some(v) => format!("on the same VLAN {v}"),
-                None => "both untagged, on the same network segment".to_string(),
-            };
-            return Err(Refusal::new(
-                Reason::Conflict,
-                codes::CONFLICT,
-                format!(
-                    "address_prefix {} overlaps vnet {} ({}), {segment}: clusters on both would be handed the same addresses; use a prefix that does not overlap, or another vlan_id",
-                    spec.address_prefix, other.record.name, o.address_prefix
-                ),
-            )
-            .target("address_prefix")
-            .into());
-        }
-    }
-    Ok(())
-}
-
 /// Stores the record and queues its operation.
 fn start(tx: &mut dyn Tx, record: VnetRecord, kind: &str) -> Result<Outcome, Error> {
     let op = new_operation(kind, &vnet_id(&record.name));
@@ -109,7 +64,6 @@ pub fn put(
         let Desired::Full(spec) = desired else {
             return Err(not_found(name).into());
         };
-        refuse_overlap(tx, name, &spec)?;
         let record = VnetRecord {
             name: name.to_string(),
             spec,
