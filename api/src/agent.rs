@@ -77,6 +77,16 @@ pub struct Agent {
     pub joined_at: String,
 }
 
+/// `POST /v1/agent-tokens` body.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JoinTokenRequest {
+    /// Lifetime in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub ttl_seconds: Option<u64>,
+}
+
 /// `POST /v1/agent-tokens` answer (also printed by
 /// `hybrid-host agent-token create`). The token is shown only here.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]

@@ -319,6 +319,50 @@ fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) 
     })
 }
 
+/// `/v1/agents…` and `/v1/agent-tokens`: joining hybrid-agents.
+fn agent_paths(p: &Parts, c: &mut Components) -> Value {
+    let agent = c.schema::<crate::agent::Agent>();
+    let name = path_param("name", "Agent (physical host) name");
+    json!({
+        "/v1/agents/join": { "post": {
+            "operationId": "joinAgent",
+            "summary": "An agent trades a single-use join token (the bearer token) and a CSR for its certificate",
+            "requestBody": { "required": true, "content": json_content(c.schema::<crate::agent::JoinRequest>()) },
+            "responses": p.responses(json!({
+                "201": { "description": "Joined", "content": json_content(c.schema::<crate::agent::JoinResponse>()) },
+                "400": p.error("InvalidField: `name`, `endpoint` or `csr_pem` (`error.target` names it)"),
+                "409": p.error("Conflict: an active agent of that name already joined")
+            }))
+        }},
+        "/v1/agents": { "get": {
+            "operationId": "listAgents", "summary": "Every agent that joined, active or revoked",
+            "responses": p.responses(json!({ "200": { "description": "Agents", "content": json_content(c.schema::<crate::List<crate::agent::Agent>>()) } }))
+        }},
+        "/v1/agents/{name}": {
+            "parameters": [name.clone()],
+            "get": {
+                "operationId": "getAgent", "summary": "One agent",
+                "responses": p.responses(json!({ "200": { "description": "The agent", "content": json_content(agent.clone()) }, "404": p.error("No such agent") }))
+            }
+        },
+        "/v1/agents/{name}/revoke": {
+            "parameters": [name],
+            "post": {
+                "operationId": "revokeAgent", "summary": "Stop trusting the agent's certificate; its host goes Down (idempotent)",
+                "responses": p.responses(json!({ "200": { "description": "The revoked agent", "content": json_content(agent) }, "404": p.error("No such agent") }))
+            }
+        },
+        "/v1/agent-tokens": { "post": {
+            "operationId": "createJoinToken", "summary": "Mint a single-use join token for `hybrid-agent join` (shown once; stored only as a hash)",
+            "requestBody": { "required": true, "content": json_content(c.schema::<crate::agent::JoinTokenRequest>()) },
+            "responses": p.responses(json!({
+                "201": { "description": "The token", "content": json_content(c.schema::<crate::agent::JoinToken>()) },
+                "400": p.error("InvalidField: `ttl_seconds` out of range")
+            }))
+        }}
+    })
+}
+
 /// Schemas the extension routes use.
 struct ExtensionSchemas {
     view: Value,
@@ -580,6 +624,7 @@ pub fn document() -> Value {
             c.schema::<crate::kubeconfig::Kubeconfig>(),
             c.schema::<List<crate::kubeconfig::AuditEntry>>(),
         ),
+        agent_paths(&parts, &mut c),
         catalog_paths(
             &parts,
             c.schema::<HostList>(),

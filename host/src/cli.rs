@@ -26,6 +26,41 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Write an online, consistent copy of a SQLite store to a new file.
     Backup(BackupArgs),
+    /// Join tokens for `hybrid-agent join`.
+    #[command(subcommand)]
+    AgentToken(AgentTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentTokenCommand {
+    /// Mint a short-lived, single-use join token and print it (once).
+    Create(AgentTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentTokenArgs {
+    /// The service's data directory (its store, or its secrets key with
+    /// --database-url).
+    #[arg(long, env = "HYBRID_HOST_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` when the service runs on PostgreSQL.
+    #[arg(long, env = "HYBRID_HOST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The secrets key file, when not DATA_DIR/secrets.key.
+    #[arg(long, env = "HYBRID_HOST_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// How long the token stays valid, in seconds (at most 604800).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub ttl_seconds: u64,
+}
+
+/// `serve --driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    /// The labelled simulated datacenter (tests, quickstart, benchmarks).
+    Sim,
+    /// Real QEMU VMs on the hosts whose `hybrid-agent` joined.
+    Agents,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,9 +98,16 @@ pub struct ServeArgs {
     /// Directory for the CA, certificates, token and SQLite store.
     #[arg(long, env = "HYBRID_HOST_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// TOML file describing the simulated datacenter.
+    /// The infrastructure to drive.
+    #[arg(long, value_enum, default_value = "sim", env = "HYBRID_HOST_DRIVER")]
+    pub driver: DriverArg,
+    /// TOML file describing the simulated datacenter (--driver sim).
     #[arg(long)]
     pub sim: Option<PathBuf>,
+    /// TOML file of the agents driver: catalogues, heartbeats, vCPU
+    /// overcommit (--driver agents; every key has a default).
+    #[arg(long)]
+    pub agents_config: Option<PathBuf>,
     /// The simulated datacenter's state file (default DATA_DIR/sim-datacenter.db);
     /// replicas on one machine share one datacenter by sharing it.
     #[arg(long)]
@@ -114,6 +156,11 @@ impl ServeArgs {
             secrets_key_file: self.secrets_key_file.clone(),
             replica_name: self.replica_name.clone(),
             lease_ttl: std::time::Duration::from_secs(self.lease_ttl_seconds),
+            driver: match self.driver {
+                DriverArg::Sim => crate::DriverChoice::Sim,
+                DriverArg::Agents => crate::DriverChoice::Agents,
+            },
+            agents_config: self.agents_config.clone(),
         }
     }
 }

@@ -30,6 +30,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod agents;
 pub mod cli;
 pub mod clock;
 pub mod clusters;
@@ -84,6 +85,20 @@ pub struct Config {
     /// How long a replica's lease on an operation lasts without a renewal:
     /// the time before another replica takes over the work of one that died.
     pub lease_ttl: Duration,
+    /// Which datacenter to drive.
+    pub driver: DriverChoice,
+    /// The agents driver's TOML file (catalogues, heartbeats, overcommit).
+    pub agents_config: Option<PathBuf>,
+}
+
+/// The infrastructure driver `serve --driver` picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriverChoice {
+    /// The labelled simulation (`--sim`).
+    #[default]
+    Sim,
+    /// Real VMs on the joined `hybrid-agent`s.
+    Agents,
 }
 
 impl Config {
@@ -101,6 +116,8 @@ impl Config {
             secrets_key_file: None,
             replica_name: None,
             lease_ttl: operations::DEFAULT_LEASE_TTL,
+            driver: DriverChoice::Sim,
+            agents_config: None,
         }
     }
 }
@@ -119,6 +136,10 @@ pub enum StartError {
     },
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    AgentsConfig(#[from] driver::agents::config::AgentsConfigError),
+    #[error("--sim {0} is for the sim driver; this service runs --driver agents")]
+    SimWithAgents(String),
     #[error(transparent)]
     Secrets(#[from] secrets::SecretsError),
     #[error(transparent)]
@@ -230,15 +251,40 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .clone()
         .unwrap_or_else(|| format!("{}:{}", machine_name(), local_addr.port()));
 
-    let sim_state = config
-        .sim_state
-        .clone()
-        .unwrap_or_else(|| dir.join(sim::SIM_DB_FILE));
-    let sim =
-        tokio::task::spawn_blocking(move || sim::SimDriver::open_state(sim_config, &sim_state))
+    let agent_ca = Arc::new(security::agent_ca::AgentCa::load_or_create(&dir)?);
+    let driver: Arc<dyn driver::Driver> = match config.driver {
+        DriverChoice::Sim => {
+            let sim_state = config
+                .sim_state
+                .clone()
+                .unwrap_or_else(|| dir.join(sim::SIM_DB_FILE));
+            let sim = tokio::task::spawn_blocking(move || {
+                sim::SimDriver::open_state(sim_config, &sim_state)
+            })
             .await
             .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
-    let driver: Arc<dyn driver::Driver> = Arc::new(sim);
+            Arc::new(sim)
+        }
+        DriverChoice::Agents => {
+            if let Some(p) = &config.sim {
+                return Err(StartError::SimWithAgents(p.display().to_string()));
+            }
+            let agents_config = match &config.agents_config {
+                Some(p) => driver::agents::AgentsConfig::load(p)?,
+                None => driver::agents::AgentsConfig::default(),
+            };
+            let identity = agent_ca.client_identity()?;
+            let identity = driver::agents::ClientIdentity {
+                ca_pem: agent_ca.ca_pem().to_string(),
+                cert_pem: identity.cert_pem,
+                key_pem: identity.key_pem,
+            };
+            let registry = Arc::new(agents::StoreRegistry {
+                store: store.clone(),
+            });
+            driver::agents::AgentsDriver::start(agents_config, identity, registry).await
+        }
+    };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ops = operations::Operations::new(store.clone(), replica.clone(), config.lease_ttl);
@@ -258,6 +304,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }),
         shutdown: shutdown_rx,
         replica: Arc::from(replica.as_str()),
+        agent_ca,
     };
     let app = http::router(state, token);
 

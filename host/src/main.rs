@@ -50,6 +50,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => args,
         Command::Migrate(m) => return migrate(m).await,
         Command::Backup(b) => return backup(b).await,
+        Command::AgentToken(hybrid_host::cli::AgentTokenCommand::Create(a)) => {
+            return agent_token(a).await;
+        }
     };
     init_logging(args.log_format);
     // One crypto provider for the whole process; ignore "already installed".
@@ -113,6 +116,52 @@ async fn backup(args: hybrid_host::cli::BackupArgs) -> anyhow::Result<()> {
     println!(
         "wrote {} ({ops} operations recorded); keep it with the data directory's secrets.key, admin.token and ca-key.pem, which it does not contain",
         args.to.display()
+    );
+    Ok(())
+}
+
+/// `hybrid-host agent-token create`: mints the token in the store itself,
+/// so it works whether or not the service runs.
+async fn agent_token(args: hybrid_host::cli::AgentTokenArgs) -> anyhow::Result<()> {
+    use hybrid_host::security::secrets::{KEY_FILE, Sealer};
+    let key = args
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join(KEY_FILE));
+    let sealer = Sealer::load(&key, false)
+        .with_context(|| format!("reading the secrets key {}", key.display()))?;
+    let store: std::sync::Arc<dyn hybrid_host::store::Store> = match &args.database_url {
+        Some(url) => std::sync::Arc::new(
+            hybrid_host::store::postgres::PgStore::open(url, sealer)
+                .await
+                .context("opening the PostgreSQL store")?,
+        ),
+        None => {
+            let db = args.data_dir.join(hybrid_host::DB_FILE);
+            if !db.exists() {
+                anyhow::bail!(
+                    "{} does not exist: start hybrid-host with --data-dir {} first",
+                    db.display(),
+                    args.data_dir.display()
+                );
+            }
+            let store = tokio::task::spawn_blocking(move || {
+                hybrid_host::store::sqlite::SqliteStore::open(&db, sealer)
+            })
+            .await
+            .context("store task")?
+            .context("opening the SQLite store")?;
+            std::sync::Arc::new(store)
+        }
+    };
+    let token =
+        hybrid_host::agents::mint_token(&store, std::time::Duration::from_secs(args.ttl_seconds))
+            .await
+            .context("minting the join token")?;
+    println!("{}", token.token);
+    eprintln!(
+        "single-use join token, valid until {}: hybrid-agent join --join-token-file FILE …",
+        token.expires_at
     );
     Ok(())
 }

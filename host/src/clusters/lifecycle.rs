@@ -182,18 +182,68 @@ async fn ensure_pki(store: &Arc<dyn Store>, cluster: &str) -> Result<(), StepErr
     Ok(())
 }
 
-fn request(vm: &VmRow) -> VmRequest {
-    VmRequest {
-        name: vm.name.clone(),
-        host: vm.host.clone(),
-        size: VmSize {
-            name: vm.vm_size.clone(),
-            vcpus: vm.vcpus,
-            memory_mib: vm.memory_mib,
-            disk_gib: vm.disk_gib,
-        },
-        image: vm.image.clone(),
-        role: vm.role.as_str().to_string(),
+/// The vnets and SSH keys a cluster's VMs are created with.
+struct VmContext {
+    vnets: std::collections::BTreeMap<String, hybrid_api::VnetSpec>,
+    ssh_authorized_keys: Vec<String>,
+}
+
+impl VmContext {
+    async fn load(store: &Arc<dyn Store>, cluster: &str, vms: &[VmRow]) -> Result<Self, StepError> {
+        let id = hybrid_api::cluster_id(cluster);
+        let names: std::collections::BTreeSet<String> =
+            vms.iter().map(|v| v.vnet.clone()).collect();
+        store
+            .view(move |tx| -> Result<_, Error> {
+                let mut vnets = std::collections::BTreeMap::new();
+                for name in names {
+                    if let Some(snap) = tx.vnet(&name)? {
+                        vnets.insert(name, snap.record.spec);
+                    }
+                }
+                let ssh_authorized_keys =
+                    rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &id)?
+                        .and_then(|c| c.spec.ssh_public_key)
+                        .into_iter()
+                        .collect();
+                Ok(VmContext {
+                    vnets,
+                    ssh_authorized_keys,
+                })
+            })
+            .await
+            .map_err(StepError::from)
+    }
+
+    fn request(&self, vm: &VmRow) -> VmRequest {
+        let vnet = self.vnets.get(&vm.vnet);
+        let prefix_len = vnet
+            .and_then(|v| v.address_prefix.split_once('/'))
+            .map(|(_, len)| len.to_string());
+        VmRequest {
+            name: vm.name.clone(),
+            host: vm.host.clone(),
+            size: VmSize {
+                name: vm.vm_size.clone(),
+                vcpus: vm.vcpus,
+                memory_mib: vm.memory_mib,
+                disk_gib: vm.disk_gib,
+            },
+            image: vm.image.clone(),
+            role: vm.role.as_str().to_string(),
+            network: hybrid_api::agent::VmNetwork {
+                vnet: vm.vnet.clone(),
+                vlan_id: vnet.and_then(|v| v.vlan_id),
+                address: match (&vm.ip, prefix_len) {
+                    (Some(ip), Some(len)) => Some(format!("{ip}/{len}")),
+                    _ => None,
+                },
+                gateway: vnet.and_then(|v| v.gateway.clone()),
+                dns_servers: vnet.map(|v| v.dns_servers.clone()).unwrap_or_default(),
+                mac: hybrid_api::agent::mac_for(&vm.name),
+            },
+            ssh_authorized_keys: self.ssh_authorized_keys.clone(),
+        }
     }
 }
 
@@ -238,11 +288,20 @@ async fn realize(
         .into_iter()
         .filter(|v| scope(v))
         .collect();
-    for vm in vms
+    let creating: Vec<&VmRow> = vms
         .iter()
         .filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed))
+        .collect();
+    // The vnets and keys are read only when there is something to create.
+    let context = match creating.is_empty() {
+        true => None,
+        false => Some(VmContext::load(store, cluster, &vms).await?),
+    };
+    for (vm, context) in creating
+        .into_iter()
+        .filter_map(|vm| Some((vm, context.as_ref()?)))
     {
-        match driver.create_vm(&request(vm)).await {
+        match driver.create_vm(&context.request(vm)).await {
             Ok(_) => set_phase(store, cluster, &vm.name, VmPhase::Running).await?,
             Err(e) => {
                 tracing::warn!(vm = %vm.name, host = %vm.host, error = %e, "VM creation failed");

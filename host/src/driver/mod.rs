@@ -1,9 +1,9 @@
 //! The infrastructure driver: what the service asks of the datacenter
 //! (networks, VMs on physical hosts, extensions on clusters and on the
 //! management host, inventory, catalogues), behind one trait so that the
-//! operation worker does not care which datacenter it drives. The first
-//! (and so far only) implementation is [`sim::SimDriver`], an honest,
-//! labelled simulation.
+//! operation worker does not care which datacenter it drives:
+//! [`sim::SimDriver`], an honest, labelled simulation (the default), and
+//! [`agents::AgentsDriver`], real QEMU VMs on hosts running `hybrid-agent`.
 //!
 //! May depend on: [`crate::placement`] (capacity arithmetic),
 //! [`crate::extension_types`] (the catalogue it serves) and
@@ -13,9 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
+use hybrid_api::agent::VmNetwork;
 use hybrid_api::extension::ExtensionType;
 use hybrid_api::{KubernetesVersion, PhysicalHost, VmSize};
 
+pub mod agents;
+pub mod catalog;
 pub mod sim;
 
 /// What `create_vm` should build.
@@ -30,6 +33,11 @@ pub struct VmRequest {
     pub image: String,
     /// `control-plane`, `load-balancer` or `node`.
     pub role: String,
+    /// Its one interface: the vnet's VLAN, the address IPAM chose, the
+    /// gateway and DNS servers, a stable MAC.
+    pub network: VmNetwork,
+    /// OpenSSH public keys for the guest (the cluster's `ssh_public_key`).
+    pub ssh_authorized_keys: Vec<String>,
 }
 
 /// Power state of a VM as the datacenter reports it.
@@ -122,6 +130,23 @@ pub enum DriverError {
     },
     #[error("datacenter state: {0}")]
     State(String),
+    #[error("cannot {action} VM {vm}: host {host} is down ({reason})")]
+    AgentDown {
+        vm: String,
+        host: String,
+        action: &'static str,
+        reason: String,
+    },
+    #[error("the agent of host {host}: {message}")]
+    Agent { host: String, message: String },
+    #[error("VM {vm} on host {host} did not come up: {message}")]
+    BootFailed {
+        vm: String,
+        host: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl DriverError {

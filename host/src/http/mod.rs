@@ -30,6 +30,7 @@ use crate::security::tokens::Token;
 pub use failure::Failure;
 
 mod admit;
+mod agents;
 mod auth;
 mod body;
 mod catalog;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// This replica's name (`/healthz`).
     pub replica: Arc<str>,
+    /// Signs the certificates of joining agents.
+    pub agent_ca: Arc<crate::security::agent_ca::AgentCa>,
 }
 
 /// Builds the router: public routes, then token-protected ones.
@@ -130,8 +133,14 @@ pub fn router(state: AppState, token: Token) -> Router {
                 .patch(extensions::host_patch)
                 .delete(extensions::host_delete),
         )
+        .route("/v1/agents", get(agents::list))
+        .route("/v1/agents/{name}", get(agents::get))
+        .route("/v1/agents/{name}/revoke", post(agents::revoke))
+        .route("/v1/agent-tokens", post(agents::mint_token))
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
+        // Authenticated by its join token, not the admin token.
+        .route("/v1/agents/join", post(agents::join))
         .route("/healthz", get(health::get))
         .route("/readyz", get(health::ready))
         .route("/v1/openapi.json", get(health::openapi))

@@ -5,6 +5,7 @@
 //! May depend on: [`crate::clock`] only. The HTTP side of authentication
 //! (the bearer-token middleware, the peer address) lives in `http/`.
 
+pub mod agent_ca;
 pub mod audit;
 pub mod secrets;
 pub mod tls;

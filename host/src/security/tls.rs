@@ -79,14 +79,14 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsErro
     fs::rename(&tmp, path).map_err(err)
 }
 
-fn read(path: &Path) -> Result<String, TlsError> {
+pub(crate) fn read(path: &Path) -> Result<String, TlsError> {
     fs::read_to_string(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn generate_ca(dir: &Path) -> Result<(), TlsError> {
+pub(crate) fn generate_ca(dir: &Path) -> Result<(), TlsError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

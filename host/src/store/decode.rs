@@ -125,6 +125,8 @@ fn parse_kind(s: &str) -> Result<ObjectKind, StoreError> {
         "cluster" => ObjectKind::Cluster,
         "nodepool" => ObjectKind::NodePool,
         "extension" => ObjectKind::Extension,
+        "agent" => ObjectKind::Agent,
+        "agent_token" => ObjectKind::AgentToken,
         other => return Err(corrupt("object kind", other)),
     })
 }

@@ -12,15 +12,21 @@ pub enum ObjectKind {
     NodePool,
     /// A cluster's or the management host's extension (parent = target id).
     Extension,
+    /// A joined `hybrid-agent` (`/agents/{name}`).
+    Agent,
+    /// An unused join token, stored by its hash (`/agent-tokens/{sha256}`).
+    AgentToken,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 4] = [
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::CustomLocation,
         ObjectKind::Cluster,
         ObjectKind::NodePool,
         ObjectKind::Extension,
+        ObjectKind::Agent,
+        ObjectKind::AgentToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +35,8 @@ impl ObjectKind {
             ObjectKind::Cluster => "cluster",
             ObjectKind::NodePool => "nodepool",
             ObjectKind::Extension => "extension",
+            ObjectKind::Agent => "agent",
+            ObjectKind::AgentToken => "agent_token",
         }
     }
 }

@@ -887,6 +887,15 @@ mod tests {
             size: size(size_name),
             image: "linux-CBLMariner-1.32.3".to_string(),
             role: "node".to_string(),
+            network: hybrid_api::agent::VmNetwork {
+                vnet: "v".to_string(),
+                vlan_id: None,
+                address: Some("10.0.0.5/24".to_string()),
+                gateway: None,
+                dns_servers: Vec::new(),
+                mac: hybrid_api::agent::mac_for(name),
+            },
+            ssh_authorized_keys: Vec::new(),
         }
     }
 

@@ -1,0 +1,591 @@
+//! The `agents` driver: real VMs on the physical hosts that run
+//! `hybrid-agent`, one agent per host.
+//!
+//! hybrid-host calls the agents (never the reverse, but for joining): any
+//! replica can reach any agent, and every driver call is one request with
+//! an answer and a timeout. The inventory is the joined agents (read from
+//! the [`Registry`], i.e. the store, so every replica sees the same ones)
+//! with the capacity each measured, refreshed by a heartbeat — a
+//! `GET /v1/status` per agent every `heartbeat_interval_ms`. An agent that
+//! misses `missed_heartbeats` in a row, or is revoked, makes its host
+//! `Down`; its VMs then read `NotReady` and admission places nothing there.
+//!
+//! Networks are per host: an agent creates a VLAN segment's bridge with
+//! the first VM on it and removes it with the last, so `ensure_network`
+//! and `remove_network` have nothing to do here. Extensions need a
+//! Kubernetes cluster on the VMs, which this driver does not bootstrap yet:
+//! its extension catalogue is empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hybrid_api::agent::{AgentStatus, VmPowerState, VmSpec, VmStatus};
+use hybrid_api::extension::ExtensionType;
+use hybrid_api::inventory::Resources;
+use hybrid_api::{KubernetesVersion, PhysicalHost, VmSize};
+use tokio::sync::RwLock;
+
+use super::{
+    Driver, DriverError, ExtensionChange, ExtensionRequest, InstalledExtension, VmInfo, VmRequest,
+    VmState,
+};
+
+pub mod client;
+pub mod config;
+
+pub use client::{AgentClient, CallError, ClientIdentity};
+pub use config::AgentsConfig;
+
+/// A joined agent as the registry records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredAgent {
+    pub name: String,
+    pub endpoint: String,
+    pub certificate_sha256: String,
+    pub revoked: bool,
+}
+
+/// Where the driver learns which agents joined.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    async fn agents(&self) -> Result<Vec<RegisteredAgent>, String>;
+}
+
+/// What the driver knows of one host.
+struct HostState {
+    agent: RegisteredAgent,
+    client: Option<AgentClient>,
+    /// Last successful heartbeat.
+    seen: Option<Instant>,
+    status: Option<AgentStatus>,
+    /// Why the last heartbeat failed.
+    last_error: Option<String>,
+}
+
+/// Real VMs through `hybrid-agent`s.
+pub struct AgentsDriver {
+    config: AgentsConfig,
+    identity: ClientIdentity,
+    registry: Arc<dyn Registry>,
+    hosts: RwLock<BTreeMap<String, HostState>>,
+}
+
+impl AgentsDriver {
+    /// Builds the driver, takes a first heartbeat of every agent, and keeps
+    /// beating in the background for as long as the driver lives.
+    pub async fn start(
+        config: AgentsConfig,
+        identity: ClientIdentity,
+        registry: Arc<dyn Registry>,
+    ) -> Arc<AgentsDriver> {
+        let driver = Arc::new(AgentsDriver {
+            config,
+            identity,
+            registry,
+            hosts: RwLock::new(BTreeMap::new()),
+        });
+        driver.beat().await;
+        let weak: Weak<AgentsDriver> = Arc::downgrade(&driver);
+        let interval = driver.config.heartbeat_interval();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(driver) = weak.upgrade() else { break };
+                driver.beat().await;
+            }
+        });
+        driver
+    }
+
+    /// One heartbeat round: re-read the registry, then ask every active
+    /// agent for its status (concurrently, each bounded by the timeout).
+    async fn beat(&self) {
+        let agents = match self.registry.agents().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the agent registry; keeping the last one");
+                return;
+            }
+        };
+        {
+            let mut hosts = self.hosts.write().await;
+            hosts.retain(|name, _| agents.iter().any(|a| &a.name == name));
+            for agent in agents {
+                let changed = hosts.get(&agent.name).is_none_or(|h| h.agent != agent);
+                if !changed {
+                    continue;
+                }
+                let client = match agent.revoked {
+                    true => None,
+                    false => AgentClient::new(
+                        &self.identity,
+                        &agent.endpoint,
+                        &agent.certificate_sha256,
+                        self.config.request_timeout(),
+                    )
+                    .map_err(|e| tracing::error!(agent = %agent.name, error = %e, "cannot build the agent's client"))
+                    .ok(),
+                };
+                hosts.insert(
+                    agent.name.clone(),
+                    HostState {
+                        agent,
+                        client,
+                        seen: None,
+                        status: None,
+                        last_error: None,
+                    },
+                );
+            }
+        }
+        let clients: Vec<(String, AgentClient)> = self
+            .hosts
+            .read()
+            .await
+            .iter()
+            .filter_map(|(n, h)| Some((n.clone(), h.client.clone()?)))
+            .collect();
+        let beats = clients.into_iter().map(|(name, client)| async move {
+            let answer = client.status().await;
+            (name, answer)
+        });
+        let answers = futures_util::future::join_all(beats).await;
+        let mut hosts = self.hosts.write().await;
+        for (name, answer) in answers {
+            let Some(h) = hosts.get_mut(&name) else {
+                continue;
+            };
+            let was_up = self.is_up(h);
+            match answer {
+                Ok(status) => {
+                    h.seen = Some(Instant::now());
+                    h.status = Some(status);
+                    if h.last_error.take().is_some() || !was_up {
+                        tracing::info!(host = %name, "agent answers its heartbeat");
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    if h.last_error.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(host = %name, error = %message, "agent missed a heartbeat");
+                    }
+                    h.last_error = Some(message);
+                    if was_up && !self.is_up(h) {
+                        tracing::error!(host = %name, "host is Down: its agent missed {} heartbeats", self.config.missed_heartbeats);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_up(&self, h: &HostState) -> bool {
+        !h.agent.revoked
+            && h.seen
+                .is_some_and(|t| t.elapsed() <= self.config.down_after())
+    }
+
+    /// Why a host is down, for errors.
+    fn down_reason(&self, h: &HostState) -> String {
+        if h.agent.revoked {
+            return "its agent was revoked".to_string();
+        }
+        match (&h.last_error, h.seen) {
+            (Some(e), _) => format!("its agent missed its heartbeats: {e}"),
+            (None, None) => "its agent has not answered a heartbeat yet".to_string(),
+            (None, Some(t)) => format!("no heartbeat for {} s", t.elapsed().as_secs()),
+        }
+    }
+
+    /// The client of an up host, or why there is none.
+    async fn client_for(
+        &self,
+        host: &str,
+        vm: &str,
+        action: &'static str,
+    ) -> Result<AgentClient, DriverError> {
+        let hosts = self.hosts.read().await;
+        let Some(h) = hosts.get(host) else {
+            return Err(DriverError::UnknownHost {
+                vm: vm.to_string(),
+                host: host.to_string(),
+                known: hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        match (&h.client, self.is_up(h)) {
+            (Some(c), true) => Ok(c.clone()),
+            _ => Err(DriverError::AgentDown {
+                vm: vm.to_string(),
+                host: host.to_string(),
+                action,
+                reason: self.down_reason(h),
+            }),
+        }
+    }
+
+    /// Which host has VM `name`, by the last heartbeats.
+    async fn host_of(&self, name: &str) -> Option<String> {
+        self.hosts.read().await.iter().find_map(|(host, h)| {
+            h.status
+                .as_ref()?
+                .vms
+                .iter()
+                .any(|v| v.name == name)
+                .then(|| host.clone())
+        })
+    }
+
+    /// Keeps the cached view of `host` in step with an answer about one VM.
+    async fn remember(&self, host: &str, vm: Option<VmStatus>, name: &str) {
+        let mut hosts = self.hosts.write().await;
+        let Some(status) = hosts.get_mut(host).and_then(|h| h.status.as_mut()) else {
+            return;
+        };
+        status.vms.retain(|v| v.name != name);
+        if let Some(vm) = vm {
+            status.vms.push(vm);
+            status.vms.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+
+    fn agent_err(host: &str, e: CallError) -> DriverError {
+        DriverError::Agent {
+            host: host.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn spec(&self, req: &VmRequest) -> VmSpec {
+        VmSpec {
+            name: req.name.clone(),
+            hostname: req.name.clone(),
+            vcpus: req.size.vcpus,
+            memory_mib: req.size.memory_mib,
+            disk_gib: req.size.disk_gib,
+            image: req.image.clone(),
+            role: req.role.clone(),
+            network: req.network.clone(),
+            ssh_authorized_keys: req.ssh_authorized_keys.clone(),
+            boot_timeout_seconds: self.config.boot_timeout_seconds,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Polls the VM until the guest reported in or the agent gave up on it.
+    async fn await_running(
+        &self,
+        client: &AgentClient,
+        req: &VmRequest,
+    ) -> Result<VmStatus, DriverError> {
+        // The agent enforces the boot timeout; this bound only keeps a
+        // wedged agent from holding the operation forever.
+        let deadline = Instant::now()
+            + Duration::from_secs(self.config.boot_timeout_seconds)
+            + self.config.down_after()
+            + self.config.request_timeout();
+        loop {
+            let vm = match client.vm(&req.name).await {
+                Ok(Some(vm)) => vm,
+                Ok(None) => {
+                    return Err(DriverError::DeletedWhileBooting {
+                        vm: req.name.clone(),
+                        host: req.host.clone(),
+                    });
+                }
+                // A blip while polling is not the VM's failure.
+                Err(CallError::Unreachable { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(Self::agent_err(&req.host, e)),
+            };
+            match vm.state {
+                VmPowerState::Running => return Ok(vm),
+                VmPowerState::Failed | VmPowerState::Stopped => {
+                    let mut message = vm
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("the VM is {:?}", vm.state));
+                    if let Some(tail) = &vm.console_tail {
+                        message.push_str("; last lines of its serial console:\n");
+                        message.push_str(tail);
+                    }
+                    self.remember(&req.host, Some(vm), &req.name).await;
+                    return Err(DriverError::BootFailed {
+                        vm: req.name.clone(),
+                        host: req.host.clone(),
+                        message,
+                    });
+                }
+                VmPowerState::Booting if Instant::now() >= deadline => {
+                    return Err(DriverError::BootFailed {
+                        vm: req.name.clone(),
+                        host: req.host.clone(),
+                        message: "the agent still reports it booting past its boot timeout".into(),
+                    });
+                }
+                VmPowerState::Booting => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+}
+
+fn vm_state(s: VmPowerState) -> VmState {
+    match s {
+        VmPowerState::Running => VmState::Running,
+        VmPowerState::Booting | VmPowerState::Stopped => VmState::Stopped,
+        VmPowerState::Failed => VmState::Failed,
+    }
+}
+
+fn info(host: &str, vm: &VmStatus, sizes: &[VmSize]) -> VmInfo {
+    let size = sizes
+        .iter()
+        .find(|s| {
+            s.vcpus == vm.spec.vcpus
+                && s.memory_mib == vm.spec.memory_mib
+                && s.disk_gib == vm.spec.disk_gib
+        })
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "{}vCPU/{}MiB/{}GiB",
+                vm.spec.vcpus, vm.spec.memory_mib, vm.spec.disk_gib
+            )
+        });
+    VmInfo {
+        name: vm.name.clone(),
+        host: host.to_string(),
+        state: vm_state(vm.state),
+        size,
+        image: vm.spec.image.clone(),
+    }
+}
+
+#[async_trait]
+impl Driver for AgentsDriver {
+    fn name(&self) -> &'static str {
+        "agents"
+    }
+
+    fn simulated(&self) -> bool {
+        false
+    }
+
+    async fn ensure_network(&self, _vnet: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn remove_network(&self, _vnet: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn create_vm(&self, req: &VmRequest) -> Result<VmInfo, DriverError> {
+        let client = self.client_for(&req.host, &req.name, "create").await?;
+        // A VM that failed is created again from scratch.
+        if let Some(old) = client
+            .vm(&req.name)
+            .await
+            .map_err(|e| Self::agent_err(&req.host, e))?
+            && old.state == VmPowerState::Failed
+        {
+            tracing::info!(vm = %req.name, host = %req.host, "re-creating a failed VM");
+            client
+                .delete_vm(&req.name)
+                .await
+                .map_err(|e| Self::agent_err(&req.host, e))?;
+        }
+        let vm = client
+            .put_vm(&self.spec(req))
+            .await
+            .map_err(|e| Self::agent_err(&req.host, e))?;
+        self.remember(&req.host, Some(vm.clone()), &req.name).await;
+        let vm = match vm.state {
+            VmPowerState::Running => vm,
+            VmPowerState::Stopped => {
+                let vm = client
+                    .power(&req.name, "start")
+                    .await
+                    .map_err(|e| Self::agent_err(&req.host, e))?;
+                match vm {
+                    Some(v) if v.state == VmPowerState::Running => v,
+                    _ => self.await_running(&client, req).await?,
+                }
+            }
+            _ => self.await_running(&client, req).await?,
+        };
+        self.remember(&req.host, Some(vm.clone()), &req.name).await;
+        Ok(info(&req.host, &vm, &self.vm_sizes()))
+    }
+
+    async fn start_vm(&self, name: &str) -> Result<(), DriverError> {
+        let host = self
+            .host_of(name)
+            .await
+            .ok_or_else(|| DriverError::VmNotFound {
+                vm: name.to_string(),
+            })?;
+        let client = self.client_for(&host, name, "boot").await?;
+        let vm = client
+            .power(name, "start")
+            .await
+            .map_err(|e| Self::agent_err(&host, e))?;
+        self.remember(&host, vm, name).await;
+        Ok(())
+    }
+
+    async fn stop_vm(&self, name: &str) -> Result<(), DriverError> {
+        let host = self
+            .host_of(name)
+            .await
+            .ok_or_else(|| DriverError::VmNotFound {
+                vm: name.to_string(),
+            })?;
+        let client = self.client_for(&host, name, "stop").await?;
+        let vm = client
+            .power(name, "stop")
+            .await
+            .map_err(|e| Self::agent_err(&host, e))?;
+        self.remember(&host, vm, name).await;
+        Ok(())
+    }
+
+    async fn delete_vm(&self, name: &str) -> Result<(), DriverError> {
+        let Some(host) = self.host_of(name).await else {
+            // Not on any host that answered: ask the up ones directly (the
+            // cache may predate its creation), then it is gone.
+            let clients: Vec<(String, AgentClient)> = {
+                let hosts = self.hosts.read().await;
+                hosts
+                    .iter()
+                    .filter(|(_, h)| self.is_up(h))
+                    .filter_map(|(n, h)| Some((n.clone(), h.client.clone()?)))
+                    .collect()
+            };
+            for (host, client) in clients {
+                client
+                    .delete_vm(name)
+                    .await
+                    .map_err(|e| Self::agent_err(&host, e))?;
+            }
+            return Ok(());
+        };
+        let client = self.client_for(&host, name, "delete").await?;
+        client
+            .delete_vm(name)
+            .await
+            .map_err(|e| Self::agent_err(&host, e))?;
+        self.remember(&host, None, name).await;
+        Ok(())
+    }
+
+    async fn vm(&self, name: &str) -> Result<Option<VmInfo>, DriverError> {
+        Ok(self.vms().await?.into_iter().find(|v| v.name == name))
+    }
+
+    async fn vms(&self) -> Result<Vec<VmInfo>, DriverError> {
+        let sizes = self.vm_sizes();
+        let sizes = &sizes;
+        let hosts = self.hosts.read().await;
+        let mut out: Vec<VmInfo> = hosts
+            .iter()
+            .flat_map(|(host, h)| {
+                let up = self.is_up(h);
+                h.status.iter().flat_map(|s| s.vms.iter()).map(move |vm| {
+                    let mut i = info(host, vm, sizes);
+                    if !up {
+                        i.state = VmState::Stopped;
+                    }
+                    i
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn inventory(&self) -> Result<Vec<PhysicalHost>, DriverError> {
+        let hosts = self.hosts.read().await;
+        Ok(hosts
+            .iter()
+            .map(|(name, h)| {
+                let up = self.is_up(h);
+                let measured = h.status.as_ref().map(|s| s.capacity).unwrap_or_default();
+                let capacity = Resources {
+                    vcpus: (f64::from(measured.vcpus) * self.config.cpu_allocation_ratio) as u32,
+                    ..measured
+                };
+                let vms: Vec<&VmStatus> = h.status.iter().flat_map(|s| s.vms.iter()).collect();
+                let allocated = vms.iter().fold(Resources::default(), |acc, vm| Resources {
+                    vcpus: acc.vcpus + vm.spec.vcpus,
+                    memory_mib: acc.memory_mib + vm.spec.memory_mib,
+                    disk_gib: acc.disk_gib + vm.spec.disk_gib,
+                });
+                let free = match up {
+                    true => Resources {
+                        vcpus: capacity.vcpus.saturating_sub(allocated.vcpus),
+                        memory_mib: capacity.memory_mib.saturating_sub(allocated.memory_mib),
+                        disk_gib: capacity.disk_gib.saturating_sub(allocated.disk_gib),
+                    },
+                    false => Resources::default(),
+                };
+                PhysicalHost {
+                    id: format!("/hosts/{name}"),
+                    name: name.clone(),
+                    state: if up { "Up" } else { "Down" }.to_string(),
+                    capacity,
+                    allocated,
+                    free,
+                    vms: vms.iter().map(|v| v.name.clone()).collect(),
+                }
+            })
+            .collect())
+    }
+
+    async fn hosts_down(&self) -> Result<BTreeSet<String>, DriverError> {
+        let hosts = self.hosts.read().await;
+        Ok(hosts
+            .iter()
+            .filter(|(_, h)| !self.is_up(h))
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    fn kubernetes_versions(&self) -> Vec<KubernetesVersion> {
+        super::catalog::kubernetes_versions(self.config.kubernetes_versions.as_deref())
+    }
+
+    fn vm_sizes(&self) -> Vec<VmSize> {
+        super::catalog::vm_sizes(self.config.vm_sizes.as_deref())
+    }
+
+    fn extension_types(&self) -> Vec<ExtensionType> {
+        Vec::new()
+    }
+
+    async fn apply_extension(
+        &self,
+        req: &ExtensionRequest,
+    ) -> Result<ExtensionChange, DriverError> {
+        Err(DriverError::Unsupported(format!(
+            "extension {} cannot be installed on {}: the agents driver does not bootstrap Kubernetes on its VMs yet, so it has no extension catalogue",
+            req.name, req.target
+        )))
+    }
+
+    async fn remove_extension(&self, _target: &str, _name: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn remove_target_extensions(&self, _target: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn installed_extensions(
+        &self,
+        _target: Option<&str>,
+    ) -> Result<Vec<InstalledExtension>, DriverError> {
+        Ok(Vec::new())
+    }
+}
