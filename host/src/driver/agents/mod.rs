@@ -589,3 +589,107 @@ impl Driver for AgentsDriver {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Vec<RegisteredAgent>);
+
+    #[async_trait]
+    impl Registry for Fixed {
+        async fn agents(&self) -> Result<Vec<RegisteredAgent>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn identity() -> ClientIdentity {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::security::agent_ca::AgentCa::load_or_create(dir.path()).unwrap();
+        let id = ca.client_identity().unwrap();
+        ClientIdentity {
+            ca_pem: ca.ca_pem().to_string(),
+            cert_pem: id.cert_pem,
+            key_pem: id.key_pem,
+        }
+    }
+
+    fn agent(name: &str, revoked: bool) -> RegisteredAgent {
+        // Port 1 on loopback: nothing listens, the heartbeat fails at once.
+        RegisteredAgent {
+            name: name.to_string(),
+            endpoint: "https://127.0.0.1:1".to_string(),
+            certificate_sha256: "00".repeat(32),
+            revoked,
+        }
+    }
+
+    #[tokio::test]
+    async fn unanswered_and_revoked_agents_are_down_and_refuse_work() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let config =
+            AgentsConfig::parse("heartbeat_interval_ms = 100\nrequest_timeout_ms = 500").unwrap();
+        let driver = AgentsDriver::start(
+            config,
+            identity(),
+            Arc::new(Fixed(vec![agent("h1", false), agent("h2", true)])),
+        )
+        .await;
+        assert_eq!(driver.name(), "agents");
+        assert!(!driver.simulated());
+        let down = driver.hosts_down().await.unwrap();
+        assert_eq!(down, ["h1", "h2"].map(String::from).into_iter().collect());
+        let inv = driver.inventory().await.unwrap();
+        assert!(
+            inv.iter()
+                .all(|h| h.state == "Down" && h.free == Resources::default())
+        );
+
+        let req = VmRequest {
+            name: "c-cp-0".into(),
+            host: "h2".into(),
+            size: driver.vm_sizes()[0].clone(),
+            image: "default".into(),
+            role: "control-plane".into(),
+            network: hybrid_api::agent::VmNetwork {
+                vnet: "v".into(),
+                vlan_id: None,
+                address: None,
+                gateway: None,
+                dns_servers: Vec::new(),
+                mac: hybrid_api::agent::mac_for("c-cp-0"),
+            },
+            ssh_authorized_keys: Vec::new(),
+        };
+        let e = driver.create_vm(&req).await.unwrap_err().to_string();
+        assert!(
+            e.contains("host h2 is down") && e.contains("revoked"),
+            "{e}"
+        );
+        let e = driver
+            .create_vm(&VmRequest {
+                host: "h1".into(),
+                ..req.clone()
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("host h1 is down") && e.contains("127.0.0.1:1"),
+            "{e}"
+        );
+        let e = driver
+            .create_vm(&VmRequest {
+                host: "h9".into(),
+                ..req
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("h9 does not exist") && e.contains("h1, h2"),
+            "{e}"
+        );
+        assert!(driver.extension_types().is_empty());
+    }
+}
