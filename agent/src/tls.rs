@@ -74,15 +74,18 @@ pub enum TlsError {
     },
 }
 
-/// Creates `dir` (and its parents) private whatever the umask: it holds
-/// the agent's key.
+/// Makes `dir` (and its parents) exist and `dir` itself 0700 whatever the
+/// umask, also when it was there already (say, made 0755 by an installer):
+/// it holds the agent's key.
 pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    let err = |source| TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
     std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
         .create(dir)
-        .map_err(|source| TlsError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(err)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
 /// Writes `contents` to `path` atomically (a temporary file renamed over
@@ -252,6 +255,25 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"y");
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn data_dir_is_made_private_even_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("agent");
+        fs::create_dir(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&d).unwrap();
+        assert_eq!(
+            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        create_private_dir(&dir.path().join("a/b")).unwrap();
+        let mode = fs::metadata(dir.path().join("a/b"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

@@ -10,8 +10,11 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hybrid_api::List;
+use std::collections::BTreeSet;
+
 use hybrid_api::agent::{VmSpec, VmStatus};
+use hybrid_api::{List, codes};
+use serde_json::Value;
 
 use super::AppState;
 use super::failure::Failure;
@@ -90,6 +93,22 @@ pub async fn put(
             ),
         ));
     }
+    // The engine refuses a different spec under an existing name as
+    // `Invalid`, like a malformed spec; the protocol answers it with 409,
+    // so it is told apart here.
+    if let Some(existing) = state.engine.get(&name).await {
+        let differ = differing_fields(&existing.spec, &spec);
+        if !differ.is_empty() {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                format!(
+                    "VM {name} exists with a different spec ({} differ); delete it first to change them",
+                    differ.join(", ")
+                ),
+            ));
+        }
+    }
     tracing::info!(vm = %name, image = %spec.image, "apply VM");
     let status = state
         .engine
@@ -97,6 +116,40 @@ pub async fn put(
         .await
         .map_err(|e| Failure::from_engine(&name, e))?;
     Ok(Json(status))
+}
+
+/// The fields (dotted paths) in which two specs differ.
+fn differing_fields(a: &VmSpec, b: &VmSpec) -> Vec<String> {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &p,
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(x), Ok(y)) => walk("", &x, &y, &mut out),
+        // Cannot happen for these types; fall back to "differ somewhere".
+        _ if a != b => out.push("spec".to_string()),
+        _ => {}
+    }
+    out
 }
 
 /// `GET /v1/vms/{name}`.
@@ -178,6 +231,25 @@ mod tests {
         for bad in ["", ".", "..", "../x", "a/b", "-a", "a b", "a\0"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn differing_fields_are_named_by_path() {
+        let a: VmSpec = serde_json::from_value(serde_json::json!({
+            "name": "a", "hostname": "a", "vcpus": 1, "memory_mib": 128, "disk_gib": 1,
+            "image": "i", "role": "node", "boot_timeout_seconds": 30,
+            "network": {"vnet": "v", "vlan_id": null, "address": null, "gateway": null, "mac": "52:54:00:00:00:01"},
+        }))
+        .unwrap();
+        assert!(differing_fields(&a, &a.clone()).is_empty());
+        let mut b = a.clone();
+        b.vcpus = 2;
+        b.network.vlan_id = Some(7);
+        b.labels.insert("pool".into(), "p".into());
+        assert_eq!(
+            differing_fields(&a, &b),
+            vec!["labels.pool", "network.vlan_id", "vcpus"]
+        );
     }
 
     #[test]
