@@ -126,9 +126,14 @@ pub fn put_cluster(
     let cp_size = env
         .vm_size("control_plane.vm_size", &spec.control_plane.vm_size)
         .map_err(reject)?;
-    let lb_size = env
-        .vm_size("network.load_balancer.count", LOAD_BALANCER_VM_SIZE)
-        .map_err(reject)?;
+    // Without load-balancer VMs their size is never used: a datacenter
+    // whose catalogue lacks it can still run clusters without them.
+    let lb_size = match spec.network.load_balancer.count {
+        0 => cp_size,
+        _ => env
+            .vm_size("network.load_balancer.count", LOAD_BALANCER_VM_SIZE)
+            .map_err(reject)?,
+    };
     let cp = NewVm {
         cluster: name,
         pool: None,
@@ -226,9 +231,14 @@ fn create_cluster(
     let cp_size = env
         .vm_size("control_plane.vm_size", &spec.control_plane.vm_size)
         .map_err(reject)?;
-    let lb_size = env
-        .vm_size("network.load_balancer.count", LOAD_BALANCER_VM_SIZE)
-        .map_err(reject)?;
+    // Without load-balancer VMs their size is never used: a datacenter
+    // whose catalogue lacks it can still run clusters without them.
+    let lb_size = match spec.network.load_balancer.count {
+        0 => cp_size,
+        _ => env
+            .vm_size("network.load_balancer.count", LOAD_BALANCER_VM_SIZE)
+            .map_err(reject)?,
+    };
     if snap.record.spec.vip_pool.is_none() {
         return Err(invalid(
             codes::INVALID_FIELD,

@@ -62,6 +62,8 @@ struct HostState {
     status: Option<AgentStatus>,
     /// Why the last heartbeat failed.
     last_error: Option<String>,
+    /// A heartbeat is waiting for its answer.
+    in_flight: bool,
 }
 
 /// Real VMs through `hybrid-agent`s.
@@ -86,27 +88,32 @@ impl AgentsDriver {
             registry,
             hosts: RwLock::new(BTreeMap::new()),
         });
-        driver.beat().await;
+        // The first round is awaited, so the inventory is right from the start.
+        for beat in driver.beat().await {
+            let _ = beat.await;
+        }
         let weak: Weak<AgentsDriver> = Arc::downgrade(&driver);
         let interval = driver.config.heartbeat_interval();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(driver) = weak.upgrade() else { break };
-                driver.beat().await;
+                // Not awaited: a slow agent must not delay the others' beats.
+                drop(driver.beat().await);
             }
         });
         driver
     }
 
     /// One heartbeat round: re-read the registry, then ask every active
-    /// agent for its status (concurrently, each bounded by the timeout).
-    async fn beat(&self) {
+    /// agent for its status, each on its own task (bounded by the request
+    /// timeout); returns the tasks.
+    async fn beat(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let agents = match self.registry.agents().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the agent registry; keeping the last one");
-                return;
+                return Vec::new();
             }
         };
         {
@@ -136,45 +143,56 @@ impl AgentsDriver {
                         seen: None,
                         status: None,
                         last_error: None,
+                        in_flight: false,
                     },
                 );
             }
         }
-        let clients: Vec<(String, AgentClient)> = self
-            .hosts
-            .read()
-            .await
-            .iter()
-            .filter_map(|(n, h)| Some((n.clone(), h.client.clone()?)))
-            .collect();
-        let beats = clients.into_iter().map(|(name, client)| async move {
-            let answer = client.status().await;
-            (name, answer)
-        });
-        let answers = futures_util::future::join_all(beats).await;
+        // One heartbeat per agent, each on its own task; an agent whose
+        // last heartbeat is still waiting for its answer is not asked again.
         let mut hosts = self.hosts.write().await;
-        for (name, answer) in answers {
-            let Some(h) = hosts.get_mut(&name) else {
+        let mut beats = Vec::new();
+        for (name, h) in hosts.iter_mut() {
+            let Some(client) = h.client.clone() else {
                 continue;
             };
-            let was_up = self.is_up(h);
-            match answer {
-                Ok(status) => {
-                    h.seen = Some(Instant::now());
-                    h.status = Some(status);
-                    if h.last_error.take().is_some() || !was_up {
-                        tracing::info!(host = %name, "agent answers its heartbeat");
-                    }
+            if h.in_flight {
+                continue;
+            }
+            h.in_flight = true;
+            let (driver, name) = (self.clone(), name.clone());
+            beats.push(tokio::spawn(async move {
+                let answer = client.status().await;
+                driver.record_beat(&name, answer).await;
+            }));
+        }
+        beats
+    }
+
+    /// Takes one agent's heartbeat answer into account.
+    async fn record_beat(&self, name: &str, answer: Result<AgentStatus, CallError>) {
+        let mut hosts = self.hosts.write().await;
+        let Some(h) = hosts.get_mut(name) else {
+            return;
+        };
+        h.in_flight = false;
+        let was_up = self.is_up(h);
+        match answer {
+            Ok(status) => {
+                h.seen = Some(Instant::now());
+                h.status = Some(status);
+                if h.last_error.take().is_some() || !was_up {
+                    tracing::info!(host = %name, "agent answers its heartbeat");
                 }
-                Err(e) => {
-                    let message = e.to_string();
-                    if h.last_error.as_deref() != Some(message.as_str()) {
-                        tracing::warn!(host = %name, error = %message, "agent missed a heartbeat");
-                    }
-                    h.last_error = Some(message);
-                    if was_up && !self.is_up(h) {
-                        tracing::error!(host = %name, "host is Down: its agent missed {} heartbeats", self.config.missed_heartbeats);
-                    }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if h.last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(host = %name, error = %message, "agent missed a heartbeat");
+                }
+                h.last_error = Some(message);
+                if was_up && !self.is_up(h) {
+                    tracing::error!(host = %name, "host is Down: its agent missed {} heartbeats", self.config.missed_heartbeats);
                 }
             }
         }
