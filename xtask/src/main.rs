@@ -13,10 +13,14 @@
 //!   in `host/src/http/`; the provider framework free of the product).
 //! - `bench`: the benchmarks and their targets (docs/guides/performance.md),
 //!   each reported as a ratio against a baseline measured in the same run.
+//! - `node-image`: build the small Linux test node image (Debian kernel,
+//!   busybox, an /init keeping the guest contract) the agent's tests boot
+//!   under QEMU; `--boot-check` boots it once and checks its report.
 
 mod bench;
 mod docs;
 mod layering;
+mod node_image;
 mod quickstart;
 mod test;
 mod util;
@@ -48,6 +52,8 @@ enum Command {
     },
     /// Generate docs/ from the schema, examples/ and templates/ (--check: fail on drift).
     Docs(docs::Args),
+    /// Build the test node image under .build/node-image (--boot-check: boot it once).
+    NodeImage(node_image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Docs(args) => docs::run(&args),
         Command::Layering { root } => layering::run(root),
+        Command::NodeImage(args) => node_image::run(&args),
     }
 }

@@ -3,6 +3,9 @@
 //! Steps run in order; by default all of them run even after a failure so
 //! one run reports everything that is wrong, and the command fails if any
 //! step failed. `--fail-fast` stops at the first failure.
+//!
+//! The test steps get `HYBRID_TEST_NODE_IMAGE`, the directory of the node
+//! image built by `cargo xtask node-image` (checked by one boot first).
 
 use std::path::Path;
 use std::process::Command;
@@ -78,9 +81,27 @@ pub fn run(args: &Args) -> Result<()> {
         name: "cargo build (binaries under test)",
         cmd: build,
     });
+    // The node image the agent's tests boot (a no-op when it is up to
+    // date), then its own check: one boot under QEMU that must report in.
+    let mut node_image = Command::new(std::env::current_exe()?);
+    node_image.arg("node-image");
+    steps.push(Step {
+        name: "node image (cargo xtask node-image)",
+        cmd: node_image,
+    });
+    let mut boot_check = Command::new(std::env::current_exe()?);
+    boot_check.args(["node-image", "--boot-check"]);
+    steps.push(Step {
+        name: "node image boot check (one QEMU boot)",
+        cmd: boot_check,
+    });
+    // Where the tests find it: the agent's image directory, holding
+    // `default/`.
+    let node_images = root.join(".build").join("node-image");
     let mut test = util::cargo();
     test.args(["test", "--workspace"])
-        .env("HYBRID_ACC_SKIP_BUILD", "1");
+        .env("HYBRID_ACC_SKIP_BUILD", "1")
+        .env("HYBRID_TEST_NODE_IMAGE", &node_images);
     steps.push(Step {
         name: "cargo test --workspace (unit, integration, acceptance)",
         cmd: test,
@@ -91,7 +112,8 @@ pub fn run(args: &Args) -> Result<()> {
     let mut on_postgres = util::cargo();
     on_postgres
         .args(["test", "-p", "hybrid-host", "-p", "hybrid-acceptance-tests"])
-        .env("HYBRID_ACC_SKIP_BUILD", "1");
+        .env("HYBRID_ACC_SKIP_BUILD", "1")
+        .env("HYBRID_TEST_NODE_IMAGE", &node_images);
     steps.push(Step {
         name: "host and acceptance tests on PostgreSQL",
         cmd: on_postgres,
