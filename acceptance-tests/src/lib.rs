@@ -40,6 +40,7 @@ mod binaries;
 mod error;
 mod host;
 pub mod module_test;
+pub mod netns;
 pub mod plan;
 mod postgres;
 mod state;

@@ -1,0 +1,219 @@
+//! Bridges, VLAN devices and taps (agent/src/net) on real interfaces inside
+//! network namespaces the tests create: a "host" namespace with an uplink
+//! veth to a "datacenter" namespace. No QEMU: a veth into a third
+//! namespace plays the VM where traffic is checked.
+
+mod common;
+
+use common::{NS_PREFIX, our_links};
+use hybrid_acceptance_tests::netns::{self, Netns};
+use hybrid_agent::net::{Net, tap_name};
+
+/// A host namespace whose uplink `up0` is cabled to `sw0` in a datacenter
+/// namespace.
+fn host_and_dc() -> (Netns, Netns, Net) {
+    let host = Netns::create(NS_PREFIX).unwrap();
+    let dc = Netns::create(NS_PREFIX).unwrap();
+    host.veth("up0", &dc, "sw0").unwrap();
+    let net = Net::new(Some(host.name().to_string()), Some("up0".into()));
+    (host, dc, net)
+}
+
+#[tokio::test]
+async fn segments_and_taps_are_created_once_and_removed() {
+    const T: &str = "segments_and_taps_are_created_once_and_removed";
+    if !common::can_use_netns(T) {
+        return;
+    }
+    let (host, _dc, net) = host_and_dc();
+    // Tagged segments without an uplink are plain bridges.
+    let lone = Net::new(Some(host.name().to_string()), None);
+    assert_eq!(lone.ensure_segment(Some(7)).await.unwrap(), "hyb7");
+    let bridge = net.link("hyb7").await.unwrap().unwrap();
+    assert_eq!(bridge.kind(), "bridge");
+    assert!(bridge.is_up());
+    assert!(net.link("hyv7").await.unwrap().is_none());
+
+    // With the uplink: a VLAN device on it joins the bridge.
+    if common::vlans_supported() {
+        assert_eq!(net.ensure_segment(Some(7)).await.unwrap(), "hyb7");
+        let vlan = net.link("hyv7").await.unwrap().unwrap();
+        assert_eq!(vlan.kind(), "vlan");
+        assert_eq!(vlan.vlan_id(), Some(7));
+        assert_eq!(vlan.link.as_deref(), Some("up0"));
+        assert_eq!(vlan.master.as_deref(), Some("hyb7"));
+    } else {
+        common::note_no_vlans(T);
+        let err = net.ensure_segment(Some(7)).await.unwrap_err().to_string();
+        assert!(err.contains("802.1Q") && err.contains("up0"), "{err}");
+    }
+
+    // Idempotent: nothing is created twice.
+    let before = net.ip(&["-j", "link", "show"]).await.unwrap();
+    assert_eq!(lone.ensure_segment(Some(7)).await.unwrap(), "hyb7");
+    assert_eq!(net.ip(&["-j", "link", "show"]).await.unwrap(), before);
+
+    let tap = net.ensure_tap("vm-a", "hyb7").await.unwrap();
+    assert_eq!(tap, tap_name("vm-a"));
+    let link = net.link(&tap).await.unwrap().unwrap();
+    assert_eq!((link.kind(), link.master.as_deref()), ("tun", Some("hyb7")));
+    assert_eq!(net.ensure_tap("vm-a", "hyb7").await.unwrap(), tap);
+
+    // Untagged: the uplink itself joins hybu.
+    assert_eq!(net.ensure_segment(None).await.unwrap(), "hybu");
+    let up = net.link("up0").await.unwrap().unwrap();
+    assert_eq!(up.master.as_deref(), Some("hybu"));
+    let before = net.ip(&["-j", "link", "show"]).await.unwrap();
+    assert_eq!(net.ensure_segment(None).await.unwrap(), "hybu");
+    assert_eq!(net.ip(&["-j", "link", "show"]).await.unwrap(), before);
+
+    // An out-of-range VLAN is refused before anything runs.
+    let err = net
+        .ensure_segment(Some(4095))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4095"), "{err}");
+
+    net.remove_tap("vm-a").await.unwrap();
+    net.remove_tap("vm-a").await.unwrap();
+    net.remove_segment(Some(7)).await.unwrap();
+    net.remove_segment(None).await.unwrap();
+    net.remove_segment(None).await.unwrap();
+    assert_eq!(our_links(&host), Vec::<String>::new());
+    let up = net
+        .link("up0")
+        .await
+        .unwrap()
+        .expect("the uplink is never deleted");
+    assert_eq!(up.master, None);
+}
+
+/// A veth plays the VM's tap: one end on the segment's bridge, the other in
+/// a "guest" namespace with the VM's address.
+fn plug_guest(host: &Netns, bridge: &str, address: &str) -> Netns {
+    let guest = Netns::create(NS_PREFIX).unwrap();
+    host.veth("vm0", &guest, "eth0").unwrap();
+    host.ip(&["link", "set", "vm0", "master", bridge]).unwrap();
+    guest.ip(&["addr", "add", address, "dev", "eth0"]).unwrap();
+    guest
+}
+
+#[tokio::test]
+async fn frames_cross_an_untagged_segment() {
+    if !common::can_use_netns("frames_cross_an_untagged_segment") {
+        return;
+    }
+    let (host, dc, net) = host_and_dc();
+    let bridge = net.ensure_segment(None).await.unwrap();
+    let _guest = plug_guest(&host, &bridge, "10.30.0.10/24");
+    dc.ip(&["addr", "add", "10.30.0.1/24", "dev", "sw0"])
+        .unwrap();
+    dc.exec(&["ping", "-c", "2", "-W", "2", "10.30.0.10"])
+        .unwrap();
+}
+
+#[tokio::test]
+async fn frames_cross_the_vlan_and_only_it() {
+    const T: &str = "frames_cross_the_vlan_and_only_it";
+    if !common::can_use_netns(T) {
+        return;
+    }
+    if !common::vlans_supported() {
+        common::note_no_vlans(T);
+        return;
+    }
+    let (host, dc, net) = host_and_dc();
+    let bridge = net.ensure_segment(Some(30)).await.unwrap();
+    let guest = plug_guest(&host, &bridge, "10.30.0.10/24");
+    dc.ip(&[
+        "link", "add", "link", "sw0", "name", "sw0.30", "type", "vlan", "id", "30",
+    ])
+    .unwrap();
+    dc.ip(&["addr", "add", "10.30.0.1/24", "dev", "sw0.30"])
+        .unwrap();
+    dc.ip(&["link", "set", "sw0.30", "up"]).unwrap();
+
+    dc.exec(&["ping", "-c", "2", "-W", "2", "10.30.0.10"])
+        .unwrap();
+
+    // Untagged frames on the uplink do not reach VLAN 30's bridge.
+    dc.ip(&["addr", "add", "10.31.0.1/24", "dev", "sw0"])
+        .unwrap();
+    guest
+        .ip(&["addr", "add", "10.31.0.10/24", "dev", "eth0"])
+        .unwrap();
+    let out = dc
+        .exec_output(&["ping", "-c", "1", "-W", "1", "10.31.0.10"])
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "untagged traffic leaked into VLAN 30"
+    );
+}
+
+#[tokio::test]
+async fn cleanup_prefix_removes_every_leftover() {
+    if !common::can_use_netns("cleanup_prefix_removes_every_leftover") {
+        return;
+    }
+    let (host, _dc, net) = host_and_dc();
+    let lone = Net::new(Some(host.name().to_string()), None);
+    let mut expected = vec![
+        "hyb11".to_string(),
+        "hybu".to_string(),
+        tap_name("vm-b"),
+        tap_name("vm-c"),
+    ];
+    lone.ensure_segment(Some(11)).await.unwrap();
+    if common::vlans_supported() {
+        net.ensure_segment(Some(11)).await.unwrap();
+        expected.push("hyv11".to_string());
+    }
+    net.ensure_segment(None).await.unwrap();
+    net.ensure_tap("vm-b", "hyb11").await.unwrap();
+    net.ensure_tap("vm-c", "hybu").await.unwrap();
+    let mut removed = net.cleanup_prefix().await.unwrap();
+    removed.sort();
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(our_links(&host), Vec::<String>::new());
+    assert_eq!(net.link("up0").await.unwrap().unwrap().master, None);
+    assert!(net.cleanup_prefix().await.unwrap().is_empty());
+}
+
+#[test]
+fn stale_namespaces_of_dead_runs_are_removed() {
+    if !common::can_use_netns("stale_namespaces_of_dead_runs_are_removed") {
+        return;
+    }
+    // pid 4194305 is above Linux's largest pid_max: never a live process.
+    let stale = "hytstale-4194305-0";
+    std::process::Command::new("ip")
+        .args(["netns", "add", stale])
+        .status()
+        .unwrap();
+    let live = Netns::create("hytstale").unwrap();
+    let list = || {
+        String::from_utf8_lossy(
+            &std::process::Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    assert!(
+        !list().contains(stale),
+        "Netns::create cleans stale namespaces of its prefix"
+    );
+    assert!(list().contains(live.name()));
+    assert!(
+        netns::cleanup_stale("hytstale").unwrap().is_empty(),
+        "a live run's namespace stays"
+    );
+    let name = live.name().to_string();
+    drop(live);
+    assert!(!list().contains(&name));
+}
