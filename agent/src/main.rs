@@ -113,12 +113,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     warn_if_port_differs(&agent, args.listen.port());
     let listener = server::bind(args.listen)?;
 
-    if args.netns.is_some() {
-        // The engine takes the namespace in its configuration; until it
-        // does, running VMs in the root namespace instead would break the
-        // isolation the operator asked for.
-        bail!("--netns is not supported by this build's VM engine yet");
-    }
     let engine = Engine::open(EngineConfig {
         data_dir: dir.clone(),
         image_dir: args.image_dir.clone(),
@@ -126,6 +120,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         qemu: args.qemu.clone(),
         qemu_img: args.qemu_img.clone(),
         stop_timeout: Duration::from_secs(args.stop_timeout_seconds),
+        // Bridges, taps and QEMU go there; this process and its listener
+        // stay where they are.
+        netns: args.netns.clone(),
     })
     .await
     .with_context(|| format!("opening the VM engine on {}", dir.display()))?;
