@@ -381,6 +381,11 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
         ),
     );
     common.insert("HostFlags", host_flags::tables());
+    common.insert("AgentFlags", host_flags::agent_tables());
+    common.insert(
+        "GuestContract",
+        hybrid_api::agent::GUEST_CONTRACT.to_string(),
+    );
 
     let templates = root.join("templates");
     for file in files_under(&templates)? {

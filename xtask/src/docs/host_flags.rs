@@ -1,6 +1,7 @@
-//! The flags of `hybrid-host` as a Markdown table, read from the clap
-//! command the binary itself parses with (host/src/cli.rs), so the operator's
-//! page lists exactly the flags, variables and defaults `--help` shows.
+//! The flags of `hybrid-host` and `hybrid-agent` as Markdown tables, read
+//! from the clap commands the binaries themselves parse with
+//! (host/src/cli.rs, agent/src/cli.rs), so the operator's pages list exactly
+//! the flags, variables and defaults `--help` shows.
 
 use std::fmt::Write as _;
 
@@ -8,18 +9,31 @@ use clap::{Arg, ArgAction, Command, CommandFactory};
 
 /// One table per (sub)command: `hybrid-host` itself and each subcommand.
 pub fn tables() -> String {
-    let mut root = hybrid_host::cli::Cli::command();
+    all(hybrid_host::cli::Cli::command(), "hybrid-host")
+}
+
+/// The same for `hybrid-agent` (agent/src/cli.rs).
+pub fn agent_tables() -> String {
+    all(hybrid_agent::cli::Cli::command(), "hybrid-agent")
+}
+
+fn all(mut root: Command, name: &str) -> String {
     root.build();
     let mut out = String::new();
-    table(&root, "hybrid-host", &mut out);
-    for sub in root.get_subcommands() {
+    walk(&root, name, &mut out);
+    out.trim_end().to_string()
+}
+
+/// The command's table, then its subcommands', depth first
+/// (`hybrid-host agent-token create`).
+fn walk(cmd: &Command, name: &str, out: &mut String) {
+    table(cmd, name, out);
+    for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
             continue;
         }
-        let name = format!("hybrid-host {}", sub.get_name());
-        table(sub, &name, &mut out);
+        walk(sub, &format!("{name} {}", sub.get_name()), out);
     }
-    out.trim_end().to_string()
 }
 
 fn table(cmd: &Command, name: &str, out: &mut String) {
