@@ -112,7 +112,7 @@ impl AgentCa {
     /// and again when it has less than a week left.
     pub fn client_identity(&self) -> Result<Identity, TlsError> {
         let (cert_path, key_path) = (self.dir.join(CLIENT_CERT), self.dir.join(CLIENT_KEY));
-        if key_path.exists() && still_valid(&cert_path) {
+        if key_path.exists() && tls::fresh_cert(&cert_path, |_| true) {
             super::ensure_private(&key_path)?;
             return Ok(Identity {
                 cert_pem: tls::read(&cert_path)?,
@@ -154,20 +154,6 @@ pub enum AgentCaError {
 pub fn fingerprint(cert_pem: &str) -> Option<String> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
     Some(hex::encode(digest(&SHA256, &pem.contents).as_ref()))
-}
-
-fn still_valid(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&bytes) else {
-        return false;
-    };
-    pem.parse_x509().is_ok_and(|c| {
-        c.validity()
-            .time_to_expiration()
-            .is_some_and(|d| d > std::time::Duration::from_secs(7 * 24 * 3600))
-    })
 }
 
 #[cfg(test)]

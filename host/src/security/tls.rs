@@ -150,9 +150,12 @@ fn generate_server(dir: &Path, listen: IpAddr) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// True if the server certificate at `path` names every address in `ips`
-/// and is valid for at least another week.
-fn server_cert_covers(path: &Path, ips: &[IpAddr]) -> bool {
+/// True if the certificate at `path` is valid for at least another week
+/// and passes `check`.
+pub(crate) fn fresh_cert(
+    path: &Path,
+    check: impl FnOnce(&x509_parser::certificate::X509Certificate) -> bool,
+) -> bool {
     let Ok(bytes) = fs::read(path) else {
         return false;
     };
@@ -166,23 +169,31 @@ fn server_cert_covers(path: &Path, ips: &[IpAddr]) -> bool {
         .validity()
         .time_to_expiration()
         .is_some_and(|d| d > std::time::Duration::from_secs(7 * 24 * 3600));
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return false;
-    };
-    let named: Vec<IpAddr> = san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
-                4 => <[u8; 4]>::try_from(*b).ok().map(IpAddr::from),
-                16 => <[u8; 16]>::try_from(*b).ok().map(IpAddr::from),
+    fresh && check(&cert)
+}
+
+/// True if the server certificate at `path` names every address in `ips`
+/// and is valid for at least another week.
+fn server_cert_covers(path: &Path, ips: &[IpAddr]) -> bool {
+    fresh_cert(path, |cert| {
+        let Ok(Some(san)) = cert.subject_alternative_name() else {
+            return false;
+        };
+        let named: Vec<IpAddr> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                    4 => <[u8; 4]>::try_from(*b).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(*b).ok().map(IpAddr::from),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    fresh && ips.iter().all(|ip| named.contains(ip))
+            })
+            .collect();
+        ips.iter().all(|ip| named.contains(ip))
+    })
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -267,6 +267,24 @@ impl AgentsDriver {
         }
     }
 
+    /// `POST /v1/vms/{name}/{action}` on the VM's host; `verb` names the
+    /// action in errors.
+    async fn power(&self, name: &str, action: &str, verb: &'static str) -> Result<(), DriverError> {
+        let host = self
+            .host_of(name)
+            .await
+            .ok_or_else(|| DriverError::VmNotFound {
+                vm: name.to_string(),
+            })?;
+        let client = self.client_for(&host, name, verb).await?;
+        let vm = client
+            .power(name, action)
+            .await
+            .map_err(|e| Self::agent_err(&host, e))?;
+        self.remember(&host, vm, name).await;
+        Ok(())
+    }
+
     fn agent_err(host: &str, e: CallError) -> DriverError {
         DriverError::Agent {
             host: host.to_string(),
@@ -438,35 +456,11 @@ impl Driver for AgentsDriver {
     }
 
     async fn start_vm(&self, name: &str) -> Result<(), DriverError> {
-        let host = self
-            .host_of(name)
-            .await
-            .ok_or_else(|| DriverError::VmNotFound {
-                vm: name.to_string(),
-            })?;
-        let client = self.client_for(&host, name, "boot").await?;
-        let vm = client
-            .power(name, "start")
-            .await
-            .map_err(|e| Self::agent_err(&host, e))?;
-        self.remember(&host, vm, name).await;
-        Ok(())
+        self.power(name, "start", "boot").await
     }
 
     async fn stop_vm(&self, name: &str) -> Result<(), DriverError> {
-        let host = self
-            .host_of(name)
-            .await
-            .ok_or_else(|| DriverError::VmNotFound {
-                vm: name.to_string(),
-            })?;
-        let client = self.client_for(&host, name, "stop").await?;
-        let vm = client
-            .power(name, "stop")
-            .await
-            .map_err(|e| Self::agent_err(&host, e))?;
-        self.remember(&host, vm, name).await;
-        Ok(())
+        self.power(name, "stop", "stop").await
     }
 
     async fn delete_vm(&self, name: &str) -> Result<(), DriverError> {
