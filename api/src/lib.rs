@@ -22,6 +22,7 @@ pub mod management_host;
 pub mod nodepool;
 pub mod openapi;
 pub mod operation;
+pub mod prefix;
 pub mod status;
 pub mod validate;
 pub mod vnet;
