@@ -65,6 +65,16 @@ pub mod codes {
     pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
     pub const UNAUTHORIZED: &str = "Unauthorized";
     pub const BAD_REQUEST: &str = "BadRequest";
+    /// 405: the path exists but not with this method (the answer's `Allow`
+    /// header lists the methods it has).
+    pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
+    /// 413: the request body is larger than the service's limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
+    /// 415: a request body that is not `Content-Type: application/json`
+    /// (or is compressed).
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
+    /// 408: the request body did not arrive in time.
+    pub const REQUEST_TIMEOUT: &str = "RequestTimeout";
     pub const INTERNAL: &str = "Internal";
     /// 503: the service's database cannot be reached; retry shortly.
     pub const UNAVAILABLE: &str = "Unavailable";

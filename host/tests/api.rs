@@ -57,7 +57,8 @@ async fn auth_health_and_openapi() {
 
     let r = h.call(Method::POST, "/v1/vnets", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(r.code(), "BadRequest");
+    assert_eq!(r.code(), "MethodNotAllowed");
+    assert_eq!(r.header("allow"), "GET,HEAD");
 
     let r = h.get("/v1/nope").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

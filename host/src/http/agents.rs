@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::List;
@@ -15,6 +15,7 @@ use hybrid_api::agent::{Agent, JoinRequest, JoinTokenRequest};
 use super::AppState;
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use crate::agents;
 
@@ -62,14 +63,15 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Json<Agent>, Failure> {
     Ok(Json(agents::get(&state.store, &name).await?))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(_): StrictQuery<NoQuery>,
 ) -> Result<Json<Agent>, Failure> {
     Ok(Json(agents::revoke(&state.store, &name).await?))

@@ -9,20 +9,30 @@ use hybrid_api::{HostList, KubernetesVersion, List, VmSize};
 
 use super::AppState;
 use super::failure::Failure;
+use super::query::{NoQuery, StrictQuery};
 
-pub async fn kubernetes_versions(State(state): State<AppState>) -> Json<List<KubernetesVersion>> {
+pub async fn kubernetes_versions(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Json<List<KubernetesVersion>> {
     let mut items = state.driver.kubernetes_versions();
     items.sort_by_key(|v| Semver::parse(&v.version));
     Json(List { items })
 }
 
-pub async fn vm_sizes(State(state): State<AppState>) -> Json<List<VmSize>> {
+pub async fn vm_sizes(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Json<List<VmSize>> {
     Json(List {
         items: state.driver.vm_sizes(),
     })
 }
 
-pub async fn hosts(State(state): State<AppState>) -> Result<Json<HostList>, Failure> {
+pub async fn hosts(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Result<Json<HostList>, Failure> {
     let items = state.driver.inventory().await.map_err(|e| {
         tracing::error!(error = %e, "cannot read the datacenter inventory");
         Failure::internal()

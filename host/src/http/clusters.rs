@@ -3,15 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hybrid_api::{Cluster, ClusterSpec, List, cluster};
 use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
-use super::body::StrictJson;
+use super::body::{MergePatch, StrictJson};
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::clusters::{ClusterInternal, ClusterRecord, admission, views};
@@ -54,7 +55,7 @@ async fn write(
 
 pub async fn put(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<ClusterSpec>,
@@ -64,10 +65,10 @@ pub async fn put(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    axum::Json(patch): axum::Json<Value>,
+    MergePatch(patch, _): MergePatch<ClusterSpec>,
 ) -> Result<Response, Failure> {
     let mut again = admit::PatchRetry::new(&headers);
     loop {
@@ -88,7 +89,8 @@ pub async fn patch(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Response, Failure> {
     let id = hybrid_api::cluster_id(&name);
     let down = admit::hosts_down(&state).await;
@@ -100,7 +102,10 @@ pub async fn get(
         .ok_or_else(|| Failure::not_found(format!("cluster {name} not found")))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Cluster>>, Failure> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Result<axum::Json<List<Cluster>>, Failure> {
     let down = admit::hosts_down(&state).await;
     let items = state
         .store
@@ -118,7 +123,7 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Clust
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {

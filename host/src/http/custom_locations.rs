@@ -2,16 +2,16 @@
 //! [`crate::custom_locations::admission`], complete at once (201/200/204),
 //! GET and LIST.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::custom_location::{self, CustomLocationSpec};
 use hybrid_api::{CustomLocation, List};
-use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
-use super::body::StrictJson;
+use super::body::{MergePatch, StrictJson};
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use super::{AppState, etag_header, json_with, preconditions};
 use crate::custom_locations::{CustomLocationRecord, admission, views};
@@ -55,7 +55,7 @@ async fn write(
 
 pub async fn put(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<CustomLocationSpec>,
@@ -65,10 +65,10 @@ pub async fn put(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    axum::Json(patch): axum::Json<Value>,
+    MergePatch(patch, _): MergePatch<CustomLocationSpec>,
 ) -> Result<Response, Failure> {
     let mut again = admit::PatchRetry::new(&headers);
     loop {
@@ -89,7 +89,8 @@ pub async fn patch(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Response, Failure> {
     let id = custom_location::custom_location_id(&name);
     let view = state
@@ -105,6 +106,7 @@ pub async fn get(
 
 pub async fn list(
     State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
 ) -> Result<axum::Json<List<CustomLocation>>, Failure> {
     let items = state
         .store
@@ -120,7 +122,7 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {

@@ -3,14 +3,19 @@
 //! settings), as the driver serves it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use hybrid_api::List;
 use hybrid_api::extension::ExtensionType;
 
 use super::AppState;
 use super::failure::Failure;
+use super::path::StrictPath;
+use super::query::{NoQuery, StrictQuery};
 
-pub async fn list(State(state): State<AppState>) -> Json<List<ExtensionType>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Json<List<ExtensionType>> {
     let mut items = state.driver.extension_types();
     items.sort_by(|a, b| a.name.cmp(&b.name));
     Json(List { items })
@@ -18,7 +23,8 @@ pub async fn list(State(state): State<AppState>) -> Json<List<ExtensionType>> {
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Json<ExtensionType>, Failure> {
     let types = state.driver.extension_types();
     match types.into_iter().find(|t| t.name == name) {

@@ -6,8 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hybrid_api::extension::{self, Extension, ExtensionSpec};
@@ -16,8 +15,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
+use super::body::{JsonBody, MergePatch};
 use super::failure::Failure;
-use super::query::StrictQuery;
+use super::path::StrictPath;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::clusters::ClusterInternal;
 use crate::extensions::{ExtensionInternal, ExtensionRecord, Target, admission, describe, views};
@@ -193,10 +194,10 @@ async fn delete_extension(
 
 pub async fn put(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, Failure> {
     let spec = parse_spec(&body)?;
     write(
@@ -212,31 +213,33 @@ pub async fn put(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    axum::Json(patch): axum::Json<Value>,
+    MergePatch(patch, _): MergePatch<ExtensionSpec>,
 ) -> Result<Response, Failure> {
     patch_extension(&state, Target::Cluster(cluster), name, q, headers, &patch).await
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    _: StrictQuery<NoQuery>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
 ) -> Result<Response, Failure> {
     get_extension(&state, Target::Cluster(cluster), name).await
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(cluster): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(cluster): StrictPath<String>,
 ) -> Result<axum::Json<List<Extension>>, Failure> {
     list_extensions(&state, Target::Cluster(cluster)).await
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     StrictQuery(q): StrictQuery<DeleteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
@@ -247,10 +250,10 @@ pub async fn delete(
 
 pub async fn host_put(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, Failure> {
     let spec = parse_spec(&body)?;
     write(
@@ -266,30 +269,32 @@ pub async fn host_put(
 
 pub async fn host_patch(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    axum::Json(patch): axum::Json<Value>,
+    MergePatch(patch, _): MergePatch<ExtensionSpec>,
 ) -> Result<Response, Failure> {
     patch_extension(&state, Target::ManagementHost, name, q, headers, &patch).await
 }
 
 pub async fn host_get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Response, Failure> {
     get_extension(&state, Target::ManagementHost, name).await
 }
 
 pub async fn host_list(
     State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
 ) -> Result<axum::Json<List<Extension>>, Failure> {
     list_extensions(&state, Target::ManagementHost).await
 }
 
 pub async fn host_delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<DeleteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {

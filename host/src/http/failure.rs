@@ -4,7 +4,9 @@
 //! This is the one place where the domain's [`Reason`]s become HTTP status
 //! codes; everything below `http/` speaks [`objects::Error`].
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hybrid_api::{ApiError, ErrorEnvelope, codes};
 
@@ -46,6 +48,71 @@ impl Failure {
         }
     }
 
+    /// 405: `method` does not apply to `path`; `allow` is what the route
+    /// has (the `Allow` header's value).
+    pub fn method_not_allowed(method: &Method, path: &str, allow: Option<&str>) -> Self {
+        let allowed = match allow.map(str::trim).filter(|a| !a.is_empty()) {
+            Some(list) => format!("; it allows {}", list.replace(',', ", ")),
+            None => String::new(),
+        };
+        Refusal::new(
+            Reason::MethodNotAllowed,
+            codes::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed on {path}{allowed}"),
+        )
+        .into()
+    }
+
+    /// 413: the body is larger than `limit` bytes (`declared` is the
+    /// request's `Content-Length`, when it gave one).
+    pub fn too_large(limit: usize, declared: Option<u64>) -> Self {
+        let declared = match declared {
+            Some(n) => format!(" (Content-Length: {n})"),
+            None => String::new(),
+        };
+        Failure {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: ApiError::new(
+                codes::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is larger than the limit of {} ({limit} bytes){declared}",
+                    human_bytes(limit)
+                ),
+            ),
+        }
+    }
+
+    /// 415: the body's media type (or its encoding) is not what the route
+    /// takes; `message` names what was received and what is required.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Failure {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error: ApiError::new(codes::UNSUPPORTED_MEDIA_TYPE, message),
+        }
+    }
+
+    /// An error answer built outside the domain (axum's extractors, the
+    /// router): the code follows the status.
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let code = match status {
+            StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+            StatusCode::NOT_FOUND => codes::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
+            StatusCode::CONFLICT => codes::CONFLICT,
+            StatusCode::PRECONDITION_FAILED => codes::PRECONDITION_FAILED,
+            StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => codes::UNSUPPORTED_MEDIA_TYPE,
+            StatusCode::REQUEST_TIMEOUT => codes::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE => codes::UNAVAILABLE,
+            s if s.is_server_error() => codes::INTERNAL,
+            _ => codes::BAD_REQUEST,
+        };
+        Failure {
+            status,
+            error: ApiError::new(code, message),
+        }
+    }
+
     /// Sets the field path.
     pub fn target(mut self, target: impl Into<String>) -> Self {
         self.error.target = Some(target.into());
@@ -65,6 +132,95 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (self.status, axum::Json(ErrorEnvelope { error: self.error })).into_response()
     }
+}
+
+/// `1 MiB`, `512 KiB` or `100 bytes`.
+fn human_bytes(n: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= KIB && n.is_multiple_of(KIB) {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// How much of a non-envelope error body [`envelope`] reads to quote it.
+const QUOTED_ERROR_BYTES: usize = 4096;
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Middleware: every error answer is the envelope. Handlers and this
+/// module's extractors already answer with it; what is left are answers
+/// axum builds itself — its 405 (empty, with `Allow`, which the envelope
+/// then quotes) and any rejection of an extractor that is not ours — and
+/// those are rewritten here, keeping their status and headers.
+pub async fn envelope(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return resp;
+    }
+    let rebuilt = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok());
+        Failure::method_not_allowed(&method, &path, allow)
+    } else if is_json(resp.headers()) {
+        return resp;
+    } else {
+        let (parts, body) = resp.into_parts();
+        let text = axum::body::to_bytes(body, QUOTED_ERROR_BYTES)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let failure = if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %text, %method, %path, "error answer outside the envelope");
+            Failure {
+                status,
+                ..Failure::internal()
+            }
+        } else if text.is_empty() {
+            Failure::from_status(
+                status,
+                format!(
+                    "{method} {path}: {}",
+                    status.canonical_reason().unwrap_or("refused")
+                ),
+            )
+        } else {
+            Failure::from_status(status, text)
+        };
+        return with_headers(failure, &parts.headers);
+    };
+    let (parts, _) = resp.into_parts();
+    with_headers(rebuilt, &parts.headers)
+}
+
+/// `failure`'s answer, carrying the headers of the answer it replaces
+/// (`Allow`, `WWW-Authenticate`, …) but not those describing its body.
+fn with_headers(failure: Failure, headers: &HeaderMap) -> Response {
+    let mut resp = failure.into_response();
+    for (name, value) in headers {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::TRANSFER_ENCODING
+        {
+            resp.headers_mut().append(name, value.clone());
+        }
+    }
+    resp
 }
 
 impl From<Refusal> for Failure {

@@ -3,7 +3,7 @@
 //! and `GET /v1/audit`: the record of every issuance.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use hybrid_api::List;
@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::auth::actor;
 use super::body::StrictJson;
 use super::failure::Failure;
-use super::query::StrictQuery;
+use super::path::StrictPath;
+use super::query::{NoQuery, StrictQuery};
 use super::{AppState, json_with};
 use crate::clusters::kubeconfig;
 use crate::objects::{self, Refusal};
@@ -26,7 +27,8 @@ const MAX_AUDIT_LIMIT: usize = 1000;
 
 pub async fn issue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
     extensions: Extensions,
     StrictJson(req): StrictJson<KubeconfigRequest>,
 ) -> Result<Response, Failure> {

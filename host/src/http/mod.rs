@@ -1,7 +1,8 @@
 //! The HTTP API: router, shared state, extractors (strict JSON bodies,
-//! bearer-token auth), `ETag`/`If-Match` headers, and the one mapping from
-//! the domain's errors to status codes and the error envelope
-//! ([`failure`]). One module per route family; each parses the request,
+//! query strings and path parameters, bearer-token auth), the one body
+//! size limit, `ETag`/`If-Match` headers, and the one mapping from the
+//! domain's errors to status codes and the error envelope ([`failure`]),
+//! which every error answer is. One module per route family; each parses the request,
 //! calls its kind's admission or views, and shapes the answer.
 //!
 //! This is the only module that uses axum, hyper or `http` types. May
@@ -18,12 +19,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use hybrid_api::codes;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::driver::Driver;
-use crate::objects::{Preconditions, Reason, Refusal};
+use crate::objects::Preconditions;
 use crate::operations::Operations;
 use crate::security::tokens::Token;
 
@@ -44,6 +44,7 @@ mod kubeconfig;
 mod management_host;
 mod nodepools;
 mod operations;
+mod path;
 mod query;
 mod reservations;
 mod vnets;
@@ -138,7 +139,7 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route("/v1/agents/{name}/revoke", post(agents::revoke))
         .route("/v1/agent-tokens", post(agents::mint_token))
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
-    Router::new()
+    let routes = Router::new()
         // Authenticated by its join token, not the admin token.
         .route("/v1/agents/join", post(agents::join))
         .route("/healthz", get(health::get))
@@ -146,9 +147,14 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route("/v1/openapi.json", get(health::openapi))
         .merge(protected)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(body::limit_body))
+        .with_state(state);
+    // Around the whole router, not each route: axum adds a 405's `Allow`
+    // outside a route's layers, and the envelope quotes it.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(failure::envelope))
         .layer(middleware::from_fn(log_request))
-        .with_state(state)
 }
 
 async fn not_found(req: Request) -> Failure {
@@ -157,19 +163,6 @@ async fn not_found(req: Request) -> Failure {
         req.method(),
         req.uri().path()
     ))
-}
-
-async fn method_not_allowed(req: Request) -> Failure {
-    Refusal::new(
-        Reason::MethodNotAllowed,
-        codes::BAD_REQUEST,
-        format!(
-            "method {} is not allowed on {}",
-            req.method(),
-            req.uri().path()
-        ),
-    )
-    .into()
 }
 
 /// Logs method, path, status and latency (never headers: they carry the token).

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hybrid_api::{List, NodePool, NodePoolSpec, nodepool};
 use serde_json::Value;
 
 use super::admit::{self, WriteQuery};
-use super::body::StrictJson;
+use super::body::{MergePatch, StrictJson};
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::clusters::{ClusterInternal, PoolRecord, admission, views};
@@ -61,7 +62,7 @@ async fn write(
 
 pub async fn put(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<NodePoolSpec>,
@@ -71,10 +72,10 @@ pub async fn put(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    axum::Json(patch): axum::Json<Value>,
+    MergePatch(patch, _): MergePatch<NodePoolSpec>,
 ) -> Result<Response, Failure> {
     let mut again = admit::PatchRetry::new(&headers);
     loop {
@@ -104,7 +105,8 @@ pub async fn patch(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    _: StrictQuery<NoQuery>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
 ) -> Result<Response, Failure> {
     let id = hybrid_api::nodepool_id(&cluster, &name);
     let down = admit::hosts_down(&state).await;
@@ -118,7 +120,8 @@ pub async fn get(
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(cluster): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(cluster): StrictPath<String>,
 ) -> Result<axum::Json<List<NodePool>>, Failure> {
     let down = admit::hosts_down(&state).await;
     let cid = hybrid_api::cluster_id(&cluster);
@@ -145,7 +148,7 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((cluster, name)): Path<(String, String)>,
+    StrictPath((cluster, name)): StrictPath<(String, String)>,
     _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {

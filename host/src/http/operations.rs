@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use hybrid_api::Operation;
 use serde::Deserialize;
 
 use super::AppState;
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::StrictQuery;
 
 #[derive(Deserialize)]
@@ -19,7 +20,7 @@ pub struct WaitQuery {
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     StrictQuery(q): StrictQuery<WaitQuery>,
 ) -> Result<Json<Operation>, Failure> {
     let wait = match q.wait.as_deref() {

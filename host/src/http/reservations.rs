@@ -1,19 +1,20 @@
 //! IPAM on the API: `/v1/vnets/{name}/reservations[/{address}]`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hybrid_api::{List, Reservation, ReservationRequest};
 
 use super::AppState;
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use crate::ipam;
 
 pub async fn create(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     _: StrictQuery<NoQuery>,
     StrictJson(req): StrictJson<ReservationRequest>,
 ) -> Result<(StatusCode, Json<Reservation>), Failure> {
@@ -23,7 +24,8 @@ pub async fn create(
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Json<List<Reservation>>, Failure> {
     let items = ipam::reservations(&*state.store, &name).await?;
     Ok(Json(List { items }))
@@ -31,7 +33,7 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((name, address)): Path<(String, String)>,
+    StrictPath((name, address)): StrictPath<(String, String)>,
     _: StrictQuery<NoQuery>,
 ) -> Result<StatusCode, Failure> {
     ipam::release(&*state.store, &name, &address).await?;

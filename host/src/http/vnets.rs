@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use hybrid_api::{List, Vnet, VnetPatch, VnetSpec};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::admit::{self, WriteQuery, object_response};
 use super::body::StrictJson;
 use super::failure::Failure;
+use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
 use crate::objects;
@@ -51,7 +52,7 @@ async fn change(
 
 pub async fn put(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(spec): StrictJson<VnetSpec>,
@@ -62,7 +63,7 @@ pub async fn put(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     StrictQuery(q): StrictQuery<WriteQuery>,
     headers: HeaderMap,
     StrictJson(p): StrictJson<VnetPatch>,
@@ -72,7 +73,8 @@ pub async fn patch(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
 ) -> Result<Response, Failure> {
     let n = name.clone();
     let view = state
@@ -84,7 +86,10 @@ pub async fn get(
     Ok(object_response(v))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Vnet>>, Failure> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+) -> Result<axum::Json<List<Vnet>>, Failure> {
     let items = state
         .store
         .view(|tx| -> Result<_, StoreError> { Ok(tx.vnets()?.iter().map(views::vnet).collect()) })
@@ -94,7 +99,7 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<List<Vnet>
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     _: StrictQuery<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
