@@ -344,7 +344,7 @@ async fn oversized_bodies_get_413_naming_the_limit() {
     assert!(r.message().contains("1048576 bytes"), "{}", r.message());
     assert!(
         r.message()
-            .contains(&format!("Content-Length: {}", body.len())),
+            .contains(&format!("Content-Length is {}", body.len())),
         "{}",
         r.message()
     );

@@ -103,7 +103,7 @@ async fn read(
                 "the request body did not arrive within {} s{}",
                 timeout.as_secs_f64(),
                 match declared {
-                    Some(n) => format!(" (Content-Length: {n})"),
+                    Some(n) => format!(" (its Content-Length is {n})"),
                     None => String::new(),
                 }
             ),
@@ -753,7 +753,7 @@ mod tests {
         assert_eq!(e.error.code, hybrid_api::codes::PAYLOAD_TOO_LARGE);
         assert!(e.error.message.contains("10 bytes"), "{}", e.error.message);
         assert!(
-            e.error.message.contains("Content-Length: 11"),
+            e.error.message.contains("Content-Length is 11"),
             "{}",
             e.error.message
         );

@@ -67,7 +67,7 @@ impl Failure {
     /// request's `Content-Length`, when it gave one).
     pub fn too_large(limit: usize, declared: Option<u64>) -> Self {
         let declared = match declared {
-            Some(n) => format!(" (Content-Length: {n})"),
+            Some(n) => format!("; the request's Content-Length is {n}"),
             None => String::new(),
         };
         Failure {
@@ -265,6 +265,111 @@ impl From<StoreError> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn answers_outside_the_envelope_are_rewritten() {
+        use axum::routing::get;
+        let routes = axum::Router::new()
+            .route(
+                "/plain",
+                get(|| async {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        [(header::WWW_AUTHENTICATE, "Bearer")],
+                        "plain words",
+                    )
+                }),
+            )
+            .route("/bare", get(|| async { StatusCode::CONFLICT }))
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "a detail") }),
+            )
+            .route(
+                "/envelope",
+                get(|| async { Failure::not_found("nothing here").target("name") }),
+            )
+            .route("/ok", get(|| async { "fine" }));
+        let app = axum::Router::new()
+            .fallback_service(routes)
+            .layer(axum::middleware::from_fn(envelope));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str| {
+            let req = http.request(method, format!("{base}{path}"));
+            async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                let headers = r.headers().clone();
+                let text = r.text().await.unwrap();
+                (status, headers, text)
+            }
+        };
+        let envelope_of = |text: &str| -> ApiError {
+            serde_json::from_str::<ErrorEnvelope>(text)
+                .unwrap_or_else(|e| panic!("{e}: {text}"))
+                .error
+        };
+
+        let (status, headers, text) = call(reqwest::Method::GET, "/plain").await;
+        assert_eq!(status, 400);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["www-authenticate"], "Bearer", "headers are kept");
+        let e = envelope_of(&text);
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("BadRequest", "plain words")
+        );
+
+        let (status, _, text) = call(reqwest::Method::GET, "/bare").await;
+        assert_eq!(status, 409);
+        let e = envelope_of(&text);
+        assert_eq!(e.code, codes::CONFLICT);
+        assert_eq!(e.message, "GET /bare: Conflict");
+
+        let (status, _, text) = call(reqwest::Method::GET, "/boom").await;
+        assert_eq!(status, 500);
+        let e = envelope_of(&text);
+        assert_eq!(e.code, codes::INTERNAL);
+        assert!(!e.message.contains("a detail"), "details stay in the log");
+
+        let (status, _, text) = call(reqwest::Method::GET, "/envelope").await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            envelope_of(&text).target.as_deref(),
+            Some("name"),
+            "kept as is"
+        );
+
+        let (status, headers, text) = call(reqwest::Method::DELETE, "/ok").await;
+        assert_eq!(status, 405);
+        assert_eq!(headers["allow"], "GET,HEAD");
+        let e = envelope_of(&text);
+        assert_eq!(e.code, codes::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            e.message,
+            "method DELETE is not allowed on /ok; it allows GET, HEAD"
+        );
+
+        let (status, _, text) = call(reqwest::Method::GET, "/ok").await;
+        assert_eq!((status, text.as_str()), (200, "fine"));
+        server.abort();
+    }
+
+    #[test]
+    fn limits_are_written_for_people() {
+        assert_eq!(human_bytes(1024 * 1024), "1 MiB");
+        assert_eq!(human_bytes(512 * 1024), "512 KiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+        let f = Failure::too_large(1024 * 1024, Some(3_000_000));
+        assert_eq!(f.status.as_u16(), 413);
+        assert_eq!(
+            f.error.message,
+            "request body is larger than the limit of 1 MiB (1048576 bytes); the request's Content-Length is 3000000"
+        );
+    }
 
     #[test]
     fn every_reason_has_its_status() {
