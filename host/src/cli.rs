@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -140,6 +141,25 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Most open client connections. At the cap a new connection pushes
+    /// out the oldest one that has not completed a request (then the
+    /// longest-idle one). Default: 1024, or fewer when the open-files
+    /// limit minus 256 (kept for the store and agents) is lower; a larger
+    /// value than that is refused.
+    #[arg(long, env = "HYBRID_HOST_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// Seconds a client has from connecting to finishing the TLS handshake.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub handshake_timeout_seconds: u64,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers): the first from the handshake, later ones from their first
+    /// byte.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may wait for its next request
+    /// before the service closes it.
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_seconds: u64,
 }
 
 impl ServeArgs {
@@ -155,12 +175,18 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             secrets_key_file: self.secrets_key_file.clone(),
             replica_name: self.replica_name.clone(),
-            lease_ttl: std::time::Duration::from_secs(self.lease_ttl_seconds),
+            lease_ttl: Duration::from_secs(self.lease_ttl_seconds),
             driver: match self.driver {
                 DriverArg::Sim => crate::DriverChoice::Sim,
                 DriverArg::Agents => crate::DriverChoice::Agents,
             },
             agents_config: self.agents_config.clone(),
+            connections: crate::ConnectionLimits {
+                max_connections: self.max_connections,
+                handshake_timeout: Duration::from_secs(self.handshake_timeout_seconds),
+                header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+                idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            },
         }
     }
 }

@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -89,6 +88,35 @@ pub struct Config {
     pub driver: DriverChoice,
     /// The agents driver's TOML file (catalogues, heartbeats, overcommit).
     pub agents_config: Option<PathBuf>,
+    /// Bounds on the listener's connections (see [`http::connections`]).
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on the listener's connections: how many may be open and how long
+/// each phase of one may last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// At most this many open connections; `None`: 1024, or fewer if the
+    /// open-files limit leaves less room.
+    pub max_connections: Option<u64>,
+    /// From the accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// To read a request's head: the first one from the handshake, a later
+    /// HTTP/1 one from its first byte.
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: None,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+        }
+    }
 }
 
 /// The infrastructure driver `serve --driver` picks.
@@ -118,6 +146,7 @@ impl Config {
             lease_ttl: operations::DEFAULT_LEASE_TTL,
             driver: DriverChoice::Sim,
             agents_config: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -158,6 +187,17 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "--max-connections {requested} does not fit the open-files limit: at most {budget} \
+         (RLIMIT_NOFILE less {reserved} files kept for the store and the agents driver)"
+    )]
+    TooManyConnections {
+        requested: u64,
+        budget: u64,
+        reserved: u64,
+    },
+    #[error("cannot raise the open-files limit (RLIMIT_NOFILE): {0}")]
+    FileLimit(std::io::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -182,6 +222,32 @@ fn machine_name() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "hybrid-host".to_string())
+}
+
+/// The connection cap: `--max-connections` or the default, within what the
+/// open-files limit (raised to its hard limit) leaves.
+fn max_connections(requested: Option<u64>) -> Result<usize, StartError> {
+    use http::connections::{DEFAULT_MAX_CONNECTIONS, RESERVED_FILES, connection_budget};
+    let budget = connection_budget().map_err(StartError::FileLimit)?;
+    let max = match requested {
+        Some(requested) if requested > budget => {
+            return Err(StartError::TooManyConnections {
+                requested,
+                budget,
+                reserved: RESERVED_FILES,
+            });
+        }
+        Some(requested) => requested,
+        None if budget < DEFAULT_MAX_CONNECTIONS => {
+            tracing::warn!(
+                max_connections = budget,
+                "the open-files limit allows fewer than {DEFAULT_MAX_CONNECTIONS} connections"
+            );
+            budget
+        }
+        None => DEFAULT_MAX_CONNECTIONS,
+    };
+    Ok(usize::try_from(max).unwrap_or(usize::MAX).max(1))
 }
 
 /// Starts the service: data dir, TLS, token, store, worker, HTTPS listener.
@@ -212,6 +278,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     let token = tokens::Token::load(&token_file, create)?;
 
+    let max_connections = max_connections(config.connections.max_connections)?;
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
             addr: config.listen,
@@ -309,14 +376,19 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let app = http::router(state, token);
 
     let handle = axum_server::Handle::new();
-    let server =
-        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
-            .map_err(bind_err)?
-            // Without TCP_NODELAY the TLS 1.3 session tickets sent after the
-            // handshake sit behind the client's delayed ACK (~40 ms per new
-            // connection, i.e. on every `terraform` command's first call).
-            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
-            .handle(handle.clone());
+    let acceptor =
+        http::connections::Acceptor::new(tls.server_config, config.connections, max_connections);
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(bind_err)?
+        .acceptor(acceptor)
+        .handle(handle.clone());
+    // hyper's own header timer stays off (the acceptor's deadlines cover
+    // it; see http::connections). Its read buffer bounds a request head
+    // and what is buffered per connection (default ~400 KiB).
+    server
+        .http_builder()
+        .http1()
+        .max_buf_size(http::connections::MAX_BUF_SIZE);
     let server = tokio::spawn(async move {
         server
             .serve(app.into_make_service_with_connect_info::<SocketAddr>())

@@ -35,6 +35,7 @@ mod auth;
 mod body;
 mod catalog;
 mod clusters;
+pub mod connections;
 mod custom_locations;
 mod extension_types;
 mod extensions;
