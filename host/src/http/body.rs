@@ -82,7 +82,9 @@ async fn read(
 ) -> Result<Bytes, Failure> {
     let collect = async {
         let mut chunks = body.into_data_stream();
-        let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+        // What the client declares is only a hint: a client declaring the
+        // limit and sending nothing must not cost the whole limit at once.
+        let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(64 * 1024));
         let mut buf = Vec::with_capacity(capacity);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| {
