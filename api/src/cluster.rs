@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, abbreviate};
 use crate::validate::{FieldError, dns_label, parse_cidr, parse_ipv4};
 use crate::{Condition, ProvisioningState};
 
@@ -28,26 +29,40 @@ pub const MAX_LOAD_BALANCERS: u32 = 5;
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSpec {
     /// Custom location id, `/custom-locations/{name}` (immutable).
+    #[schemars(pattern(crate::limits::patterns::CUSTOM_LOCATION_ID))]
     pub custom_location_id: String,
     /// Vnet id, `/vnets/{name}` (immutable).
+    #[schemars(pattern(crate::limits::patterns::VNET_ID))]
     pub vnet_id: String,
     /// Kubernetes version; absent = newest supported. Upgrades in place one
     /// minor at a time, never down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub kubernetes_version: Option<String>,
     #[serde(default)]
     pub control_plane: ControlPlane,
     #[serde(default)]
     pub network: ClusterNetwork,
-    /// OpenSSH public key installed on every VM (immutable).
+    /// OpenSSH public key installed on every VM, at most 16 KiB (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = crate::limits::MAX_SSH_PUBLIC_KEY),
+        pattern(crate::limits::patterns::SSH_PUBLIC_KEY)
+    )]
     pub ssh_public_key: Option<String>,
-    /// Directory groups granted cluster-admin.
+    /// Directory groups granted cluster-admin: at most 32 ids of at most 256
+    /// characters.
     #[serde(default)]
+    #[schemars(
+        length(max = crate::limits::MAX_ADMIN_GROUPS),
+        inner(length(max = crate::limits::MAX_GROUP_ID))
+    )]
     pub admin_group_ids: Vec<String>,
     #[serde(default)]
     pub storage: ClusterStorage,
+    /// Free-form tags: at most 50, keys 1–128 characters, values at most 256.
     #[serde(default)]
+    #[schemars(schema_with = "crate::limits::schema::tags")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -56,12 +71,15 @@ pub struct ClusterSpec {
 pub struct ControlPlane {
     /// 1, 3 or 5 VMs (in place).
     #[serde(default = "default_cp_count")]
+    #[schemars(extend("enum" = [1, 3, 5]))]
     pub count: u32,
     /// VM size of the control-plane VMs (immutable).
     #[serde(default = "default_cp_size")]
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub vm_size: String,
     /// API-server VIP from the vnet's `vip_pool`; absent = the lowest free (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::limits::patterns::IPV4))]
     pub endpoint_ip: Option<String>,
 }
 
@@ -105,9 +123,14 @@ impl NetworkPlugin {
 pub struct ClusterNetwork {
     #[serde(default)]
     pub plugin: NetworkPlugin,
+    /// IPv4 CIDR of the pods, prefix length 8–30 (immutable).
     #[serde(default = "default_pod_cidr")]
+    #[schemars(pattern(crate::limits::patterns::CIDR))]
     pub pod_cidr: String,
+    /// IPv4 CIDR of the services, prefix length 8–30, disjoint from
+    /// `pod_cidr` (immutable).
     #[serde(default = "default_service_cidr")]
+    #[schemars(pattern(crate::limits::patterns::CIDR))]
     pub service_cidr: String,
     #[serde(default)]
     pub load_balancer: LoadBalancer,
@@ -136,6 +159,7 @@ impl Default for ClusterNetwork {
 pub struct LoadBalancer {
     /// 0 (none) to 5 VMs, in place.
     #[serde(default)]
+    #[schemars(range(max = MAX_LOAD_BALANCERS))]
     pub count: u32,
 }
 
@@ -249,8 +273,8 @@ pub fn validate_spec(spec: &ClusterSpec) -> Vec<FieldError> {
         errors.push(FieldError::new(
             "custom_location_id",
             format!(
-                "custom_location_id {:?} is not a custom location id; expected \"/custom-locations/NAME\"",
-                spec.custom_location_id
+                "custom_location_id {} is not a custom location id; expected \"/custom-locations/NAME\"",
+                abbreviate(&spec.custom_location_id)
             ),
         ));
     }
@@ -262,8 +286,8 @@ pub fn validate_spec(spec: &ClusterSpec) -> Vec<FieldError> {
         errors.push(FieldError::new(
             "vnet_id",
             format!(
-                "vnet_id {:?} is not a vnet id; expected \"/vnets/NAME\"",
-                spec.vnet_id
+                "vnet_id {} is not a vnet id; expected \"/vnets/NAME\"",
+                abbreviate(&spec.vnet_id)
             ),
         ));
     }
@@ -310,7 +334,31 @@ pub fn validate_spec(spec: &ClusterSpec) -> Vec<FieldError> {
             ),
         ));
     }
-    if let Some(key) = &spec.ssh_public_key {
+    if let Some(v) = &spec.kubernetes_version
+        && let Err(e) = limits::check_len("kubernetes_version", v, limits::MAX_CATALOG_NAME)
+    {
+        errors.push(e);
+    }
+    if let Err(e) = limits::check_len(
+        "control_plane.vm_size",
+        &spec.control_plane.vm_size,
+        limits::MAX_CATALOG_NAME,
+    ) {
+        errors.push(e);
+    }
+    limits::check_strings(
+        "admin_group_ids",
+        &spec.admin_group_ids,
+        limits::MAX_ADMIN_GROUPS,
+        limits::MAX_GROUP_ID,
+        &mut errors,
+    );
+    limits::check_tags("tags", &spec.tags, &mut errors);
+    if let Some(key) = &spec.ssh_public_key
+        && let Err(e) = limits::check_len("ssh_public_key", key, limits::MAX_SSH_PUBLIC_KEY)
+    {
+        errors.push(e);
+    } else if let Some(key) = &spec.ssh_public_key {
         let kind = key.split_whitespace().next().unwrap_or("");
         if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-"))
             || key.split_whitespace().count() < 2

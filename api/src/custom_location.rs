@@ -5,24 +5,35 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, abbreviate};
 use crate::validate::{FieldError, dns_label};
 use crate::{Condition, MANAGEMENT_HOST_ID, ProvisioningState};
 
 /// Desired state: the body of `PUT /v1/custom-locations/{name}`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct CustomLocationSpec {
-    /// Kubernetes namespace on the management cluster backing this location (immutable).
+    /// Kubernetes namespace on the management cluster backing this location
+    /// (a DNS label; immutable).
+    #[schemars(pattern(crate::limits::patterns::DNS_LABEL))]
     pub namespace: String,
     /// The management host's id, `/management-host` (immutable).
+    #[schemars(extend("const" = "/management-host"))]
     pub host_id: String,
-    /// Host-scoped extensions this location enables (e.g. the hybrid operator).
+    /// Host-scoped extensions this location enables (e.g. the hybrid
+    /// operator), at most 16 ids.
     #[serde(default)]
+    #[schemars(
+        length(max = crate::limits::MAX_CLUSTER_EXTENSION_IDS),
+        inner(length(max = crate::limits::MAX_ID), pattern(crate::limits::patterns::HOST_EXTENSION_ID))
+    )]
     pub cluster_extension_ids: Vec<String>,
-    /// Name shown to operators.
+    /// Name shown to operators, at most 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_DISPLAY_NAME))]
     pub display_name: Option<String>,
-    /// Free-form tags.
+    /// Free-form tags: at most 50, keys 1–128 characters, values at most 256.
     #[serde(default)]
+    #[schemars(schema_with = "crate::limits::schema::tags")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -72,21 +83,37 @@ pub fn validate_spec(spec: &CustomLocationSpec) -> Vec<FieldError> {
         errors.push(FieldError::new(
             "host_id",
             format!(
-                "host_id {:?} is not this service's management host; it must be {MANAGEMENT_HOST_ID:?} (see the hybrid_management_host data source)",
-                spec.host_id
+                "host_id {} is not this service's management host; it must be {MANAGEMENT_HOST_ID:?} (see the hybrid_management_host data source)",
+                abbreviate(&spec.host_id)
             ),
         ));
     }
+    if let Err(e) = limits::check_count(
+        "cluster_extension_ids",
+        spec.cluster_extension_ids.len(),
+        limits::MAX_CLUSTER_EXTENSION_IDS,
+    ) {
+        errors.push(e);
+    }
     for (i, id) in spec.cluster_extension_ids.iter().enumerate() {
-        if !id.starts_with('/') || id.ends_with('/') {
+        let field = format!("cluster_extension_ids[{i}]");
+        if let Err(e) = limits::check_len(&field, id, limits::MAX_ID) {
+            errors.push(e);
+        } else if crate::extension::parse_extension_id(id).is_none() {
             errors.push(FieldError::new(
-                format!("cluster_extension_ids[{i}]"),
+                &field,
                 format!(
-                    "cluster_extension_ids[{i}] {id:?} is not an extension id; expected a path such as \"/management-host/extensions/hybrid-operator\""
+                    "{field} {id:?} is not an extension id; expected a path such as \"/management-host/extensions/hybrid-operator\""
                 ),
             ));
         }
     }
+    if let Some(name) = &spec.display_name
+        && let Err(e) = limits::check_len("display_name", name, limits::MAX_DISPLAY_NAME)
+    {
+        errors.push(e);
+    }
+    limits::check_tags("tags", &spec.tags, &mut errors);
     errors
 }
 

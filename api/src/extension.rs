@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits;
 use crate::validate::{FieldError, dns_label};
 use crate::{Condition, MANAGEMENT_HOST_ID, ProvisioningState};
 
@@ -23,40 +24,53 @@ pub enum ExtensionScope {
     /// Cluster-wide, installed into `release_namespace` (absent = the type's
     /// default namespace).
     Cluster {
+        /// A DNS label.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern(crate::limits::patterns::DNS_LABEL))]
         release_namespace: Option<String>,
     },
     /// Limited to one namespace.
-    Namespace { target_namespace: String },
+    Namespace {
+        /// A DNS label.
+        #[schemars(pattern(crate::limits::patterns::DNS_LABEL))]
+        target_namespace: String,
+    },
 }
 
 /// Desired state: the body of `PUT …/extensions/{name}`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionSpec {
     /// A name from `/v1/extension-types` (immutable).
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub extension_type: String,
     /// Absent = cluster scope in the type's default namespace (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ExtensionScope>,
     /// Release train; absent = `stable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub release_train: Option<String>,
     /// Pinned version from the release train. Changing it upgrades (or
     /// downgrades) in place. Cannot be combined with
     /// `auto_upgrade_minor_version = true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub version: Option<String>,
     /// Follow the newest minor version of the release train. Absent = true
     /// when no `version` is pinned, false otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_upgrade_minor_version: Option<bool>,
-    /// Settings, checked against the type's `configuration_schema`.
+    /// Settings, checked against the type's `configuration_schema`: at
+    /// most 100, keys 1–256 characters, values at most 16,384.
     #[serde(default)]
+    #[schemars(schema_with = "crate::limits::schema::settings")]
     pub configuration_settings: BTreeMap<String, String>,
     /// Secret settings, checked against the type's
     /// `protected_configuration_schema`. Stored encrypted; never returned by
-    /// any read. Absent = keep the stored ones; `{}` = remove them.
+    /// any read. Absent = keep the stored ones; `{}` = remove them. Limits
+    /// as for `configuration_settings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::limits::schema::settings_or_null")]
     pub configuration_protected_settings: Option<BTreeMap<String, String>>,
 }
 
@@ -194,6 +208,40 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
 /// are [`check_against_type`].
 pub fn validate_spec(spec: &ExtensionSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    for (field, value) in [
+        ("extension_type", Some(&spec.extension_type)),
+        ("release_train", spec.release_train.as_ref()),
+        ("version", spec.version.as_ref()),
+    ] {
+        if let Some(v) = value
+            && let Err(e) = limits::check_len(field, v, limits::MAX_CATALOG_NAME)
+        {
+            errors.push(e);
+        }
+    }
+    limits::check_map(
+        "configuration_settings",
+        &spec.configuration_settings,
+        limits::MAX_SETTINGS,
+        limits::MAX_SETTING_KEY,
+        limits::MAX_SETTING_VALUE,
+        &mut errors,
+    );
+    if let Some(protected) = &spec.configuration_protected_settings {
+        // Values are secret: the errors name keys and lengths, never values.
+        limits::check_secret_map(
+            "configuration_protected_settings",
+            protected,
+            limits::MAX_SETTINGS,
+            limits::MAX_SETTING_KEY,
+            limits::MAX_SETTING_VALUE,
+            &mut errors,
+        );
+    }
+    if !errors.is_empty() {
+        // The catalogue and combination rules below quote the values.
+        return errors;
+    }
     if let (Some(version), Some(true)) = (&spec.version, spec.auto_upgrade_minor_version) {
         errors.push(FieldError::new(
             "version",
@@ -296,7 +344,8 @@ pub fn check_against_type(
         None => errors.push(FieldError::new(
             "release_train",
             format!(
-                "release_train {train_name:?} is not a release train of extension type {:?}; it has: {}",
+                "release_train {} is not a release train of extension type {:?}; it has: {}",
+                limits::abbreviate(train_name),
                 ty.name,
                 ty.release_trains
                     .iter()
@@ -312,7 +361,8 @@ pub fn check_against_type(
                 errors.push(FieldError::new(
                     "version",
                     format!(
-                        "version {version:?} is not in release train {train_name:?} of extension type {:?}; it has: {}",
+                        "version {} is not in release train {train_name:?} of extension type {:?}; it has: {}",
+                        limits::abbreviate(version),
                         ty.name,
                         train.versions.join(", ")
                     ),

@@ -34,12 +34,25 @@ impl KubeconfigKind {
 
 /// Body of `POST /v1/clusters/{name}/kubeconfig`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+#[schemars(transform = ttl_only_for_users)]
 pub struct KubeconfigRequest {
     pub kind: KubeconfigKind,
     /// Lifetime of a `user` credential, 300–86400 s; absent = 3600. Not
     /// allowed for `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_USER_TTL_SECONDS, max = MAX_USER_TTL_SECONDS))]
     pub ttl_seconds: Option<u64>,
+}
+
+/// The schema says what admission says: `ttl_seconds` only with `user`.
+fn ttl_only_for_users(schema: &mut schemars::Schema) {
+    schema.insert(
+        "anyOf".into(),
+        serde_json::json!([
+            { "properties": { "kind": { "const": "user" } } },
+            { "properties": { "ttl_seconds": { "type": "null" } } }
+        ]),
+    );
 }
 
 /// A freshly issued credential. The answer carries the private key: it is

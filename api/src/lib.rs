@@ -18,6 +18,7 @@ pub mod extension;
 pub mod inventory;
 pub mod ip_plan;
 pub mod kubeconfig;
+pub mod limits;
 pub mod management_host;
 pub mod nodepool;
 pub mod openapi;

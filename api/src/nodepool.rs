@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Node;
+use crate::limits::{self, abbreviate};
 use crate::validate::FieldError;
 use crate::{Condition, ProvisioningState};
 
@@ -66,7 +67,11 @@ impl OsType {
 /// Bounds for the service's autoscaler.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutoScaling {
+    /// 1–64, at most `max_count`.
+    #[schemars(range(min = 1, max = MAX_NODES_PER_POOL))]
     pub min_count: u32,
+    /// 1–64.
+    #[schemars(range(min = 1, max = MAX_NODES_PER_POOL))]
     pub max_count: u32,
 }
 
@@ -75,27 +80,40 @@ pub struct AutoScaling {
 pub struct NodePoolSpec {
     /// `linux` or `windows` (immutable).
     pub os_type: OsType,
-    /// OS image SKU; absent = the OS type's default (immutable).
+    /// OS image SKU (`linux`: CBLMariner, AzureLinux; `windows`:
+    /// Windows2019, Windows2022); absent = the OS type's default (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["CBLMariner", "AzureLinux", "Windows2019", "Windows2022", null]))]
     pub os_sku: Option<String>,
     /// VM size from the catalogue; absent = `Standard_K8S3_v1` (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_CATALOG_NAME))]
     pub vm_size: Option<String>,
     /// 1–64 nodes. Absent = keep the current count (1 on create, or
     /// `auto_scaling.min_count`). While `auto_scaling` is set the service owns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_NODES_PER_POOL))]
     pub node_count: Option<u32>,
     /// Autoscaler bounds; absent = fixed `node_count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_scaling: Option<AutoScaling>,
-    /// Kubernetes labels on every node.
+    /// Kubernetes labels on every node: at most 64, with Kubernetes' key
+    /// (optional DNS-subdomain prefix of at most 253 and `/`, name of at
+    /// most 63) and value (at most 63) rules.
     #[serde(default)]
+    #[schemars(schema_with = "crate::limits::schema::labels")]
     pub labels: BTreeMap<String, String>,
-    /// Taints, `key=value:Effect` (Effect: NoSchedule, PreferNoSchedule, NoExecute).
+    /// Taints, `key=value:Effect` (Effect: NoSchedule, PreferNoSchedule,
+    /// NoExecute), at most 32; key and value follow the label rules.
     #[serde(default)]
+    #[schemars(
+        length(max = crate::limits::MAX_TAINTS),
+        inner(length(max = crate::limits::MAX_TAINT), pattern(crate::limits::patterns::TAINT))
+    )]
     pub taints: Vec<String>,
     /// Pods per node, 10–250; absent = 110 (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 250))]
     pub max_pods: Option<u32>,
 }
 
@@ -192,7 +210,8 @@ pub fn validate_spec(spec: &NodePoolSpec) -> Vec<FieldError> {
         errors.push(FieldError::new(
             "os_sku",
             format!(
-                "os_sku {sku:?} is not available for os_type {:?}; choose one of {}",
+                "os_sku {} is not available for os_type {:?}; choose one of {}",
+                abbreviate(sku),
                 spec.os_type.as_str(),
                 spec.os_type.skus().join(", ")
             ),
@@ -249,14 +268,41 @@ pub fn validate_spec(spec: &NodePoolSpec) -> Vec<FieldError> {
             format!("max_pods {m} is out of range; it must be between 10 and 250"),
         ));
     }
+    if let Some(size) = &spec.vm_size
+        && let Err(e) = limits::check_len("vm_size", size, limits::MAX_CATALOG_NAME)
+    {
+        errors.push(e);
+    }
+    if let Err(e) = limits::check_count("labels", spec.labels.len(), limits::MAX_LABELS) {
+        errors.push(e);
+    }
     for (k, v) in &spec.labels {
-        if let Some(msg) = label_problem(k, v) {
+        if k.chars().count() > limits::MAX_LABEL_KEY {
+            // A target holding the key would be as long as the key.
+            errors.push(FieldError::new(
+                "labels",
+                format!(
+                    "label key {} is {} characters long; at most {} are allowed ({}-character prefix, '/', {}-character name)",
+                    abbreviate(k),
+                    k.chars().count(),
+                    limits::MAX_LABEL_KEY,
+                    limits::MAX_LABEL_PREFIX,
+                    limits::MAX_LABEL_VALUE
+                ),
+            ));
+        } else if let Some(msg) = label_problem(k, v) {
             errors.push(FieldError::new(format!("labels[{k:?}]"), msg));
         }
     }
+    if let Err(e) = limits::check_count("taints", spec.taints.len(), limits::MAX_TAINTS) {
+        errors.push(e);
+    }
     for (i, t) in spec.taints.iter().enumerate() {
-        if let Some(msg) = taint_problem(t) {
-            errors.push(FieldError::new(format!("taints[{i}]"), msg));
+        let field = format!("taints[{i}]");
+        if let Err(e) = limits::check_len(&field, t, limits::MAX_TAINT) {
+            errors.push(e);
+        } else if let Some(msg) = taint_problem(t) {
+            errors.push(FieldError::new(field, msg));
         }
     }
     errors
@@ -276,13 +322,16 @@ fn name_part_ok(s: &str, max: usize) -> bool {
 fn label_problem(key: &str, value: &str) -> Option<String> {
     let name = match key.rsplit_once('/') {
         Some((prefix, name)) => {
-            if crate::validate::dns_label("labels", prefix).is_err()
-                && !prefix
-                    .split('.')
-                    .all(|p| crate::validate::dns_label("labels", p).is_ok())
+            if prefix.len() > limits::MAX_LABEL_PREFIX
+                || (crate::validate::dns_label("labels", prefix).is_err()
+                    && !prefix
+                        .split('.')
+                        .all(|p| crate::validate::dns_label("labels", p).is_ok()))
             {
                 return Some(format!(
-                    "label key {key:?} has an invalid prefix {prefix:?}; it must be a DNS subdomain"
+                    "label key {key:?} has an invalid prefix {}; it must be a DNS subdomain of at most {} characters",
+                    abbreviate(prefix),
+                    limits::MAX_LABEL_PREFIX
                 ));
             }
             name
@@ -294,9 +343,10 @@ fn label_problem(key: &str, value: &str) -> Option<String> {
             "label key {key:?} is invalid: the name part must be 1-63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric"
         ));
     }
-    if !value.is_empty() && !name_part_ok(value, 63) {
+    if !value.is_empty() && !name_part_ok(value, limits::MAX_LABEL_VALUE) {
         return Some(format!(
-            "label value {value:?} of {key:?} is invalid: at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric"
+            "label value {} of {key:?} is invalid: at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric",
+            abbreviate(value)
         ));
     }
     None

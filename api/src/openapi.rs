@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use crate::limits::{self, patterns};
 use crate::{
     Cluster, ClusterSpec, CustomLocation, CustomLocationSpec, ErrorEnvelope, Health, HostList,
     KubernetesVersion, List, ManagementHost, NodePool, NodePoolSpec, Operation, Reservation,
@@ -50,10 +51,16 @@ fn error_response(c: &mut Components, description: &str) -> Value {
     json!({ "description": description, "content": json_content(c.schema::<ErrorEnvelope>()) })
 }
 
-fn path_param(name: &str, description: &str) -> Value {
+/// A path parameter; `pattern` is the rule its value must follow for the
+/// object to exist (or be created).
+fn path_param(name: &str, description: &str, pattern: Option<&str>) -> Value {
+    let mut schema = json!({ "type": "string" });
+    if let Some(p) = pattern {
+        schema["pattern"] = json!(p);
+    }
     json!({
         "name": name, "in": "path", "required": true,
-        "description": description, "schema": { "type": "string" }
+        "description": description, "schema": schema
     })
 }
 
@@ -66,14 +73,212 @@ fn dry_run_param() -> Value {
 }
 
 /// Body of a PATCH: an RFC 7386 merge patch of `spec` (not the spec schema
-/// itself: a patch may hold `null`s and leave out required fields).
+/// itself: a patch may hold `null`s and leave out required fields); its
+/// schema, `{spec}MergePatch`, is derived from the spec's by
+/// [`merge_patch_schemas`].
 fn merge_patch_body(spec: &str) -> Value {
     json!({ "required": true, "content": json_content(json!({
-        "type": "object",
-        "description": format!(
-            "JSON merge patch (RFC 7386) of a {spec}: present fields replace, `null` removes one (back to its default); the result is checked like a PUT body"
-        )
+        "$ref": format!("#/components/schemas/{spec}MergePatch"),
+        "description": merge_patch_description(spec)
     })) })
+}
+
+fn merge_patch_description(spec: &str) -> String {
+    format!(
+        "JSON merge patch (RFC 7386) of a {spec}: present fields replace, `null` removes an optional one (back to its default); the result is checked like a PUT body"
+    )
+}
+
+/// Specs that PATCH takes as merge patches.
+const MERGE_PATCHED: [&str; 4] = [
+    "ClusterSpec",
+    "NodePoolSpec",
+    "CustomLocationSpec",
+    "ExtensionSpec",
+];
+
+/// `{spec}MergePatch` for each of [`MERGE_PATCHED`]: the spec's fields,
+/// none required, optional ones also `null`; no others.
+fn merge_patch_schemas(schemas: &mut Map<String, Value>) {
+    for spec in MERGE_PATCHED {
+        let Some(Value::Object(base)) = schemas.get(spec) else {
+            continue;
+        };
+        let required: Vec<Value> = base
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut properties = Map::new();
+        if let Some(Value::Object(props)) = base.get("properties") {
+            for (name, schema) in props {
+                let schema = if required.contains(&json!(name)) {
+                    schema.clone()
+                } else {
+                    json!({ "anyOf": [schema, { "type": "null" }] })
+                };
+                properties.insert(name.clone(), schema);
+            }
+        }
+        let patch = json!({
+            "type": "object",
+            "description": merge_patch_description(spec),
+            "properties": properties,
+            "additionalProperties": false
+        });
+        schemas.insert(format!("{spec}MergePatch"), patch);
+    }
+}
+
+/// The component names `$ref`ed anywhere under `v`.
+fn referenced(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            out.push(name.to_string());
+                        }
+                    }
+                    _ => referenced(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| referenced(v, out)),
+        _ => {}
+    }
+}
+
+/// Request bodies refuse unknown fields at any depth (the service names
+/// the first one), so every object schema a request body reaches says
+/// `additionalProperties: false`: the object itself and the objects of its
+/// properties and items. The alternatives of an `anyOf`/`oneOf` are left
+/// alone: they may constrain only part of the object.
+fn close_request_bodies(doc: &mut Value) {
+    let mut queue = Vec::new();
+    if let Some(Value::Object(paths)) = doc.get("paths") {
+        for item in paths.values() {
+            for op in item.as_object().into_iter().flat_map(|m| m.values()) {
+                if let Some(body) = op.get("requestBody") {
+                    referenced(body, &mut queue);
+                }
+            }
+        }
+    }
+    let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = schemas.get_mut(&name) {
+            referenced(schema, &mut queue);
+            close_objects(schema);
+        }
+    }
+}
+
+fn close_objects(schema: &mut Value) {
+    let Value::Object(m) = schema else {
+        return;
+    };
+    if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+        m.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.values_mut().for_each(close_objects);
+    }
+    if let Some(items) = m.get_mut("items") {
+        close_objects(items);
+    }
+}
+
+/// Paths whose answers come from the datacenter's catalogue, not the
+/// database: they cannot answer 503.
+const STORE_FREE: [&str; 4] = [
+    "/v1/kubernetes-versions",
+    "/v1/vm-sizes",
+    "/v1/extension-types",
+    "/v1/extension-types/{name}",
+];
+
+/// The one place that knows which statuses a route answers besides its own
+/// success and domain refusals, from the route's shape:
+///
+/// - 400: any `/v1` route (an unknown or malformed query parameter or path
+///   segment; a malformed body);
+/// - 401: a route that needs the bearer token (`security` not emptied);
+/// - 404: a route with path parameters (no such object);
+/// - 412: a route taking `If-Match` / `If-None-Match`;
+/// - 408, 413 and 415: a route with a request body (it did not arrive in
+///   time; over the size limit; not `application/json`);
+/// - 500: any `/v1` route; 503: any `/v1` route that reads the database.
+///
+/// A route's own, more telling, description of a status is kept. 405 (a
+/// method the path does not have) belongs to no operation: it is in the
+/// document's description.
+fn declare_statuses(doc: &mut Value, e: &StandardErrors) {
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Value::Object(item) = item else { continue };
+        let shared_params = item.get("parameters").cloned().unwrap_or(json!([]));
+        for (method, op) in item.iter_mut() {
+            if !matches!(method.as_str(), "get" | "put" | "patch" | "post" | "delete") {
+                continue;
+            }
+            let params: Vec<Value> = shared_params
+                .as_array()
+                .into_iter()
+                .chain(op.get("parameters").and_then(Value::as_array))
+                .flatten()
+                .cloned()
+                .collect();
+            let has = |place: &str| params.iter().any(|p| p["in"] == place);
+            let preconditions = params
+                .iter()
+                .any(|p| p["name"] == "If-Match" || p["name"] == "If-None-Match");
+            let public = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+            let api = path.starts_with("/v1/") && path != "/v1/openapi.json";
+            let body = op.get("requestBody").is_some();
+            let mut add = |status: &str, when: bool, response: &Value| {
+                if let (true, Some(Value::Object(responses))) = (when, op.get_mut("responses")) {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| response.clone());
+                }
+            };
+            add("400", api, &e.e400);
+            add("401", api && !public, &e.e401);
+            add("404", has("path"), &e.e404);
+            add("412", preconditions, &e.e412);
+            add("408", body, &e.e408);
+            add("413", body, &e.e413);
+            add("415", body, &e.e415);
+            add("500", api, &e.e500);
+            add("503", api && !STORE_FREE.contains(&path.as_str()), &e.e503);
+        }
+    }
+}
+
+/// The generic error responses [`declare_statuses`] adds.
+struct StandardErrors {
+    e400: Value,
+    e401: Value,
+    e404: Value,
+    e412: Value,
+    e408: Value,
+    e413: Value,
+    e415: Value,
+    e500: Value,
+    e503: Value,
 }
 
 /// Response and parameter objects that many routes share.
@@ -143,7 +348,11 @@ fn catalog_paths(p: &Parts, hosts: Value, versions: Value, sizes: Value) -> Valu
 
 /// `/v1/custom-locations[/{name}]`: synchronous, nothing runs on the datacenter.
 fn custom_location_paths(p: &Parts, view: Value, spec: Value, list: Value) -> Value {
-    let name = path_param("name", "Custom location name (DNS label)");
+    let name = path_param(
+        "name",
+        "Custom location name (DNS label)",
+        Some(patterns::DNS_LABEL),
+    );
     let ok = p.with_etag(
         "Updated, unchanged, or (dry run) as it would be",
         view.clone(),
@@ -202,6 +411,7 @@ struct Operated<'a> {
     /// Path parameters of the collection; the item adds `name`.
     parent_params: Vec<Value>,
     name_description: &'a str,
+    name_pattern: &'a str,
     spec_name: &'a str,
     view: Value,
     spec: Value,
@@ -212,7 +422,7 @@ struct Operated<'a> {
 
 fn operated_paths(p: &Parts, r: Operated<'_>) -> Value {
     let mut item_params = r.parent_params.clone();
-    item_params.push(path_param("name", r.name_description));
+    item_params.push(path_param("name", r.name_description, Some(r.name_pattern)));
     let ok = p.with_etag(
         &format!(
             "The {} (nothing to do: unchanged and the last operation succeeded), or with `dry_run` as it would be",
@@ -284,7 +494,7 @@ fn operated_paths(p: &Parts, r: Operated<'_>) -> Value {
 fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) -> Value {
     json!({
         "/v1/clusters/{name}/kubeconfig": {
-            "parameters": [path_param("name", "Cluster name")],
+            "parameters": [path_param("name", "Cluster name", Some(patterns::SHORT_DNS_LABEL))],
             "post": {
                 "operationId": "issueKubeconfig",
                 "summary": "Issue a kubeconfig: a new client certificate signed by the cluster CA (`admin`: group system:masters, one year; `user`: no group, `ttl_seconds`). The key is never stored; every issuance is audited",
@@ -305,7 +515,8 @@ fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) 
             "operationId": "listAuditEntries",
             "summary": "The audit log, newest first: who obtained which credential, when (never the secret)",
             "parameters": [
-                { "name": "target", "in": "query", "required": false, "schema": { "type": "string" },
+                { "name": "target", "in": "query", "required": false,
+                  "schema": { "type": "string", "maxLength": limits::MAX_AUDIT_TARGET },
                   "description": "Only records about this resource, e.g. `/clusters/prod`" },
                 { "name": "limit", "in": "query", "required": false,
                   "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
@@ -313,7 +524,7 @@ fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) 
             ],
             "responses": p.responses(json!({
                 "200": { "description": "Audit records", "content": json_content(audit) },
-                "400": p.error("InvalidField: `limit` is not 1–1000")
+                "400": p.error("InvalidField: `limit` is not 1–1000, or `target` is longer than 512 characters")
             }))
         }}
     })
@@ -322,7 +533,11 @@ fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) 
 /// `/v1/agents…` and `/v1/agent-tokens`: joining hybrid-agents.
 fn agent_paths(p: &Parts, c: &mut Components) -> Value {
     let agent = c.schema::<crate::agent::Agent>();
-    let name = path_param("name", "Agent (physical host) name");
+    let name = path_param(
+        "name",
+        "Agent (physical host) name (DNS label)",
+        Some(patterns::DNS_LABEL),
+    );
     json!({
         "/v1/agents/join": { "post": {
             "operationId": "joinAgent",
@@ -438,8 +653,13 @@ fn extension_paths(p: &Parts, s: ExtensionSchemas) -> Value {
     let cluster = path_param(
         "cluster",
         "Name of the cluster the extension is installed on",
+        Some(patterns::SHORT_DNS_LABEL),
     );
-    let name = path_param("name", "Extension name (DNS label, at most 40 characters)");
+    let name = path_param(
+        "name",
+        "Extension name (DNS label, at most 40 characters)",
+        Some(patterns::SHORT_DNS_LABEL),
+    );
     json!({
         "/v1/extension-types": { "get": {
             "operationId": "listExtensionTypes",
@@ -447,7 +667,7 @@ fn extension_paths(p: &Parts, s: ExtensionSchemas) -> Value {
             "responses": p.responses(json!({ "200": { "description": "Extension types", "content": json_content(s.types) } }))
         }},
         "/v1/extension-types/{name}": {
-            "parameters": [path_param("name", "Extension type name, e.g. `flux`")],
+            "parameters": [path_param("name", "Extension type name, e.g. `flux`", None)],
             "get": {
                 "operationId": "getExtensionType", "summary": "One extension type",
                 "responses": p.responses(json!({ "200": { "description": "The extension type", "content": json_content(s.ty) }, "404": p.error("No such extension type") }))
@@ -493,7 +713,7 @@ pub fn document() -> Value {
     let e412 = error_response(&mut c, "If-Match / If-None-Match precondition failed");
     let e500 = error_response(&mut c, "Internal error");
 
-    let name = path_param("name", "Vnet name (DNS label)");
+    let name = path_param("name", "Vnet name (DNS label)", Some(patterns::DNS_LABEL));
     let etag_header = json!({ "description": "Entity tag of the stored resource", "schema": { "type": "string" } });
     let location_header =
         json!({ "description": "`/v1/operations/{id}`", "schema": { "type": "string" } });
@@ -589,19 +809,19 @@ pub fn document() -> Value {
             }
         },
         "/v1/vnets/{name}/reservations/{address}": {
-            "parameters": [name, path_param("address", "Reserved IPv4 address")],
+            "parameters": [name, path_param("address", "Reserved IPv4 address", Some(patterns::IPV4))],
             "delete": {
                 "operationId": "deleteReservation", "summary": "Release an address",
                 "responses": common(json!({ "204": { "description": "Released" }, "404": e404 }))
             }
         },
         "/v1/operations/{id}": {
-            "parameters": [path_param("id", "Operation id")],
+            "parameters": [path_param("id", "Operation id", None)],
             "get": {
                 "operationId": "getOperation", "summary": "An operation; `wait` long-polls until it is terminal",
                 "parameters": [{ "name": "wait", "in": "query", "required": false,
                     "description": "How long to wait for a terminal status, e.g. `30s`, `500ms`, `2m` (capped at 60s)",
-                    "schema": { "type": "string" } }],
+                    "schema": { "type": "string", "pattern": patterns::WAIT } }],
                 "responses": common(json!({ "200": { "description": "The operation", "content": json_content(op) }, "400": e400, "404": e404 }))
             }
         }
@@ -646,6 +866,7 @@ pub fn document() -> Value {
                 item: "/v1/clusters/{name}",
                 parent_params: Vec::new(),
                 name_description: "Cluster name (DNS label, at most 40 characters)",
+                name_pattern: patterns::SHORT_DNS_LABEL,
                 spec_name: "ClusterSpec",
                 view: c.schema::<Cluster>(),
                 spec: c.schema::<ClusterSpec>(),
@@ -663,8 +884,10 @@ pub fn document() -> Value {
                 parent_params: vec![path_param(
                     "cluster",
                     "Name of the cluster the pool belongs to",
+                    Some(patterns::SHORT_DNS_LABEL),
                 )],
                 name_description: "Node pool name (^[a-z][a-z0-9]{2,11}$)",
+                name_pattern: patterns::POOL_NAME,
                 spec_name: "NodePoolSpec",
                 view: c.schema::<NodePool>(),
                 spec: c.schema::<NodePoolSpec>(),
@@ -681,22 +904,51 @@ pub fn document() -> Value {
         }
     }
 
-    json!({
+    let standard = StandardErrors {
+        e400: parts.error(
+            "Invalid request (InvalidField, BadRequest): a query parameter, path segment or body field breaks its rule; `error.target` names it",
+        ),
+        e401: e401.clone(),
+        e404: parts.error("NotFound: no such object (or route)"),
+        e412: parts.error("PreconditionFailed: If-Match / If-None-Match did not hold"),
+        e408: parts.error("RequestTimeout: the request body did not arrive in time"),
+        e413: parts.error(
+            "PayloadTooLarge: the request body is over 1 MiB, the limit on every route (the message names it)",
+        ),
+        e415: parts.error(
+            "UnsupportedMediaType: the request body is not `Content-Type: application/json` (or is compressed)",
+        ),
+        e500: e500.clone(),
+        e503: parts.error("Unavailable: the service's database cannot be reached; retry shortly"),
+    };
+    let mut schemas = c.into_schemas();
+    merge_patch_schemas(&mut schemas);
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Hybrid host management API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Manages on-prem hybrid Kubernetes infrastructure. Long-running changes answer 202 with an Operation."
+            "description": DESCRIPTION
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }],
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": Value::Object(c.into_schemas())
+            "schemas": Value::Object(schemas)
         }
-    })
+    });
+    declare_statuses(&mut doc, &standard);
+    close_request_bodies(&mut doc);
+    doc
 }
+
+/// The document's description: what holds for every route.
+const DESCRIPTION: &str = "Manages on-prem hybrid Kubernetes infrastructure. Long-running changes answer 202 with an Operation.\n\n\
+Every error is the JSON envelope `{\"error\": {\"code\", \"message\", \"target\", \"details\"}}`; `target` is the field path when a field is at fault. \
+A method a path does not have answers 405 (MethodNotAllowed) with an `Allow` header. \
+Request bodies must be `Content-Type: application/json` (415 otherwise) and within the size limit (413), and may hold no unknown fields. \
+Sizes and counts are bounded (tags, labels, taints, DNS servers, settings, ids, names); each schema states its limits.";
 
 #[cfg(test)]
 mod tests {
@@ -956,6 +1208,249 @@ mod tests {
         assert!(spec["properties"]["configuration_protected_settings"].is_object());
         let view = doc["components"]["schemas"]["Extension"].to_string();
         assert!(view.contains("has_protected_settings"));
+    }
+
+    /// Every operation of the document, with its path.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let shared = item.get("parameters").cloned().unwrap_or(json!([]));
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let mut op = op.clone();
+                let mut params = shared.as_array().unwrap().clone();
+                params.extend(op["parameters"].as_array().cloned().unwrap_or_default());
+                op["parameters"] = json!(params);
+                out.push((method.clone(), path.clone(), op));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_operation_declares_the_statuses_its_shape_can_answer() {
+        let doc = document();
+        let ops = operations(&doc);
+        assert!(ops.len() > 40, "{}", ops.len());
+        for (method, path, op) in &ops {
+            let r = &op["responses"];
+            let has = |s: &str| r.get(s).is_some();
+            let params = op["parameters"].as_array().unwrap();
+            let api = path.starts_with("/v1/") && path != "/v1/openapi.json";
+            let public = op["security"].as_array().is_some_and(Vec::is_empty);
+            if api {
+                for s in ["400", "500"] {
+                    assert!(has(s), "{method} {path} lacks {s}");
+                }
+                assert_eq!(has("401"), !public, "{method} {path}: 401");
+            }
+            if op.get("requestBody").is_some() {
+                for s in ["400", "408", "413", "415"] {
+                    assert!(has(s), "{method} {path} has a body but lacks {s}");
+                }
+            } else {
+                assert!(!has("413") && !has("415"), "{method} {path} has no body");
+            }
+            if params.iter().any(|p| p["in"] == "path") {
+                assert!(has("404"), "{method} {path} lacks 404");
+            }
+            if params.iter().any(|p| p["name"] == "If-Match") {
+                assert!(has("412"), "{method} {path} lacks 412");
+            }
+            let store_free = STORE_FREE.contains(&path.as_str());
+            if path != "/readyz" {
+                assert_eq!(has("503"), api && !store_free, "{method} {path}: 503");
+            }
+            for (status, response) in r.as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    if path == "/readyz" {
+                        continue;
+                    }
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorEnvelope",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+        // The generic description does not replace a route's own.
+        let put = &doc["paths"]["/v1/custom-locations/{name}"]["put"]["responses"];
+        assert!(
+            put["409"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("FieldImmutable")
+        );
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("405 (MethodNotAllowed) with an `Allow` header")
+        );
+    }
+
+    #[test]
+    fn request_bodies_refuse_unknown_fields_views_do_not() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for name in [
+            "VnetSpec",
+            "VnetPatch",
+            "IpPool",
+            "ClusterSpec",
+            "ControlPlane",
+            "ClusterNetwork",
+            "LoadBalancer",
+            "NodePoolSpec",
+            "AutoScaling",
+            "CustomLocationSpec",
+            "ExtensionSpec",
+            "ReservationRequest",
+            "KubeconfigRequest",
+            "JoinTokenRequest",
+            "ClusterSpecMergePatch",
+            "NodePoolSpecMergePatch",
+            "CustomLocationSpecMergePatch",
+            "ExtensionSpecMergePatch",
+        ] {
+            assert_eq!(
+                schemas[name]["additionalProperties"],
+                json!(false),
+                "{name}: {}",
+                schemas[name]
+            );
+        }
+        for view in ["Vnet", "Cluster", "Operation", "ErrorEnvelope"] {
+            assert!(
+                schemas[view].get("additionalProperties").is_none(),
+                "{view}"
+            );
+        }
+        // A merge patch requires nothing; optional fields may be null (back
+        // to their default), required ones may not.
+        let patch = &schemas["CustomLocationSpecMergePatch"];
+        assert!(patch.get("required").is_none());
+        assert!(
+            patch["properties"]["display_name"]
+                .to_string()
+                .contains("null")
+        );
+        assert_eq!(
+            patch["properties"]["namespace"],
+            schemas["CustomLocationSpec"]["properties"]["namespace"]
+        );
+        let patch_body = &doc["paths"]["/v1/clusters/{name}"]["patch"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(
+            patch_body["$ref"],
+            "#/components/schemas/ClusterSpecMergePatch"
+        );
+    }
+
+    #[test]
+    fn limits_and_patterns_are_declared() {
+        let doc = document();
+        let s = &doc["components"]["schemas"];
+        let vnet = &s["VnetSpec"]["properties"];
+        assert_eq!(vnet["dns_servers"]["maxItems"], limits::MAX_DNS_SERVERS);
+        assert_eq!(vnet["dns_servers"]["items"]["pattern"], patterns::IPV4);
+        assert_eq!(vnet["address_prefix"]["pattern"], patterns::CIDR);
+        assert_eq!(vnet["tags"]["maxProperties"], limits::MAX_TAGS);
+        assert_eq!(
+            vnet["tags"]["propertyNames"]["maxLength"],
+            limits::MAX_TAG_KEY
+        );
+        assert_eq!(
+            vnet["tags"]["additionalProperties"]["maxLength"],
+            limits::MAX_TAG_VALUE
+        );
+        assert!(
+            vnet["tags"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("at most 50")
+        );
+        assert!(
+            s["VnetPatch"]["properties"]["tags"]["type"]
+                .to_string()
+                .contains("null")
+        );
+        let pool = &s["NodePoolSpec"]["properties"];
+        assert_eq!(pool["labels"]["maxProperties"], limits::MAX_LABELS);
+        assert_eq!(
+            pool["labels"]["propertyNames"]["pattern"],
+            patterns::LABEL_KEY
+        );
+        assert_eq!(pool["taints"]["maxItems"], limits::MAX_TAINTS);
+        assert_eq!(pool["taints"]["items"]["pattern"], patterns::TAINT);
+        assert_eq!(pool["node_count"]["maximum"], 64);
+        assert_eq!(pool["max_pods"]["minimum"], 10);
+        let cluster = &s["ClusterSpec"]["properties"];
+        assert_eq!(
+            cluster["admin_group_ids"]["maxItems"],
+            limits::MAX_ADMIN_GROUPS
+        );
+        assert_eq!(
+            cluster["ssh_public_key"]["maxLength"],
+            limits::MAX_SSH_PUBLIC_KEY
+        );
+        assert_eq!(
+            s["ControlPlane"]["properties"]["count"]["enum"],
+            json!([1, 3, 5])
+        );
+        let location = &s["CustomLocationSpec"]["properties"];
+        assert_eq!(location["host_id"]["const"], "/management-host");
+        assert_eq!(
+            location["display_name"]["maxLength"],
+            limits::MAX_DISPLAY_NAME
+        );
+        let ext = &s["ExtensionSpec"]["properties"];
+        assert_eq!(
+            ext["configuration_settings"]["maxProperties"],
+            limits::MAX_SETTINGS
+        );
+        assert_eq!(
+            s["KubeconfigRequest"]["properties"]["ttl_seconds"]["maximum"],
+            86_400
+        );
+        assert!(s["KubeconfigRequest"]["anyOf"].is_array());
+
+        let param = |path: &str, name: &str| -> Value {
+            operations(&doc)
+                .into_iter()
+                .filter(|(_, p, _)| p == path)
+                .flat_map(|(_, _, op)| op["parameters"].as_array().unwrap().clone())
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+        };
+        for (path, name, pattern) in [
+            ("/v1/vnets/{name}", "name", patterns::DNS_LABEL),
+            ("/v1/clusters/{name}", "name", patterns::SHORT_DNS_LABEL),
+            (
+                "/v1/clusters/{cluster}/nodepools/{name}",
+                "name",
+                patterns::POOL_NAME,
+            ),
+            (
+                "/v1/vnets/{name}/reservations/{address}",
+                "address",
+                patterns::IPV4,
+            ),
+            ("/v1/operations/{id}", "wait", patterns::WAIT),
+        ] {
+            assert_eq!(
+                param(path, name)["schema"]["pattern"],
+                pattern,
+                "{path} {name}"
+            );
+        }
+        assert_eq!(
+            param("/v1/audit", "target")["schema"]["maxLength"],
+            limits::MAX_AUDIT_TARGET
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, abbreviate};
 use crate::{IpAllocationMethod, IpPool, VnetSpec};
 
 /// One rule violation at a field path (`vm_ip_pool.start`, `dns_servers[1]`).
@@ -63,7 +64,36 @@ pub fn dns_label(field: &str, value: &str) -> Result<(), FieldError> {
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(field, format!("{field} {value:?} {rule}")))
+        Err(FieldError::new(
+            field,
+            format!("{field} {} {rule}", abbreviate(value)),
+        ))
+    }
+}
+
+/// Rewrites JSON numbers written with a zero fraction (`300.0`) as the
+/// integers they are (`300`), at any depth. JSON Schema (and so OpenAPI
+/// 3.1) calls `300.0` an integer; serde's integer types refuse it, so a
+/// body is normalised before it is read.
+pub fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+            {
+                // Only what an i64 holds exactly (|f| < 2^63).
+                let bound = 2f64.powi(63);
+                if (0.0..bound).contains(&f) {
+                    *value = Value::from(f as u64);
+                } else if (-bound..0.0).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 
@@ -103,7 +133,8 @@ pub fn parse_cidr(field: &str, value: &str) -> Result<Prefix, FieldError> {
         FieldError::new(
             field,
             format!(
-                "{field} {value:?} is not an IPv4 CIDR (expected a.b.c.d/len, e.g. 10.0.0.0/24)"
+                "{field} {} is not an IPv4 CIDR (expected a.b.c.d/len, e.g. 10.0.0.0/24)",
+                abbreviate(value)
             ),
         )
     };
@@ -142,7 +173,10 @@ pub fn parse_ipv4(field: &str, value: &str) -> Result<u32, FieldError> {
     value.parse::<Ipv4Addr>().map(u32::from).map_err(|_| {
         FieldError::new(
             field,
-            format!("{field} {value:?} is not a valid IPv4 address (expected a.b.c.d)"),
+            format!(
+                "{field} {} is not a valid IPv4 address (expected a.b.c.d)",
+                abbreviate(value)
+            ),
         )
     })
 }
@@ -247,6 +281,13 @@ pub fn vnet_spec(spec: &VnetSpec) -> Vec<FieldError> {
         }
     }
 
+    if let Err(e) = limits::check_count(
+        "dns_servers",
+        spec.dns_servers.len(),
+        limits::MAX_DNS_SERVERS,
+    ) {
+        errors.push(e);
+    }
     for (i, dns) in spec.dns_servers.iter().enumerate() {
         if let Err(e) = parse_ipv4(&format!("dns_servers[{i}]"), dns) {
             errors.push(e);
@@ -276,6 +317,8 @@ pub fn vnet_spec(spec: &VnetSpec) -> Vec<FieldError> {
         )),
         _ => {}
     }
+
+    limits::check_tags("tags", &spec.tags, &mut errors);
 
     let vm = spec
         .vm_ip_pool
@@ -574,6 +617,29 @@ mod tests {
                 .contains("\"10.0.0.0/24\" to \"10.0.0.0/16\"")
         );
         assert!(errs[2].message.contains("to null"));
+    }
+
+    #[test]
+    fn integral_floats_become_integers() {
+        let mut v = serde_json::json!({
+            "ttl_seconds": 300.0, "x": [2.0, 2.5, -4.0, 1e300], "n": {"m": 0.0}, "s": "1.0"
+        });
+        integral_numbers(&mut v);
+        assert_eq!(v["ttl_seconds"], serde_json::json!(300));
+        assert!(v["ttl_seconds"].is_u64());
+        assert_eq!(v["x"][0], serde_json::json!(2));
+        assert_eq!(v["x"][1], serde_json::json!(2.5));
+        assert!(v["x"][2].is_i64() && v["x"][2] == serde_json::json!(-4));
+        assert!(
+            v["x"][3].is_f64(),
+            "too large for an integer type: left alone"
+        );
+        assert!(v["n"]["m"].is_u64());
+        assert_eq!(v["s"], "1.0");
+        let r: crate::kubeconfig::KubeconfigRequest =
+            serde_json::from_value(serde_json::json!({"kind": "user", "ttl_seconds": 300}))
+                .unwrap();
+        assert_eq!(r.ttl_seconds, Some(300));
     }
 
     #[test]

@@ -13,8 +13,10 @@ use crate::{Condition, ProvisioningState};
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct IpPool {
     /// First address of the pool (IPv4, dotted quad).
+    #[schemars(pattern(crate::limits::patterns::IPV4))]
     pub start: String,
     /// Last address of the pool, inclusive (IPv4, dotted quad).
+    #[schemars(pattern(crate::limits::patterns::IPV4))]
     pub end: String,
 }
 
@@ -42,16 +44,20 @@ impl IpAllocationMethod {
 /// The desired state of a virtual network: the body of `PUT /v1/vnets/{name}`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct VnetSpec {
-    /// IPv4 CIDR of the network, e.g. `10.0.0.0/24` (immutable).
+    /// IPv4 CIDR of the network, e.g. `10.0.0.0/24`, prefix length 8–30
+    /// (immutable).
+    #[schemars(pattern(crate::limits::patterns::CIDR))]
     pub address_prefix: String,
     /// `static` (default) or `dhcp` (immutable).
     #[serde(default)]
     pub ip_allocation_method: IpAllocationMethod,
     /// Default gateway inside the prefix (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::limits::patterns::IPV4))]
     pub gateway: Option<String>,
-    /// DNS servers handed to VMs (immutable).
+    /// DNS servers handed to VMs, at most 8 (immutable).
     #[serde(default)]
+    #[schemars(length(max = crate::limits::MAX_DNS_SERVERS), inner(pattern(crate::limits::patterns::IPV4)))]
     pub dns_servers: Vec<String>,
     /// VLAN tag, 0–4094 (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,8 +69,9 @@ pub struct VnetSpec {
     /// Addresses for API-server and load-balancer VIPs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_pool: Option<IpPool>,
-    /// Free-form tags.
+    /// Free-form tags: at most 50, keys 1–128 characters, values at most 256.
     #[serde(default)]
+    #[schemars(schema_with = "crate::limits::schema::tags")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -115,7 +122,9 @@ pub struct VnetPatch {
     pub vm_ip_pool: Option<IpPool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_pool: Option<IpPool>,
+    /// Free-form tags: at most 50, keys 1–128 characters, values at most 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::limits::schema::tags_or_null")]
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -162,10 +171,13 @@ impl PoolKind {
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRequest {
     pub pool: PoolKind,
-    /// Who holds the address (e.g. a cluster id); listed when deleting a vnet in use.
+    /// Who holds the address (e.g. a cluster id), 1–256 characters; listed
+    /// when deleting a vnet in use.
+    #[schemars(length(min = 1, max = crate::limits::MAX_OWNER), pattern(r"\S"))]
     pub owner: String,
     /// A specific address; absent = the lowest free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::limits::patterns::IPV4))]
     pub address: Option<String>,
 }
 

@@ -381,6 +381,7 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
         ),
     );
     common.insert("HostFlags", host_flags::tables());
+    common.insert("Limits", limits_table());
     common.insert("AgentFlags", host_flags::agent_tables());
     common.insert(
         "GuestContract",
@@ -675,6 +676,15 @@ fn matches_format(format: &str, id: &str) -> bool {
                 .any(|n| matches_format(rest, &tail[n..]))
         }
     }
+}
+
+/// The size and count limits of `hybrid_api::limits`, as a table.
+fn limits_table() -> String {
+    let mut out = String::from("| Where | What | Limit |\n|---|---|---|\n");
+    for [place, what, limit] in hybrid_api::limits::documented() {
+        out.push_str(&format!("| {place} | {what} | {limit} |\n"));
+    }
+    out.trim_end().to_string()
 }
 
 /// `- [Title](guides/x.md) — description` for every guide template,

@@ -13,12 +13,15 @@
 //!   in `host/src/http/`; the provider framework free of the product).
 //! - `bench`: the benchmarks and their targets (docs/guides/performance.md),
 //!   each reported as a ratio against a baseline measured in the same run.
+//! - `fuzz-api`: schemathesis against a real `hybrid-host`, from the
+//!   service's own OpenAPI document (bounded; part of `test`).
 //! - `node-image`: build the small Linux test node image (Debian kernel,
 //!   busybox, an /init keeping the guest contract) the agent's tests boot
 //!   under QEMU; `--boot-check` boots it once and checks its report.
 
 mod bench;
 mod docs;
+mod fuzz_api;
 mod layering;
 mod node_image;
 mod quickstart;
@@ -54,6 +57,8 @@ enum Command {
     Docs(docs::Args),
     /// Build the test node image under .build/node-image (--boot-check: boot it once).
     NodeImage(node_image::Args),
+    /// Fuzz the API from its OpenAPI document (schemathesis) against a real hybrid-host.
+    FuzzApi(fuzz_api::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,5 +71,6 @@ fn main() -> anyhow::Result<()> {
         Command::Docs(args) => docs::run(&args),
         Command::Layering { root } => layering::run(root),
         Command::NodeImage(args) => node_image::run(&args),
+        Command::FuzzApi(args) => fuzz_api::run(&args),
     }
 }

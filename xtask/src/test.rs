@@ -81,6 +81,14 @@ pub fn run(args: &Args) -> Result<()> {
         name: "cargo build (binaries under test)",
         cmd: build,
     });
+    // The OpenAPI document against the real service: schemathesis from
+    // the document, bounded (about a minute).
+    let mut fuzz_api = Command::new(std::env::current_exe()?);
+    fuzz_api.arg("fuzz-api");
+    steps.push(Step {
+        name: "API fuzzing (schemathesis against hybrid-host)",
+        cmd: fuzz_api,
+    });
     // The node image the agent's tests boot (a no-op when it is up to
     // date), then its own check: one boot under QEMU that must report in.
     let mut node_image = Command::new(std::env::current_exe()?);

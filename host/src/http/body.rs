@@ -239,7 +239,9 @@ fn invalid(target: String, message: String) -> Failure {
 /// Parses `bytes` as `T`, rejecting unknown fields and duplicate keys.
 pub fn parse<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> Result<T, Failure> {
     let schema = schema_of::<T>();
-    let value = parse_value(bytes, &schema)?;
+    let mut value = parse_value(bytes, &schema)?;
+    // `300.0` is the integer 300 to JSON Schema (the OpenAPI document).
+    hybrid_api::validate::integral_numbers(&mut value);
     if let Some(f) = unknown_field(&value, &schema, "") {
         return Err(f);
     }

@@ -76,6 +76,10 @@ pub async fn audit_log(
             }
         },
     };
+    if let Some(t) = &q.target {
+        hybrid_api::limits::check_len("target", t, hybrid_api::limits::MAX_AUDIT_TARGET)
+            .map_err(|e| Refusal::invalid_field(e.target, e.message))?;
+    }
     let target = q.target.filter(|t| !t.is_empty());
     let items = state
         .store

@@ -16,6 +16,15 @@ pub(crate) fn string_set(name: &'static str) -> Attribute {
     }
 }
 
+/// The description of a resource's `tags`, with their limits.
+pub(crate) fn tags_description() -> String {
+    use hybrid_api::limits::{MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS};
+    format!(
+        "Free-form tags: at most {MAX_TAGS}, keys of 1–{MAX_TAG_KEY} characters, values of at \
+         most {MAX_TAG_VALUE}. Change in place."
+    )
+}
+
 /// A computed list of objects the service observes.
 pub(crate) fn observed_list(name: &'static str, attributes: Vec<Attribute>) -> Attribute {
     Attribute::nested_collection(name, Nesting::List, attributes).computed()

@@ -121,13 +121,14 @@ impl Managed for ClusterResource {
                     .optional()
                     .requires_replace()
                     .description(
-                        "OpenSSH public key installed on every VM (`ssh-ed25519 AAAA… comment`). \
-                         Changing it replaces the cluster.",
+                        "OpenSSH public key installed on every VM (`ssh-ed25519 AAAA… comment`), \
+                         at most 16384 characters. Changing it replaces the cluster.",
                     ),
                 attributes::string_set("admin_group_ids")
                     .optional()
                     .description(
-                        "Directory groups granted cluster-admin. Change in place.",
+                        "Directory groups granted cluster-admin: at most 32 ids of at most 256 \
+                         characters. Change in place.",
                     ),
                 Attribute::nested("storage", storage_attributes())
                     .default_value(Value::object([
@@ -137,7 +138,7 @@ impl Managed for ClusterResource {
                     .description("CSI storage drivers installed on the cluster."),
                 Attribute::map("tags", Type::String)
                     .optional()
-                    .description("Free-form tags. Change in place."),
+                    .description(attributes::tags_description()),
                 Attribute::string("endpoint")
                     .computed()
                     .use_state_for_unknown()

@@ -14,7 +14,7 @@ use hybrid_api::{CustomLocation, CustomLocationSpec, MANAGEMENT_HOST_ID, custom_
 use hybrid_cty::{Type, Value};
 
 use super::lifecycle::{Managed, managed_resource};
-use super::{dry_run, planning};
+use super::{attributes, dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::model::{self, Attr};
 use crate::framework::schema::Attribute;
@@ -79,15 +79,17 @@ impl Managed for CustomLocationResource {
                     .optional()
                     .description(
                         "Ids of the host-scoped extensions this location enables, e.g. the \
-                         hybrid operator (`/management-host/extensions/hybrid-operator`). \
-                         Changes in place.",
+                         hybrid operator (`/management-host/extensions/hybrid-operator`); at \
+                         most 16. Changes in place.",
                     ),
                 Attribute::string("display_name")
                     .optional()
-                    .description("Name shown to operators. Changes in place."),
+                    .description(
+                        "Name shown to operators, at most 256 characters. Changes in place.",
+                    ),
                 Attribute::map("tags", Type::String)
                     .optional()
-                    .description("Free-form tags. Change in place."),
+                    .description(attributes::tags_description()),
                 Attribute::string("provisioning_state").computed().description(
                     "Outcome of the last operation on the custom location (`Succeeded`, `Failed`, …).",
                 ),

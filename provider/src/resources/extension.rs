@@ -172,7 +172,8 @@ impl Managed for ExtensionResource {
                     .description(
                         "Settings of the extension, checked against the type's settings schema \
                          at plan time: an unknown key is an error at \
-                         `configuration_settings[\"key\"]`. Change in place.",
+                         `configuration_settings[\"key\"]`. At most 100 settings, keys of 1–256 \
+                         characters, values of at most 16384. Change in place.",
                     ),
                 Attribute::map(PROTECTED, Type::String)
                     .optional()
@@ -183,7 +184,8 @@ impl Managed for ExtensionResource {
                          which stores them encrypted and never returns them; never stored in \
                          the plan or the state. Sent on create, and on an update only when \
                          `configuration_protected_settings_version` changes. Their keys are \
-                         checked against the type's protected settings schema.",
+                         checked against the type's protected settings schema; limits as for \
+                         `configuration_settings`.",
                     ),
                 Attribute::string(PROTECTED_VERSION).optional().description(
                     "Any value you change whenever `configuration_protected_settings` \

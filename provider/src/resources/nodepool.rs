@@ -135,12 +135,18 @@ impl Managed for NodePoolResource {
                 ),
                 Attribute::map("labels", Type::String)
                     .optional()
-                    .description("Kubernetes labels on every node. Change in place."),
+                    .description(
+                        "Kubernetes labels on every node: at most 64, with Kubernetes' rules \
+                         (key: optional DNS-subdomain prefix of at most 253 characters and `/`, \
+                         then a name of 1–63 `[A-Za-z0-9-_.]`; value: at most 63 of the same). \
+                         Change in place.",
+                    ),
                 Attribute::list("taints", Type::String)
                     .optional()
                     .description(
                         "Kubernetes taints on every node, `key=value:Effect` or `key:Effect` \
-                         (Effect: `NoSchedule`, `PreferNoSchedule`, `NoExecute`). Change in place.",
+                         (Effect: `NoSchedule`, `PreferNoSchedule`, `NoExecute`), at most 32; \
+                         keys and values follow the label rules. Change in place.",
                     ),
                 Attribute::number("max_pods")
                     .default_value(i64::from(DEFAULT_MAX_PODS))

@@ -1,0 +1,190 @@
+//! `cargo xtask fuzz-api`: a schema-driven fuzzer (schemathesis) against a
+//! real `hybrid-host`, so the OpenAPI document is checked against what the
+//! service does: no 5xx, no status, content type or body the document does
+//! not declare, no request the schema calls valid refused for a rule the
+//! schema could have stated, no schema-invalid request accepted.
+//!
+//! The host is the debug binary with the simulated datacenter (zero
+//! timings), a fresh data directory under `.build/fuzz-api/` and a loopback
+//! port of its own; it is stopped at the end whatever happens. Schemathesis
+//! comes from the virtualenv `.ci/run` installs (`.build/schemathesis`,
+//! pinned in [`SCHEMATHESIS_VERSION`]); the run is bounded (examples per
+//! operation, a fixed seed, no stateful phase) so it takes a minute or two
+//! on two cores. Its settings, including which operations may refuse
+//! schema-valid bodies for rules no schema can state, are in
+//! `xtask/fuzz-api.toml`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util;
+
+/// The schemathesis release `.ci/run` installs (keep the two in step).
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// Arguments of `cargo xtask fuzz-api`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Test cases per API operation and phase.
+    #[arg(long, default_value_t = 50)]
+    pub max_examples: u32,
+    /// Hypothesis seed: the same seed generates the same requests.
+    #[arg(long, default_value_t = 19)]
+    pub seed: u64,
+    /// The schemathesis program (default: the one `.ci/run` installs under
+    /// `.build/schemathesis`).
+    #[arg(long)]
+    pub schemathesis: Option<PathBuf>,
+}
+
+/// Stops the host when dropped, so a failed run leaves no process behind.
+struct Host {
+    child: Child,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the fuzzer; fails listing the findings when there are any.
+pub fn run(args: &Args) -> Result<()> {
+    let root = util::root();
+    let schemathesis = match &args.schemathesis {
+        Some(p) => p.clone(),
+        None => root
+            .join(".build")
+            .join("schemathesis")
+            .join("bin")
+            .join("schemathesis"),
+    };
+    if !schemathesis.is_file() {
+        bail!(
+            "{} not found: install schemathesis {SCHEMATHESIS_VERSION} as .ci/run does \
+             (python3 -m venv .build/schemathesis && .build/schemathesis/bin/pip install \
+             schemathesis=={SCHEMATHESIS_VERSION}), or pass --schemathesis",
+            schemathesis.display()
+        );
+    }
+
+    let version = util::output(Command::new(&schemathesis).arg("--version"))?;
+    if !version.contains(SCHEMATHESIS_VERSION) {
+        bail!(
+            "{} is {}, not schemathesis {SCHEMATHESIS_VERSION} (the version .ci/run pins): \
+             reinstall it with .build/schemathesis/bin/pip install schemathesis=={SCHEMATHESIS_VERSION}",
+            schemathesis.display(),
+            version.trim()
+        );
+    }
+
+    util::step("Building hybrid-host");
+    util::run(util::cargo().args(["build", "-p", "hybrid-host"]))?;
+
+    let base = root.join(".build").join("fuzz-api");
+    let data = base.join("host");
+    if data.exists() {
+        fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+    }
+    fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let log = base.join("host.log");
+    let host_bin = util::target_dir()
+        .join("debug")
+        .join(format!("hybrid-host{}", std::env::consts::EXE_SUFFIX));
+
+    util::step("Starting hybrid-host (sim driver, loopback)");
+    let (host, endpoint) = start_host(&host_bin, &data, &log)?;
+    eprintln!("    listening on {endpoint}; log in {}", log.display());
+
+    let token = fs::read_to_string(data.join("admin.token"))
+        .with_context(|| format!("reading {}", data.join("admin.token").display()))?;
+    let report = base.join("report");
+    let t = util::step("schemathesis");
+    let mut cmd = Command::new(&schemathesis);
+    cmd.arg("--config-file")
+        .arg(root.join("xtask").join("fuzz-api.toml"))
+        .arg("run")
+        .arg(format!("{endpoint}/v1/openapi.json"))
+        .arg("--tls-verify")
+        .arg(data.join("ca.pem"))
+        .args(["--max-examples", &args.max_examples.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .arg("--report-dir")
+        .arg(&report)
+        .current_dir(&base)
+        // The token reaches schemathesis through its config file's
+        // ${HYBRID_FUZZ_TOKEN}: never on a command line, which `ps` shows
+        // and a failure message would print.
+        .env("HYBRID_FUZZ_TOKEN", token.trim())
+        .env("NO_COLOR", "1");
+    let result = util::run(&mut cmd);
+    drop(host);
+    eprintln!("    {:.0}s", t.elapsed().as_secs_f64());
+    result.with_context(|| {
+        format!(
+            "schemathesis found problems (listed above; reports in {}, host log in {}); \
+             fix the service or the OpenAPI document (api/src/openapi.rs, the wire types' \
+             schema attributes, api/src/limits.rs)",
+            report.display(),
+            log.display()
+        )
+    })
+}
+
+/// Starts `hybrid-host serve` on a free loopback port and waits until
+/// `/healthz` answers over TLS verified against its CA.
+fn start_host(bin: &Path, data: &Path, log: &Path) -> Result<(Host, String)> {
+    let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone().context("duplicating the log file handle")?;
+    let mut cmd = Command::new(bin);
+    // Only the flags below configure this host, not the user's HYBRID_*.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HYBRID_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut host = Host { child };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = host.child.try_wait().context("checking on hybrid-host")? {
+            bail!("hybrid-host exited with {status}; see {}", log.display());
+        }
+        if let Some(endpoint) = ready(data) {
+            return Ok((host, endpoint));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "hybrid-host did not answer /healthz within 60s; see {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The endpoint once the host wrote it and `/healthz` answers.
+fn ready(data: &Path) -> Option<String> {
+    let endpoint = fs::read_to_string(data.join("endpoint")).ok()?;
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let ca = reqwest::Certificate::from_pem(&fs::read(data.join("ca.pem")).ok()?).ok()?;
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(format!("{endpoint}/healthz")).send().ok()?;
+    resp.status().is_success().then_some(endpoint)
+}
