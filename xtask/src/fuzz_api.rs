@@ -6,7 +6,8 @@
 //!
 //! The host is the debug binary with the simulated datacenter (zero
 //! timings), a fresh data directory under `.build/fuzz-api/` and a loopback
-//! port of its own; it is stopped at the end whatever happens. Schemathesis
+//! port of its own, seeded with a vnet, a custom location and a cluster the
+//! requests can reach; it is stopped at the end whatever happens. Schemathesis
 //! comes from the virtualenv `.ci/run` installs (`.build/schemathesis`,
 //! pinned in [`SCHEMATHESIS_VERSION`]); the run is bounded (examples per
 //! operation, a fixed seed, no stateful phase) so it takes a minute or two
@@ -103,6 +104,8 @@ pub fn run(args: &Args) -> Result<()> {
 
     let token = fs::read_to_string(data.join("admin.token"))
         .with_context(|| format!("reading {}", data.join("admin.token").display()))?;
+    util::step("Seeding a vnet, a custom location and a cluster named `fuzz`");
+    seed(&endpoint, &data.join("ca.pem"), token.trim())?;
     let report = base.join("report");
     let t = util::step("schemathesis");
     let mut cmd = Command::new(&schemathesis);
@@ -174,6 +177,77 @@ fn start_host(bin: &Path, data: &Path, log: &Path) -> Result<(Host, String)> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Objects named [`SEED`] for the requests to act on: without them nearly
+/// every route below a cluster would only ever answer 404. The config binds
+/// the `name` and `cluster` path parameters to this name part of the time.
+fn seed(endpoint: &str, ca: &Path, token: &str) -> Result<()> {
+    let ca = reqwest::Certificate::from_pem(
+        &fs::read(ca).with_context(|| format!("reading {}", ca.display()))?,
+    )
+    .context("reading the host's CA")?;
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building an HTTPS client")?;
+    let put = |path: &str, body: serde_json::Value| -> Result<serde_json::Value> {
+        let resp = client
+            .put(format!("{endpoint}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .with_context(|| format!("PUT {path}"))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().with_context(|| format!("PUT {path}"))?;
+        if !status.is_success() {
+            bail!("PUT {path} answered {status}: {body}");
+        }
+        Ok(body)
+    };
+    let wait = |answer: &serde_json::Value| -> Result<()> {
+        let Some(id) = answer.get("id").and_then(|v| v.as_str()) else {
+            return Ok(());
+        };
+        if !id.starts_with("op-") {
+            return Ok(());
+        }
+        let op: serde_json::Value = client
+            .get(format!("{endpoint}/v1/operations/{id}?wait=30s"))
+            .bearer_auth(token)
+            .send()
+            .and_then(|r| r.json())
+            .with_context(|| format!("waiting for {id}"))?;
+        if op["status"] != "Succeeded" {
+            bail!("seeding: operation {id} ended {}", op["status"]);
+        }
+        Ok(())
+    };
+    wait(&put(
+        &format!("/v1/vnets/{SEED}"),
+        serde_json::json!({
+            "address_prefix": "10.50.0.0/16", "gateway": "10.50.0.1",
+            "vm_ip_pool": { "start": "10.50.1.0", "end": "10.50.200.255" },
+            "vip_pool": { "start": "10.50.250.0", "end": "10.50.250.200" }
+        }),
+    )?)?;
+    put(
+        &format!("/v1/custom-locations/{SEED}"),
+        serde_json::json!({ "namespace": SEED, "host_id": "/management-host" }),
+    )?;
+    wait(&put(
+        &format!("/v1/clusters/{SEED}"),
+        serde_json::json!({
+            "custom_location_id": format!("/custom-locations/{SEED}"),
+            "vnet_id": format!("/vnets/{SEED}"),
+            "network": { "pod_cidr": "172.16.0.0/16", "service_cidr": "172.17.0.0/16" }
+        }),
+    )?)?;
+    Ok(())
+}
+
+/// The name of the seeded objects (also in `xtask/fuzz-api.toml`).
+const SEED: &str = "fuzz";
 
 /// The endpoint once the host wrote it and `/healthz` answers.
 fn ready(data: &Path) -> Option<String> {
