@@ -911,3 +911,108 @@ fn vnet_state_from_schema_version_0_is_upgraded_quietly() -> Result<()> {
     );
     Ok(())
 }
+
+/// A vnet `name` on `prefix` (`a.b.c.0/len`) and `vlan`, its pools in the
+/// prefix's first /24.
+fn vnet_on(resource: &str, name: &str, prefix: &str, vlan: u16) -> String {
+    let net = prefix.split('.').take(3).collect::<Vec<_>>().join(".");
+    format!(
+        r#"
+resource "hybrid_vnet" "{resource}" {{
+  name           = "{name}"
+  address_prefix = "{prefix}"
+  vlan_id        = {vlan}
+  vm_ip_pool     = {{ start = "{net}.10", end = "{net}.60" }}
+  vip_pool       = {{ start = "{net}.200", end = "{net}.210" }}
+}}
+"#
+    )
+}
+
+/// Issue 19: one address is never handed out twice. A vnet overlapping
+/// another on the same VLAN, and a cluster whose pod CIDR overlaps its own
+/// vnet, fail `terraform plan` at the attribute, naming the value, the
+/// other object and the rule; nothing is created. Another VLAN may reuse
+/// the prefix, and renaming a vnet that keeps its prefix (a replacement,
+/// whose create half would otherwise meet the vnet it replaces) still
+/// plans and applies.
+#[test]
+fn overlapping_prefixes_fail_at_plan_time() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let first = vnet_on("a", "lan-a", "10.0.0.0/16", 42);
+    wd.apply(&first)?;
+
+    let second = vnet_on("b", "lan-b", "10.0.7.0/24", 42);
+    let out = wd.expect_plan_error(
+        &format!("{first}{second}"),
+        &[
+            "address_prefix \"10.0.7.0/24\" overlaps vnet lan-a (address_prefix 10.0.0.0/16)",
+            "both on VLAN 42",
+            "vnets on one segment must not overlap",
+        ],
+    )?;
+    out.expect_contains(&["with hybrid_vnet.b"])?;
+    out.expect_snippet("address_prefix")?;
+    ensure!(vnet_count(&host)? == 1, "a refused plan created a vnet");
+
+    // On another VLAN the same prefix is another network.
+    let elsewhere = vnet_on("b", "lan-b", "10.0.7.0/24", 43);
+    wd.apply(&format!("{first}{elsewhere}"))?;
+
+    // A cluster whose pods would sit on its own nodes' network.
+    let base = format!(
+        r#"{first}{elsewhere}
+resource "hybrid_custom_location" "site" {{
+  name      = "site"
+  namespace = "site"
+  host_id   = "/management-host"
+}}
+"#
+    );
+    wd.apply(&base)?;
+    let cluster = |pod_cidr: &str| {
+        format!(
+            r#"
+resource "hybrid_cluster" "c1" {{
+  name               = "c1"
+  custom_location_id = hybrid_custom_location.site.id
+  vnet_id            = hybrid_vnet.a.id
+  network            = {{ pod_cidr = "{pod_cidr}" }}
+}}
+"#
+        )
+    };
+    let out = wd.expect_plan_error(
+        &format!("{base}{}", cluster("10.0.128.0/17")),
+        &[
+            "network.pod_cidr \"10.0.128.0/17\" overlaps address_prefix 10.0.0.0/16 of vnet lan-a",
+            "must not overlap the vnet",
+        ],
+    )?;
+    out.expect_contains(&["with hybrid_cluster.c1"])?;
+    out.expect_snippet("network")?;
+    let clusters = host.get("/v1/clusters")?;
+    ensure!(
+        clusters.body["items"] == json!([]),
+        "a refused plan created a cluster: {}",
+        clusters.body
+    );
+
+    // Renaming lan-a while keeping its prefix replaces it, overlap-free.
+    let renamed = vnet_on("a", "lan-a2", "10.0.0.0/16", 42);
+    wd.write_config(&format!("{renamed}{elsewhere}"))?;
+    let plan = wd.plan_json()?;
+    let actions = Workdir::planned_actions(&plan, "hybrid_vnet.a");
+    ensure!(
+        actions == ["delete", "create"],
+        "renaming planned {actions:?}, want [delete, create]"
+    );
+    wd.apply(&format!("{renamed}{elsewhere}"))?;
+    ensure!(
+        get_vnet(&host, "lan-a2")?["address_prefix"] == "10.0.0.0/16",
+        "the renamed vnet keeps its prefix"
+    );
+    wd.destroy()?;
+    Ok(())
+}

@@ -18,14 +18,6 @@ pub fn segment(vlan_id: Option<u16>) -> u16 {
     vlan_id.unwrap_or(0)
 }
 
-/// The segment in words, for messages: `VLAN 100` or `untagged`.
-pub fn segment_label(vlan_id: Option<u16>) -> String {
-    match segment(vlan_id) {
-        0 => "untagged".to_string(),
-        v => format!("VLAN {v}"),
-    }
-}
-
 /// The first and last address of a stored `a.b.c.d/len`, leniently: any
 /// length 0–32, host bits ignored. For data stored before today's rules;
 /// `None` when it is not a CIDR at all.
@@ -105,8 +97,6 @@ mod tests {
     fn untagged_and_vlan_zero_are_one_segment() {
         assert_eq!(segment(None), segment(Some(0)));
         assert_ne!(segment(None), segment(Some(100)));
-        assert_eq!(segment_label(Some(0)), "untagged");
-        assert_eq!(segment_label(Some(7)), "VLAN 7");
     }
 
     #[test]

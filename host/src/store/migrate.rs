@@ -35,6 +35,9 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("current_operation", Text),
             ("created_at", Text),
             ("updated_at", Text),
+            ("segment", Int),
+            ("prefix_first", Int),
+            ("prefix_last", Int),
         ],
     ),
     (

@@ -111,6 +111,15 @@ pub trait Tx {
     /// Every vnet with its reservations and current operation, by name.
     fn vnets(&self) -> Result<Vec<VnetSnapshot>, StoreError>;
     fn put_vnet(&mut self, record: &VnetRecord) -> Result<(), StoreError>;
+    /// The vnets on L2 segment `segment` whose prefix overlaps the CIDR
+    /// block `[first, last]`, by name: one indexed query, whatever the
+    /// number of vnets (see [`decode::overlapping_vnets_sql`]).
+    fn vnets_overlapping(
+        &self,
+        segment: u16,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<VnetRecord>, StoreError>;
     /// Removes a vnet and every reservation on it.
     fn delete_vnet(&mut self, name: &str) -> Result<(), StoreError>;
     fn insert_reservation(&mut self, vnet: &str, r: &Reservation) -> Result<(), StoreError>;

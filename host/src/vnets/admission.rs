@@ -1,13 +1,14 @@
 //! Admission of vnet changes inside one store transaction: validation,
-//! immutability, pool shrink against the addresses in use, etags, and a
-//! delete refused while anything holds an address.
+//! no overlap with another vnet on the same segment, immutability, pool
+//! shrink against the addresses in use, etags, and a delete refused while
+//! anything holds an address.
 
 use std::collections::BTreeMap;
 
-use hybrid_api::validate;
+use hybrid_api::validate::{self, FieldError};
 use hybrid_api::{
     ApiError, OperationStatus, ProvisioningState, VnetPatch, VnetSpec, codes, operation_kinds,
-    vnet_id,
+    prefix, vnet_id,
 };
 
 use super::ready_condition;
@@ -32,6 +33,65 @@ fn not_found(name: &str) -> Refusal {
 pub fn check(name: &str, spec: &VnetSpec) -> Result<(), Refusal> {
     validate::vnet_name(name).map_err(|e| Refusal::invalid_field(e.target, e.message))?;
     Refusal::check(validate::vnet_spec(spec))
+}
+
+/// A vnet's `address_prefix` must not overlap another vnet's on the same
+/// L2 segment (the same VLAN, or both untagged): clusters on both would be
+/// handed the same node addresses and API-server VIPs. Checked whenever a
+/// write puts a prefix on a segment (a create, or a change of either) —
+/// never for a write that keeps them, so vnets stored before the rule
+/// existed stay readable and writable. Other VLANs may reuse a prefix.
+///
+/// Runs inside the write transaction, which both stores serialise (one
+/// writer connection under `BEGIN IMMEDIATE`; one advisory lock across
+/// PostgreSQL replicas), so two concurrent creates cannot both pass.
+fn refuse_overlap(
+    tx: &dyn Tx,
+    name: &str,
+    spec: &VnetSpec,
+    old: Option<&VnetSpec>,
+) -> Result<(), Error> {
+    let segment = prefix::segment(spec.vlan_id);
+    if old.is_some_and(|o| {
+        o.address_prefix == spec.address_prefix && prefix::segment(o.vlan_id) == segment
+    }) {
+        return Ok(());
+    }
+    let Some((first, last)) = validate::parse_prefix(&spec.address_prefix)
+        .ok()
+        .map(|p| (p.network, p.broadcast()))
+    else {
+        return Ok(()); // the spec's own validation refuses it
+    };
+    let on = match segment {
+        0 => "both untagged, on the same network segment".to_string(),
+        v => format!("both on VLAN {v}, the same network segment"),
+    };
+    let clashes: Vec<FieldError> = tx
+        .vnets_overlapping(segment, first, last)?
+        .into_iter()
+        .filter(|other| other.name != name)
+        .map(|other| {
+            let going = if other.provisioning_state == ProvisioningState::Deleting {
+                format!(" (vnet {} is being deleted: try again once it is gone)", other.name)
+            } else {
+                String::new()
+            };
+            FieldError::new(
+                "address_prefix",
+                format!(
+                    "address_prefix {:?} overlaps vnet {} (address_prefix {}), {on}: vnets on one segment must not overlap, \
+                     or clusters on both would be handed the same node addresses and VIPs; \
+                     choose a prefix that does not overlap {}, or another vlan_id{going}",
+                    spec.address_prefix,
+                    other.name,
+                    other.spec.address_prefix,
+                    other.spec.address_prefix
+                ),
+            )
+        })
+        .collect();
+    Ok(Refusal::check_conflicts(codes::CONFLICT, clashes)?)
 }
 
 /// Stores the record and queues its operation.
@@ -64,6 +124,7 @@ pub fn put(
         let Desired::Full(spec) = desired else {
             return Err(not_found(name).into());
         };
+        refuse_overlap(tx, name, &spec, None)?;
         let record = VnetRecord {
             name: name.to_string(),
             spec,
@@ -109,6 +170,7 @@ pub fn put(
             spec
         }
     };
+    refuse_overlap(tx, name, &new, Some(&old))?;
     Refusal::check_conflicts(
         codes::FIELD_IMMUTABLE,
         validate::immutable_changes(&old, &new),

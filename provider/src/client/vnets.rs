@@ -3,7 +3,7 @@
 use hybrid_api::{Operation, Reservation, Vnet, VnetPatch, VnetSpec};
 use reqwest::Method;
 
-use super::objects::accepted;
+use super::objects::{Put, accepted};
 use super::{Accepted, ClientError, HostClient};
 
 impl HostClient {
@@ -34,6 +34,17 @@ impl HostClient {
             )
             .await?;
         accepted(response).await
+    }
+
+    /// Admission only: the vnet as `spec` would make it, or the refusal
+    /// (e.g. an `address_prefix` overlapping another vnet on its segment).
+    pub async fn dry_run_vnet(
+        &self,
+        name: &str,
+        spec: &VnetSpec,
+        put: Put,
+    ) -> Result<Vnet, ClientError> {
+        self.dry_run_object(&vnet_path(name), spec, put).await
     }
 
     pub async fn patch_vnet(

@@ -3,7 +3,9 @@
 //! Everything about the network itself is immutable (a change replaces it);
 //! the pools and tags change in place. Pools may grow freely and shrink only
 //! when no allocated address falls outside, which the plan checks against
-//! the service before anything is applied.
+//! the service before anything is applied. A new vnet is checked by the
+//! service's dry run at plan time too: its prefix must not overlap another
+//! vnet's on the same segment (same VLAN, or both untagged).
 //!
 //! The state holds what the vnet *is*, never how much of it is in use:
 //! clusters take and release addresses all the time, and usage in the
@@ -14,7 +16,8 @@
 //!
 //! [`upgrade_state`]: Managed::upgrade_state
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hybrid_api::Operation;
@@ -22,8 +25,9 @@ use hybrid_api::{IpAllocationMethod, IpPool, PoolKind, Vnet, VnetPatch, VnetSpec
 use hybrid_cty::{Type, Value};
 
 use super::lifecycle::{Managed, managed_resource};
-use super::planning;
-use crate::client::{Accepted, ClientError, HostClient};
+use super::planning::forces_replacement;
+use super::{dry_run, planning};
+use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::errors;
 use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
@@ -123,8 +127,30 @@ impl Managed for VnetResource {
     ) {
         plan_pool_sizes(planned);
         planning::keep_succeeded_state(ctx.prior, planned);
-        // Shrinking a pool is allowed only while nothing allocated would fall
-        // outside: ask the service now so the plan, not the apply, fails.
+        let schema = self.schema();
+        let plan: VnetModel = model::read(planned);
+        if !ctx.prior.is_null()
+            && forces_replacement(&schema.attributes, ctx.prior, planned)
+            && let Some(name) = plan.name.known()
+        {
+            replacement_planned(name);
+        }
+        // A new vnet goes through the service's whole admission now
+        // (`?dry_run=true`), so what only the service can tell — a prefix
+        // overlapping another vnet on the same segment — fails the plan.
+        if let Some((client, Put::Create)) = dry_run::put(&ctx, planned, &schema) {
+            if let (Some(name), Some(spec)) = (plan.name.known(), spec_from(&plan))
+                && !is_planned_replacement(name)
+            {
+                let answer = client.dry_run_vnet(name, &spec, Put::Create).await;
+                let summary = format!("The host management service would refuse vnet {name:?}");
+                dry_run::outcome(answer, true, &summary, &schema, diags);
+            }
+            return;
+        }
+        // In place only the pools and tags change. Shrinking a pool is
+        // allowed only while nothing allocated would fall outside: ask the
+        // service now so the plan, not the apply, fails.
         let (Some(client), false) = (ctx.data, ctx.prior.is_null()) else {
             return;
         };
@@ -246,6 +272,30 @@ impl Managed for VnetResource {
     }
 }
 
+/// Names of the vnets this process planned as the new half of a
+/// replacement. Terraform plans a replacement twice: with the prior state
+/// (where the provider sees the replacement) and then its create half alone,
+/// with no prior state. Asking the service about that create half would
+/// compare it with the very vnet it replaces — which still exists, and
+/// which a renamed vnet keeping its prefix overlaps — and fail the plan
+/// for a conflict the apply never meets (the old vnet goes first). So the
+/// create half of a replacement is left to the apply's own admission.
+static REPLACEMENTS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn replacement_planned(name: &str) {
+    REPLACEMENTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.to_string());
+}
+
+fn is_planned_replacement(name: &str) -> bool {
+    REPLACEMENTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(name)
+}
+
 /// The name in a vnet id.
 fn vnet_name(id: &str) -> Option<&str> {
     id.strip_prefix("/vnets/")
@@ -346,7 +396,9 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
         ),
         input(
             Attribute::string("address_prefix").description(
-                "IPv4 CIDR of the network, e.g. `10.0.0.0/24`. Changing it replaces the vnet.",
+                "IPv4 CIDR of the network, e.g. `10.0.0.0/24`. It must not overlap the prefix \
+                 of another vnet on the same VLAN (or, untagged, of another untagged vnet). \
+                 Changing it replaces the vnet.",
             ),
             true,
         ),
@@ -363,7 +415,10 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
         ),
         input(
             Attribute::number("vlan_id")
-                .description("VLAN tag, 0–4094.")
+                .description(
+                    "VLAN tag, 0–4094; none (or 0) is untagged. Vnets on one VLAN share a \
+                     network segment and must not have overlapping prefixes.",
+                )
                 .validator(validators::int_between(0, 4094)),
             false,
         ),

@@ -216,6 +216,21 @@ fn create_cluster(
         Some(_) => {}
     }
     let snap = load_vnet(tx, &spec.vnet_id)?;
+    // Pod and service addresses are routed inside the cluster: overlapping
+    // the vnet its nodes are on would shadow node addresses (both CIDRs are
+    // immutable, so only a create can introduce the overlap).
+    if let Some(f) = Refusal::from_fields(
+        Reason::Conflict,
+        codes::CONFLICT,
+        hybrid_api::prefix::cluster_cidrs_on_vnet(
+            &spec.network.pod_cidr,
+            &spec.network.service_cidr,
+            &snap.record.name,
+            &snap.record.spec.address_prefix,
+        ),
+    ) {
+        return Err(Error::Refused(f));
+    }
     let version = match &spec.kubernetes_version {
         Some(v) => v.clone(),
         None => catalog::newest_supported(&env.versions, &[OsType::Linux])

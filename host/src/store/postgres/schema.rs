@@ -1,9 +1,10 @@
 //! The PostgreSQL schema and its versioned migrations, applied at start by
 //! whichever replica gets there first (the others wait on an advisory lock).
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::store::StoreError;
+use crate::store::decode::stored_vnet_span;
 
 /// Advisory lock key taken while migrating (any constant unique to us).
 const MIGRATION_LOCK: i64 = 0x4859_4252_4944_0001;
@@ -11,7 +12,8 @@ const MIGRATION_LOCK: i64 = 0x4859_4252_4944_0001;
 /// Schema migrations, applied in order; index + 1 is the schema version.
 /// The same tables as SQLite's, every column text as there (addresses are
 /// integers), plus the operation leases replicas share work by.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE vnets (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -104,7 +106,39 @@ CREATE TABLE settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    // 2: where each vnet's addresses are (its segment and prefix range), so
+    // admission can find overlapping vnets with one indexed query; filled
+    // for existing vnets by [`fill_vnet_spans`].
+    r#"
+ALTER TABLE vnets ADD COLUMN segment BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE vnets ADD COLUMN prefix_first BIGINT;
+ALTER TABLE vnets ADD COLUMN prefix_last BIGINT;
+CREATE INDEX vnets_by_segment ON vnets (segment, prefix_first);
+"#,
+];
+
+/// The version whose migration added the vnets' span columns.
+const VNET_SPANS: usize = 2;
+
+/// Fills the span columns of every vnet stored before they existed.
+/// Existing vnets are kept as they are, overlapping or not: only new
+/// writes are checked.
+async fn fill_vnet_spans(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let update = tx
+        .prepare(
+            "UPDATE vnets SET segment = $2, prefix_first = $3, prefix_last = $4 WHERE name = $1",
+        )
+        .await?;
+    for row in tx.query("SELECT name, spec FROM vnets", &[]).await? {
+        let name: String = row.try_get(0)?;
+        let spec: String = row.try_get(1)?;
+        let (segment, first, last) = stored_vnet_span(&spec);
+        tx.execute(&update, &[&name, &segment, &first, &last])
+            .await?;
+    }
+    Ok(())
+}
 
 /// Brings the schema to [`MIGRATIONS`]' version in one transaction; refuses
 /// a database a newer build has migrated further.
@@ -128,6 +162,9 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;
+        if i + 1 == VNET_SPANS {
+            fill_vnet_spans(&tx).await?;
+        }
         let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
         tx.execute(
             "INSERT INTO schema_version (version) VALUES ($1)",

@@ -17,8 +17,9 @@ use tokio_postgres::types::ToSql;
 use crate::clock;
 use crate::security::secrets::{Sealer, secret_purpose};
 use crate::store::decode::{
-    OBJECT_COLUMNS, OP_COLUMNS, VM_COLUMNS, VNET_COLUMNS, corrupt, json, object, op_from_row,
-    parse_address, record_from_row, reservation_from_row, snapshots, to_i64, vm,
+    OBJECT_COLUMNS, OP_COLUMNS, VM_COLUMNS, VNET_COLUMNS, VNET_SPAN_COLUMNS, corrupt, json, object,
+    op_from_row, overlapping_vnets_params, overlapping_vnets_sql, parse_address, record_from_row,
+    reservation_from_row, snapshots, to_i64, vm, vnet_span,
 };
 use crate::store::{ObjectKind, ObjectRow, StoreError, Tx, VmRow, VnetRecord, VnetSnapshot};
 
@@ -300,12 +301,16 @@ impl Tx for PgTx<'_> {
     }
 
     fn put_vnet(&mut self, r: &VnetRecord) -> Result<(), StoreError> {
+        let (segment, first, last) = vnet_span(&r.spec);
         self.execute(
             &format!(
-                "INSERT INTO vnets ({VNET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO vnets ({VNET_COLUMNS}, {VNET_SPAN_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, etag = excluded.etag,
                     provisioning_state = excluded.provisioning_state, conditions = excluded.conditions,
-                    current_operation = excluded.current_operation, updated_at = excluded.updated_at"
+                    current_operation = excluded.current_operation, updated_at = excluded.updated_at,
+                    segment = excluded.segment, prefix_first = excluded.prefix_first,
+                    prefix_last = excluded.prefix_last"
             ),
             &[
                 &r.name,
@@ -316,9 +321,27 @@ impl Tx for PgTx<'_> {
                 &r.current_operation,
                 &r.created_at,
                 &r.updated_at,
+                &segment,
+                &first,
+                &last,
             ],
         )?;
         Ok(())
+    }
+
+    fn vnets_overlapping(
+        &self,
+        segment: u16,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<VnetRecord>, StoreError> {
+        let values = overlapping_vnets_params(segment, first, last);
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        self.query(&overlapping_vnets_sql('$'), &params)?
+            .iter()
+            .map(|r| record_from_row(vnet_cols(r)?))
+            .collect()
     }
 
     fn delete_vnet(&mut self, name: &str) -> Result<(), StoreError> {

@@ -7,8 +7,9 @@ use hybrid_api::{Operation, Reservation};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::decode::{
-    OP_COLUMNS, OpRow, ReservationRow, VNET_COLUMNS, VnetRow, json, op_from_row, record_from_row,
-    reservation_from_row, snapshots,
+    OP_COLUMNS, OpRow, ReservationRow, VNET_COLUMNS, VNET_SPAN_COLUMNS, VnetRow, json, op_from_row,
+    overlapping_vnets_params, overlapping_vnets_sql, record_from_row, reservation_from_row,
+    snapshots, vnet_span,
 };
 use crate::store::{StoreError, VnetRecord, VnetSnapshot};
 
@@ -117,24 +118,44 @@ pub(super) fn load_snapshot(
 }
 
 pub(super) fn save_record(tx: &Connection, r: &VnetRecord) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO vnets (name, spec, etag, provisioning_state, conditions, current_operation, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    let (segment, first, last) = vnet_span(&r.spec);
+    tx.prepare_cached(&format!(
+        "INSERT INTO vnets ({VNET_COLUMNS}, {VNET_SPAN_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, etag = excluded.etag,
             provisioning_state = excluded.provisioning_state, conditions = excluded.conditions,
-            current_operation = excluded.current_operation, updated_at = excluded.updated_at",
-        params![
-            r.name,
-            json(&r.spec)?,
-            r.etag,
-            r.provisioning_state.as_str(),
-            json(&r.conditions)?,
-            r.current_operation,
-            r.created_at,
-            r.updated_at
-        ],
-    )?;
+            current_operation = excluded.current_operation, updated_at = excluded.updated_at,
+            segment = excluded.segment, prefix_first = excluded.prefix_first,
+            prefix_last = excluded.prefix_last"
+    ))?
+    .execute(params![
+        r.name,
+        json(&r.spec)?,
+        r.etag,
+        r.provisioning_state.as_str(),
+        json(&r.conditions)?,
+        r.current_operation,
+        r.created_at,
+        r.updated_at,
+        segment,
+        first,
+        last
+    ])?;
     Ok(())
+}
+
+/// See [`crate::store::Tx::vnets_overlapping`].
+pub(super) fn load_overlapping(
+    conn: &Connection,
+    segment: u16,
+    first: u32,
+    last: u32,
+) -> Result<Vec<VnetRecord>, StoreError> {
+    let params = overlapping_vnets_params(segment, first, last);
+    conn.prepare_cached(&overlapping_vnets_sql('?'))?
+        .query_map(rusqlite::params_from_iter(params), vnet_row)?
+        .map(|row| record_from_row(row?))
+        .collect()
 }
 
 pub(super) fn insert_operation(

@@ -6,7 +6,8 @@ use hybrid_api::{ApiError, Operation, OperationStatus, Reservation};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{
-    insert_operation, load_all_snapshots, load_operation, load_snapshot, op_row, save_record,
+    insert_operation, load_all_snapshots, load_operation, load_overlapping, load_snapshot, op_row,
+    save_record,
 };
 use crate::clock;
 use crate::security::secrets::{Sealer, secret_purpose};
@@ -177,6 +178,15 @@ impl Tx for SqlTx<'_> {
 
     fn put_vnet(&mut self, record: &VnetRecord) -> Result<(), StoreError> {
         save_record(self.0, record)
+    }
+
+    fn vnets_overlapping(
+        &self,
+        segment: u16,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<VnetRecord>, StoreError> {
+        load_overlapping(self.0, segment, first, last)
     }
 
     fn delete_vnet(&mut self, name: &str) -> Result<(), StoreError> {
