@@ -409,8 +409,10 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
             false,
         ),
         input(
-            Attribute::list("dns_servers", Type::String)
-                .description("DNS servers handed to VMs on the vnet."),
+            Attribute::list("dns_servers", Type::String).description(format!(
+                "DNS servers handed to VMs on the vnet, at most {}.",
+                hybrid_api::limits::MAX_DNS_SERVERS
+            )),
             false,
         ),
         input(
@@ -431,7 +433,12 @@ pub(crate) fn vnet_attributes(settable: bool) -> Vec<Attribute> {
             "Addresses for API-server and load-balancer VIPs.",
         ),
         {
-            let tags = Attribute::map("tags", Type::String).description("Free-form tags.");
+            let tags = Attribute::map("tags", Type::String).description(format!(
+                "Free-form tags: at most {}, keys of 1–{} characters, values of at most {}.",
+                hybrid_api::limits::MAX_TAGS,
+                hybrid_api::limits::MAX_TAG_KEY,
+                hybrid_api::limits::MAX_TAG_VALUE
+            ));
             if settable {
                 tags.optional()
             } else {
