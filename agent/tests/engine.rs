@@ -14,6 +14,7 @@ use hybrid_acceptance_tests::netns::Netns;
 use hybrid_agent::engine::{Engine, EngineError, seed};
 use hybrid_agent::net::Net;
 use hybrid_api::agent::{VmNetwork, VmPowerState, VmSpec, mac_for};
+use hybrid_api::bootstrap::{self, BootstrapDocument, BootstrapRole, BootstrapSecret};
 
 /// TCG boots take 7–15 s on the CI machine; leave room for a loaded one.
 const BOOT: Duration = Duration::from_secs(120);
@@ -38,7 +39,50 @@ fn spec(name: &str, vlan: Option<u16>, address: Option<&str>, gateway: Option<&s
         ssh_authorized_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITEST test@hybrid".into()],
         boot_timeout_seconds: 120,
         labels: [("cluster".to_string(), "t".to_string())].into(),
+        bootstrap: None,
+        bootstrap_secret: None,
     }
+}
+
+const TOKEN: &str = "k8stok.0123456789abcdef";
+
+/// A control-plane spec that initialises cluster `bc` and holds `vip`.
+fn bootstrap_spec(name: &str, address: &str, vip: &str) -> VmSpec {
+    let mut s = spec(name, None, Some(address), None);
+    s.role = "control-plane".into();
+    s.bootstrap = Some(BootstrapDocument {
+        api_version: bootstrap::API_VERSION.into(),
+        kind: bootstrap::KIND.into(),
+        role: BootstrapRole::ControlPlane,
+        init: true,
+        cluster_name: "bc".into(),
+        node_name: name.into(),
+        kubernetes_version: "1.32.3".into(),
+        api_endpoint: format!("{vip}:6443"),
+        control_plane_vip: Some(vip.into()),
+        ca_certificate: "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n".into(),
+        ca_cert_hash: format!("sha256:{}", "ab".repeat(32)),
+        labels: [("tier".to_string(), "web".to_string())].into(),
+        taints: vec!["dedicated=web:NoSchedule".into()],
+        max_pods: 42,
+        pod_cidr: "10.244.0.0/16".into(),
+        service_cidr: "10.96.0.0/12".into(),
+        network_plugin: hybrid_api::cluster::NetworkPlugin::Flannel,
+    });
+    s.bootstrap_secret = Some(BootstrapSecret {
+        api_version: bootstrap::API_VERSION.into(),
+        bootstrap_token: TOKEN.into(),
+        expires_at: "2030-01-01T00:00:00Z".into(),
+    });
+    s
+}
+
+/// Whether `needle` occurs in the file's bytes (a sparse seed included).
+fn file_contains(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 fn inode(path: &std::path::Path) -> u64 {
@@ -232,6 +276,140 @@ async fn vm_lifecycle_answers_ping_from_the_datacenter() {
         engine.stop("lc-0").await,
         Err(EngineError::NotFound(_))
     ));
+}
+
+/// The bootstrap contract end to end on one VM: the seed carries the
+/// document and the secret, the guest's report says what it received (the
+/// test image's hybrid-bootstrap), the first control plane's VIP answers,
+/// and once the guest reported in the secret is gone from the agent's disk
+/// (spec.json, seed.img) — while no status ever showed it, and a new PUT
+/// with a fresh token is the same VM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_reaches_the_guest_and_its_secret_goes() {
+    const T: &str = "bootstrap_reaches_the_guest_and_its_secret_goes";
+    if !common::can_use_netns(T) {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(images) = common::image_root(T, scratch.path()) else {
+        return;
+    };
+    let _slot = VM_SLOT.lock().await;
+    let host = Netns::create(NS_PREFIX).unwrap();
+    let dc = Netns::create(NS_PREFIX).unwrap();
+    host.veth("up0", &dc, "sw0").unwrap();
+    dc.ip(&["addr", "add", "10.43.0.1/24", "dev", "sw0"])
+        .unwrap();
+    let data = scratch.path().join("data");
+    let cfg = config(&data, &images, Some(&host), Some("up0"));
+    let engine = Engine::open(cfg.clone()).await.unwrap();
+    let s = bootstrap_spec("bs-0", "10.43.0.10/24", "10.43.0.200");
+    let dir = data.join("vms/bs-0");
+
+    let booting = engine.apply(s.clone()).await.unwrap();
+    let shown = serde_json::to_string(&booting).unwrap();
+    assert!(
+        !shown.contains(TOKEN),
+        "the status shows the token: {shown}"
+    );
+    assert_eq!(
+        booting.spec.bootstrap, s.bootstrap,
+        "the document is public"
+    );
+    assert_eq!(booting.spec.bootstrap_secret, None);
+
+    // Before the report: the seed has both files and the user-data that
+    // runs the command with them.
+    let (_, files) = seed::read(&dir.join("seed.img")).unwrap();
+    let doc: BootstrapDocument = serde_json::from_str(files.bootstrap.as_deref().unwrap()).unwrap();
+    assert_eq!(Some(&doc), s.bootstrap.as_ref());
+    let secret: BootstrapSecret =
+        serde_json::from_str(files.bootstrap_secret.as_deref().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("the seed's secret before the report: {e}"));
+    assert_eq!(secret.bootstrap_token, TOKEN);
+    assert!(files.user_data.contains(&format!(
+        "  - [\"{}\", \"{}\", \"{}\"]\n",
+        bootstrap::COMMAND,
+        bootstrap::DOCUMENT_PATH,
+        bootstrap::SECRET_PATH
+    )));
+
+    let running = wait_state(&engine, "bs-0", VmPowerState::Running, BOOT).await;
+    let report = running.report.clone().expect("a report");
+    let b = &report["bootstrap"];
+    assert_eq!(
+        b["document"],
+        serde_json::to_value(&doc).unwrap(),
+        "{report}"
+    );
+    assert_eq!(b["document"]["role"], "control-plane");
+    assert_eq!(b["document"]["cluster_name"], "bc");
+    assert_eq!(b["document"]["node_name"], "bs-0");
+    assert_eq!(b["document"]["labels"]["tier"], "web");
+    assert_eq!(b["document"]["taints"][0], "dedicated=web:NoSchedule");
+    assert_eq!(b["document"]["pod_cidr"], "10.244.0.0/16");
+    assert_eq!(b["document"]["service_cidr"], "10.96.0.0/12");
+    assert_eq!(b["control_plane_vip"], "10.43.0.200", "{report}");
+    assert_eq!(b["document_sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        b["token"],
+        serde_json::json!({ "received": true, "length": TOKEN.len(), "kubeadm_form": true })
+    );
+    assert!(!report.to_string().contains(TOKEN));
+
+    // The VIP answers from the datacenter side.
+    let mut answered = false;
+    for _ in 0..10 {
+        if dc
+            .exec_output(&["ping", "-c", "1", "-W", "2", "10.43.0.200"])
+            .is_ok_and(|o| o.status.success())
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(answered, "the control-plane VIP does not answer");
+
+    // The secret leaves the agent's disk once the guest reported in (the
+    // watcher does it on its next round).
+    let mut gone = false;
+    for _ in 0..40 {
+        gone = !file_contains(&dir.join("spec.json"), TOKEN)
+            && !file_contains(&dir.join("seed.img"), TOKEN);
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(gone, "the token is still in spec.json or seed.img");
+    let (_, files) = seed::read(&dir.join("seed.img")).unwrap();
+    assert_eq!(files.bootstrap_secret, None);
+    assert_eq!(files.bootstrap, Some(serde_json::to_string(&doc).unwrap()));
+    assert!(!files.user_data.contains(bootstrap::SECRET_PATH));
+    for st in engine.list().await {
+        assert!(!serde_json::to_string(&st).unwrap().contains(TOKEN));
+    }
+
+    // hybrid-host asking again mints a fresh token: the same VM.
+    let mut again = s.clone();
+    if let Some(secret) = again.bootstrap_secret.as_mut() {
+        secret.bootstrap_token = "zzzzzz.zzzzzzzzzzzzzzzz".into();
+    }
+    let st = engine.apply(again).await.unwrap();
+    assert_eq!((st.state, st.pid), (VmPowerState::Running, running.pid));
+    assert!(!file_contains(&dir.join("spec.json"), "zzzzzz"));
+
+    // An agent restart finds no secret to bring back.
+    drop(engine);
+    let engine = Engine::open(cfg).await.unwrap();
+    let st = engine.get("bs-0").await.unwrap();
+    assert_eq!(st.state, VmPowerState::Running);
+    assert_eq!(st.spec.bootstrap, s.bootstrap);
+    assert!(!file_contains(&dir.join("spec.json"), TOKEN));
+
+    engine.delete("bs-0").await.unwrap();
+    assert_eq!(our_links(&host), Vec::<String>::new());
 }
 
 /// The agent dies (the engine is dropped; QEMU keeps running): a new engine

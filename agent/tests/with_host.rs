@@ -7,6 +7,10 @@
 //! during a create resumes with exactly the expected VMs; a stopped agent
 //! makes its host Down, its nodes NotReady and admission refuse what only
 //! its capacity could hold; deleting the cluster leaves nothing behind.
+//! The bootstrap contract: each guest reports the document it received
+//! (role, node name, cluster, VIP), the first control plane's VIP answers,
+//! and no bootstrap token shows in a log, the API or an agent's disk once
+//! the guests reported in.
 //!
 //! Every address lives in namespaces this test creates; hybrid-host and the
 //! agents' APIs are on loopback.
@@ -232,6 +236,32 @@ fn pings(from: &Netns, ip: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// True when `text` holds something of kubeadm's bootstrap token form
+/// `[a-z0-9]{6}.[a-z0-9]{16}` (not inside a longer word).
+fn has_token(text: &[u8]) -> bool {
+    let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (6..text.len().saturating_sub(16)).any(|i| {
+        text[i] == b'.'
+            && text[i - 6..i].iter().all(|b| word(*b))
+            && text[i + 1..i + 17].iter().all(|b| word(*b))
+            && (i == 6 || !word(text[i - 7]))
+            && text.get(i + 17).is_none_or(|b| !word(*b))
+    })
+}
+
+/// The guest's `hybrid_ready` report, as the agent of `agent` keeps it.
+fn report(agent: &Agent, vm: &str) -> Value {
+    let path = agent.dir.join("vms").join(vm).join("report.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let start = l.find("{\"hybrid_ready\"")?;
+            serde_json::from_str::<Value>(l[start..].trim()).ok()
+        })
+        .map(|v| v["hybrid_ready"].clone())
+        .unwrap_or_else(|| panic!("no report in {}: {text:?}", path.display()))
+}
+
 fn patch_pool(host: &Host, count: u32) -> hybrid_acceptance_tests::ApiResponse {
     host.patch(
         "/v1/clusters/c1/nodepools/pool1",
@@ -359,6 +389,100 @@ fn cluster_on_two_agents() {
             "VM {} does not answer at {ip}",
             n["name"]
         );
+    }
+
+    // The bootstrap contract: what each guest received, as it reported.
+    let cluster = host.get("/v1/clusters/c1").unwrap();
+    let vip = cluster.body["status"]["endpoint"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("https://"))
+        .and_then(|e| e.strip_suffix(":6443"))
+        .unwrap_or_else(|| panic!("an endpoint: {}", cluster.body))
+        .to_string();
+    let agent_of = |n: &Value| if n["host"] == "host-a" { &a } else { &b };
+    let cp = &cluster.body["status"]["control_plane_nodes"][0];
+    let cp_name = cp["name"].as_str().unwrap();
+    let r = report(agent_of(cp), cp_name);
+    let doc = &r["bootstrap"]["document"];
+    assert_eq!(doc["api_version"], "hybrid.bootstrap/v1", "{r}");
+    assert_eq!(
+        (
+            &doc["role"],
+            &doc["init"],
+            &doc["cluster_name"],
+            &doc["node_name"]
+        ),
+        (
+            &json!("control-plane"),
+            &json!(true),
+            &json!("c1"),
+            &json!(cp_name)
+        ),
+        "{r}"
+    );
+    assert_eq!(doc["api_endpoint"], format!("{vip}:6443"));
+    assert_eq!(doc["control_plane_vip"], vip.as_str());
+    assert_eq!(r["bootstrap"]["control_plane_vip"], vip.as_str(), "{r}");
+    assert_eq!(
+        doc["ca_certificate"],
+        cluster.body["status"]["ca_certificate"]
+    );
+    assert_eq!(doc["network_plugin"], "calico");
+    assert_eq!(
+        r["bootstrap"]["token"],
+        json!({ "received": true, "length": 23, "kubeadm_form": true })
+    );
+    assert!(
+        pings(&switch, &vip),
+        "the control-plane VIP {vip} does not answer"
+    );
+    let pool = host.get("/v1/clusters/c1/nodepools/pool1").unwrap();
+    let worker = &pool.body["status"]["nodes"][0];
+    let worker_name = worker["name"].as_str().unwrap();
+    let r = report(agent_of(worker), worker_name);
+    let doc = &r["bootstrap"]["document"];
+    assert_eq!(
+        (&doc["role"], &doc["init"], &doc["node_name"]),
+        (&json!("worker"), &json!(false), &json!(worker_name)),
+        "{r}"
+    );
+    assert_eq!(doc["max_pods"], 110);
+    assert_eq!(doc.get("control_plane_vip"), None, "{r}");
+    assert_eq!(r["bootstrap"]["token"]["received"], true);
+    // Every guest reported in: no token on the agents' disks (the watcher
+    // removes it on its next round), in their logs, or from the API.
+    wait_for(
+        "the tokens to leave the agents' disks",
+        Duration::from_secs(10),
+        || {
+            [&a, &b].iter().all(|agent| {
+                [cp_name, worker_name].iter().all(|vm| {
+                    let dir = agent.dir.join("vms").join(vm);
+                    ["spec.json", "seed.img"]
+                        .iter()
+                        .all(|f| !has_token(&std::fs::read(dir.join(f)).unwrap_or_default()))
+                })
+            })
+        },
+    );
+    for agent in [&a, &b] {
+        assert!(
+            !has_token(agent.log().as_bytes()),
+            "{}'s log has a token",
+            agent.name
+        );
+    }
+    assert!(
+        !has_token(host.log().as_bytes()),
+        "hybrid-host's log has a token"
+    );
+    for path in [
+        "/v1/clusters/c1",
+        "/v1/clusters/c1/nodepools/pool1",
+        "/v1/hosts",
+    ] {
+        let body = host.get(path).unwrap().body.to_string();
+        assert!(!has_token(body.as_bytes()), "{path} shows a token: {body}");
     }
 
     // Scale up, then down: the VM goes with its process and tap.

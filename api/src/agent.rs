@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::bootstrap::{BootstrapDocument, BootstrapSecret};
 use crate::inventory::Resources;
 
 /// What a node image must do with the VM it boots in; the agent and
@@ -35,9 +36,11 @@ pub const GUEST_CONTRACT: &str = "\
 Seed: a NoCloud seed on a virtio disk: a FAT volume labelled CIDATA with the files \
 meta-data (instance-id, local-hostname), network-config (version 2: one ethernet \
 matched by MAC, addresses, routes/gateway4, nameservers) and user-data (#cloud-config \
-with users[0].ssh_authorized_keys and hostname). Report: when the guest is up, it \
+with users[0].ssh_authorized_keys and hostname; for cluster VMs also write_files and \
+runcmd, see the bootstrap contract). Report: when the guest is up, it \
 writes one line of JSON to its second serial port (ttyS1): \
-{\"hybrid_ready\":{\"instance_id\":…,\"hostname\":…,\"addresses\":[\"10.0.0.5/24\"]}}. \
+{\"hybrid_ready\":{\"instance_id\":…,\"hostname\":…,\"addresses\":[\"10.0.0.5/24\"]}}, \
+plus \"bootstrap\" (what the bootstrap command applied) for cluster VMs. \
 The first serial port (ttyS0) is the console, logged by the agent.";
 
 /// `POST /v1/agents/join` (hybrid-host): the agent trades a join token for
@@ -133,6 +136,15 @@ pub struct VmSpec {
     /// Free-form labels kept with the VM (cluster, pool …).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The bootstrap document for the guest (cluster VMs; absent for
+    /// others and from hosts that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapDocument>,
+    /// The document's secret part. The agent writes it into the seed,
+    /// removes it from its disk once the guest has reported in, and never
+    /// shows it: `VmStatus.spec` always has it absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_secret: Option<BootstrapSecret>,
 }
 
 /// The VM's one network interface.

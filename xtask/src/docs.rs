@@ -387,6 +387,11 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
         "GuestContract",
         hybrid_api::agent::GUEST_CONTRACT.to_string(),
     );
+    common.insert(
+        "BootstrapContract",
+        hybrid_api::bootstrap::CONTRACT.to_string(),
+    );
+    common.insert("BootstrapFields", bootstrap_tables()?);
 
     let templates = root.join("templates");
     for file in files_under(&templates)? {
@@ -685,6 +690,88 @@ fn limits_table() -> String {
         out.push_str(&format!("| {place} | {what} | {limit} |\n"));
     }
     out.trim_end().to_string()
+}
+
+/// The bootstrap document's and secret's fields, from their JSON schemas
+/// (so that the guide cannot drift from `hybrid_api::bootstrap`).
+fn bootstrap_tables() -> Result<String> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    for (name, schema) in hybrid_api::bootstrap::schemas() {
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let props = schema["properties"]
+            .as_object()
+            .with_context(|| format!("the schema of {name} has no properties"))?;
+        let mut table =
+            format!("`{name}`:\n\n| Field | Type | Required | Meaning |\n|---|---|---|---|\n");
+        for (field, p) in props {
+            let ty = schema_type(&schema, p);
+            let description = p["description"]
+                .as_str()
+                .with_context(|| format!("{name}.{field} has no description"))?
+                .replace('\n', " ")
+                .replace('|', "\\|");
+            table.push_str(&format!(
+                "| `{field}` | {ty} | {} | {description} |\n",
+                if required.contains(&field.as_str()) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            ));
+        }
+        out.push(table.trim_end().to_string());
+    }
+    Ok(out.join("\n\n"))
+}
+
+/// A property's type for a table: `string`, `integer`, `map of string`,
+/// `list of string`, or the enum's values.
+fn schema_type(root: &serde_json::Value, p: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let resolved = p["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .map(|d| &root["$defs"][d])
+        .unwrap_or(p);
+    let values: Vec<String> = resolved["enum"]
+        .as_array()
+        .or_else(|| resolved["oneOf"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            v.as_str()
+                .or_else(|| v["const"].as_str())
+                .or_else(|| v["enum"][0].as_str())
+        })
+        .map(|v| format!("`{v}`"))
+        .collect();
+    if !values.is_empty() {
+        return values.join(", ");
+    }
+    let ty = match &resolved["type"] {
+        Value::String(t) => t.clone(),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".to_string(),
+    };
+    match ty.as_str() {
+        "object" => format!(
+            "map of {}",
+            schema_type(root, &resolved["additionalProperties"])
+        ),
+        "array" => format!("list of {}", schema_type(root, &resolved["items"])),
+        _ => ty,
+    }
 }
 
 /// `- [Title](guides/x.md) — description` for every guide template,

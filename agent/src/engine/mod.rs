@@ -8,7 +8,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `spec.json` (0600) | the [`VmSpec`] it was created from |
+//! | `spec.json` (0600) | the [`VmSpec`] it was created from (its bootstrap secret until the guest reported in) |
 //! | `state.json` (0600) | desired power state and when the last boot began |
 //! | `overlay.qcow2` | its disk, backed by the image's disk |
 //! | `seed.img` (0600) | the NoCloud seed ([`seed`]) |
@@ -21,6 +21,12 @@
 //! that a segment's last VM going away never races a new VM joining it.
 //! A background watcher per boot turns the guest's report into `Running`,
 //! or the boot timeout / QEMU's exit into `Failed`.
+//!
+//! The bootstrap secret ([`hybrid_api::bootstrap::BootstrapSecret`]) lives
+//! apart from the VM's spec in memory, so that no status ever shows it; it
+//! is on disk (`spec.json`, `seed.img`) only until the guest reports in:
+//! then both are written again without it and it is forgotten. A VM that
+//! boots again afterwards gets a seed without it (it has bootstrapped).
 
 pub mod image;
 pub mod qemu;
@@ -34,6 +40,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hybrid_api::agent::{VmPowerState, VmSpec, VmStatus};
+use hybrid_api::bootstrap::BootstrapSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::process::Command;
@@ -124,7 +131,10 @@ struct Inner {
 
 /// One VM: what never changes after creation, and its live state.
 struct Vm {
+    /// Its spec, always without the bootstrap secret.
     spec: VmSpec,
+    /// The bootstrap secret, until the guest has reported in.
+    secret: Mutex<Option<BootstrapSecret>>,
     paths: VmPaths,
     tap: String,
     bridge: String,
@@ -221,6 +231,49 @@ impl Vm {
 
     fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    fn lock_secret(&self) -> std::sync::MutexGuard<'_, Option<BootstrapSecret>> {
+        self.secret.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The spec with its secret, as the seed and `spec.json` need it.
+    fn full_spec(&self) -> VmSpec {
+        let mut spec = self.spec.clone();
+        spec.bootstrap_secret = self.lock_secret().clone();
+        spec
+    }
+
+    /// Writes `spec.json` (with the secret while the VM has one).
+    fn save_spec(&self) -> Result<(), EngineError> {
+        let bytes = serde_json::to_vec_pretty(&self.full_spec())
+            .map_err(|e| EngineError::Failed(format!("encoding VM {} spec: {e}", self.name())))?;
+        write_private(&self.paths.spec(), &bytes)
+    }
+
+    /// Removes the bootstrap secret from `spec.json` and the seed (written
+    /// again in place, so that the running QEMU keeps a valid volume), then
+    /// forgets it. The guest has reported in: it has used the secret.
+    /// Caller holds the op lock.
+    fn wipe_secret(&self) -> Result<(), EngineError> {
+        if self.lock_secret().is_none() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&self.spec)
+            .map_err(|e| EngineError::Failed(format!("encoding VM {} spec: {e}", self.name())))?;
+        write_private(&self.paths.spec(), &bytes)?;
+        if self.paths.seed().exists() {
+            seed::write(&self.paths.seed(), &seed::render(&self.spec)).map_err(|e| {
+                EngineError::Failed(format!(
+                    "VM {}: writing the seed {} without the bootstrap secret: {e}",
+                    self.name(),
+                    self.paths.seed().display()
+                ))
+            })?;
+        }
+        *self.lock_secret() = None;
+        tracing::info!(vm = %self.name(), "guest reported in: bootstrap secret removed from the agent's disk");
+        Ok(())
     }
 
     fn save_state(&self, desired: Desired, booted_at: u64) -> Result<(), EngineError> {
@@ -380,7 +433,12 @@ impl Engine {
     pub async fn apply(&self, spec: VmSpec) -> Result<VmStatus, EngineError> {
         validate(&spec)?;
         if let Some(vm) = self.inner.find(&spec.name) {
-            let differ = differing_fields(&vm.spec, &spec);
+            // The secret is not part of the comparison: hybrid-host mints a
+            // fresh token when it asks again, and the agent may have
+            // forgotten the one it had.
+            let mut public = spec.clone();
+            let secret = public.bootstrap_secret.take();
+            let differ = differing_fields(&vm.spec, &public);
             if !differ.is_empty() {
                 return Err(EngineError::Invalid(format!(
                     "VM {} exists with a different spec ({} differ); delete it first to change them",
@@ -391,6 +449,11 @@ impl Engine {
             let _op = vm.op.clone().lock_owned().await;
             if vm.lock_state().power == VmPowerState::Failed {
                 tracing::info!(vm = %vm.name(), "booting a failed VM again");
+                // It never reported in: it boots with the newest secret.
+                if secret.is_some() {
+                    *vm.lock_secret() = secret;
+                    vm.save_spec()?;
+                }
                 self.inner.boot(&vm).await?;
             }
             return Ok(vm.status());
@@ -404,9 +467,7 @@ impl Engine {
         let vm = self.inner.insert_new(spec, paths);
         let _op = vm.op.clone().lock_owned().await;
         mkdir_private(&vm.paths.dir)?;
-        let bytes = serde_json::to_vec_pretty(&vm.spec)
-            .map_err(|e| EngineError::Failed(format!("encoding VM {} spec: {e}", vm.name())))?;
-        write_private(&vm.paths.spec(), &bytes)?;
+        vm.save_spec()?;
         self.inner.boot(&vm).await?;
         Ok(vm.status())
     }
@@ -515,8 +576,10 @@ impl Inner {
 
     /// Registers a VM (state `Booting` until its first operation says
     /// otherwise); a concurrent apply of the same name then finds it.
-    fn insert_new(&self, spec: VmSpec, paths: VmPaths) -> Arc<Vm> {
+    fn insert_new(&self, mut spec: VmSpec, paths: VmPaths) -> Arc<Vm> {
+        let secret = spec.bootstrap_secret.take();
         let vm = Arc::new(Vm {
+            secret: Mutex::new(secret),
             tap: net::tap_name(&spec.name),
             bridge: net::bridge_name(spec.network.vlan_id),
             spec,
@@ -600,16 +663,16 @@ impl Inner {
         if !p.overlay().exists() {
             self.create_overlay(vm, &image).await?;
         }
-        if !p.seed().exists() {
-            let tmp = p.dir.join("seed.img.tmp");
-            seed::write(&tmp, &seed::render(&vm.spec))
-                .and_then(|()| std::fs::rename(&tmp, p.seed()))
-                .map_err(|e| {
-                    EngineError::Failed(format!(
-                        "VM {name}: writing the seed {}: {e}",
-                        p.seed().display()
-                    ))
-                })?;
+        // Written at every boot, in place (no QEMU has it open now, and an
+        // interrupted write is redone by the next boot): after the guest's
+        // first report it has no bootstrap secret any more.
+        {
+            seed::write(&p.seed(), &seed::render(&vm.full_spec())).map_err(|e| {
+                EngineError::Failed(format!(
+                    "VM {name}: writing the seed {}: {e}",
+                    p.seed().display()
+                ))
+            })?;
         }
         {
             let _segments = self.segments.lock().await;
@@ -755,6 +818,11 @@ impl Inner {
             s.report = report;
             s.generation
         };
+        if reported_in(vm)
+            && let Err(e) = vm.wipe_secret()
+        {
+            tracing::warn!(vm = %name, "{e}");
+        }
         let elapsed = now_secs().saturating_sub(booted_at);
         let left = vm.spec.boot_timeout_seconds.saturating_sub(elapsed);
         tracing::info!(vm = %name, pid, "re-adopted running VM");
@@ -855,6 +923,16 @@ impl Inner {
                 if current != generation {
                     return;
                 }
+                // Once the guest reported in, its secret goes; a busy op
+                // lock (a stop or delete under way) means: next round.
+                if power == VmPowerState::Running
+                    && vm.lock_secret().is_some()
+                    && let Ok(_op) = vm.op.clone().try_lock_owned()
+                    && vm.lock_state().generation == generation
+                    && let Err(e) = vm.wipe_secret()
+                {
+                    tracing::warn!(vm = %vm.name(), "{e}; retrying");
+                }
                 if power == VmPowerState::Booting
                     && let Some(report) = vm.read_report()
                 {
@@ -917,6 +995,11 @@ impl Inner {
             }
         });
     }
+}
+
+/// True when the VM's current boot has reported in.
+fn reported_in(vm: &Vm) -> bool {
+    vm.lock_state().report.is_some()
 }
 
 /// QMP `quit`, then SIGKILL; true when QEMU is gone.
@@ -1099,6 +1182,8 @@ mod tests {
             ssh_authorized_keys: vec![],
             boot_timeout_seconds: 60,
             labels: Default::default(),
+            bootstrap: None,
+            bootstrap_secret: None,
         }
     }
 

@@ -9,10 +9,12 @@
 
 use std::sync::Arc;
 
+use hybrid_api::bootstrap::{self, BootstrapDocument, BootstrapRole, BootstrapSecret};
 use hybrid_api::catalog::VmSize;
 use hybrid_api::{ApiError, Operation, OsType, ProvisioningState, codes, operation_kinds};
 
 use async_trait::async_trait;
+use time::format_description::well_known::Rfc3339;
 
 use super::certs;
 use super::vms::{self, NewVm};
@@ -182,40 +184,140 @@ async fn ensure_pki(store: &Arc<dyn Store>, cluster: &str) -> Result<(), StepErr
     Ok(())
 }
 
-/// The vnets and SSH keys a cluster's VMs are created with.
+/// The vnets, SSH keys and bootstrap material a cluster's VMs are created
+/// with.
 struct VmContext {
     vnets: std::collections::BTreeMap<String, hybrid_api::VnetSpec>,
     ssh_authorized_keys: Vec<String>,
+    /// What every VM's bootstrap document shares; `None` while the cluster
+    /// has no VIP or CA yet (its VMs then get no document).
+    cluster: Option<ClusterBootstrap>,
+    /// Pool specs by pool name (labels, taints, max pods).
+    pools: std::collections::BTreeMap<String, hybrid_api::NodePoolSpec>,
+    /// The cluster's bootstrap token (never stored unsealed or logged).
+    secret: Option<BootstrapSecret>,
+    /// A control-plane VM of the cluster exists (runs, drains or is being
+    /// removed): the next control-plane VM joins rather than initialises.
+    control_plane_exists: bool,
+}
+
+/// The cluster-wide part of the bootstrap documents.
+struct ClusterBootstrap {
+    name: String,
+    vip: String,
+    ca_certificate: String,
+    ca_cert_hash: String,
+    network: hybrid_api::cluster::ClusterNetwork,
 }
 
 impl VmContext {
     async fn load(store: &Arc<dyn Store>, cluster: &str, vms: &[VmRow]) -> Result<Self, StepError> {
         let id = hybrid_api::cluster_id(cluster);
+        let name = cluster.to_string();
         let names: std::collections::BTreeSet<String> =
             vms.iter().map(|v| v.vnet.clone()).collect();
+        let joins = vms.iter().any(|v| v.role != VmRole::LoadBalancer);
         store
-            .view(move |tx| -> Result<_, Error> {
+            .write(false, move |tx| -> Result<_, Error> {
                 let mut vnets = std::collections::BTreeMap::new();
                 for name in names {
                     if let Some(snap) = tx.vnet(&name)? {
                         vnets.insert(name, snap.record.spec);
                     }
                 }
-                let ssh_authorized_keys =
-                    rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &id)?
-                        .and_then(|c| c.spec.ssh_public_key)
-                        .into_iter()
-                        .collect();
+                let record = rec::get::<hybrid_api::ClusterSpec, ClusterInternal>(tx, &id)?;
+                let ssh_authorized_keys = record
+                    .as_ref()
+                    .and_then(|c| c.spec.ssh_public_key.clone())
+                    .into_iter()
+                    .collect();
+                let cluster = record.and_then(|c| {
+                    let ca_certificate = c.internal.ca_certificate?;
+                    Some(ClusterBootstrap {
+                        name: name.clone(),
+                        vip: c.internal.vip?,
+                        ca_cert_hash: spki_sha256(&ca_certificate)?,
+                        ca_certificate,
+                        network: c.spec.network,
+                    })
+                });
+                let mut pools = std::collections::BTreeMap::new();
+                for pool in tx.vms(Some(&name))?.iter().filter_map(|v| v.pool.clone()) {
+                    if pools.contains_key(&pool) {
+                        continue;
+                    }
+                    let pid = hybrid_api::nodepool_id(&name, &pool);
+                    if let Some(p) = rec::get::<hybrid_api::NodePoolSpec, NoInternal>(tx, &pid)? {
+                        pools.insert(pool, p.spec);
+                    }
+                }
+                let control_plane_exists = tx.vms(Some(&name))?.iter().any(|v| {
+                    v.role == VmRole::ControlPlane
+                        && matches!(
+                            v.phase,
+                            VmPhase::Running | VmPhase::Draining | VmPhase::Deleting
+                        )
+                });
+                let secret = match cluster.is_some() && joins {
+                    true => Some(bootstrap_token(tx, &id)?),
+                    false => None,
+                };
                 Ok(VmContext {
                     vnets,
                     ssh_authorized_keys,
+                    cluster,
+                    pools,
+                    secret,
+                    control_plane_exists,
                 })
             })
             .await
             .map_err(StepError::from)
     }
 
+    /// The VM's bootstrap document and secret (load balancers get no
+    /// secret: they join nothing).
+    fn bootstrap(&self, vm: &VmRow) -> (Option<BootstrapDocument>, Option<BootstrapSecret>) {
+        let Some(c) = &self.cluster else {
+            return (None, None);
+        };
+        let role = match vm.role {
+            VmRole::ControlPlane => BootstrapRole::ControlPlane,
+            VmRole::Node => BootstrapRole::Worker,
+            VmRole::LoadBalancer => BootstrapRole::LoadBalancer,
+        };
+        let init = role == BootstrapRole::ControlPlane && !self.control_plane_exists;
+        let pool = vm.pool.as_ref().and_then(|p| self.pools.get(p));
+        let doc = BootstrapDocument {
+            api_version: bootstrap::API_VERSION.to_string(),
+            kind: bootstrap::KIND.to_string(),
+            role,
+            init,
+            cluster_name: c.name.clone(),
+            node_name: vm.name.clone(),
+            kubernetes_version: vm.kubernetes_version.clone(),
+            api_endpoint: format!("{}:{}", c.vip, bootstrap::API_SERVER_PORT),
+            control_plane_vip: init.then(|| c.vip.clone()),
+            ca_certificate: c.ca_certificate.clone(),
+            ca_cert_hash: c.ca_cert_hash.clone(),
+            labels: pool.map(|p| p.labels.clone()).unwrap_or_default(),
+            taints: pool.map(|p| p.taints.clone()).unwrap_or_default(),
+            max_pods: pool
+                .and_then(|p| p.max_pods)
+                .unwrap_or(bootstrap::DEFAULT_MAX_PODS),
+            pod_cidr: c.network.pod_cidr.clone(),
+            service_cidr: c.network.service_cidr.clone(),
+            network_plugin: c.network.plugin,
+        };
+        let secret = match role {
+            BootstrapRole::LoadBalancer => None,
+            _ => self.secret.clone(),
+        };
+        (Some(doc), secret)
+    }
+
     fn request(&self, vm: &VmRow) -> VmRequest {
+        let (bootstrap, bootstrap_secret) = self.bootstrap(vm);
         let vnet = self.vnets.get(&vm.vnet);
         let prefix_len = vnet
             .and_then(|v| v.address_prefix.split_once('/'))
@@ -243,8 +345,73 @@ impl VmContext {
                 mac: hybrid_api::agent::mac_for(&vm.name),
             },
             ssh_authorized_keys: self.ssh_authorized_keys.clone(),
+            bootstrap,
+            bootstrap_secret,
         }
     }
+}
+
+/// How long a cluster's bootstrap token is valid (kubeadm's default TTL).
+const BOOTSTRAP_TOKEN_TTL: time::Duration = time::Duration::hours(24);
+/// A token with less than this left is replaced before it is handed out,
+/// so that a VM always gets one that outlives its boot.
+const BOOTSTRAP_TOKEN_MIN_LEFT: time::Duration = time::Duration::hours(1);
+/// The store secret (sealed) that holds the cluster's bootstrap token.
+const BOOTSTRAP_TOKEN_SECRET: &str = "bootstrap_token";
+
+/// The cluster's bootstrap token, minted (and kept sealed among the
+/// cluster's secrets) when it has none or when it is about to expire.
+fn bootstrap_token(
+    tx: &mut dyn crate::store::Tx,
+    cluster_id: &str,
+) -> Result<BootstrapSecret, Error> {
+    let now = time::OffsetDateTime::now_utc();
+    let current = tx
+        .secret(cluster_id, BOOTSTRAP_TOKEN_SECRET)?
+        .and_then(|s| serde_json::from_str::<BootstrapSecret>(&s).ok())
+        .filter(|s| {
+            time::OffsetDateTime::parse(&s.expires_at, &Rfc3339)
+                .is_ok_and(|at| at - now >= BOOTSTRAP_TOKEN_MIN_LEFT)
+        });
+    if let Some(current) = current {
+        return Ok(current);
+    }
+    let expires_at = (now + BOOTSTRAP_TOKEN_TTL)
+        .format(&Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("formatting a token expiry: {e}")))?;
+    let secret = BootstrapSecret {
+        api_version: bootstrap::API_VERSION.to_string(),
+        bootstrap_token: new_bootstrap_token(),
+        expires_at,
+    };
+    let sealed = serde_json::to_string(&secret)
+        .map_err(|e| StoreError::Corrupt(format!("encoding the bootstrap token: {e}")))?;
+    tx.put_secret(cluster_id, BOOTSTRAP_TOKEN_SECRET, &sealed)?;
+    Ok(secret)
+}
+
+/// `sha256:<hex>` of a PEM certificate's SubjectPublicKeyInfo: what
+/// `kubeadm join --discovery-token-ca-cert-hash` pins.
+fn spki_sha256(pem: &str) -> Option<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let spki = cert.tbs_certificate.subject_pki.raw;
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki);
+    Some(format!("sha256:{}", hex::encode(hash.as_ref())))
+}
+
+/// A fresh kubeadm bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
+fn new_bootstrap_token() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let mut part = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+            .collect()
+    };
+    let id = part(6);
+    format!("{id}.{}", part(16))
 }
 
 /// Moves VM `name` from a creating phase (Pending/Failed) to `phase`. A VM
@@ -293,16 +460,22 @@ async fn realize(
         .filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed))
         .collect();
     // The vnets and keys are read only when there is something to create.
-    let context = match creating.is_empty() {
+    let mut context = match creating.is_empty() {
         true => None,
         false => Some(VmContext::load(store, cluster, &vms).await?),
     };
-    for (vm, context) in creating
-        .into_iter()
-        .filter_map(|vm| Some((vm, context.as_ref()?)))
-    {
+    for vm in creating {
+        let Some(context) = context.as_mut() else {
+            break;
+        };
         match driver.create_vm(&context.request(vm)).await {
-            Ok(_) => set_phase(store, cluster, &vm.name, VmPhase::Running).await?,
+            Ok(_) => {
+                set_phase(store, cluster, &vm.name, VmPhase::Running).await?;
+                // The control planes after the first join it.
+                if vm.role == VmRole::ControlPlane {
+                    context.control_plane_exists = true;
+                }
+            }
             Err(e) => {
                 tracing::warn!(vm = %vm.name, host = %vm.host, error = %e, "VM creation failed");
                 set_phase(store, cluster, &vm.name, VmPhase::Failed).await?;
@@ -502,4 +675,149 @@ async fn complete(
             Ok(())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, role: VmRole, pool: Option<&str>) -> VmRow {
+        VmRow {
+            name: name.to_string(),
+            cluster: "c1".to_string(),
+            pool: pool.map(str::to_string),
+            role,
+            index: 0,
+            host: "h1".to_string(),
+            vnet: "v".to_string(),
+            ip: Some("10.0.0.10".to_string()),
+            vm_size: "Tiny".to_string(),
+            vcpus: 1,
+            memory_mib: 160,
+            disk_gib: 1,
+            os_type: "linux".to_string(),
+            image: "default".to_string(),
+            kubernetes_version: "1.32.3".to_string(),
+            phase: VmPhase::Pending,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn context() -> VmContext {
+        let mut pool: hybrid_api::NodePoolSpec =
+            serde_json::from_value(serde_json::json!({ "os_type": "linux" })).unwrap();
+        pool.labels.insert("tier".into(), "web".into());
+        pool.taints.push("dedicated=web:NoSchedule".into());
+        pool.max_pods = Some(42);
+        let ca = certs::new_cluster_ca("c1").unwrap();
+        VmContext {
+            vnets: Default::default(),
+            ssh_authorized_keys: Vec::new(),
+            cluster: Some(ClusterBootstrap {
+                name: "c1".into(),
+                vip: "10.0.0.200".into(),
+                ca_cert_hash: spki_sha256(&ca.cert).unwrap(),
+                ca_certificate: ca.cert,
+                network: Default::default(),
+            }),
+            pools: [("p1".to_string(), pool)].into(),
+            secret: Some(BootstrapSecret {
+                api_version: bootstrap::API_VERSION.into(),
+                bootstrap_token: new_bootstrap_token(),
+                expires_at: "2030-01-01T00:00:00Z".into(),
+            }),
+            control_plane_exists: false,
+        }
+    }
+
+    #[test]
+    fn tokens_have_kubeadms_form_and_differ() {
+        let a = new_bootstrap_token();
+        assert!(bootstrap::is_bootstrap_token(&a), "{a}");
+        assert_ne!(a, new_bootstrap_token());
+    }
+
+    #[test]
+    fn ca_hash_is_of_the_public_key() {
+        let ca = certs::new_cluster_ca("c1").unwrap();
+        let hash = spki_sha256(&ca.cert).unwrap();
+        assert!(
+            hash.starts_with("sha256:") && hash.len() == 7 + 64,
+            "{hash}"
+        );
+        assert_eq!(spki_sha256(&ca.cert), Some(hash.clone()));
+        let other = certs::new_cluster_ca("c1").unwrap();
+        assert_ne!(spki_sha256(&other.cert), Some(hash));
+        assert_eq!(spki_sha256("not a certificate"), None);
+    }
+
+    #[test]
+    fn documents_follow_role_pool_and_first_control_plane() {
+        let mut ctx = context();
+        let cp = ctx.request(&row("c1-cp-0", VmRole::ControlPlane, None));
+        let doc = cp.bootstrap.unwrap();
+        assert_eq!(
+            (doc.role, doc.init, doc.control_plane_vip.as_deref()),
+            (BootstrapRole::ControlPlane, true, Some("10.0.0.200"))
+        );
+        assert_eq!(doc.api_endpoint, "10.0.0.200:6443");
+        assert_eq!(doc.api_version, "hybrid.bootstrap/v1");
+        assert_eq!(doc.node_name, "c1-cp-0");
+        assert!(
+            doc.ca_certificate
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(
+            (doc.pod_cidr.as_str(), doc.service_cidr.as_str()),
+            (
+                hybrid_api::cluster::DEFAULT_POD_CIDR,
+                hybrid_api::cluster::DEFAULT_SERVICE_CIDR
+            )
+        );
+        assert!(cp.bootstrap_secret.is_some());
+
+        // The next control plane joins, without the VIP.
+        ctx.control_plane_exists = true;
+        let cp1 = ctx
+            .request(&row("c1-cp-1", VmRole::ControlPlane, None))
+            .bootstrap
+            .unwrap();
+        assert_eq!((cp1.init, cp1.control_plane_vip), (false, None));
+
+        let node = ctx.request(&row("c1-p1-0", VmRole::Node, Some("p1")));
+        let doc = node.bootstrap.unwrap();
+        assert_eq!((doc.role, doc.init), (BootstrapRole::Worker, false));
+        assert_eq!(doc.labels.get("tier").map(String::as_str), Some("web"));
+        assert_eq!(doc.taints, vec!["dedicated=web:NoSchedule".to_string()]);
+        assert_eq!(doc.max_pods, 42);
+        assert_eq!(
+            node.bootstrap_secret.map(|s| s.bootstrap_token),
+            ctx.secret.as_ref().map(|s| s.bootstrap_token.clone())
+        );
+
+        // A load balancer joins nothing: no secret.
+        let lb = ctx.request(&row("c1-lb-0", VmRole::LoadBalancer, None));
+        assert_eq!(
+            lb.bootstrap.map(|d| d.role),
+            Some(BootstrapRole::LoadBalancer)
+        );
+        assert!(lb.bootstrap_secret.is_none());
+
+        // The request's Debug never shows the token.
+        let token = ctx.secret.as_ref().unwrap().bootstrap_token.clone();
+        let shown = format!(
+            "{:?}",
+            ctx.request(&row("c1-p1-1", VmRole::Node, Some("p1")))
+        );
+        assert!(!shown.contains(&token), "{shown}");
+
+        // No VIP or CA yet: no document.
+        ctx.cluster = None;
+        assert!(
+            ctx.request(&row("c1-p1-2", VmRole::Node, Some("p1")))
+                .bootstrap
+                .is_none()
+        );
+    }
 }

@@ -38,6 +38,10 @@ pub struct VmRequest {
     pub network: VmNetwork,
     /// OpenSSH public keys for the guest (the cluster's `ssh_public_key`).
     pub ssh_authorized_keys: Vec<String>,
+    /// The bootstrap document for the guest (`None`: no cluster to join).
+    pub bootstrap: Option<hybrid_api::bootstrap::BootstrapDocument>,
+    /// Its secret part (a redacted `Debug`); never stored or logged.
+    pub bootstrap_secret: Option<hybrid_api::bootstrap::BootstrapSecret>,
 }
 
 /// Power state of a VM as the datacenter reports it.

@@ -9,14 +9,21 @@
 #      virtio disk, else any /dev/vd* holding a meta-data file;
 #   3. apply it: hostname from meta-data, the network from network-config,
 #      root's authorized_keys from user-data;
-#   4. write one JSON line to /dev/ttyS1 (the agent's report port):
-#      {"hybrid_ready":{"instance_id":…,"hostname":…,"addresses":[…]}};
-#   5. power off cleanly when the ACPI power button is pressed (QEMU's
+#   4. when the seed has a bootstrap document (hybrid_api::bootstrap),
+#      run this image's /usr/local/bin/hybrid-bootstrap with it: it adds
+#      control_plane_vip to the interface and says what it received
+#      (the document, its SHA-256, the token's length and form — never the
+#      token), then deletes the secret; there is no kubeadm here;
+#   5. write one JSON line to /dev/ttyS1 (the agent's report port):
+#      {"hybrid_ready":{"instance_id":…,"hostname":…,"addresses":[…],
+#      "bootstrap":{…}}} (bootstrap only with a document);
+#   6. power off cleanly when the ACPI power button is pressed (QEMU's
 #      system_powerdown): a watcher started before the report runs busybox
 #      `poweroff`, and busybox init, PID 1 after /init, does it (and reaps
 #      orphans meanwhile).
 #
-# ttyS0 is the console: progress goes there, never the seed's keys.
+# ttyS0 is the console: progress goes there, never the seed's keys or the
+# bootstrap token.
 #
 # The seed parser reads this YAML subset (what the agent writes), not YAML:
 #   - block mappings indented with spaces, `key: value` and `key:` lines;
@@ -35,11 +42,19 @@
 # Helper roles (the same file, run as another process than PID 1):
 #   /init power-watch               the power button watcher
 #   /init deconfig|bound|renew|…    udhcpc's event script
+#   /usr/local/bin/hybrid-bootstrap DOCUMENT [SECRET]
+#                                   (a link to /init) the bootstrap command
 
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
 
 log() {
     echo "hybrid-init: $*" >/dev/console
+}
+
+# Keeps only characters that are safe in a host name, address or id: the
+# values end up in commands, files and the JSON report.
+safe() {
+    tr -cd 'A-Za-z0-9._:/@+-'
 }
 
 # --- Helper roles -----------------------------------------------------------
@@ -90,6 +105,46 @@ power_watch() {
     : >/run/power-watch
 }
 
+# The test image's bootstrap command (the contract's COMMAND): prints the
+# report's `bootstrap` object. A real image runs kubeadm here instead.
+bootstrap_command() {
+    doc=$1
+    secret=$2
+    if ! grep -q '"api_version":"hybrid.bootstrap/v1"' "$doc"; then
+        log "bootstrap: $doc is not a hybrid.bootstrap/v1 document"
+        echo '{"error":"unsupported api_version"}'
+        return 1
+    fi
+    vip=$(sed -n 's/.*"control_plane_vip":"\([^"]*\)".*/\1/p' "$doc" | safe)
+    vip_iface=$(ip -o -4 addr show | awk '$2 != "lo" { print $2; exit }' | safe)
+    vip_added=""
+    if [ -n "$vip" ] && [ -n "$vip_iface" ] && ip addr add "$vip/32" dev "$vip_iface"; then
+        vip_added=$vip
+        log "bootstrap: control-plane VIP $vip on $vip_iface"
+    fi
+    token_json='{"received":false}'
+    if [ -n "$secret" ] && [ -f "$secret" ]; then
+        token=$(sed -n 's/.*"bootstrap_token":"\([^"]*\)".*/\1/p' "$secret")
+        form=false
+        if echo "$token" | grep -Eq '^[a-z0-9]{6}\.[a-z0-9]{16}$'; then
+            form=true
+        fi
+        token_json="{\"received\":true,\"length\":${#token},\"kubeadm_form\":$form}"
+        token=""
+        # Used: a real image deletes it once kubeadm has it.
+        rm -f "$secret"
+    fi
+    sum=$(sha256sum "$doc" | awk '{ print $1 }' | safe)
+    log "bootstrap: document $sum applied"
+    printf '{"document_sha256":"%s","control_plane_vip":"%s","token":%s,"document":%s}\n' \
+        "$sum" "$vip_added" "$token_json" "$(tr -d '\r\n' <"$doc")"
+}
+
+if [ "${0##*/}" = hybrid-bootstrap ]; then
+    bootstrap_command "$@"
+    exit $?
+fi
+
 if [ "$$" != 1 ]; then
     case "$1" in
         power-watch) power_watch ;;
@@ -102,6 +157,8 @@ fi
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /root /etc /mnt/seed /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
+mkdir -p /usr/local/bin
+ln -s /init /usr/local/bin/hybrid-bootstrap
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -181,12 +238,6 @@ flatten() {
 # basic regular expression), from flattened file $1.
 value() {
     sed -n "s/^$2=//p" "$1" | head -n 1
-}
-
-# Keeps only characters that are safe in a host name, address or id: the
-# values end up in commands, files and the JSON report.
-safe() {
-    tr -cd 'A-Za-z0-9._:/@+-'
 }
 
 find_seed() {
@@ -296,6 +347,21 @@ if [ -f /tmp/user-data.flat ]; then
     chmod 600 /root/.ssh/authorized_keys
     log "$(grep -c . /root/.ssh/authorized_keys) ssh key(s) installed"
 fi
+# --- Bootstrap (hybrid_api::bootstrap) ----------------------------------------
+
+# What cloud-init's write_files would do, then its runcmd: the document
+# and the secret go to /etc/hybrid, and the command runs with them.
+bootstrap=""
+if [ -f /mnt/seed/hybrid/bootstrap.json ]; then
+    mkdir -p /etc/hybrid
+    cp /mnt/seed/hybrid/bootstrap.json /etc/hybrid/bootstrap.json
+    secret=""
+    if [ -f /mnt/seed/hybrid/bootstrap-secret.json ]; then
+        (umask 077 && cp /mnt/seed/hybrid/bootstrap-secret.json /etc/hybrid/bootstrap-secret.json)
+        secret=/etc/hybrid/bootstrap-secret.json
+    fi
+    bootstrap=$(/usr/local/bin/hybrid-bootstrap /etc/hybrid/bootstrap.json $secret)
+fi
 umount /mnt/seed 2>/dev/null
 
 # --- Power button -----------------------------------------------------------
@@ -317,15 +383,15 @@ if [ -n "$iface" ]; then
         addresses="$addresses${addresses:+,}\"$a\""
     done
 fi
-report="{\"hybrid_ready\":{\"instance_id\":\"$instance_id\",\"hostname\":\"$host_name\",\"addresses\":[$addresses]}}"
+report="{\"hybrid_ready\":{\"instance_id\":\"$instance_id\",\"hostname\":\"$host_name\",\"addresses\":[$addresses]${bootstrap:+,\"bootstrap\":$bootstrap}}}"
 # Raw: no \r added before the newline, no echo of what the host might send.
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
-echo "$report" >/dev/ttyS1
+printf '%s\n' "$report" >/dev/ttyS1
 log "ready: $report"
 
 # A TCP check besides ping: port 80 serves the report.
 mkdir -p /www
-echo "$report" >/www/index.html
+printf '%s\n' "$report" >/www/index.html
 httpd -p 80 -h /www
 
 exec /bin/busybox init

@@ -305,6 +305,8 @@ impl AgentsDriver {
             ssh_authorized_keys: req.ssh_authorized_keys.clone(),
             boot_timeout_seconds: self.config.boot_timeout_seconds,
             labels: BTreeMap::new(),
+            bootstrap: req.bootstrap.clone(),
+            bootstrap_secret: req.bootstrap_secret.clone(),
         }
     }
 
@@ -672,6 +674,8 @@ mod tests {
                 mac: hybrid_api::agent::mac_for("c-cp-0"),
             },
             ssh_authorized_keys: Vec::new(),
+            bootstrap: None,
+            bootstrap_secret: None,
         };
         let e = driver.create_vm(&req).await.unwrap_err().to_string();
         assert!(

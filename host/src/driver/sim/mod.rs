@@ -896,6 +896,8 @@ mod tests {
                 mac: hybrid_api::agent::mac_for(name),
             },
             ssh_authorized_keys: Vec::new(),
+            bootstrap: None,
+            bootstrap_secret: None,
         }
     }
 
