@@ -97,7 +97,7 @@ pub async fn put(
     // `Invalid`, like a malformed spec; the protocol answers it with 409,
     // so it is told apart here.
     if let Some(existing) = state.engine.get(&name).await {
-        let differ = differing_fields(&existing.spec, &spec);
+        let differ = conflicting_fields(&existing.spec, &spec);
         if !differ.is_empty() {
             return Err(Failure::new(
                 StatusCode::CONFLICT,
@@ -116,6 +116,15 @@ pub async fn put(
         .await
         .map_err(|e| Failure::from_engine(&name, e))?;
     Ok(Json(status))
+}
+
+/// The fields in which a PUT's spec differs from the VM's. A status never
+/// carries the bootstrap secret, and hybrid-host mints a fresh one when it
+/// asks again: the secret is not part of the comparison.
+fn conflicting_fields(existing: &VmSpec, incoming: &VmSpec) -> Vec<String> {
+    let mut public = incoming.clone();
+    public.bootstrap_secret = None;
+    differing_fields(existing, &public)
 }
 
 /// The fields (dotted paths) in which two specs differ.
@@ -250,6 +259,19 @@ mod tests {
             differing_fields(&a, &b),
             vec!["labels.pool", "network.vlan_id", "vcpus"]
         );
+
+        // The same VM asked for again with a (fresh) bootstrap secret is no
+        // conflict: the VM's status never shows its own.
+        let mut again = a.clone();
+        again.bootstrap_secret = Some(hybrid_api::bootstrap::BootstrapSecret {
+            api_version: hybrid_api::bootstrap::API_VERSION.into(),
+            bootstrap_token: "abcdef.0123456789abcdef".into(),
+            expires_at: "2030-01-01T00:00:00Z".into(),
+        });
+        assert_eq!(differing_fields(&a, &again), vec!["bootstrap_secret"]);
+        assert!(conflicting_fields(&a, &again).is_empty());
+        again.vcpus = 2;
+        assert_eq!(conflicting_fields(&a, &again), vec!["vcpus"]);
     }
 
     #[test]
