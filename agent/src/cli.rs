@@ -121,6 +121,13 @@ pub struct RunArgs {
     /// Node images: one directory per image, `IMAGE_DIR/{image}/image.json`.
     #[arg(long, env = "HYBRID_AGENT_IMAGE_DIR")]
     pub image_dir: PathBuf,
+    /// TOML file of node images to fetch from an image store into
+    /// IMAGE_DIR: `[[images]]` with `name`, `url` (http or https, the
+    /// qcow2 disk; redirects are not followed) and `sha256`. Each is
+    /// fetched once, in the background, and reported only once its digest
+    /// checks out; a mismatch is deleted and logged.
+    #[arg(long, env = "HYBRID_AGENT_IMAGE_SOURCES")]
+    pub image_sources: Option<PathBuf>,
     /// Network interface the VLAN segments' bridges attach to (none:
     /// bridges without an uplink, for a single test host).
     #[arg(long, env = "HYBRID_AGENT_UPLINK")]

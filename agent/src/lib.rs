@@ -18,9 +18,12 @@
 //! - [`engine`]: VMs — create, boot, watch for the guest's report, stop,
 //!   delete, and re-adopt running QEMU processes after a restart.
 //! - [`net`]: bridges, VLAN devices and taps (iproute2).
+//! - [`image_store`]: node images fetched from an image store (URL and
+//!   SHA-256), once, into the image directory.
 
 pub mod cli;
 pub mod engine;
+pub mod image_store;
 pub mod join;
 pub mod net;
 pub mod server;

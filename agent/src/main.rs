@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hybrid_agent::cli::{Cli, Command, JoinArgs, LogFormat, RunArgs, Secret};
 use hybrid_agent::engine::{Engine, EngineConfig};
-use hybrid_agent::{join, server, tls};
+use hybrid_agent::{image_store, join, server, tls};
 use hybrid_api::inventory::Resources;
 use tracing_subscriber::EnvFilter;
 
@@ -112,6 +112,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading the agent's TLS identity from {}", dir.display()))?;
     warn_if_port_differs(&agent, args.listen.port());
     let listener = server::bind(args.listen)?;
+    let image_sources = match &args.image_sources {
+        Some(path) => image_store::load(path)?,
+        None => Vec::new(),
+    };
 
     let engine = Engine::open(EngineConfig {
         data_dir: dir.clone(),
@@ -126,6 +130,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("opening the VM engine on {}", dir.display()))?;
+
+    if !image_sources.is_empty() {
+        // In the background: the agent answers heartbeats meanwhile, and
+        // reports each image once it is fetched and verified.
+        tokio::spawn(image_store::fetch_all(
+            args.image_dir.clone(),
+            image_sources,
+        ));
+    }
 
     let mut signals = ShutdownSignals::install()?;
     let state = server::AppState {

@@ -298,7 +298,9 @@ fn cluster_on_two_agents() {
     std::fs::write(
         &config,
         "heartbeat_interval_ms = 500\nmissed_heartbeats = 3\nboot_timeout_seconds = 120\nrequest_timeout_ms = 5000\n\
-         [[vm_sizes]]\nname = \"Tiny\"\nvcpus = 1\nmemory_mib = 160\ndisk_gib = 1\n",
+         [[vm_sizes]]\nname = \"Tiny\"\nvcpus = 1\nmemory_mib = 160\ndisk_gib = 1\n\
+         [[kubernetes_versions]]\nversion = \"1.32.3\"\nimages = [{ os_type = \"linux\", image = \"default\" }]\n\
+         [[kubernetes_versions]]\nversion = \"1.33.1\"\nimages = [{ os_type = \"linux\", image = \"k8s-1.33.1\" }]\n",
     )
     .unwrap();
     let args: Vec<OsString> = vec![
@@ -329,6 +331,34 @@ fn cluster_on_two_agents() {
     let mh = host.get("/v1/management-host").unwrap();
     assert_eq!(mh.body["driver"], "agents");
 
+    // Node images: 1.32.3's is the test image, which both hosts have;
+    // 1.33.1's is on neither, and no Windows image is configured.
+    let versions = host.get("/v1/kubernetes-versions").unwrap();
+    let items = versions.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", versions.body);
+    let image = &items[0]["images"][0];
+    assert_eq!(
+        (
+            &items[0]["version"],
+            &image["os_type"],
+            &image["image"],
+            &image["ready_hosts"],
+            &image["hosts"]
+        ),
+        (
+            &json!("1.32.3"),
+            &json!("linux"),
+            &json!("default"),
+            &json!(2),
+            &json!(2)
+        ),
+        "{}",
+        versions.body
+    );
+    assert_eq!(items[0]["ready_for"], json!(["linux"]));
+    assert_eq!(items[1]["images"][0]["ready_hosts"], 0, "{}", versions.body);
+    assert_eq!(items[1]["ready_for"], json!([]));
+
     // A site and a cluster: one control plane, a pool of one.
     settle(
         &host,
@@ -354,6 +384,29 @@ fn cluster_on_two_agents() {
         )
         .unwrap(),
     );
+    // A version whose image no host has is refused at plan time, naming it.
+    let refused = host
+        .put(
+            "/v1/clusters/c0?dry_run=true",
+            &json!({
+                "custom_location_id": "/custom-locations/site1",
+                "vnet_id": "/vnets/net1",
+                "kubernetes_version": "1.33.1",
+                "control_plane": { "count": 1, "vm_size": "Tiny" }
+            }),
+        )
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let message = refused.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("1.33.1")
+            && message.contains("\"k8s-1.33.1\"")
+            && message.contains("none of the 2 up hosts"),
+        "{}",
+        refused.body
+    );
     settle(
         &host,
         "cluster",
@@ -376,6 +429,21 @@ fn cluster_on_two_agents() {
             &json!({ "os_type": "linux", "vm_size": "Tiny", "node_count": 1 }),
         )
         .unwrap(),
+    );
+    // Windows pools: refused until Windows images are configured.
+    let refused = host
+        .put(
+            "/v1/clusters/c1/nodepools/win?dry_run=true",
+            &json!({ "os_type": "windows", "vm_size": "Tiny", "node_count": 1 }),
+        )
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Windows images are not configured")),
+        "{}",
+        refused.body
     );
     let placement = [("host-a", &host_a), ("host-b", &host_b)];
     let nodes = assert_vms_where_placed(&host, &placement);

@@ -20,6 +20,50 @@ pub struct KubernetesVersion {
     /// patch; or the next minor).
     #[serde(default)]
     pub upgrades: Vec<String>,
+    /// Node images of this version, per OS type (and OS SKU where one is
+    /// named), with the up hosts that have each ready.
+    #[serde(default)]
+    pub images: Vec<NodeImage>,
+}
+
+impl KubernetesVersion {
+    /// The node image VMs of `os`/`sku` get: the entry naming that SKU,
+    /// else the OS's entry without a SKU.
+    pub fn image_for(&self, os: OsType, sku: &str) -> Option<&NodeImage> {
+        let of_os = || self.images.iter().filter(move |i| i.os_type == os);
+        of_os()
+            .find(|i| i.os_sku.as_deref() == Some(sku))
+            .or_else(|| of_os().find(|i| i.os_sku.is_none()))
+    }
+}
+
+/// One node image of a Kubernetes version and where it is ready.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+pub struct NodeImage {
+    pub os_type: OsType,
+    /// The OS SKU it is for; absent = every SKU of `os_type` without an
+    /// image of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_sku: Option<String>,
+    /// Image name, as hosts know it (the agent's image directory name).
+    pub image: String,
+    /// Up hosts that have the image ready.
+    pub ready_hosts: u32,
+    /// Up hosts.
+    pub hosts: u32,
+    /// Names of the up hosts that have it ready.
+    #[serde(default)]
+    pub ready_on: Vec<String>,
+}
+
+impl NodeImage {
+    /// `linux` or `linux/AzureLinux`, for messages.
+    pub fn os_label(&self) -> String {
+        match &self.os_sku {
+            Some(sku) => format!("{}/{sku}", self.os_type.as_str()),
+            None => self.os_type.as_str().to_string(),
+        }
+    }
 }
 
 /// A VM size.
@@ -149,16 +193,54 @@ pub fn version_problem(
                 .filter(|v| v.supported && v.ready_for.contains(os))
                 .map(|v| v.version.as_str())
                 .collect();
+            let ready = match ready.is_empty() {
+                true => "none".to_string(),
+                false => ready.join(", "),
+            };
+            let os = os.as_str();
             return Some(format!(
-                "{field} {wanted} is not ready for {} nodes yet, and this cluster has a {} pool; versions ready for {}: {}",
-                os.as_str(),
-                os.as_str(),
-                os.as_str(),
-                ready.join(", ")
+                "{field} {wanted} is not ready for {os} nodes yet, and this cluster has a {os} pool{}; versions ready for {os}: {ready}",
+                image_reason(catalog, entry, os)
             ));
         }
     }
     None
+}
+
+/// Why a version's images do not make it ready for `os`, when the
+/// catalogue tracks images (empty when it does not).
+fn image_reason(catalog: &[KubernetesVersion], entry: &KubernetesVersion, os: &str) -> String {
+    if catalog.iter().all(|v| v.images.is_empty()) {
+        return String::new();
+    }
+    let images: Vec<&NodeImage> = entry
+        .images
+        .iter()
+        .filter(|i| i.os_type.as_str() == os)
+        .collect();
+    if images.is_empty() {
+        let hint = match os {
+            "windows" => " (Windows images are not configured)",
+            _ => "",
+        };
+        return format!(
+            ": no {os} node image is configured for {}{hint}",
+            entry.version
+        );
+    }
+    let names: Vec<String> = images
+        .iter()
+        .map(|i| {
+            format!(
+                "{:?} ({}) ready on {} of {} up hosts",
+                i.image,
+                i.os_label(),
+                i.ready_hosts,
+                i.hosts
+            )
+        })
+        .collect();
+    format!(": its node image {}", names.join(", "))
 }
 
 #[cfg(test)]
@@ -175,6 +257,7 @@ mod tests {
             supported,
             ready_for,
             upgrades: vec![],
+            images: vec![],
         }
     }
 
@@ -231,5 +314,41 @@ mod tests {
                 .contains("no longer supported")
         );
         assert!(version_problem(&c, Some("1.30.4"), "1.31.2", &[]).is_none());
+    }
+
+    #[test]
+    fn readiness_from_images_names_them() {
+        let image = |os: OsType, name: &str, ready_on: &[&str]| NodeImage {
+            os_type: os,
+            os_sku: None,
+            image: name.into(),
+            ready_hosts: ready_on.len() as u32,
+            hosts: 2,
+            ready_on: ready_on.iter().map(|h| h.to_string()).collect(),
+        };
+        let mut a = v("1.32.3", true, false);
+        a.images = vec![image(OsType::Linux, "k8s-1.32.3", &["host-a", "host-b"])];
+        let mut b = v("1.33.1", true, false);
+        b.ready_for.clear();
+        b.images = vec![image(OsType::Linux, "k8s-1.33.1", &[])];
+        let c = vec![a, b];
+        assert_eq!(
+            c[0].image_for(OsType::Linux, "AzureLinux").unwrap().image,
+            "k8s-1.32.3"
+        );
+        let win = version_problem(&c, Some("1.32.3"), "1.32.3", &[OsType::Windows]).unwrap();
+        assert!(
+            win.contains("no windows node image is configured for 1.32.3")
+                && win.contains("Windows images are not configured")
+                && win.contains("versions ready for windows: none"),
+            "{win}"
+        );
+        let linux = version_problem(&c, None, "1.33.1", &[OsType::Linux]).unwrap();
+        assert!(
+            linux.contains("\"k8s-1.33.1\" (linux) ready on 0 of 2 up hosts")
+                && linux.contains("versions ready for linux: 1.32.3"),
+            "{linux}"
+        );
+        assert_eq!(newest_supported(&c, &[OsType::Linux]), Some("1.32.3"));
     }
 }

@@ -9,6 +9,11 @@
 //! Paths are relative to the image's directory. `kernel` (with `initrd`
 //! and `cmdline`) asks for direct kernel boot; without it QEMU boots the
 //! disk's own boot loader.
+//!
+//! A spec names its image exactly (hybrid-host's Kubernetes-version
+//! catalogue maps versions to image names): an image the agent does not
+//! have is refused, never stood in for. Images fetched from an image store
+//! ([`crate::image_store`]) land here too, manifest last.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,10 +21,6 @@ use serde::Deserialize;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "image.json";
-
-/// The image that stands in when a spec names one the agent does not have
-/// (until the next issue maps Kubernetes versions to images).
-pub const DEFAULT_IMAGE: &str = "default";
 
 /// `image.json` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +69,7 @@ pub fn list(image_dir: &Path) -> Vec<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(
-        "node image {name:?} is not in {dir} (and there is no {DEFAULT_IMAGE:?} image to stand in); images there: {available}"
+        "node image {name:?} is not in {dir}: this host does not have it (hybrid-host's catalogue maps the Kubernetes version to it); images there: {available}"
     )]
     Missing {
         name: String,
@@ -79,21 +80,22 @@ pub enum ImageError {
     Manifest { path: String, reason: String },
 }
 
-/// Finds the image a spec asks for: `IMAGE_DIR/{name}/`, else
-/// `IMAGE_DIR/default/`. The flag says whether the default stood in.
-pub fn resolve(image_dir: &Path, name: &str) -> Result<(Image, bool), ImageError> {
-    // A name is one path component: a spec must not reach outside the
-    // image directory.
-    let plain = !name.is_empty()
+/// Whether `name` can name an image: one path component, so that a spec
+/// never reaches outside the image directory.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
         && Path::new(name)
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
-        && !name.contains('/');
-    if plain && image_dir.join(name).join(MANIFEST).is_file() {
-        return Ok((load(image_dir, name)?, false));
-    }
-    if image_dir.join(DEFAULT_IMAGE).join(MANIFEST).is_file() {
-        return Ok((load(image_dir, DEFAULT_IMAGE)?, true));
+        && !name.contains('/')
+}
+
+/// Finds the image a spec asks for: `IMAGE_DIR/{name}/`; any other name is
+/// refused, naming the images the agent has.
+pub fn resolve(image_dir: &Path, name: &str) -> Result<Image, ImageError> {
+    if is_plain_name(name) && image_dir.join(name).join(MANIFEST).is_file() {
+        return load(image_dir, name);
     }
     let available = list(image_dir);
     Err(ImageError::Missing {
@@ -163,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_resolves_and_falls_back_to_default() {
+    fn lists_resolves_and_never_stands_in() {
         let root = tempfile::tempdir().unwrap();
         assert!(list(root.path()).is_empty());
         let err = resolve(root.path(), "k8s-1.31").unwrap_err().to_string();
@@ -177,20 +179,30 @@ mod tests {
         assert_eq!(list(root.path()), vec!["small"]);
         let err = resolve(root.path(), "k8s-1.31").unwrap_err().to_string();
         assert!(err.contains("small"), "{err}");
-        let (img, fallback) = resolve(root.path(), "small").unwrap();
-        assert!(!fallback && img.kernel.is_none());
+        let img = resolve(root.path(), "small").unwrap();
+        assert!(img.kernel.is_none());
 
         image(
             root.path(),
             "default",
             r#"{"name":"default","disk":"disk.qcow2","kernel":"vmlinuz","cmdline":"console=ttyS0"}"#,
         );
-        let (img, fallback) = resolve(root.path(), "k8s-1.31").unwrap();
-        assert!(fallback);
+        let img = resolve(root.path(), "default").unwrap();
         assert_eq!(img.name, "default");
         assert_eq!(img.kernel, Some(root.path().join("default/vmlinuz")));
-        let (_, fallback) = resolve(root.path(), "../default").unwrap();
-        assert!(fallback, "a path is never an image name");
+        // A `default` image no longer stands in for one the host lacks.
+        let err = resolve(root.path(), "k8s-1.31").unwrap_err().to_string();
+        assert!(
+            err.contains("\"k8s-1.31\"")
+                && err.contains("does not have it")
+                && err.contains("default, small"),
+            "{err}"
+        );
+        let err = resolve(root.path(), "../default").unwrap_err().to_string();
+        assert!(
+            err.contains("\"../default\""),
+            "a path is never an image name: {err}"
+        );
     }
 
     #[test]

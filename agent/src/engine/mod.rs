@@ -35,7 +35,6 @@ pub mod seed;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -125,8 +124,6 @@ struct Inner {
     vms: Mutex<BTreeMap<String, Arc<Vm>>>,
     /// Held while a segment's bridge is created or removed (see module doc).
     segments: tokio::sync::Mutex<()>,
-    /// The default image standing in is logged once, not per VM.
-    default_image_logged: AtomicBool,
 }
 
 /// One VM: what never changes after creation, and its live state.
@@ -350,7 +347,6 @@ impl Engine {
                 net,
                 vms: Mutex::new(BTreeMap::new()),
                 segments: tokio::sync::Mutex::new(()),
-                default_image_logged: AtomicBool::new(false),
             }),
         };
         engine.readopt(&vms_dir).await?;
@@ -600,20 +596,10 @@ impl Inner {
             .clone()
     }
 
-    /// The image for a spec (the default standing in is logged once).
+    /// The image a spec names; one this host lacks is refused.
     fn image(&self, spec: &VmSpec) -> Result<Image, EngineError> {
-        let (img, fallback) = image::resolve(&self.config.image_dir, &spec.image)
-            .map_err(|e| EngineError::Invalid(format!("VM {}: {e}", spec.name)))?;
-        if fallback && !self.default_image_logged.swap(true, Ordering::Relaxed) {
-            tracing::info!(
-                requested = %spec.image,
-                image_dir = %self.config.image_dir.display(),
-                "node image {:?} not found; the {:?} image stands in for every image the agent does not have",
-                spec.image,
-                image::DEFAULT_IMAGE
-            );
-        }
-        Ok(img)
+        image::resolve(&self.config.image_dir, &spec.image)
+            .map_err(|e| EngineError::Invalid(format!("VM {}: {e}", spec.name)))
     }
 
     /// Boots the VM: creates whatever of overlay, seed, bridge and tap is

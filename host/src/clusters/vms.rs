@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hybrid_api::catalog::VmSize;
+use hybrid_api::catalog::{NodeImage, VmSize};
 use hybrid_api::inventory::Resources;
 use hybrid_api::{OsType, PoolKind, codes};
 
 use crate::clock;
 use crate::ipam::{self, Want};
 use crate::objects::{Env, Error, Reason, Refusal};
-use crate::placement::{self, PlacementWant};
+use crate::placement::{self, HostCapacity, PlacementWant};
 use crate::store::{Tx, VmPhase, VmRole, VmRow, VnetSnapshot};
 
 /// Reserves addresses for `wants` on the vnet; on shortage the error says
@@ -96,12 +96,74 @@ impl NewVm<'_> {
         }
     }
 
-    pub fn image(&self) -> String {
-        match self.role {
-            VmRole::LoadBalancer => "linux-haproxy".to_string(),
-            _ => format!("{}-{}-{}", self.os.as_str(), self.sku, self.version),
+    /// `linux/CBLMariner`, for messages.
+    fn os_label(&self) -> String {
+        format!("{}/{}", self.os.as_str(), self.sku)
+    }
+
+    /// The node image these VMs boot from (load balancers run the
+    /// version's Linux image too), as the catalogue names it, with where
+    /// it is ready; refused when the version has none for their OS/SKU.
+    fn node_image<'e>(&self, env: &'e Env) -> Result<&'e NodeImage, Error> {
+        let refuse = |message: String| {
+            Error::Refused(
+                Refusal::new(Reason::Invalid, codes::VERSION_NOT_ALLOWED, message)
+                    .target(self.field()),
+            )
+        };
+        let Some(entry) = env.versions.iter().find(|v| v.version == self.version) else {
+            return Err(refuse(format!(
+                "kubernetes_version {:?} is not in the catalogue",
+                self.version
+            )));
+        };
+        entry.image_for(self.os, self.sku).ok_or_else(|| {
+            let windows = match self.os {
+                OsType::Windows => " (Windows images are not configured)",
+                OsType::Linux => "",
+            };
+            refuse(format!(
+                "kubernetes_version {} has no node image for {} VMs{windows}: configure one under the version's images in the driver's config; images of {}: {}",
+                self.version,
+                self.os_label(),
+                self.version,
+                describe(&entry.images)
+            ))
+        })
+    }
+
+    /// The request field a refusal about the image points at.
+    fn field(&self) -> &'static str {
+        match (self.role, self.os) {
+            (VmRole::Node, OsType::Windows) => "os_type",
+            (VmRole::Node, _) => "os_sku",
+            _ => "kubernetes_version",
         }
     }
+}
+
+/// `"img" (linux) on host-a, host-b; …`, for messages.
+fn describe(images: &[NodeImage]) -> String {
+    if images.is_empty() {
+        return "none".to_string();
+    }
+    images
+        .iter()
+        .map(|i| {
+            let on = match i.ready_on.is_empty() {
+                true => "no up host".to_string(),
+                false => i.ready_on.join(", "),
+            };
+            format!(
+                "{:?} ({}) ready on {} of {} up hosts: {on}",
+                i.image,
+                i.os_label(),
+                i.ready_hosts,
+                i.hosts
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Decides `n` new VMs: names (lowest free indexes), hosts, addresses.
@@ -116,6 +178,31 @@ pub fn place_vms(
     let n = ips.len();
     if n == 0 {
         return Ok(Vec::new());
+    }
+    let image = vm.node_image(env)?;
+    // Only up hosts that have the image ready can take these VMs (down
+    // ones stay listed: placement's refusal names them).
+    let ready_hosts: Vec<HostCapacity> = env
+        .hosts
+        .iter()
+        .filter(|h| !h.up || image.ready_on.contains(&h.name))
+        .cloned()
+        .collect();
+    if image.ready_on.is_empty() {
+        return Err(Error::Refused(
+            Refusal::new(
+                Reason::Invalid,
+                codes::VERSION_NOT_ALLOWED,
+                format!(
+                    "kubernetes_version {} on {}: node image {:?} is ready on none of the {} up hosts, so {n} VM(s) have nowhere to go; put the image on the hosts (the agents' image directory, or their --image-sources)",
+                    vm.version,
+                    vm.os_label(),
+                    image.image,
+                    image.hosts,
+                ),
+            )
+            .target(vm.field()),
+        ));
     }
     let all = tx.vms(None)?;
     let (used, groups) = host_usage(&all);
@@ -138,7 +225,29 @@ pub fn place_vms(
             spread_group: Some(group.clone()),
         })
         .collect();
-    let hosts = placement::place(&env.hosts, &used, &groups, &wants).map_err(|e| {
+    let hosts = placement::place(&ready_hosts, &used, &groups, &wants).map_err(|e| {
+        // Room on the hosts without the image: the image is what is missing.
+        if placement::place(&env.hosts, &used, &groups, &wants).is_ok() {
+            return Error::Refused(
+                Refusal::new(
+                    Reason::Invalid,
+                    codes::VERSION_NOT_ALLOWED,
+                    format!(
+                        "kubernetes_version {} on {}: {n} VM(s) need node image {:?}, which is ready on {} of {} up hosts ({}); the hosts that have it cannot take them ({e}); put the image on more hosts",
+                        vm.version,
+                        vm.os_label(),
+                        image.image,
+                        image.ready_hosts,
+                        image.hosts,
+                        match image.ready_on.is_empty() {
+                            true => "none".to_string(),
+                            false => image.ready_on.join(", "),
+                        },
+                    ),
+                )
+                .target(vm.field()),
+            );
+        }
         Error::Refused(Refusal::new(
             Reason::Conflict,
             codes::INSUFFICIENT_CAPACITY,
@@ -162,7 +271,7 @@ pub fn place_vms(
             memory_mib: vm.size.memory_mib,
             disk_gib: vm.size.disk_gib,
             os_type: vm.os.as_str().to_string(),
-            image: vm.image(),
+            image: image.image.clone(),
             kubernetes_version: vm.version.to_string(),
             phase: VmPhase::Pending,
             created_at: now.clone(),

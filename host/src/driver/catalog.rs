@@ -2,10 +2,13 @@
 //! as their config files spell them (`[[kubernetes_versions]]`,
 //! `[[vm_sizes]]`), with the built-in defaults and the checks that name
 //! the key and the value. The sim's and the agents' config files share it.
+//!
+//! Each version may name its node images (`images = [{ os_type, os_sku?,
+//! image }]`); where each is ready comes from the driver ([`Readiness`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hybrid_api::catalog::{Semver, upgrade_targets};
+use hybrid_api::catalog::{NodeImage, Semver, upgrade_targets};
 use hybrid_api::{KubernetesVersion, OsType, VmSize};
 use serde::Deserialize;
 
@@ -21,9 +24,37 @@ pub struct VersionEntry {
     /// False = kept only so existing clusters can upgrade off it.
     #[serde(default = "yes")]
     pub supported: bool,
-    /// OS types whose node images are ready; default both.
-    #[serde(default = "both_oses")]
-    pub ready_for: Vec<OsType>,
+    /// OS types whose node images are ready (the sim; default both). The
+    /// agents driver derives it from `images` and refuses the key.
+    #[serde(default)]
+    pub ready_for: Option<Vec<OsType>>,
+    /// Node images per OS type (and SKU).
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+}
+
+/// One `images` entry of a version: the image VMs of `os_type` (and
+/// `os_sku`, when given) boot from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    pub os_type: OsType,
+    /// Absent = every SKU of `os_type` without an image of its own.
+    #[serde(default)]
+    pub os_sku: Option<String>,
+    /// Image name: the agent's `IMAGE_DIR/{image}/` directory.
+    pub image: String,
+}
+
+/// Where a driver's node images are ready.
+pub enum Readiness<'a> {
+    /// Every image is ready on every one of these (up) hosts; a version
+    /// without `images` gets one per OS it is `ready_for` and SKU, named
+    /// `{os}-{sku}-{version}`.
+    Everywhere(&'a [String]),
+    /// Up hosts and the image names each has; `ready_for` is the OSes with
+    /// an image ready on at least one of them.
+    Hosts(&'a BTreeMap<String, BTreeSet<String>>),
 }
 
 fn yes() -> bool {
@@ -50,21 +81,17 @@ fn default_vm_disk_gib() -> u64 {
 }
 
 /// The Kubernetes catalogue (`None` = the built-in one), sorted by version,
-/// upgrade paths filled.
-pub fn kubernetes_versions(entries: Option<&[VersionEntry]>) -> Vec<KubernetesVersion> {
+/// upgrade paths and image readiness filled.
+pub fn kubernetes_versions(
+    entries: Option<&[VersionEntry]>,
+    readiness: &Readiness<'_>,
+) -> Vec<KubernetesVersion> {
     let entries = match entries {
         Some(list) => list.to_vec(),
         None => default_versions(),
     };
-    let mut out: Vec<KubernetesVersion> = entries
-        .into_iter()
-        .map(|e| KubernetesVersion {
-            version: e.version,
-            supported: e.supported,
-            ready_for: e.ready_for,
-            upgrades: Vec::new(),
-        })
-        .collect();
+    let mut out: Vec<KubernetesVersion> =
+        entries.into_iter().map(|e| version(e, readiness)).collect();
     out.sort_by_key(|v| Semver::parse(&v.version));
     let upgrades: Vec<Vec<String>> = out
         .iter()
@@ -79,6 +106,85 @@ pub fn kubernetes_versions(entries: Option<&[VersionEntry]>) -> Vec<KubernetesVe
         v.upgrades = u;
     }
     out
+}
+
+fn version(e: VersionEntry, readiness: &Readiness<'_>) -> KubernetesVersion {
+    let node_image = |i: &ImageEntry, ready_on: Vec<String>, hosts: usize| NodeImage {
+        os_type: i.os_type,
+        os_sku: i.os_sku.clone(),
+        image: i.image.clone(),
+        ready_hosts: count(ready_on.len()),
+        hosts: count(hosts),
+        ready_on,
+    };
+    match readiness {
+        Readiness::Everywhere(hosts) => {
+            let ready_for = e.ready_for.unwrap_or_else(both_oses);
+            let configured = match e.images.is_empty() {
+                false => e.images,
+                true => ready_for
+                    .iter()
+                    .flat_map(|os| {
+                        os.skus().iter().map(|sku| ImageEntry {
+                            os_type: *os,
+                            os_sku: Some(sku.to_string()),
+                            image: format!("{}-{sku}-{}", os.as_str(), e.version),
+                        })
+                    })
+                    .collect(),
+            };
+            KubernetesVersion {
+                images: configured
+                    .iter()
+                    .map(|i| node_image(i, hosts.to_vec(), hosts.len()))
+                    .collect(),
+                version: e.version,
+                supported: e.supported,
+                ready_for,
+                upgrades: Vec::new(),
+            }
+        }
+        Readiness::Hosts(up) => {
+            let images: Vec<NodeImage> = e
+                .images
+                .iter()
+                .map(|i| {
+                    let on = up
+                        .iter()
+                        .filter(|(_, has)| has.contains(&i.image))
+                        .map(|(h, _)| h.clone())
+                        .collect();
+                    node_image(i, on, up.len())
+                })
+                .collect();
+            let ready_for = both_oses()
+                .into_iter()
+                .filter(|os| images.iter().any(|i| i.os_type == *os && i.ready_hosts > 0))
+                .collect();
+            KubernetesVersion {
+                version: e.version,
+                supported: e.supported,
+                ready_for,
+                upgrades: Vec::new(),
+                images,
+            }
+        }
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Whether `name` can be an image directory's name: one path component of
+/// letters, digits, `.`, `_` and `-`, not starting with `.`.
+pub fn is_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The VM size catalogue (`None` = the built-in one), in file order.
@@ -117,6 +223,36 @@ pub fn validate(
                     "kubernetes_versions[{i}].version {:?} is listed twice: versions must be unique",
                     v.version
                 ));
+            }
+            let mut keys = BTreeSet::new();
+            for (j, img) in v.images.iter().enumerate() {
+                let at = format!("kubernetes_versions[{i}].images[{j}]");
+                if !is_image_name(&img.image) {
+                    return Err(format!(
+                        "{at}.image {:?} is not an image name: use 1-128 letters, digits, '.', '_' or '-', not starting with '.' (the name of a directory in the agents' image directory)",
+                        img.image
+                    ));
+                }
+                if let Some(sku) = &img.os_sku
+                    && !img.os_type.skus().contains(&sku.as_str())
+                {
+                    return Err(format!(
+                        "{at}.os_sku {sku:?} is not a SKU of os_type {:?}; choose one of {}",
+                        img.os_type.as_str(),
+                        img.os_type.skus().join(", ")
+                    ));
+                }
+                if !keys.insert((img.os_type, img.os_sku.clone())) {
+                    return Err(format!(
+                        "{at}: version {:?} already has an image for os_type {:?}{}: one image per OS type (and SKU)",
+                        v.version,
+                        img.os_type.as_str(),
+                        img.os_sku
+                            .as_deref()
+                            .map(|s| format!(", os_sku {s:?}"))
+                            .unwrap_or_default()
+                    ));
+                }
             }
         }
         if !list.iter().any(|v| v.supported) {
@@ -169,7 +305,8 @@ pub fn default_versions() -> Vec<VersionEntry> {
     let entry = |version: &str, supported: bool, ready_for: &[OsType]| VersionEntry {
         version: version.to_string(),
         supported,
-        ready_for: ready_for.to_vec(),
+        ready_for: Some(ready_for.to_vec()),
+        images: Vec::new(),
     };
     vec![
         entry("1.30.12", false, &both),
@@ -200,4 +337,128 @@ pub fn default_vm_sizes() -> Vec<VmSize> {
         disk_gib: DEFAULT_VM_DISK_GIB,
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(toml_text: &str) -> Vec<VersionEntry> {
+        #[derive(Deserialize)]
+        struct File {
+            kubernetes_versions: Vec<VersionEntry>,
+        }
+        toml::from_str::<File>(toml_text)
+            .unwrap()
+            .kubernetes_versions
+    }
+
+    const TWO: &str = r#"
+[[kubernetes_versions]]
+version = "1.32.3"
+images = [
+  { os_type = "linux", image = "k8s-1.32.3" },
+  { os_type = "linux", os_sku = "AzureLinux", image = "k8s-1.32.3-azl" },
+]
+[[kubernetes_versions]]
+version = "1.33.1"
+images = [{ os_type = "linux", image = "k8s-1.33.1" }]
+"#;
+
+    #[test]
+    fn images_are_checked_naming_key_and_value() {
+        assert!(validate(Some(&entries(TWO)), None).is_ok());
+        for (text, wants) in [
+            (
+                TWO.replace("\"k8s-1.33.1\"", "\"../etc\""),
+                "kubernetes_versions[1].images[0].image \"../etc\" is not an image name",
+            ),
+            (
+                TWO.replace("\"AzureLinux\"", "\"Windows2022\""),
+                "kubernetes_versions[0].images[1].os_sku \"Windows2022\" is not a SKU of os_type \"linux\"",
+            ),
+            (
+                TWO.replace("os_sku = \"AzureLinux\", ", ""),
+                "kubernetes_versions[0].images[1]: version \"1.32.3\" already has an image for os_type \"linux\"",
+            ),
+        ] {
+            let e = validate(Some(&entries(&text)), None).unwrap_err();
+            assert!(e.contains(wants), "{e}");
+        }
+        // Unknown keys of an image entry are refused, by name.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct File {
+            kubernetes_versions: Vec<VersionEntry>,
+        }
+        let e = toml::from_str::<File>(
+            &TWO.replace("image = \"k8s-1.33.1\"", "image = \"x\", os = \"linux\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `os`"), "{e}");
+    }
+
+    #[test]
+    fn readiness_counts_up_hosts_with_the_image() {
+        let up: BTreeMap<String, BTreeSet<String>> = [
+            ("host-a", vec!["k8s-1.32.3", "k8s-1.33.1"]),
+            ("host-b", vec!["k8s-1.32.3"]),
+            ("host-c", vec![]),
+        ]
+        .into_iter()
+        .map(|(h, i)| (h.to_string(), i.into_iter().map(String::from).collect()))
+        .collect();
+        let v = kubernetes_versions(Some(&entries(TWO)), &Readiness::Hosts(&up));
+        let (v132, v133) = (&v[0], &v[1]);
+        let linux = v132.image_for(OsType::Linux, "CBLMariner").unwrap();
+        assert_eq!(linux.image, "k8s-1.32.3");
+        assert_eq!((linux.ready_hosts, linux.hosts), (2, 3));
+        assert_eq!(linux.ready_on, ["host-a", "host-b"]);
+        let azl = v132.image_for(OsType::Linux, "AzureLinux").unwrap();
+        assert_eq!((azl.image.as_str(), azl.ready_hosts), ("k8s-1.32.3-azl", 0));
+        assert!(v132.image_for(OsType::Windows, "Windows2022").is_none());
+        // Ready for an OS = one of its images is ready somewhere; no
+        // Windows image is configured, so not Windows.
+        assert_eq!(v132.ready_for, [OsType::Linux]);
+        assert_eq!(
+            v133.image_for(OsType::Linux, "CBLMariner")
+                .unwrap()
+                .ready_on,
+            ["host-a"]
+        );
+        assert_eq!(v132.upgrades, ["1.33.1"]);
+
+        let nobody = BTreeMap::new();
+        let v = kubernetes_versions(Some(&entries(TWO)), &Readiness::Hosts(&nobody));
+        assert!(v.iter().all(|v| v.ready_for.is_empty()));
+        assert_eq!(v[0].images[0].hosts, 0);
+    }
+
+    #[test]
+    fn everywhere_names_an_image_per_ready_os_and_sku() {
+        let hosts = ["host-1".to_string(), "host-2".to_string()];
+        let v = kubernetes_versions(None, &Readiness::Everywhere(&hosts));
+        let newest = v.last().unwrap();
+        assert_eq!(newest.version, "1.33.2");
+        assert_eq!(newest.ready_for, [OsType::Linux]);
+        let names: Vec<&str> = newest.images.iter().map(|i| i.image.as_str()).collect();
+        assert_eq!(
+            names,
+            ["linux-CBLMariner-1.33.2", "linux-AzureLinux-1.33.2"]
+        );
+        assert!(
+            newest
+                .images
+                .iter()
+                .all(|i| i.ready_hosts == 2 && i.hosts == 2 && i.ready_on == hosts)
+        );
+        let v = kubernetes_versions(Some(&entries(TWO)), &Readiness::Everywhere(&hosts));
+        assert_eq!(
+            v[0].images.len(),
+            2,
+            "configured images are used as they are"
+        );
+        assert_eq!(v[0].ready_for, [OsType::Linux, OsType::Windows]);
+    }
 }

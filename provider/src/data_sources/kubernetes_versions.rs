@@ -1,10 +1,11 @@
 //! `hybrid_kubernetes_versions` data source: the service's Kubernetes
 //! version catalogue — which versions exist, which are supported, which OSes
-//! each is ready for and where each may upgrade to — plus the version a new
-//! cluster gets by default.
+//! each is ready for, its node images and on how many hosts each is ready,
+//! and where each may upgrade to — plus the version a new cluster gets by
+//! default.
 
 use async_trait::async_trait;
-use hybrid_api::catalog::newest_supported;
+use hybrid_api::catalog::{NodeImage, newest_supported};
 use hybrid_api::{KubernetesVersion, OsType};
 use hybrid_cty::Value;
 
@@ -29,7 +30,8 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
         Schema::new(
             "Reads the Kubernetes version catalogue of the host management service: \
              the versions, whether each is supported for new clusters, which node OSes \
-             it is ready for, and the upgrades allowed from it.",
+             it is ready for, its node images and on how many hosts each is ready, and \
+             the upgrades allowed from it.",
             vec![
                 computed_list(
                     "versions",
@@ -43,6 +45,37 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
                         computed_strings(
                             "ready_for",
                             "OS types (`linux`, `windows`) whose node images are ready for this version.",
+                        ),
+                        computed_list(
+                            "images",
+                            vec![
+                                Attribute::string("os_type")
+                                    .computed()
+                                    .description("`linux` or `windows`."),
+                                Attribute::string("os_sku").computed().description(
+                                    "The OS SKU the image is for; null when it serves every SKU \
+                                     of `os_type` that has no image of its own.",
+                                ),
+                                Attribute::string("image").computed().description(
+                                    "Image name, as the hosts know it (with the agents driver: \
+                                     the directory in each agent's image directory).",
+                                ),
+                                Attribute::number("ready_hosts")
+                                    .computed()
+                                    .description("Up hosts that have the image ready."),
+                                Attribute::number("hosts")
+                                    .computed()
+                                    .description("Up hosts."),
+                                computed_strings(
+                                    "ready_on",
+                                    "Names of the up hosts that have the image ready.",
+                                ),
+                            ],
+                        )
+                        .description(
+                            "The version's node images per OS type (and SKU), and where each \
+                             is ready. A cluster or pool whose image is not ready on enough up \
+                             hosts to place its VMs is refused at plan time.",
                         ),
                         computed_strings(
                             "upgrades",
@@ -91,7 +124,33 @@ crate::model! {
         pub version: Attr<String>,
         pub supported: Attr<bool>,
         pub ready_for: Attr<Vec<String>>,
+        pub images: Attr<Vec<ImageModel>>,
         pub upgrades: Attr<Vec<String>>,
+    }
+}
+
+crate::model! {
+    /// One node image of a version.
+    pub(crate) struct ImageModel {
+        pub os_type: Attr<String>,
+        pub os_sku: Attr<String>,
+        pub image: Attr<String>,
+        pub ready_hosts: Attr<u64>,
+        pub hosts: Attr<u64>,
+        pub ready_on: Attr<Vec<String>>,
+    }
+}
+
+impl ImageModel {
+    fn of(i: &NodeImage) -> Self {
+        ImageModel {
+            os_type: Attr::Known(i.os_type.as_str().to_string()),
+            os_sku: i.os_sku.clone().into(),
+            image: Attr::Known(i.image.clone()),
+            ready_hosts: Attr::Known(u64::from(i.ready_hosts)),
+            hosts: Attr::Known(u64::from(i.hosts)),
+            ready_on: Attr::Known(i.ready_on.clone()),
+        }
     }
 }
 
@@ -105,6 +164,7 @@ pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> KubernetesVersionsModel
                 .map(|os| os.as_str().to_string())
                 .collect(),
         ),
+        images: Attr::Known(v.images.iter().map(ImageModel::of).collect()),
         upgrades: Attr::Known(v.upgrades.clone()),
     });
     let supported: Vec<String> = catalog
@@ -124,7 +184,7 @@ pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> KubernetesVersionsModel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data_sources::shared::tests::{assert_fits, items, text};
+    use crate::data_sources::shared::tests::{assert_fits, int, items, text};
 
     fn to_state(catalog: &[KubernetesVersion]) -> Value {
         super::to_state(catalog).to_value()
@@ -141,6 +201,7 @@ mod tests {
             supported,
             ready_for: ready_for.to_vec(),
             upgrades: upgrades.iter().map(|s| s.to_string()).collect(),
+            images: Vec::new(),
         }
     }
 
@@ -153,8 +214,31 @@ mod tests {
             version("1.32.1", true, &[Linux, Windows], &[]),
             version("1.33.0", true, &[Linux], &[]),
         ];
+        let mut catalog = catalog;
+        catalog[1].images = vec![NodeImage {
+            os_type: Linux,
+            os_sku: Some("AzureLinux".into()),
+            image: "k8s-1.31.2-azl".into(),
+            ready_hosts: 1,
+            hosts: 2,
+            ready_on: vec!["host-a".into()],
+        }];
         let state = to_state(&catalog);
         assert_fits(&KubernetesVersionsDataSource.schema(), &state);
+        let image = &items(&items(&state, "versions")[1], "images")[0];
+        assert_eq!(
+            (
+                text(image, "os_type"),
+                text(image, "os_sku"),
+                text(image, "image")
+            ),
+            ("linux", "AzureLinux", "k8s-1.31.2-azl")
+        );
+        assert_eq!((int(image, "ready_hosts"), int(image, "hosts")), (1, 2));
+        assert_eq!(
+            image.get("ready_on"),
+            Some(&Value::list([Value::from("host-a")]))
+        );
 
         let versions = items(&state, "versions");
         assert_eq!(versions.len(), 4);

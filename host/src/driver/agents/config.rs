@@ -1,7 +1,7 @@
 //! The `--agents-config` TOML file: the catalogues the agents' hosts serve
-//! (Kubernetes versions, VM sizes), how vCPUs may be overcommitted, and
-//! the heartbeat and boot timings. Every key has a default; unknown keys
-//! are refused; errors name the key and the value.
+//! (Kubernetes versions with their node images, VM sizes), how vCPUs may
+//! be overcommitted, and the heartbeat and boot timings. Every key has a
+//! default; unknown keys are refused; errors name the key and the value.
 
 use std::path::Path;
 use std::time::Duration;
@@ -114,6 +114,14 @@ impl AgentsConfig {
                 return Err(format!("{key} = {value}: must be between {min} and {max}"));
             }
         }
+        for (i, v) in self.kubernetes_versions.iter().flatten().enumerate() {
+            if v.ready_for.is_some() {
+                return Err(format!(
+                    "kubernetes_versions[{i}].ready_for (version {:?}) is not used by the agents driver: a version is ready for an OS where the agents have its node image; remove ready_for and list the version's images = [{{ os_type = \"linux\", image = \"…\" }}]",
+                    v.version
+                ));
+            }
+        }
         catalog::validate(
             self.kubernetes_versions.as_deref(),
             self.vm_sizes.as_deref(),
@@ -137,6 +145,7 @@ impl AgentsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hybrid_api::OsType;
 
     #[test]
     fn defaults_and_checks() {
@@ -148,11 +157,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.vm_sizes.unwrap()[0].memory_mib, 192);
+        let c = AgentsConfig::parse(
+            "[[kubernetes_versions]]\nversion = \"1.32.3\"\nimages = [{ os_type = \"linux\", image = \"default\" }]\n",
+        )
+        .unwrap();
+        let v = &c.kubernetes_versions.unwrap()[0];
+        assert_eq!(
+            (v.images[0].os_type, v.images[0].image.as_str()),
+            (OsType::Linux, "default")
+        );
         for (text, wants) in [
             ("cpu_allocation_ratio = 0.5", "cpu_allocation_ratio = 0.5"),
             ("missed_heartbeats = 0", "missed_heartbeats = 0"),
             ("nope = 1", "nope"),
             ("vm_sizes = []", "vm_sizes is empty"),
+            (
+                "[[kubernetes_versions]]\nversion = \"1.32.3\"\nready_for = [\"linux\"]\n",
+                "kubernetes_versions[0].ready_for (version \"1.32.3\") is not used by the agents driver",
+            ),
+            (
+                "[[kubernetes_versions]]\nversion = \"1.32.3\"\nimages = [{ os_type = \"linux\", image = \"\" }]\n",
+                "kubernetes_versions[0].images[0].image \"\" is not an image name",
+            ),
         ] {
             let e = AgentsConfig::parse(text).unwrap_err();
             assert!(e.contains(wants), "{text}: {e}");

@@ -15,9 +15,14 @@
 //! and `remove_network` have nothing to do here. Extensions need a
 //! Kubernetes cluster on the VMs, which this driver does not bootstrap yet:
 //! its extension catalogue is empty.
+//!
+//! Node images: each Kubernetes version of the config names its image per
+//! OS (and SKU); an agent reports the images it has in its heartbeat, so
+//! the catalogue says on how many up hosts each image is ready, and a
+//! version is `ready_for` an OS only where one of its images is ready.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock as SyncRwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -72,6 +77,9 @@ pub struct AgentsDriver {
     identity: ClientIdentity,
     registry: Arc<dyn Registry>,
     hosts: RwLock<BTreeMap<String, HostState>>,
+    /// Per active agent: its last good heartbeat and the images it had,
+    /// kept apart from `hosts` so the (synchronous) catalogue can read it.
+    images: SyncRwLock<BTreeMap<String, (Instant, BTreeSet<String>)>>,
 }
 
 impl AgentsDriver {
@@ -87,6 +95,7 @@ impl AgentsDriver {
             identity,
             registry,
             hosts: RwLock::new(BTreeMap::new()),
+            images: SyncRwLock::new(BTreeMap::new()),
         });
         // The first round is awaited, so the inventory is right from the start.
         for beat in driver.beat().await {
@@ -147,6 +156,7 @@ impl AgentsDriver {
                     },
                 );
             }
+            self.note_images(&hosts);
         }
         // One heartbeat per agent, each on its own task; an agent whose
         // last heartbeat is still waiting for its answer is not asked again.
@@ -184,6 +194,7 @@ impl AgentsDriver {
                 if h.last_error.take().is_some() || !was_up {
                     tracing::info!(host = %name, "agent answers its heartbeat");
                 }
+                self.note_images(&hosts);
             }
             Err(e) => {
                 let message = e.to_string();
@@ -196,6 +207,34 @@ impl AgentsDriver {
                 }
             }
         }
+    }
+
+    /// Copies each active agent's last heartbeat time and images into
+    /// [`AgentsDriver::images`].
+    fn note_images(&self, hosts: &BTreeMap<String, HostState>) {
+        let seen = hosts
+            .iter()
+            .filter(|(_, h)| !h.agent.revoked)
+            .filter_map(|(name, h)| {
+                let images = h.status.as_ref()?.images.iter().cloned().collect();
+                Some((name.clone(), (h.seen?, images)))
+            })
+            .collect();
+        // A poisoned lock only means a panic elsewhere mid-write of a plain
+        // map: the map is replaced whole, so take it over.
+        *self.images.write().unwrap_or_else(|e| e.into_inner()) = seen;
+    }
+
+    /// The up hosts and the images each has.
+    fn up_images(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let down_after = self.config.down_after();
+        self.images
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, (seen, _))| seen.elapsed() <= down_after)
+            .map(|(name, (_, images))| (name.clone(), images.clone()))
+            .collect()
     }
 
     fn is_up(&self, h: &HostState) -> bool {
@@ -567,7 +606,11 @@ impl Driver for AgentsDriver {
     }
 
     fn kubernetes_versions(&self) -> Vec<KubernetesVersion> {
-        super::catalog::kubernetes_versions(self.config.kubernetes_versions.as_deref())
+        let up = self.up_images();
+        super::catalog::kubernetes_versions(
+            self.config.kubernetes_versions.as_deref(),
+            &super::catalog::Readiness::Hosts(&up),
+        )
     }
 
     fn vm_sizes(&self) -> Vec<VmSize> {

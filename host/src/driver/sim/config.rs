@@ -329,9 +329,19 @@ impl SimConfig {
         }
     }
 
-    /// The Kubernetes catalogue, sorted by version, upgrade paths filled.
+    /// The Kubernetes catalogue, sorted by version, upgrade paths filled;
+    /// every image is ready on every up host.
     pub fn kubernetes_versions(&self) -> Vec<KubernetesVersion> {
-        catalog::kubernetes_versions(self.kubernetes_versions.as_deref())
+        let up: Vec<String> = self
+            .host_list()
+            .into_iter()
+            .map(|h| h.name)
+            .filter(|h| !self.faults.host_down(h))
+            .collect();
+        catalog::kubernetes_versions(
+            self.kubernetes_versions.as_deref(),
+            &catalog::Readiness::Everywhere(&up),
+        )
     }
 
     /// The VM size catalogue, in file order.
