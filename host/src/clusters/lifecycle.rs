@@ -335,7 +335,9 @@ impl VmContext {
             role: vm.role.as_str().to_string(),
             network: hybrid_api::agent::VmNetwork {
                 vnet: vm.vnet.clone(),
-                vlan_id: vnet.and_then(|v| v.vlan_id),
+                // VLAN 0 is 802.1Q's "no VLAN": the API takes it as untagged
+                // (as the overlap rule does); agents only know tags 1–4094.
+                vlan_id: vnet.and_then(|v| v.vlan_id).filter(|&id| id != 0),
                 address: match (&vm.ip, prefix_len) {
                     (Some(ip), Some(len)) => Some(format!("{ip}/{len}")),
                     _ => None,

@@ -29,7 +29,8 @@ pub struct VmRequest {
     /// Physical host to put it on (chosen by [`crate::placement::place`]).
     pub host: String,
     pub size: VmSize,
-    /// Node image, e.g. `linux-CBLMariner-1.32.3`.
+    /// Node image the catalogue names for the version and OS/SKU (e.g.
+    /// `k8s-1.32.3`); the agent refuses one it does not have.
     pub image: String,
     /// `control-plane`, `load-balancer` or `node`.
     pub role: String,

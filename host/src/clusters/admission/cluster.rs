@@ -235,7 +235,12 @@ fn create_cluster(
         Some(v) => v.clone(),
         None => catalog::newest_supported(&env.versions, &[OsType::Linux])
             .ok_or_else(|| {
-                version_error("the catalogue has no supported Kubernetes version".into())
+                version_error(
+                    "kubernetes_version is unset and no supported version in the catalogue \
+                     is ready for linux (no node image on an up host); \
+                     see GET /v1/kubernetes-versions"
+                        .into(),
+                )
             })?
             .to_string(),
     };
