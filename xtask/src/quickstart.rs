@@ -8,6 +8,11 @@
 //!
 //! The host is left running in the background so the README walkthrough can
 //! continue with plain `terraform` commands; `cargo xtask stop` stops it.
+//!
+//! `--driver agents` does the same on real QEMU VMs (see [`agents`]), with
+//! its files in `.build/quickstart-agents/` and `examples/quickstart-real-hosts/`.
+
+mod agents;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -32,10 +37,23 @@ pub struct Args {
     /// Only start the host and install the provider; do not run terraform.
     #[arg(long)]
     no_apply: bool,
+    /// `sim`: a simulated datacenter. `agents` (root only): one local
+    /// hybrid-agent in network namespaces, the cluster on real QEMU VMs.
+    #[arg(long, value_enum, default_value_t = Driver::Sim)]
+    driver: Driver,
+}
+
+/// The host's driver for the quickstart.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Driver {
+    Sim,
+    Agents,
 }
 
 /// Where the quickstart keeps its files.
 struct Paths {
+    base: PathBuf,
+    example_name: &'static str,
     data: PathBuf,
     log: PathBuf,
     pid: PathBuf,
@@ -47,20 +65,26 @@ struct Paths {
 }
 
 impl Paths {
-    fn new() -> Paths {
+    fn new(driver: Driver) -> Paths {
         let root = util::root();
-        let base = root.join(".build").join("quickstart");
+        let (dir, example_name) = match driver {
+            Driver::Sim => ("quickstart", "quickstart"),
+            Driver::Agents => ("quickstart-agents", "quickstart-real-hosts"),
+        };
+        let base = root.join(".build").join(dir);
         Paths {
+            base: base.clone(),
+            example_name,
             data: base.join("host"),
             log: base.join("host.log"),
             pid: base.join("host.pid"),
             mirror: base.join("plugins"),
             rc: base.join("terraformrc"),
             env: base.join("env.sh"),
-            example: root.join("examples").join("quickstart"),
+            example: root.join("examples").join(example_name),
             state: root
                 .join("examples")
-                .join("quickstart")
+                .join(example_name)
                 .join("terraform.tfstate"),
         }
     }
@@ -68,12 +92,20 @@ impl Paths {
 
 /// Runs the quickstart.
 pub fn run(args: &Args) -> Result<()> {
-    let paths = Paths::new();
+    let paths = Paths::new(args.driver);
+    let agents = args.driver == Driver::Agents;
     let started = Instant::now();
+    if agents {
+        agents::preflight()?;
+    }
     let version = util::terraform_version()?;
     eprintln!("Using {version}");
 
-    let t = util::step("Building hybrid-host and terraform-provider-hybrid");
+    let t = util::step(if agents {
+        "Building hybrid-host, hybrid-agent and terraform-provider-hybrid"
+    } else {
+        "Building hybrid-host and terraform-provider-hybrid"
+    });
     let mut build = util::cargo();
     build
         .args([
@@ -84,6 +116,9 @@ pub fn run(args: &Args) -> Result<()> {
             "terraform-provider-hybrid",
         ])
         .current_dir(util::root());
+    if agents {
+        build.args(["-p", "hybrid-agent"]);
+    }
     if args.release {
         build.arg("--release");
     }
@@ -94,14 +129,40 @@ pub fn run(args: &Args) -> Result<()> {
     let host_bin = bin_dir.join(format!("hybrid-host{exe}"));
     let provider_bin = bin_dir.join(format!("terraform-provider-hybrid{exe}"));
     eprintln!("    built in {:.1}s", t.elapsed().as_secs_f64());
+    let images = if agents {
+        Some(agents::ensure_image()?)
+    } else {
+        None
+    };
 
     util::step("Starting hybrid-host");
     stop_running(&paths)?;
-    forget_orphaned_host_data(&paths)?;
+    let mut host_args = Vec::new();
+    if agents {
+        // Real VMs do not survive a stop, so every run starts afresh.
+        agents::stop(&paths.base)?;
+        fresh_start(&paths)?;
+        host_args = agents::host_args(&paths.base)?;
+    } else {
+        forget_orphaned_host_data(&paths)?;
+    }
     fs::create_dir_all(&paths.data)
         .with_context(|| format!("creating {}", paths.data.display()))?;
-    let (pid, endpoint) = start_host(&paths, &host_bin, args.listen.as_deref())?;
+    let (pid, endpoint) = start_host(&paths, &host_bin, args.listen.as_deref(), &host_args)?;
     eprintln!("    hybrid-host (pid {pid}) listening on {endpoint}");
+    if let Some(images) = &images {
+        util::step("Starting hybrid-agent in its own network namespace");
+        let agent_bin = bin_dir.join(format!("hybrid-agent{exe}"));
+        match agents::start(&paths.base, &agent_bin, &paths.data, &endpoint, images) {
+            Ok((agent_pid, ns)) => {
+                eprintln!("    hybrid-agent (pid {agent_pid}) up, its VMs in namespace {ns}");
+            }
+            Err(e) => {
+                let _ = agents::stop(&paths.base);
+                return Err(e.context("starting the agent (stopped what was started)"));
+            }
+        }
+    }
 
     util::step("Installing the provider into a local filesystem mirror");
     let installed = install_provider(&paths, &provider_bin)?;
@@ -109,17 +170,18 @@ pub fn run(args: &Args) -> Result<()> {
     write_env_files(&paths)?;
 
     if args.no_apply {
-        print_summary(&paths, pid, &endpoint, None, None)?;
+        print_summary(&paths, args.driver, pid, &endpoint, None, None)?;
         return Ok(());
     }
 
-    util::step("terraform init (examples/quickstart)");
+    let example = format!("examples/{}", paths.example_name);
+    util::step(&format!("terraform init ({example})"));
     // The lock file pins the provider's hash; a rebuilt provider has a new
     // one, so start from a fresh lock (it is git-ignored).
     let _ = fs::remove_file(paths.example.join(".terraform.lock.hcl"));
     util::run(terraform(&paths, &endpoint).args(["init", "-input=false"]))?;
 
-    util::step("terraform apply (examples/quickstart)");
+    util::step(&format!("terraform apply ({example})"));
     util::run(terraform(&paths, &endpoint).args(["apply", "-auto-approve", "-input=false"]))?;
 
     util::step("terraform plan (must show no changes)");
@@ -138,16 +200,43 @@ pub fn run(args: &Args) -> Result<()> {
     let outputs = util::output(terraform(&paths, &endpoint).args(["output", "-json"]))?;
     let outputs: Value =
         serde_json::from_str(&outputs).context("parsing `terraform output -json`")?;
-    print_summary(&paths, pid, &endpoint, Some(&outputs), Some(second_plan))?;
+    print_summary(
+        &paths,
+        args.driver,
+        pid,
+        &endpoint,
+        Some(&outputs),
+        Some(second_plan),
+    )?;
     eprintln!("Done in {:.0}s.", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// `cargo xtask stop`: stops the quickstart host if it runs.
+/// `cargo xtask stop`: stops the quickstart hosts if they run, and
+/// everything an agents quickstart started (agent, VMs, namespaces), also
+/// a crashed run's leftovers.
 pub fn stop() -> Result<()> {
-    let paths = Paths::new();
-    if !stop_running(&paths)? {
+    let mut found = stop_running(&Paths::new(Driver::Sim))?;
+    let paths = Paths::new(Driver::Agents);
+    found |= stop_running(&paths)?;
+    found |= agents::stop(&paths.base)?;
+    if !found {
         eprintln!("No quickstart hybrid-host is running.");
+    }
+    Ok(())
+}
+
+/// Removes the agents quickstart's host data, agent data and example state:
+/// its VMs are gone once stopped, so nothing of an earlier run is kept.
+fn fresh_start(paths: &Paths) -> Result<()> {
+    let agent = agents::agent_dir(&paths.base);
+    for dir in [&paths.data, &agent] {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
+        let _ = fs::remove_file(paths.example.join(file));
     }
     Ok(())
 }
@@ -229,7 +318,12 @@ fn is_our_host(pid: u32) -> bool {
 }
 
 /// Starts the host in the background and waits until it answers.
-fn start_host(paths: &Paths, host_bin: &Path, listen: Option<&str>) -> Result<(u32, String)> {
+fn start_host(
+    paths: &Paths,
+    host_bin: &Path,
+    listen: Option<&str>,
+    extra: &[String],
+) -> Result<(u32, String)> {
     let endpoint_file = paths.data.join("endpoint");
     // Reuse the previous address so a shell that sourced env.sh keeps working.
     let previous = fs::read_to_string(&endpoint_file).ok().map(|e| {
@@ -256,7 +350,7 @@ fn start_host(paths: &Paths, host_bin: &Path, listen: Option<&str>) -> Result<(u
     let mut last_error = None;
     for addr in attempts {
         let _ = fs::remove_file(&endpoint_file);
-        match spawn_host(paths, host_bin, &addr) {
+        match spawn_host(paths, host_bin, &addr, extra) {
             Ok(started) => return Ok(started),
             Err(e) => {
                 eprintln!("    could not start on {addr}: {e:#}");
@@ -267,7 +361,12 @@ fn start_host(paths: &Paths, host_bin: &Path, listen: Option<&str>) -> Result<(u
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no listen address to try")))
 }
 
-fn spawn_host(paths: &Paths, host_bin: &Path, listen: &str) -> Result<(u32, String)> {
+fn spawn_host(
+    paths: &Paths,
+    host_bin: &Path,
+    listen: &str,
+    extra: &[String],
+) -> Result<(u32, String)> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -287,6 +386,7 @@ fn spawn_host(paths: &Paths, host_bin: &Path, listen: &str) -> Result<(u32, Stri
         .arg(listen)
         .arg("--data-dir")
         .arg(&paths.data)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
@@ -369,15 +469,17 @@ fn install_provider(paths: &Paths, provider_bin: &Path) -> Result<PathBuf> {
 /// `env.sh` sets what `terraform` needs to reach the quickstart host. The
 /// token is read from its file when sourced, never written anywhere else.
 fn write_env_files(paths: &Paths) -> Result<()> {
-    let env = env_script(&paths.rc, &paths.data);
+    let env = env_script(&paths.rc, &paths.data, &paths.env);
     fs::write(&paths.env, env).with_context(|| format!("writing {}", paths.env.display()))
 }
 
 /// The text of `env.sh`, with every path single-quoted for the shell.
-fn env_script(rc: &Path, data: &Path) -> String {
+fn env_script(rc: &Path, data: &Path, env: &Path) -> String {
     let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let root = util::root();
+    let me = env.strip_prefix(&root).unwrap_or(env).display();
     format!(
-        "# Source me: `source .build/quickstart/env.sh` (written by `cargo xtask quickstart`).\n\
+        "# Source me: `source {me}` (written by `cargo xtask quickstart`).\n\
          export TF_CLI_CONFIG_FILE={rc}\n\
          export HYBRID_ENDPOINT=\"$(cat {endpoint})\"\n\
          export HYBRID_TOKEN=\"$(cat {token})\"\n\
@@ -407,6 +509,7 @@ fn terraform(paths: &Paths, endpoint: &str) -> Command {
 
 fn print_summary(
     paths: &Paths,
+    driver: Driver,
     pid: u32,
     endpoint: &str,
     outputs: Option<&Value>,
@@ -416,13 +519,30 @@ fn print_summary(
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     println!();
     println!("Hybrid quickstart is up.");
+    let what = match driver {
+        Driver::Sim => "simulated datacenter",
+        Driver::Agents => "agents driver, one hybrid-agent",
+    };
     println!(
-        "  hybrid-host   {endpoint} (pid {pid}, simulated datacenter; log {})",
+        "  hybrid-host   {endpoint} (pid {pid}, {what}; log {})",
         rel(&paths.log)
     );
+    if driver == Driver::Agents {
+        println!(
+            "  hybrid-agent  {} (log {})",
+            rel(&agents::agent_dir(&paths.base)),
+            rel(&paths.base.join("agent.log"))
+        );
+    }
     if let Some(outputs) = outputs {
         for line in summary_lines(outputs) {
             println!("  {line}");
+        }
+        if driver == Driver::Agents {
+            for line in agents::vm_lines(outputs, Path::new(&rel(&agents::agent_dir(&paths.base))))
+            {
+                println!("  {line}");
+            }
         }
     }
     if let Some(plan) = second_plan {
@@ -431,14 +551,21 @@ fn print_summary(
     println!();
     println!("Next (README.md, \"A 5-minute walkthrough\"):");
     println!("  source {}", rel(&paths.env));
-    println!("  terraform -chdir=examples/quickstart output      # everything above");
+    println!(
+        "  terraform -chdir=examples/{} output      # everything above",
+        paths.example_name
+    );
     if outputs.is_some() {
         println!(
             "  kubeconfig: the ephemeral resource hybrid_kubeconfig (never stored in state);\n\
              \x20             see README.md, \"Get a kubeconfig\""
         );
     }
-    println!("Stop: `cargo xtask stop` (the host keeps running in the background until then).");
+    let running = match driver {
+        Driver::Sim => "the host keeps",
+        Driver::Agents => "the host, the agent and its VMs keep",
+    };
+    println!("Stop: `cargo xtask stop` ({running} running in the background until then).");
     Ok(())
 }
 
@@ -572,7 +699,11 @@ mod tests {
         fs::write(data.join("endpoint"), "https://127.0.0.1:8443\n").unwrap();
         fs::write(data.join("admin.token"), "t0ken\n").unwrap();
         let script = tmp.join("env.sh");
-        fs::write(&script, env_script(&tmp.join("terraformrc"), &data)).unwrap();
+        fs::write(
+            &script,
+            env_script(&tmp.join("terraformrc"), &data, &script),
+        )
+        .unwrap();
         let out = Command::new("bash")
             .arg("-c")
             .arg(r#"source "$1" && printf '%s|%s|%s|%s' "$TF_CLI_CONFIG_FILE" "$HYBRID_ENDPOINT" "$HYBRID_TOKEN" "$HYBRID_CA_CERT_FILE""#)
