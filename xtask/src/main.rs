@@ -3,8 +3,10 @@
 //!
 //! - `quickstart`: build, start an embedded `hybrid-host` under `.build/`,
 //!   install the provider in a local mirror, `terraform init` + `apply`
-//!   `examples/quickstart/`, and leave the host running for the walkthrough.
-//! - `stop`: stop the quickstart host.
+//!   `examples/quickstart/`, and leave the host running for the walkthrough;
+//!   `--driver agents` (root) does it on real QEMU VMs with one local
+//!   hybrid-agent in network namespaces (`examples/quickstart-real-hosts/`).
+//! - `stop`: stop the quickstart host (and the agent, its VMs and namespaces).
 //! - `test`: everything CI checks (fmt, clippy, all tests including the
 //!   acceptance tests, the cty fuzz run, `terraform fmt` of the examples).
 //! - `docs`: generate `docs/` from the provider schema, `examples/` and
