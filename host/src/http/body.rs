@@ -490,7 +490,22 @@ fn unknown_field(value: &Value, schema: &Value, path: &str) -> Option<Failure> {
     let obj = match value {
         Value::Object(obj) => obj,
         Value::Array(items) => {
-            let item = sub_schema(schema, "items")?;
+            let Some(item) = sub_schema(schema, "items") else {
+                // serde takes a struct's fields as a list too (`[]` for a
+                // struct of optional fields): a request must name them.
+                return object_schema(schema).map(|_| {
+                    if path.is_empty() {
+                        Failure::bad_request(
+                            "request body must be a JSON object, not a list".to_string(),
+                        )
+                    } else {
+                        invalid(
+                            path.to_string(),
+                            format!("{path} must be a JSON object, not a list"),
+                        )
+                    }
+                });
+            };
             return items
                 .iter()
                 .enumerate()
@@ -538,6 +553,25 @@ fn unknown_field(value: &Value, schema: &Value, path: &str) -> Option<Failure> {
 mod tests {
     use super::*;
     use hybrid_api::{VnetPatch, VnetSpec};
+
+    #[test]
+    fn a_list_for_an_object_is_refused() {
+        let top = parse::<VnetPatch>(b"[]").err().map(|f| format!("{f:?}"));
+        assert!(
+            top.as_deref()
+                .is_some_and(|f| f.contains("must be a JSON object")),
+            "{top:?}"
+        );
+        let nested = parse::<Outer>(br#"{"items": [], "nested": []}"#)
+            .err()
+            .map(|f| format!("{f:?}"));
+        assert!(
+            nested
+                .as_deref()
+                .is_some_and(|f| f.contains("nested must be a JSON object")),
+            "{nested:?}"
+        );
+    }
 
     /// A body type with lists and maps of objects, at depth.
     #[derive(serde::Deserialize, JsonSchema)]
