@@ -5,7 +5,7 @@
 //! definitions, so every flag's doc comment is its documentation.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -108,6 +108,34 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--segment-transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SegmentTransport {
+    Vlan,
+    Vxlan,
+}
+
+fn parse_vxlan_group(s: &str) -> Result<Ipv4Addr, String> {
+    let group: Ipv4Addr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))?;
+    crate::net::vxlan::check_group(group)?;
+    Ok(group)
+}
+
+impl RunArgs {
+    /// The segment transport the flags ask for.
+    pub fn transport(&self) -> crate::net::Transport {
+        match self.segment_transport {
+            SegmentTransport::Vlan => crate::net::Transport::Vlan,
+            SegmentTransport::Vxlan => crate::net::Transport::Vxlan(crate::net::Vxlan {
+                group: self.vxlan_group,
+                port: self.vxlan_port,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The state directory `hybrid-agent join` wrote (identity), also where
@@ -132,6 +160,41 @@ pub struct RunArgs {
     /// bridges without an uplink, for a single test host).
     #[arg(long, env = "HYBRID_AGENT_UPLINK")]
     pub uplink: Option<String>,
+    /// How the segments travel on the uplink: `vlan` (802.1Q: a VLAN
+    /// device `hyv<vid>` per tagged segment, the uplink itself on the
+    /// untagged one; the switch port carries a trunk) or `vxlan` (a VXLAN
+    /// device `hyx<vid>` with VNI = VLAN id per segment, VNI 4096 for the
+    /// untagged one; the uplink keeps its address and carries the
+    /// underlay, which needs IPv4 multicast and an MTU of at least 1550).
+    /// Every host of a fabric uses the same transport; vxlan needs
+    /// --uplink.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "vlan",
+        env = "HYBRID_AGENT_SEGMENT_TRANSPORT",
+        requires_if("vxlan", "uplink")
+    )]
+    pub segment_transport: SegmentTransport,
+    /// With --segment-transport vxlan: the IPv4 multicast group that
+    /// segments' broadcast and unknown frames go to (the same on every
+    /// host of the fabric; not 224.0.0.0/24).
+    #[arg(
+        long,
+        default_value_t = crate::net::vxlan::DEFAULT_GROUP,
+        env = "HYBRID_AGENT_VXLAN_GROUP",
+        value_parser = parse_vxlan_group
+    )]
+    pub vxlan_group: Ipv4Addr,
+    /// With --segment-transport vxlan: the tunnels' UDP port (the same on
+    /// every host of the fabric).
+    #[arg(
+        long,
+        default_value_t = crate::net::vxlan::DEFAULT_PORT,
+        env = "HYBRID_AGENT_VXLAN_PORT",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub vxlan_port: u16,
     /// Network namespace that holds the bridges, taps and QEMU processes
     /// (it must exist); the agent's own listener stays where the agent runs.
     #[arg(long, env = "HYBRID_AGENT_NETNS")]
@@ -169,6 +232,61 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn run(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut args = vec!["hybrid-agent", "run", "--data-dir", "d", "--image-dir", "i"];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Run(r) => Ok(*r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn segment_transport_flags() {
+        use crate::net::{Transport, Vxlan};
+        // Default: 802.1Q, today's behaviour.
+        assert_eq!(run(&[]).unwrap().transport(), Transport::Vlan);
+        let r = run(&["--uplink", "eth1", "--segment-transport", "vxlan"]).unwrap();
+        assert_eq!(r.transport(), Transport::Vxlan(Vxlan::default()));
+        let r = run(&[
+            "--uplink",
+            "eth1",
+            "--segment-transport",
+            "vxlan",
+            "--vxlan-group",
+            "239.5.5.5",
+            "--vxlan-port",
+            "8472",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.transport(),
+            Transport::Vxlan(Vxlan::new("239.5.5.5".parse().unwrap(), 8472).unwrap())
+        );
+        // VXLAN needs an uplink to carry the underlay.
+        let e = run(&["--segment-transport", "vxlan"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--uplink"), "{e}");
+        // A group that is not multicast is refused, naming flag and value.
+        let e = run(&[
+            "--uplink",
+            "e",
+            "--segment-transport",
+            "vxlan",
+            "--vxlan-group",
+            "10.1.1.1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--vxlan-group") && e.contains("10.1.1.1") && e.contains("224.0.0.0/4"),
+            "{e}"
+        );
+        let e = run(&["--vxlan-port", "0"]).unwrap_err().to_string();
+        assert!(e.contains("--vxlan-port") && e.contains('0'), "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! - [`status`]: measured capacity minus the reserve.
 //! - [`engine`]: VMs — create, boot, watch for the guest's report, stop,
 //!   delete, and re-adopt running QEMU processes after a restart.
-//! - [`net`]: bridges, VLAN devices and taps (iproute2).
+//! - [`net`]: bridges, VLAN or VXLAN devices and taps (iproute2).
 //! - [`image_store`]: node images fetched from an image store (URL and
 //!   SHA-256), once, into the image directory.
 

@@ -117,17 +117,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
 
-    let engine = Engine::open(EngineConfig {
-        data_dir: dir.clone(),
-        image_dir: args.image_dir.clone(),
-        uplink: args.uplink.clone(),
-        qemu: args.qemu.clone(),
-        qemu_img: args.qemu_img.clone(),
-        stop_timeout: Duration::from_secs(args.stop_timeout_seconds),
-        // Bridges, taps and QEMU go there; this process and its listener
-        // stay where they are.
-        netns: args.netns.clone(),
-    })
+    let transport = args.transport();
+    let engine = Engine::open_with_transport(
+        EngineConfig {
+            data_dir: dir.clone(),
+            image_dir: args.image_dir.clone(),
+            uplink: args.uplink.clone(),
+            qemu: args.qemu.clone(),
+            qemu_img: args.qemu_img.clone(),
+            stop_timeout: Duration::from_secs(args.stop_timeout_seconds),
+            // Bridges, taps and QEMU go there; this process and its listener
+            // stay where they are.
+            netns: args.netns.clone(),
+        },
+        transport,
+    )
     .await
     .with_context(|| format!("opening the VM engine on {}", dir.display()))?;
 
@@ -157,6 +161,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         name = %agent.name,
         endpoint = %server.endpoint,
         advertised = %agent.endpoint,
+        uplink = args.uplink.as_deref().unwrap_or("(none)"),
+        segment_transport = ?transport,
         "hybrid-agent started"
     );
 

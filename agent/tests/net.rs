@@ -1,13 +1,14 @@
-//! Bridges, VLAN devices and taps (agent/src/net) on real interfaces inside
-//! network namespaces the tests create: a "host" namespace with an uplink
-//! veth to a "datacenter" namespace. No QEMU: a veth into a third
-//! namespace plays the VM where traffic is checked.
+//! Bridges, VLAN and VXLAN devices and taps (agent/src/net) on real
+//! interfaces inside network namespaces the tests create: a "host"
+//! namespace with an uplink veth to a "datacenter" namespace (for VXLAN:
+//! two hosts on a switch bridge). No QEMU: a veth into a further namespace
+//! plays the VM where traffic is checked.
 
 mod common;
 
 use common::{NS_PREFIX, our_links};
 use hybrid_acceptance_tests::netns::{self, Netns};
-use hybrid_agent::net::{Net, tap_name};
+use hybrid_agent::net::{Net, Transport, Vxlan, tap_name};
 
 /// A host namespace whose uplink `up0` is cabled to `sw0` in a datacenter
 /// namespace.
@@ -216,4 +217,120 @@ fn stale_namespaces_of_dead_runs_are_removed() {
     let name = live.name().to_string();
     drop(live);
     assert!(!list().contains(&name));
+}
+
+/// Two hosts whose uplinks meet on a bridge in a switch namespace (the
+/// underlay, MTU 1550 so that 1500-byte guest frames fit in VXLAN), each
+/// with an underlay address and a [`Net`] carrying segments as VXLAN.
+fn vxlan_fabric() -> (Netns, Vec<(Netns, Net)>) {
+    let switch = Netns::create(NS_PREFIX).unwrap();
+    switch.ip(&["link", "add", "sw", "type", "bridge"]).unwrap();
+    switch.ip(&["link", "set", "sw", "up"]).unwrap();
+    let mut hosts = Vec::new();
+    for i in 1..=2 {
+        let host = Netns::create(NS_PREFIX).unwrap();
+        let port = format!("p{i}");
+        host.veth("up0", &switch, &port).unwrap();
+        switch
+            .ip(&["link", "set", &port, "mtu", "1550", "master", "sw"])
+            .unwrap();
+        host.ip(&["link", "set", "up0", "mtu", "1550"]).unwrap();
+        host.ip(&["addr", "add", &format!("172.31.0.{i}/24"), "dev", "up0"])
+            .unwrap();
+        let net = Net::new(Some(host.name().to_string()), Some("up0".into()))
+            .with_transport(Transport::Vxlan(Vxlan::default()));
+        hosts.push((host, net));
+    }
+    (switch, hosts)
+}
+
+#[tokio::test]
+async fn vxlan_segments_carry_their_vni_and_only_it() {
+    if !common::can_use_netns("vxlan_segments_carry_their_vni_and_only_it") {
+        return;
+    }
+    let (_switch, hosts) = vxlan_fabric();
+    let (h1, n1) = &hosts[0];
+    let (h2, n2) = &hosts[1];
+    // Host 1: a guest on VLAN 10. Host 2: one on VLAN 10 and one on VLAN
+    // 20 — all three in the same subnet, so only the segments keep 10 and
+    // 20 apart.
+    assert_eq!(n1.ensure_segment(Some(10)).await.unwrap(), "hyb10");
+    assert_eq!(n2.ensure_segment(Some(10)).await.unwrap(), "hyb10");
+    assert_eq!(n2.ensure_segment(Some(20)).await.unwrap(), "hyb20");
+    let dev = n1.link("hyx10").await.unwrap().unwrap();
+    assert_eq!(dev.kind(), "vxlan");
+    assert_eq!(dev.master.as_deref(), Some("hyb10"));
+    assert_eq!(dev.mtu, Some(1500), "underlay 1550 minus VXLAN's 50");
+    let up = n1.link("up0").await.unwrap().unwrap();
+    assert_eq!(
+        up.master, None,
+        "the uplink carries the underlay, unbridged"
+    );
+    let g1 = plug_guest(h1, "hyb10", "10.40.0.11/24");
+    let _g2 = plug_guest(h2, "hyb10", "10.40.0.12/24");
+    let g3 = Netns::create(NS_PREFIX).unwrap();
+    h2.veth("vm1", &g3, "eth0").unwrap();
+    h2.ip(&["link", "set", "vm1", "master", "hyb20"]).unwrap();
+    g3.ip(&["addr", "add", "10.40.0.13/24", "dev", "eth0"])
+        .unwrap();
+
+    // Idempotent on an existing device.
+    let before = n1.ip(&["-j", "link", "show"]).await.unwrap();
+    n1.ensure_segment(Some(10)).await.unwrap();
+    assert_eq!(n1.ip(&["-j", "link", "show"]).await.unwrap(), before);
+
+    // Same VNI across hosts: full-size frames, not fragmented.
+    g1.exec(&[
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1472",
+        "10.40.0.12",
+    ])
+    .unwrap();
+    // Another VNI: not reached (ARP goes unanswered).
+    let out = g1
+        .exec_output(&["ping", "-c", "1", "-W", "1", "10.40.0.13"])
+        .unwrap();
+    assert!(!out.status.success(), "VLAN 20's guest answered on VLAN 10");
+
+    // The untagged segment is a VNI of its own, the uplink left alone.
+    assert_eq!(n1.ensure_segment(None).await.unwrap(), "hybu");
+    let dev = n1.link("hyxu").await.unwrap().unwrap();
+    assert_eq!(dev.kind(), "vxlan");
+    assert_eq!(n1.link("up0").await.unwrap().unwrap().master, None);
+
+    // A device left with other settings is refused, naming what differs.
+    let other = Net::new(Some(h1.name().to_string()), Some("up0".into())).with_transport(
+        Transport::Vxlan(Vxlan::new("239.7.7.7".parse().unwrap(), 4789).unwrap()),
+    );
+    let err = other
+        .ensure_segment(Some(10))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hyx10") && err.contains("239.7.7.7"), "{err}");
+    // …and so is the VLAN transport on a bridge that has a VXLAN port.
+    let vlan = Net::new(Some(h1.name().to_string()), Some("up0".into()));
+    let err = vlan.ensure_segment(Some(10)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("hyx10") && err.contains("--segment-transport"),
+        "{err}"
+    );
+
+    // Removing a segment removes its VXLAN device; the uplink stays.
+    n1.remove_segment(Some(10)).await.unwrap();
+    n1.remove_segment(None).await.unwrap();
+    assert!(n1.link("hyx10").await.unwrap().is_none());
+    assert_eq!(our_links(h1), Vec::<String>::new());
+    assert!(n1.link("up0").await.unwrap().is_some());
+    let mut removed = n2.cleanup_prefix().await.unwrap();
+    removed.sort();
+    assert_eq!(removed, ["hyb10", "hyb20", "hyx10", "hyx20"]);
 }

@@ -327,6 +327,15 @@ impl Engine {
     /// Opens the state directory, probes the accelerator (logged once) and
     /// re-adopts the VMs found there.
     pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        Engine::open_with_transport(config, net::Transport::Vlan).await
+    }
+
+    /// [`Engine::open`] with the segments carried by `transport` on the
+    /// uplink (`hybrid-agent run --segment-transport`).
+    pub async fn open_with_transport(
+        config: EngineConfig,
+        transport: net::Transport,
+    ) -> Result<Engine, EngineError> {
         mkdir_private(&config.data_dir)?;
         let vms_dir = config.data_dir.join("vms");
         mkdir_private(&vms_dir)?;
@@ -339,7 +348,7 @@ impl Engine {
             accelerator.as_str()
         );
 
-        let net = Net::new(config.netns.clone(), config.uplink.clone());
+        let net = Net::new(config.netns.clone(), config.uplink.clone()).with_transport(transport);
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | bridge of VLAN segment `vid` | `hyb<vid>` (untagged: `hybu`) |
 //! | VLAN device on the uplink | `hyv<vid>` |
+//! | VXLAN device on the uplink ([`Transport::Vxlan`]) | `hyx<vid>` (untagged: `hyxu`) |
 //! | a VM's tap | `hyt<12 hex digits of the VM name's hash>` |
 //!
 //! Why one bridge per VLAN *segment* and not per vnet: two vnets on the same
@@ -27,6 +28,11 @@
 //! (`CONFIG_VLAN_8021Q`, module `8021q`); without it [`Net::ensure_segment`]
 //! says so rather than bridging the VLAN's VMs onto the untagged wire.
 //!
+//! Where 802.1Q trunks are not available (a fabric whose switch ports
+//! cannot carry the VLANs, or a kernel without 802.1Q), the segments can
+//! ride VXLAN instead: see [`vxlan`] for the VNI mapping, the multicast
+//! group and the underlay's MTU.
+//!
 //! Gateways, routing and DHCP on the segments belong to the datacenter, not
 //! to the agent: it never puts an address on a bridge.
 //!
@@ -38,6 +44,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::process::Command;
+
+pub mod vxlan;
+
+pub use vxlan::Vxlan;
 
 /// Prefix of every interface the agent creates.
 pub const PREFIX: &str = "hy";
@@ -110,6 +120,8 @@ pub struct Link {
     /// For a VLAN device: the interface it sits on.
     #[serde(default)]
     pub link: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// `linkinfo` of `ip -d`.
@@ -142,6 +154,18 @@ impl Link {
     }
 }
 
+/// How a segment's bridge reaches the other hosts over the uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// 802.1Q: a VLAN device per tagged segment; the untagged segment
+    /// enslaves the uplink itself. The switch port carries a trunk.
+    #[default]
+    Vlan,
+    /// VXLAN: a VXLAN device per segment (VNI = VLAN id), the uplink
+    /// carrying the underlay.
+    Vxlan(Vxlan),
+}
+
 /// The host's VM networking, in one network namespace.
 #[derive(Debug, Clone, Default)]
 pub struct Net {
@@ -149,11 +173,23 @@ pub struct Net {
     pub netns: Option<String>,
     /// The interface VLAN segments attach to.
     pub uplink: Option<String>,
+    /// How segments travel on the uplink.
+    pub transport: Transport,
 }
 
 impl Net {
+    /// Segments as 802.1Q VLANs on `uplink` (see [`Net::with_transport`]).
     pub fn new(netns: Option<String>, uplink: Option<String>) -> Net {
-        Net { netns, uplink }
+        Net {
+            netns,
+            uplink,
+            transport: Transport::Vlan,
+        }
+    }
+
+    /// The same host networking with segments carried by `transport`.
+    pub fn with_transport(self, transport: Transport) -> Net {
+        Net { transport, ..self }
     }
 
     /// Every interface in the namespace.
@@ -210,7 +246,40 @@ impl Net {
                 self.where_()
             )));
         }
-        let port = match vlan {
+        let port = match self.transport {
+            Transport::Vlan => self.vlan_port(vlan, uplink, &bridge, &links).await?,
+            Transport::Vxlan(vx) => self.vxlan_port(vlan, uplink, &vx, &links).await?,
+        };
+        let port_link = find(&port);
+        if port_link.and_then(|l| l.master.as_deref()) != Some(bridge.as_str()) {
+            self.ip(&["link", "set", "dev", &port, "master", &bridge])
+                .await?;
+        }
+        if !port_link.is_some_and(Link::is_up) {
+            self.ip(&["link", "set", "dev", &port, "up"]).await?;
+        }
+        Ok(bridge)
+    }
+
+    /// The 802.1Q port of a segment: the VLAN device `hyv<vid>` on the
+    /// uplink (created if missing), or the uplink itself when untagged.
+    async fn vlan_port(
+        &self,
+        vlan: Option<u16>,
+        uplink: &str,
+        bridge: &str,
+        links: &[Link],
+    ) -> Result<String, NetError> {
+        let find = |n: &str| links.iter().find(|l| l.ifname == n);
+        // The other transport's device on this bridge would join two
+        // fabrics into one segment: refuse rather than guess.
+        let other = vxlan::device_name(vlan);
+        if find(&other).is_some_and(|l| l.master.as_deref() == Some(bridge)) {
+            return Err(NetError::Invalid(format!(
+                "{other}, a VXLAN device, is on {bridge} but the agent carries segments as 802.1Q VLANs (--segment-transport vlan): delete {other} or run with --segment-transport vxlan"
+            )));
+        }
+        Ok(match vlan {
             Some(vid) => {
                 let dev = vlan_device_name(vid);
                 match find(&dev) {
@@ -240,40 +309,93 @@ impl Net {
                 dev
             }
             None => uplink.to_string(),
-        };
-        let port_link = find(&port);
-        if port_link.and_then(|l| l.master.as_deref()) != Some(bridge.as_str()) {
-            self.ip(&["link", "set", "dev", &port, "master", &bridge])
-                .await?;
-        }
-        if !port_link.is_some_and(Link::is_up) {
-            self.ip(&["link", "set", "dev", &port, "up"]).await?;
-        }
-        Ok(bridge)
+        })
     }
 
-    /// Removes the segment's bridge and VLAN device (an untagged uplink is
-    /// only released, never deleted). Missing pieces are fine.
+    /// The VXLAN port of a segment: `hyx<vid>` (or `hyxu`) on the uplink,
+    /// created if missing; an existing one must match VNI, group, port and
+    /// uplink.
+    async fn vxlan_port(
+        &self,
+        vlan: Option<u16>,
+        uplink: &str,
+        vx: &Vxlan,
+        links: &[Link],
+    ) -> Result<String, NetError> {
+        let find = |n: &str| links.iter().find(|l| l.ifname == n);
+        let bridge = bridge_name(vlan);
+        let other = match vlan {
+            Some(vid) => vlan_device_name(vid),
+            None => uplink.to_string(),
+        };
+        if find(&other).is_some_and(|l| l.master.as_deref() == Some(bridge.as_str())) {
+            return Err(NetError::Invalid(format!(
+                "{other} is on {bridge} as the 802.1Q transport's port but the agent carries segments as VXLAN (--segment-transport vxlan): release it (`ip link set {other} nomaster`, or delete a hyv device) or run with --segment-transport vlan"
+            )));
+        }
+        let dev = vxlan::device_name(vlan);
+        match find(&dev) {
+            Some(l) => {
+                if let Some(why) = vxlan::mismatch(l, vlan, uplink, vx) {
+                    return Err(NetError::Invalid(format!(
+                        "interface {dev} exists but is not the VXLAN device segment {} needs: {why}",
+                        vxlan::vni(vlan)
+                    )));
+                }
+            }
+            None => {
+                let mtu = find(uplink).and_then(|l| l.mtu);
+                if let Some(mtu) = mtu.filter(|m| *m < vxlan::MIN_UNDERLAY_MTU) {
+                    // Not an error: a fabric may give its guests a smaller
+                    // MTU. But the kernel drops oversized frames silently,
+                    // so say it once, where the device is made.
+                    tracing::warn!(
+                        uplink,
+                        mtu,
+                        device = %dev,
+                        "the uplink's MTU {mtu} leaves {} for VXLAN segments: guests' 1500-byte frames are dropped unless the underlay MTU is at least {} or the guests' MTU at most {}",
+                        mtu.saturating_sub(vxlan::OVERHEAD),
+                        vxlan::MIN_UNDERLAY_MTU,
+                        mtu.saturating_sub(vxlan::OVERHEAD),
+                    );
+                }
+                let args = vxlan::add_args(vlan, uplink, vx);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                match self.ip(&args).await {
+                    Err(NetError::Command { command, stderr })
+                        if stderr.contains("Unknown device type") =>
+                    {
+                        return Err(NetError::Invalid(format!(
+                            "this kernel has no VXLAN support (CONFIG_VXLAN, module vxlan), so segment {} cannot be carried on uplink {uplink}: `{command}` said {stderr:?}",
+                            vxlan::vni(vlan)
+                        )));
+                    }
+                    r => r?,
+                };
+            }
+        }
+        Ok(dev)
+    }
+
+    /// Removes the segment's bridge and its VLAN or VXLAN device (both
+    /// names are looked for, so a leftover of the other transport goes
+    /// too); an untagged uplink is only released, never deleted. Missing
+    /// pieces are fine.
     pub async fn remove_segment(&self, vlan: Option<u16>) -> Result<(), NetError> {
         let bridge = bridge_name(vlan);
         let links = self.links().await?;
         let exists = |n: &str| links.iter().any(|l| l.ifname == n);
-        match vlan {
-            Some(vid) => {
-                let dev = vlan_device_name(vid);
-                if exists(&dev) {
-                    self.ip(&["link", "del", "dev", &dev]).await?;
-                }
-            }
-            None => {
-                if let Some(uplink) = self.uplink.as_deref()
-                    && links
-                        .iter()
-                        .any(|l| l.ifname == uplink && l.master.as_deref() == Some(&bridge))
-                {
-                    self.ip(&["link", "set", "dev", uplink, "nomaster"]).await?;
-                }
-            }
+        let mut devices = vec![vxlan::device_name(vlan)];
+        devices.extend(vlan.map(vlan_device_name));
+        for dev in devices.iter().filter(|d| exists(d)) {
+            self.ip(&["link", "del", "dev", dev]).await?;
+        }
+        if let Some(uplink) = self.uplink.as_deref()
+            && links
+                .iter()
+                .any(|l| l.ifname == uplink && l.master.as_deref() == Some(&bridge))
+        {
+            self.ip(&["link", "set", "dev", uplink, "nomaster"]).await?;
         }
         if exists(&bridge) {
             self.ip(&["link", "del", "dev", &bridge]).await?;
@@ -392,6 +514,8 @@ mod tests {
             bridge_name(Some(4094)),
             bridge_name(None),
             vlan_device_name(4094),
+            vxlan::device_name(Some(4094)),
+            vxlan::device_name(None),
             tap_name("a-very-long-cluster-name-np-linux-0123456789"),
         ] {
             assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ-1");
