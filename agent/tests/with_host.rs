@@ -18,159 +18,17 @@
 mod common;
 
 use std::ffi::OsString;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::fleet::{
+    Agent, Datacenter, OFFERED_MEMORY_MIB, has_token, host_state, pings, qemu_vms, report, settle,
+    wait_for,
+};
 use hybrid_acceptance_tests::Host;
 use hybrid_acceptance_tests::netns::Netns;
 use serde_json::{Value, json};
 
 const TEST: &str = "cluster_on_two_agents";
-/// Memory each agent offers: room for six 160 MiB VMs.
-const OFFERED_MEMORY_MIB: u64 = 1_000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn mem_total_mib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map(|kib| kib / 1024)
-        .expect("MemTotal in /proc/meminfo")
-}
-
-/// One `hybrid-agent` process (joined once, started and killed at will).
-struct Agent {
-    name: String,
-    dir: PathBuf,
-    images: PathBuf,
-    ns: String,
-    port: u16,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Agent {
-    fn join(host: &Host, name: &str, root: &Path, ns: &Netns, images: &Path) -> Agent {
-        let dir = root.join(name);
-        let port = free_port();
-        let token = host
-            .post("/v1/agent-tokens", &json!({ "ttl_seconds": 300 }))
-            .expect("minting a join token");
-        assert_eq!(token.status, 201, "{}", token.body);
-        let token_file = root.join(format!("{name}.token"));
-        std::fs::write(&token_file, token.body["token"].as_str().unwrap()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_hybrid-agent"))
-            .args(["join", "--server", host.endpoint(), "--name", name])
-            .arg("--ca-file")
-            .arg(host.ca_file())
-            .arg("--join-token-file")
-            .arg(&token_file)
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--advertise", &format!("https://127.0.0.1:{port}")])
-            .output()
-            .expect("running hybrid-agent join");
-        assert!(
-            out.status.success(),
-            "join {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Agent {
-            name: name.to_string(),
-            log: root.join(format!("{name}.log")),
-            dir,
-            images: images.to_path_buf(),
-            ns: ns.name().to_string(),
-            port,
-            child: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let reserve = mem_total_mib().saturating_sub(OFFERED_MEMORY_MIB);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hybrid-agent"))
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--image-dir")
-            .arg(&self.images)
-            .args(["--netns", &self.ns, "--uplink", "up0"])
-            .args(["--reserve-memory-mib", &reserve.to_string()])
-            .args(["--stop-timeout-seconds", "3"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting hybrid-agent run");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// QEMU processes in a namespace, by the VM name in their command line.
-fn qemu_vms(ns: &Netns) -> Vec<String> {
-    let mut vms: Vec<String> = ns
-        .pids()
-        .into_iter()
-        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
-        .map(|c| {
-            c.split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect::<Vec<_>>()
-        })
-        .filter(|args| args.first().is_some_and(|a| a.contains("qemu-system")))
-        .filter_map(|args| {
-            let i = args.iter().position(|a| a == "-name")?;
-            let name = args.get(i + 1)?;
-            // `-name hy-<vm>` or `-name guest=hy-<vm>,…`
-            let name = name.trim_start_matches("guest=");
-            let name = name.split(',').next()?;
-            Some(name.trim_start_matches("hy-").to_string())
-        })
-        .collect();
-    vms.sort();
-    vms
-}
-
-fn settle(host: &Host, what: &str, resp: hybrid_acceptance_tests::ApiResponse) -> Value {
-    host.settle(what, &resp)
-        .unwrap_or_else(|e| panic!("{what}: {e}\n--- host log ---\n{}", host.log()))
-}
 
 fn nodes(host: &Host) -> Vec<Value> {
     let c = host.get("/v1/clusters/c1").unwrap();
@@ -208,60 +66,6 @@ fn assert_vms_where_placed(host: &Host, hosts: &[(&str, &Netns)]) -> Vec<Value> 
     nodes
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !ok() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn host_state(host: &Host, name: &str) -> String {
-    let hosts = host.get("/v1/hosts").unwrap();
-    hosts.body["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|h| h["name"] == name)
-        .and_then(|h| h["state"].as_str())
-        .unwrap_or("missing")
-        .to_string()
-}
-
-fn pings(from: &Netns, ip: &str) -> bool {
-    from.exec_output(&["ping", "-c", "1", "-W", "2", ip])
-        .is_ok_and(|o| o.status.success())
-}
-
-/// True when `text` holds something of kubeadm's bootstrap token form
-/// `[a-z0-9]{6}.[a-z0-9]{16}` (not inside a longer word).
-fn has_token(text: &[u8]) -> bool {
-    let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    (6..text.len().saturating_sub(16)).any(|i| {
-        text[i] == b'.'
-            && text[i - 6..i].iter().all(|b| word(*b))
-            && text[i + 1..i + 17].iter().all(|b| word(*b))
-            && (i == 6 || !word(text[i - 7]))
-            && text.get(i + 17).is_none_or(|b| !word(*b))
-    })
-}
-
-/// The guest's `hybrid_ready` report, as the agent of `agent` keeps it.
-fn report(agent: &Agent, vm: &str) -> Value {
-    let path = agent.dir.join("vms").join(vm).join("report.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .find_map(|l| {
-            let start = l.find("{\"hybrid_ready\"")?;
-            serde_json::from_str::<Value>(l[start..].trim()).ok()
-        })
-        .map(|v| v["hybrid_ready"].clone())
-        .unwrap_or_else(|| panic!("no report in {}: {text:?}", path.display()))
-}
-
 fn patch_pool(host: &Host, count: u32) -> hybrid_acceptance_tests::ApiResponse {
     host.patch(
         "/v1/clusters/c1/nodepools/pool1",
@@ -281,18 +85,8 @@ fn cluster_on_two_agents() {
     };
 
     // The datacenter: a switch/router namespace and two hosts.
-    let switch = Netns::create(common::NS_PREFIX).unwrap();
-    let host_a = Netns::create(common::NS_PREFIX).unwrap();
-    let host_b = Netns::create(common::NS_PREFIX).unwrap();
-    switch.ip(&["link", "add", "sw", "type", "bridge"]).unwrap();
-    for (ns, port) in [(&host_a, "pa"), (&host_b, "pb")] {
-        ns.veth("up0", &switch, port).unwrap();
-        switch.ip(&["link", "set", port, "master", "sw"]).unwrap();
-    }
-    switch
-        .ip(&["addr", "add", "10.77.0.1/24", "dev", "sw"])
-        .unwrap();
-    switch.ip(&["link", "set", "sw", "up"]).unwrap();
+    let dc = Datacenter::create(2, "10.77.0.1/24");
+    let (switch, host_a, host_b) = (&dc.switch, &dc.hosts[0], &dc.hosts[1]);
 
     let config = scratch.path().join("agents.toml");
     std::fs::write(
@@ -311,8 +105,8 @@ fn cluster_on_two_agents() {
     ];
     let host = Host::start_with(None, args, &[]).expect("hybrid-host starts");
 
-    let mut a = Agent::join(&host, "host-a", scratch.path(), &host_a, &images);
-    let mut b = Agent::join(&host, "host-b", scratch.path(), &host_b, &images);
+    let mut a = Agent::join(&host, "host-a", scratch.path(), host_a, &images);
+    let mut b = Agent::join(&host, "host-b", scratch.path(), host_b, &images);
     a.start();
     b.start();
     wait_for("both hosts Up", Duration::from_secs(20), || {
@@ -445,7 +239,7 @@ fn cluster_on_two_agents() {
         "{}",
         refused.body
     );
-    let placement = [("host-a", &host_a), ("host-b", &host_b)];
+    let placement = [("host-a", host_a), ("host-b", host_b)];
     let nodes = assert_vms_where_placed(&host, &placement);
     assert_eq!(nodes.len(), 2, "{nodes:#?}");
     for n in &nodes {
@@ -453,7 +247,7 @@ fn cluster_on_two_agents() {
         let ip = n["ip"].as_str().unwrap();
         assert!(ip.starts_with("10.77.0."), "{n}");
         assert!(
-            pings(&switch, ip),
+            pings(switch, ip),
             "VM {} does not answer at {ip}",
             n["name"]
         );
@@ -501,7 +295,7 @@ fn cluster_on_two_agents() {
         json!({ "received": true, "length": 23, "kubeadm_form": true })
     );
     assert!(
-        pings(&switch, &vip),
+        pings(switch, &vip),
         "the control-plane VIP {vip} does not answer"
     );
     let pool = host.get("/v1/clusters/c1/nodepools/pool1").unwrap();

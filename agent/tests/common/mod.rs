@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
