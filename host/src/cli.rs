@@ -160,6 +160,14 @@ pub struct ServeArgs {
     /// before the service closes it.
     #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout_seconds: u64,
+    /// Also serve /metrics (and nothing else) on this address, e.g. a
+    /// scrape network's; same TLS certificate, same tokens.
+    #[arg(long, env = "HYBRID_HOST_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// A bearer token file that /metrics accepts besides the admin token
+    /// (give it to Prometheus instead of the admin token).
+    #[arg(long, env = "HYBRID_HOST_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -187,6 +195,8 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
                 idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             },
+            metrics_listen: self.metrics_listen,
+            metrics_token_file: self.metrics_token_file.clone(),
         }
     }
 }

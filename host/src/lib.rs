@@ -15,6 +15,7 @@
 //!   -> driver/               the infrastructure: sim/ (the simulated datacenter)
 //!   -> extension_types/      the catalogue of extension types and their settings schemas
 //! security/                  admin token, TLS material, secrets at rest, audit records
+//! observability/             Prometheus instruments (a leaf every layer records into)
 //! ```
 //!
 //! [`start`] wires them and runs a complete server in-process (the binary
@@ -40,6 +41,7 @@ pub mod extensions;
 pub mod http;
 pub mod ipam;
 pub mod objects;
+pub mod observability;
 pub mod operations;
 pub mod placement;
 pub mod security;
@@ -61,6 +63,12 @@ pub fn lifecycles() -> operations::Registry {
 pub const TOKEN_FILE: &str = "admin.token";
 pub const DB_FILE: &str = "hybrid.db";
 pub const ENDPOINT_FILE: &str = "endpoint";
+/// Where `--metrics-listen`'s URL is written (`https://IP:PORT/metrics`).
+pub const METRICS_ENDPOINT_FILE: &str = "metrics-endpoint";
+
+/// Connections the `--metrics-listen` listener keeps open at most: a few
+/// scrapers, not clients.
+const METRICS_MAX_CONNECTIONS: usize = 64;
 
 /// How to run the server (the `serve` command line, minus logging).
 #[derive(Debug, Clone)]
@@ -90,6 +98,12 @@ pub struct Config {
     pub agents_config: Option<PathBuf>,
     /// Bounds on the listener's connections (see [`http::connections`]).
     pub connections: ConnectionLimits,
+    /// Also serve `/metrics` (only) on this address, with the same TLS
+    /// certificate and tokens.
+    pub metrics_listen: Option<SocketAddr>,
+    /// A token `/metrics` accepts besides the admin token, so a scraper
+    /// need not hold the admin token.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Bounds on the listener's connections: how many may be open and how long
@@ -147,6 +161,8 @@ impl Config {
             driver: DriverChoice::Sim,
             agents_config: None,
             connections: ConnectionLimits::default(),
+            metrics_listen: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -210,7 +226,14 @@ pub struct Server {
     pub token_file: PathBuf,
     /// CA to trust (`None` when `--tls-cert` was given).
     pub ca_file: Option<PathBuf>,
+    /// `https://IP:PORT/metrics` of `--metrics-listen`, when given.
+    pub metrics_endpoint: Option<String>,
     handle: axum_server::Handle<SocketAddr>,
+    /// The `--metrics-listen` server and its handle.
+    metrics: Option<(
+        axum_server::Handle<SocketAddr>,
+        JoinHandle<std::io::Result<()>>,
+    )>,
     server: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
@@ -250,6 +273,24 @@ fn max_connections(requested: Option<u64>) -> Result<usize, StartError> {
     Ok(usize::try_from(max).unwrap_or(usize::MAX).max(1))
 }
 
+/// The address to tell clients: loopback for a wildcard listener.
+fn shown(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
+}
+
+/// A non-blocking listener on `addr`, and the address it got.
+fn bind_listener(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
+    let bind_err = |source| StartError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local))
+}
+
 /// Starts the service: data dir, TLS, token, store, worker, HTTPS listener.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     if let Some(url) = &config.database_url
@@ -277,6 +318,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         None => (dir.join(TOKEN_FILE), true),
     };
     let token = tokens::Token::load(&token_file, create)?;
+    let scrape_tokens = http::ScrapeTokens {
+        admin: token.clone(),
+        scrape: match &config.metrics_token_file {
+            Some(p) => Some(tokens::Token::load(p, false)?),
+            None => None,
+        },
+    };
 
     let max_connections = max_connections(config.connections.max_connections)?;
     let listener =
@@ -290,6 +338,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     listener.set_nonblocking(true).map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind_listener(addr)?),
+        None => None,
+    };
 
     let cert_and_key = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
@@ -373,11 +425,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         replica: Arc::from(replica.as_str()),
         agent_ca,
     };
-    let app = http::router(state, token);
+    let metrics_app = http::metrics_only(state.clone(), scrape_tokens.clone());
+    let app = http::router(state, token, scrape_tokens);
 
     let handle = axum_server::Handle::new();
-    let acceptor =
-        http::connections::Acceptor::new(tls.server_config, config.connections, max_connections);
+    let acceptor = http::connections::Acceptor::new(
+        tls.server_config.clone(),
+        config.connections,
+        max_connections,
+    );
     let mut server = axum_server::from_tcp(listener)
         .map_err(bind_err)?
         .acceptor(acceptor)
@@ -394,13 +450,49 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await
     });
-
-    let shown_ip = if local_addr.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        local_addr.ip()
+    let metrics = match metrics_listener {
+        Some((listener, addr)) => {
+            let handle = axum_server::Handle::new();
+            let acceptor = http::connections::Acceptor::new(
+                tls.server_config.clone(),
+                config.connections,
+                METRICS_MAX_CONNECTIONS,
+            );
+            let served = axum_server::from_tcp(listener)
+                .map_err(|source| StartError::Bind { addr, source })?
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            let task = tokio::spawn(async move {
+                served
+                    .serve(metrics_app.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+            });
+            Some((handle, task, addr))
+        }
+        None => None,
     };
-    let endpoint = format!("https://{}", SocketAddr::new(shown_ip, local_addr.port()));
+
+    // Before the endpoint file: its appearance means everything is up.
+    let metrics_endpoint = match &metrics {
+        Some((_, _, addr)) => {
+            let url = format!("https://{}/metrics", shown(*addr));
+            let path = dir.join(METRICS_ENDPOINT_FILE);
+            tls::write_file(&path, format!("{url}\n").as_bytes(), 0o644).map_err(|e| {
+                StartError::Endpoint {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+            Some(url)
+        }
+        None => {
+            // A former run's, which would point a scraper at nothing.
+            let _ = std::fs::remove_file(dir.join(METRICS_ENDPOINT_FILE));
+            None
+        }
+    };
+
+    let endpoint = format!("https://{}", shown(local_addr));
     let endpoint_path = dir.join(ENDPOINT_FILE);
     tls::write_file(&endpoint_path, format!("{endpoint}\n").as_bytes(), 0o644).map_err(|e| {
         StartError::Endpoint {
@@ -414,6 +506,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         local_addr,
         token_file,
         ca_file: tls.ca_path,
+        metrics_endpoint,
+        metrics: metrics.map(|(handle, task, _)| (handle, task)),
         handle,
         server,
         worker,
@@ -427,6 +521,12 @@ impl Server {
     pub async fn shutdown(self) -> Result<(), StartError> {
         let _ = self.shutdown.send(true);
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        if let Some((handle, task)) = self.metrics {
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
         let served = self.server.await;
         let _ = self.worker.await;
         match served {

@@ -71,6 +71,9 @@ async fn main() -> anyhow::Result<()> {
         Some(ca) => println!("CA certificate: {}", ca.display()),
         None => println!("CA certificate: (serving --tls-cert; trust its issuer)"),
     }
+    if let Some(metrics) = &server.metrics_endpoint {
+        println!("metrics: {metrics}");
+    }
     tracing::info!(endpoint = %server.endpoint, "hybrid-host started");
 
     signals.recv().await;

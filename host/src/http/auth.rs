@@ -23,18 +23,55 @@ pub async fn require_token(State(token): State<Token>, req: Request, next: Next)
     if token.accepts(authorization) {
         next.run(req).await
     } else {
-        let mut resp = Failure::from(Refusal::new(
-            Reason::Unauthenticated,
-            codes::UNAUTHORIZED,
-            "missing or invalid bearer token",
-        ))
-        .into_response();
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        resp
+        unauthenticated()
     }
+}
+
+/// The tokens `/metrics` accepts: the admin token, and a scrape-only
+/// token when `--metrics-token-file` gives one (so Prometheus need not hold
+/// the admin token).
+#[derive(Clone)]
+pub struct ScrapeTokens {
+    pub admin: Token,
+    pub scrape: Option<Token>,
+}
+
+/// Middleware of `/metrics`: 401 envelope unless the request carries one
+/// of the [`ScrapeTokens`].
+pub async fn require_scrape_token(
+    State(tokens): State<ScrapeTokens>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let scrape_ok = tokens
+        .scrape
+        .as_ref()
+        .is_some_and(|t| t.accepts(authorization));
+    // Both checks always run: which token matched takes no less time.
+    let admin_ok = tokens.admin.accepts(authorization);
+    if admin_ok || scrape_ok {
+        next.run(req).await
+    } else {
+        unauthenticated()
+    }
+}
+
+fn unauthenticated() -> Response {
+    let mut resp = Failure::from(Refusal::new(
+        Reason::Unauthenticated,
+        codes::UNAUTHORIZED,
+        "missing or invalid bearer token",
+    ))
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
 }
 
 /// Who is asking: the principal plus the peer address when the server

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +24,11 @@ use tokio::sync::watch;
 
 use crate::driver::Driver;
 use crate::objects::Preconditions;
+use crate::observability::metrics as instruments;
 use crate::operations::Operations;
 use crate::security::tokens::Token;
+
+pub use auth::ScrapeTokens;
 
 pub use failure::Failure;
 
@@ -43,6 +46,7 @@ mod failure;
 mod health;
 mod kubeconfig;
 mod management_host;
+mod metrics;
 mod nodepools;
 mod operations;
 mod path;
@@ -67,8 +71,9 @@ pub struct AppState {
     pub agent_ca: Arc<crate::security::agent_ca::AgentCa>,
 }
 
-/// Builds the router: public routes, then token-protected ones.
-pub fn router(state: AppState, token: Token) -> Router {
+/// Builds the router: public routes, then token-protected ones. `scrape`
+/// says which tokens `/metrics` accepts.
+pub fn router(state: AppState, token: Token, scrape: ScrapeTokens) -> Router {
     let protected = Router::new()
         .route("/v1/management-host", get(management_host::get))
         .route("/v1/vnets", get(vnets::list))
@@ -143,12 +148,14 @@ pub fn router(state: AppState, token: Token) -> Router {
     let routes = Router::new()
         // Authenticated by its join token, not the admin token.
         .route("/v1/agents/join", post(agents::join))
+        .merge(metrics_router(scrape))
         .route("/healthz", get(health::get))
         .route("/readyz", get(health::ready))
         .route("/v1/openapi.json", get(health::openapi))
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn(body::limit_body))
+        .layer(middleware::from_fn(remember_route))
         .with_state(state);
     // Around the whole router, not each route: axum adds a 405's `Allow`
     // outside a route's layers, and the envelope quotes it.
@@ -156,6 +163,51 @@ pub fn router(state: AppState, token: Token) -> Router {
         .fallback_service(routes)
         .layer(middleware::from_fn(failure::envelope))
         .layer(middleware::from_fn(log_request))
+}
+
+/// `/metrics` alone, behind the tokens a scraper may present.
+fn metrics_router(scrape: ScrapeTokens) -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics::get))
+        .route_layer(middleware::from_fn_with_state(
+            scrape,
+            auth::require_scrape_token,
+        ))
+}
+
+/// The router of `--metrics-listen`: `/metrics` only, with the same
+/// request logging and error envelope as the API.
+pub fn metrics_only(state: AppState, scrape: ScrapeTokens) -> Router {
+    let routes = metrics_router(scrape)
+        .fallback(not_found)
+        .layer(middleware::from_fn(remember_route))
+        .with_state(state);
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(failure::envelope))
+        .layer(middleware::from_fn(log_request))
+}
+
+/// The route template a request matched (`/v1/vnets/{name}`), carried out
+/// on the response for [`log_request`], which runs outside the router and
+/// so cannot see [`MatchedPath`] itself.
+#[derive(Debug, Clone)]
+struct RouteTemplate(Arc<str>);
+
+/// The label of requests no route matched (404s of unknown paths): one
+/// series, whatever paths a scanner tries.
+const UNMATCHED: &str = "unmatched";
+
+async fn remember_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| RouteTemplate(Arc::from(m.as_str())));
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(route);
+    }
+    resp
 }
 
 async fn not_found(req: Request) -> Failure {
@@ -166,17 +218,31 @@ async fn not_found(req: Request) -> Failure {
     ))
 }
 
-/// Logs method, path, status and latency (never headers: they carry the token).
+/// Logs method, path, status and latency (never headers: they carry the
+/// token) and counts the request in the metrics under its route template.
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    let route = resp
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or(UNMATCHED, |r| &r.0);
+    // Only the methods HTTP defines, so a client's made-up method cannot
+    // add series either.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    };
+    instruments::request(method_label, route, status, elapsed);
     tracing::info!(
         %method,
         %path,
-        status = resp.status().as_u16(),
-        elapsed_ms = start.elapsed().as_millis() as u64,
+        status,
+        elapsed_ms = elapsed.as_millis() as u64,
         "request"
     );
     resp

@@ -1,6 +1,7 @@
 //! The durable operation queue and its worker.
 //!
-//! May depend on: [`crate::store`], [`crate::driver`] and [`crate::objects`];
+//! May depend on: [`crate::store`], [`crate::driver`], [`crate::objects`]
+//! and [`crate::observability`];
 //! never on a kind: each kind's [`Lifecycle`] is found in the [`Registry`].
 //!
 //! Operations are rows in the store (status `Running` until done), so a
@@ -28,6 +29,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::driver::Driver;
 use crate::objects;
+use crate::observability::metrics;
 use crate::store::{Store, StoreEvent};
 
 mod registry;
@@ -356,8 +358,23 @@ async fn forward_events(
     }
 }
 
-/// Runs one operation through its kind's lifecycle.
+/// Runs one operation, counting it in the metrics by kind and outcome.
 async fn execute(ctx: &Context, op: Operation) -> Ended {
+    let _executing = metrics::Executing::start();
+    let start = std::time::Instant::now();
+    let kind = op.kind.clone();
+    let ended = run(ctx, op).await;
+    let outcome = match ended {
+        Ended::Succeeded => "succeeded",
+        Ended::Failed => "failed",
+        Ended::Retry => "retried",
+    };
+    metrics::operation(&kind, outcome, start.elapsed());
+    ended
+}
+
+/// Runs one operation through its kind's lifecycle.
+async fn run(ctx: &Context, op: Operation) -> Ended {
     tracing::info!(operation = %op.id, kind = %op.kind, target = %op.target, "running operation");
     if let Some(lifecycle) = ctx.registry.get(&op.kind) {
         return lifecycle.execute(ctx, &op).await;

@@ -8,7 +8,8 @@
 //! another engine only has to provide the same transactional envelope.
 //!
 //! May depend on: `hybrid-api` wire types, [`crate::security::secrets`]
-//! (secrets are sealed on their way in) and [`crate::clock`]. It knows
+//! (secrets are sealed on their way in), [`crate::clock`] and
+//! [`crate::observability`] (transaction latency). It knows
 //! nothing of HTTP nor of the domain's rules and errors: a transaction body
 //! that gives up with its own error gets that error back, untouched
 //! ([`StoreError::Aborted`]).
@@ -26,6 +27,8 @@ pub mod rows;
 pub mod sqlite;
 
 pub use rows::{ObjectKind, ObjectRow, VmPhase, VmRole, VmRow};
+
+use crate::observability::metrics;
 
 /// Stored state of a vnet (what the service persists, minus derived usage).
 #[derive(Debug, Clone, PartialEq)]
@@ -235,6 +238,7 @@ impl dyn Store {
         E: From<StoreError> + Send + Sync + 'static,
         F: FnOnce(&mut dyn Tx) -> Result<R, E> + Send + 'static,
     {
+        let start = std::time::Instant::now();
         let result = self
             .write_dyn(
                 dry_run,
@@ -244,6 +248,7 @@ impl dyn Store {
                 }),
             )
             .await;
+        metrics::transaction("write", result.is_ok(), start.elapsed());
         finish(result)
     }
 
@@ -254,12 +259,14 @@ impl dyn Store {
         E: From<StoreError> + Send + Sync + 'static,
         F: FnOnce(&dyn Tx) -> Result<R, E> + Send + 'static,
     {
+        let start = std::time::Instant::now();
         let result = self
             .view_dyn(Box::new(move |tx| match f(tx) {
                 Ok(r) => Ok(Box::new(r) as Box<dyn Any + Send>),
                 Err(e) => Err(StoreError::Aborted(Box::new(e))),
             }))
             .await;
+        metrics::transaction("read", result.is_ok(), start.elapsed());
         finish(result)
     }
 }

@@ -226,3 +226,4 @@ pub fn spec() -> Value {
         "tags": {"env": "test"}
     })
 }
+pub mod process;
