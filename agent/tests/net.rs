@@ -334,3 +334,54 @@ async fn vxlan_segments_carry_their_vni_and_only_it() {
     removed.sort();
     assert_eq!(removed, ["hyb10", "hyb20", "hyx10", "hyx20"]);
 }
+
+/// Log lines of the current thread's tracing events.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn vxlan_on_a_bare_1500_uplink_is_made_with_warnings() {
+    if !common::can_use_netns("vxlan_on_a_bare_1500_uplink_is_made_with_warnings") {
+        return;
+    }
+    let logs = Captured::default();
+    // tokio::test runs on this thread: the default subscriber sees it all.
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    // up0 has no address yet (DHCP may come later) and MTU 1500: the
+    // agent makes the segment and warns about both.
+    let (host, _dc, net) = host_and_dc();
+    let net = net.with_transport(Transport::Vxlan(Vxlan::default()));
+    assert_eq!(net.ensure_segment(Some(5)).await.unwrap(), "hyb5");
+    let dev = net.link("hyx5").await.unwrap().unwrap();
+    assert_eq!(dev.mtu, Some(1450), "the kernel's uplink MTU minus 50");
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("MTU 1500") && text.contains("at least 1550"),
+        "{text}"
+    );
+    assert!(text.contains("no IPv4 address"), "{text}");
+    net.remove_segment(Some(5)).await.unwrap();
+    assert_eq!(our_links(&host), Vec::<String>::new());
+}

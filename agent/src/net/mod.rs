@@ -359,6 +359,16 @@ impl Net {
                         mtu.saturating_sub(vxlan::OVERHEAD),
                     );
                 }
+                // Also not an error (DHCP may give it one later), but
+                // without an IPv4 address on the uplink the tunnel has no
+                // source and nothing reaches the other hosts.
+                if !self.has_ipv4(uplink).await? {
+                    tracing::warn!(
+                        uplink,
+                        device = %dev,
+                        "the uplink has no IPv4 address: VXLAN segments need the host's underlay address on it to reach other hosts"
+                    );
+                }
                 let args = vxlan::add_args(vlan, uplink, vx);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 match self.ip(&args).await {
@@ -375,6 +385,22 @@ impl Net {
             }
         }
         Ok(dev)
+    }
+
+    /// Whether `dev` has an IPv4 address.
+    async fn has_ipv4(&self, dev: &str) -> Result<bool, NetError> {
+        #[derive(Deserialize)]
+        struct Addrs {
+            #[serde(default)]
+            addr_info: Vec<serde_json::Value>,
+        }
+        let args = ["-j", "-4", "addr", "show", "dev", dev];
+        let out = self.ip(&args).await?;
+        let parsed: Vec<Addrs> = serde_json::from_str(&out).map_err(|source| NetError::Parse {
+            command: self.describe(&args),
+            source,
+        })?;
+        Ok(parsed.iter().any(|a| !a.addr_info.is_empty()))
     }
 
     /// Removes the segment's bridge and its VLAN or VXLAN device (both
