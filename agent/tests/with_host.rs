@@ -4,7 +4,8 @@
 //! custom location, a cluster and a pool through the real API end in real
 //! QEMU processes on the hosts placement chose; the VMs answer ping at the
 //! addresses IPAM gave them; scale up and down; a kill -9 of an agent
-//! during a create resumes with exactly the expected VMs; a stopped agent
+//! during a create resumes with exactly the expected VMs, and agents gone
+//! when hybrid-host sends a create only delay it; a stopped agent
 //! makes its host Down, its nodes NotReady and admission refuse what only
 //! its capacity could hold; deleting the cluster leaves nothing behind.
 //! The bootstrap contract: each guest reports the document it received
@@ -381,6 +382,20 @@ fn cluster_on_two_agents() {
     let nodes = assert_vms_where_placed(&host, &placement);
     assert_eq!(nodes.len(), 3, "{nodes:#?}");
     assert!(victim.log().contains("adopt"), "{}", victim.log());
+
+    // Both agents gone at the moment hybrid-host sends the create (killed
+    // before they miss enough heartbeats to count as down): the create
+    // waits for its agent to come back instead of failing the operation.
+    a.kill9();
+    b.kill9();
+    let resp = patch_pool(&host, 3);
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    std::thread::sleep(Duration::from_millis(1_000));
+    a.start();
+    b.start();
+    settle(&host, "scale to 3 while the agents restart", resp);
+    let nodes = assert_vms_where_placed(&host, &placement);
+    assert_eq!(nodes.len(), 4, "{nodes:#?}");
 
     // A stopped agent: its host goes Down, its nodes NotReady, and what
     // only its capacity could hold is refused.

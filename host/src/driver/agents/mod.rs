@@ -349,6 +349,28 @@ impl AgentsDriver {
         }
     }
 
+    /// Runs an idempotent agent call (a GET, or the PUT of a VM, which the
+    /// agent keys by name), again while the agent is unreachable, for as
+    /// long as a host may miss heartbeats before it counts as down (plus
+    /// one request timeout). An agent that is killed and restarted while
+    /// the call is on the wire (its VMs survive it and are adopted) must
+    /// not fail the operation, as it does not while a boot is polled.
+    async fn through_blips<T, F, Fut>(&self, mut call: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let deadline = Instant::now() + self.config.down_after() + self.config.request_timeout();
+        loop {
+            match call().await {
+                Err(CallError::Unreachable { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Polls the VM until the guest reported in or the agent gave up on it.
     async fn await_running(
         &self,
@@ -461,8 +483,8 @@ impl Driver for AgentsDriver {
     async fn create_vm(&self, req: &VmRequest) -> Result<VmInfo, DriverError> {
         let client = self.client_for(&req.host, &req.name, "create").await?;
         // A VM that failed is created again from scratch.
-        if let Some(old) = client
-            .vm(&req.name)
+        if let Some(old) = self
+            .through_blips(|| client.vm(&req.name))
             .await
             .map_err(|e| Self::agent_err(&req.host, e))?
             && old.state == VmPowerState::Failed
@@ -473,8 +495,9 @@ impl Driver for AgentsDriver {
                 .await
                 .map_err(|e| Self::agent_err(&req.host, e))?;
         }
-        let vm = client
-            .put_vm(&self.spec(req))
+        let spec = self.spec(req);
+        let vm = self
+            .through_blips(|| client.put_vm(&spec))
             .await
             .map_err(|e| Self::agent_err(&req.host, e))?;
         self.remember(&req.host, Some(vm.clone()), &req.name).await;
