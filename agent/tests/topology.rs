@@ -12,15 +12,15 @@
 //! to its VLAN, holding the gateway 10.80.0.1.
 //!
 //! Asserted, per segment transport:
-//! - VMs of one vnet (a cluster of three control planes, spread one per
-//!   host) land on different hosts, and a VM on one host reaches the VM on
-//!   another: ping and an HTTP GET of the guest's report (which names the
-//!   VM, so the right guest answered). The test image has no
+//! - VMs of one vnet (three one-VM clusters, which placement spreads one
+//!   per host) land on different hosts, and a VM on one host reaches the
+//!   VM on another: ping and an HTTP GET of the guest's report (which
+//!   names the VM, so the right guest answered). The test image has no
 //!   command channel into a guest (no shell, no sshd: its /init only
 //!   configures, reports and serves the report), so "from the VM" is from a
 //!   probe namespace plugged into the same bridge as the VM's tap on its
 //!   host — the same layer-2 path the VM's frames take;
-//! - the VM on VLAN 20 (a one-VM cluster, sharing a host with a VLAN 10
+//! - the VM on VLAN 20 (a fourth cluster, sharing a host with a VLAN 10
 //!   VM) is not reached from VLAN 10 — neither beside that VM on the same
 //!   host nor from VLAN 10's router — (same subnet: ARP goes unanswered),
 //!   while VLAN 20's router reaches it;
@@ -243,11 +243,20 @@ fn vnet(vid: u16, vm_pool: (&str, &str), vip_pool: (&str, &str)) -> Value {
     })
 }
 
-fn cluster(vnet: &str, control_planes: u32) -> Value {
+/// The clusters (one control-plane VM each) and their vnets, in the order
+/// they are created.
+const CLUSTERS: [(&str, &str); 4] = [
+    ("a1", "net10"),
+    ("a2", "net10"),
+    ("a3", "net10"),
+    ("b1", "net20"),
+];
+
+fn cluster(vnet: &str) -> Value {
     json!({
         "custom_location_id": "/custom-locations/site1",
         "vnet_id": format!("/vnets/{vnet}"),
-        "control_plane": { "count": control_planes, "vm_size": "Tiny" }
+        "control_plane": { "count": 1, "vm_size": "Tiny" }
     })
 }
 
@@ -359,17 +368,35 @@ fn cell(test: &str, transport: Transport) {
         )
         .unwrap(),
     );
-    // Both clusters at once, all four VMs booting in parallel: ca's three
-    // control planes are spread over the three hosts (placement spreads a
-    // control plane), so cb's VM shares a host with one of them.
-    let ca = host.put("/v1/clusters/ca", &cluster("net10", 3)).unwrap();
-    let cb = host.put("/v1/clusters/cb", &cluster("net20", 1)).unwrap();
-    settle(&host, "cluster ca (VLAN 10)", ca);
-    settle(&host, "cluster cb (VLAN 20)", cb);
+    // Four one-VM clusters, all booting at once (hybrid-host creates one
+    // cluster's VMs one after another, different clusters' in parallel):
+    // a1..a3 on VLAN 10 first, which placement (most free memory first)
+    // spreads over the three hosts, then b1 on VLAN 20, which shares a host
+    // with one of them.
+    let ops: Vec<_> = CLUSTERS
+        .iter()
+        .map(|(c, vnet)| {
+            (
+                c,
+                host.put(&format!("/v1/clusters/{c}"), &cluster(vnet))
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for (c, op) in ops {
+        settle(&host, &format!("cluster {c}"), op);
+    }
     let booted = started.elapsed();
 
-    let on10 = nodes(&host, "ca");
-    let on20 = nodes(&host, "cb");
+    let on = |vnet: &str| -> Vec<(String, String, String)> {
+        CLUSTERS
+            .iter()
+            .filter(|(_, v)| *v == vnet)
+            .flat_map(|(c, _)| nodes(&host, c))
+            .collect()
+    };
+    let on10 = on("net10");
+    let on20 = on("net20");
     assert_eq!((on10.len(), on20.len()), (3, 1), "{on10:?} {on20:?}");
     let mut hosts10: Vec<&str> = on10.iter().map(|(_, h, _)| h.as_str()).collect();
     hosts10.sort();
@@ -463,27 +490,34 @@ fn cell(test: &str, transport: Transport) {
     );
 
     // The cluster's VIP answers from its vnet, not from the other VLAN.
-    let vip_a = vip(&host, "ca");
+    let vip_a = vip(&host, "a1");
     assert!(
         pings(fabric.router(10), &vip_a),
-        "cluster ca's VIP {vip_a} does not answer on VLAN 10"
+        "cluster a1's VIP {vip_a} does not answer on VLAN 10"
     );
     assert!(
         !pings(fabric.router(20), &vip_a),
-        "cluster ca's VIP {vip_a} answered on VLAN 20"
+        "cluster a1's VIP {vip_a} answered on VLAN 20"
     );
-    let vip_b = vip(&host, "cb");
+    let vip_b = vip(&host, "b1");
     assert!(
         pings(fabric.router(20), &vip_b),
-        "cluster cb's VIP {vip_b} does not answer on VLAN 20"
+        "cluster b1's VIP {vip_b} does not answer on VLAN 20"
+    );
+    assert!(
+        !pings(fabric.router(10), &vip_b),
+        "cluster b1's VIP {vip_b} answered on VLAN 10"
     );
     drop((beside_a, beside_b));
 
     // Deleting the clusters leaves no QEMU and no interface of ours.
-    let da = host.delete("/v1/clusters/ca").unwrap();
-    let db = host.delete("/v1/clusters/cb").unwrap();
-    settle(&host, "delete cluster ca", da);
-    settle(&host, "delete cluster cb", db);
+    let ops: Vec<_> = CLUSTERS
+        .iter()
+        .map(|(c, _)| (c, host.delete(&format!("/v1/clusters/{c}")).unwrap()))
+        .collect();
+    for (c, op) in ops {
+        settle(&host, &format!("delete cluster {c}"), op);
+    }
     for (a, ns) in agents.iter().zip(&fabric.hosts) {
         assert_eq!(fleet::qemu_vms(ns), Vec::<String>::new(), "{}", a.name);
         assert_eq!(common::our_links(ns), Vec::<String>::new(), "{}", a.name);
