@@ -76,12 +76,14 @@ resource "hybrid_nodepool" "pool" {{
     )
 }
 
-/// The fixture: the datacenter, hybrid-host, the agents, a Terraform workdir.
+/// The fixture: the agents, hybrid-host, a Terraform workdir and the
+/// datacenter (dropped in this order: the agents stop before their
+/// namespaces go, which kills the QEMU processes left in them).
 struct Fleet {
-    dc: Datacenter,
-    host: Host,
     agents: Vec<Agent>,
+    host: Host,
     wd: Workdir,
+    dc: Datacenter,
 }
 
 impl Fleet {
