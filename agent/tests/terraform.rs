@@ -410,7 +410,9 @@ fn terraform_on_two_agents() {
             });
             agents[i].kill9();
             eprintln!("[{TEST}] killed {} (-9) mid-create", agents[i].name);
-            std::thread::sleep(Duration::from_secs(2));
+            // Back well within the window hybrid-host retries a create in
+            // (3 missed 500 ms heartbeats + the 5 s request timeout).
+            std::thread::sleep(Duration::from_secs(1));
             agents[i].start();
             let outcome = apply.join().expect("the apply thread");
             if let Err(e) = outcome {
