@@ -16,6 +16,12 @@ pub struct ApiError {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<ApiError>,
+    /// On an error answer, the request's id (its W3C trace id, 32 hex
+    /// digits): every line the service logged about the request carries it.
+    /// (A boxed `str`, not a `String`: one word less keeps every
+    /// `Result<_, ApiError>` small.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -26,6 +32,7 @@ impl ApiError {
             message: message.into(),
             target: None,
             details: Vec::new(),
+            request_id: None,
         }
     }
 

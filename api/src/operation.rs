@@ -59,6 +59,10 @@ pub struct Operation {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    /// The request id (W3C trace id, 32 hex digits) of the request that
+    /// queued it; the service's log lines about its work carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Operation kinds.

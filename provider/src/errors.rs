@@ -9,8 +9,20 @@ use crate::client::ClientError;
 use crate::framework::{AttrPath, Diagnostics};
 
 /// Adds `error` to `diags` under `summary`. An API error with a field
-/// `target` (and each of its `details`) points at that attribute.
+/// `target` (and each of its `details`) points at that attribute, and its
+/// detail ends with the service's request id, which the service's log
+/// lines about the request (and its operation) carry.
 pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
+    let request_id = match error {
+        ClientError::Api { error, .. } => error.request_id.as_deref(),
+        _ => None,
+    };
+    let with_id = |detail: String| match request_id {
+        Some(id) => format!(
+            "{detail}\n\nrequest id: {id} (the hybrid-host log's lines about this request carry it)"
+        ),
+        None => detail,
+    };
     match error {
         // Details that point nowhere (e.g. each user of an object in use)
         // elaborate the message: keep the message, list them under it.
@@ -27,7 +39,7 @@ pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
                 .as_deref()
                 .map(AttrPath::parse)
                 .unwrap_or_default();
-            diags.error_at(path, summary, detail);
+            diags.error_at(path, summary, with_id(detail));
         }
         ClientError::Api { error, .. } if !error.details.is_empty() => {
             for detail in &error.details {
@@ -36,7 +48,7 @@ pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
                     .as_deref()
                     .map(AttrPath::parse)
                     .unwrap_or_default();
-                diags.error_at(path, summary, detail.message.clone());
+                diags.error_at(path, summary, with_id(detail.message.clone()));
             }
         }
         ClientError::Api { error, .. } => {
@@ -45,7 +57,7 @@ pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
                 .as_deref()
                 .map(AttrPath::parse)
                 .unwrap_or_default();
-            diags.error_at(path, summary, error.message.clone());
+            diags.error_at(path, summary, with_id(error.message.clone()));
         }
         other => diags.error(summary, other.to_string()),
     }
@@ -78,6 +90,32 @@ mod tests {
                 Some(AttrPath::attr("vlan_id"))
             ]
         );
+    }
+
+    #[test]
+    fn the_request_id_ends_every_detail_of_an_api_error() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let mut error = ApiError::new("InvalidField", "2 fields are invalid");
+        error.request_id = Some(id.into());
+        error.details = vec![
+            ApiError::new("InvalidField", "bad start").with_target("vm_ip_pool.start"),
+            ApiError::new("InvalidField", "bad vlan").with_target("vlan_id"),
+        ];
+        let mut diags = Diagnostics::new();
+        report(&mut diags, "s", &api(error));
+        assert_eq!(diags.0.len(), 2);
+        for d in &diags.0 {
+            assert!(
+                d.detail.ends_with(&format!(
+                    "request id: {id} (the hybrid-host log's lines about this request carry it)"
+                )),
+                "{}",
+                d.detail
+            );
+        }
+        let mut plain = Diagnostics::new();
+        report(&mut plain, "s", &api(ApiError::new("Conflict", "no")));
+        assert_eq!(plain.0[0].detail, "no");
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub fn delete(tx: &mut dyn Tx, name: &str, pre: &Preconditions) -> Result<(), Er
                     users.join(", ")
                 ),
                 target: None,
+                request_id: None,
                 details: users
                     .iter()
                     .map(|u| {

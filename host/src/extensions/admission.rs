@@ -316,6 +316,7 @@ fn refuse_if_referenced(tx: &dyn Tx, target: &Target, name: &str) -> Result<(), 
                 users.join(", ")
             ),
             target: None,
+            request_id: None,
             details: users
                 .iter()
                 .map(|u| {

@@ -129,7 +129,12 @@ impl std::fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        // The request's id, so a client can quote it and an operator find
+        // the request's log lines.
+        if self.error.request_id.is_none() {
+            self.error.request_id = crate::observability::trace::current().map(Box::from);
+        }
         (self.status, axum::Json(ErrorEnvelope { error: self.error })).into_response()
     }
 }

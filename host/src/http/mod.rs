@@ -21,10 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::driver::Driver;
 use crate::objects::Preconditions;
 use crate::observability::metrics as instruments;
+use crate::observability::trace::{self, TraceContext};
 use crate::operations::Operations;
 use crate::security::tokens::Token;
 
@@ -163,6 +165,7 @@ pub fn router(state: AppState, token: Token, scrape: ScrapeTokens) -> Router {
         .fallback_service(routes)
         .layer(middleware::from_fn(failure::envelope))
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(trace_request))
 }
 
 /// `/metrics` alone, behind the tokens a scraper may present.
@@ -186,6 +189,32 @@ pub fn metrics_only(state: AppState, scrape: ScrapeTokens) -> Router {
         .fallback_service(routes)
         .layer(middleware::from_fn(failure::envelope))
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(trace_request))
+}
+
+/// The request's id: the trace id of its W3C `traceparent` (a new one when
+/// it has none, or an invalid one). Everything the request logs runs in a
+/// span carrying it, error bodies quote it (see [`Failure`]), operations
+/// it queues store it, and the answer's `traceparent` (naming this
+/// service's span) and `x-request-id` headers return it.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let context = TraceContext::for_request(
+        req.headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let span = tracing::info_span!("request", request_id = %context.trace_id);
+    let mut resp = trace::scope(context.trace_id.clone(), next.run(req))
+        .instrument(span)
+        .await;
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&context.traceparent()) {
+        headers.insert(trace::TRACEPARENT, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&context.trace_id) {
+        headers.insert(trace::REQUEST_ID_HEADER, v);
+    }
+    resp
 }
 
 /// The route template a request matched (`/v1/vnets/{name}`), carried out

@@ -97,6 +97,7 @@ impl Refusal {
                 message: first.message,
                 target: Some(first.target),
                 details,
+                request_id: None,
             },
         })
     }

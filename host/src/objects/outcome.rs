@@ -22,7 +22,8 @@ pub enum Outcome {
     Started { operation: Operation, etag: String },
 }
 
-/// A new `Running` operation of `kind` on object `target`.
+/// A new `Running` operation of `kind` on object `target`, carrying the
+/// request id of the request (or operation) whose transaction queues it.
 pub fn new_operation(kind: &str, target: &str) -> Operation {
     let now = clock::now();
     Operation {
@@ -33,6 +34,7 @@ pub fn new_operation(kind: &str, target: &str) -> Operation {
         error: None,
         created_at: now.clone(),
         updated_at: now,
+        request_id: crate::observability::trace::current_on_thread(),
     }
 }
 

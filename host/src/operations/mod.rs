@@ -26,10 +26,11 @@ use std::time::Duration;
 use hybrid_api::{ApiError, Operation, codes};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 use crate::driver::Driver;
 use crate::objects;
-use crate::observability::metrics;
+use crate::observability::{metrics, trace};
 use crate::store::{Store, StoreEvent};
 
 mod registry;
@@ -363,7 +364,17 @@ async fn execute(ctx: &Context, op: Operation) -> Ended {
     let _executing = metrics::Executing::start();
     let start = std::time::Instant::now();
     let kind = op.kind.clone();
-    let ended = run(ctx, op).await;
+    // Every line the operation's work logs carries its request id (the one
+    // of the request that queued it), and operations it queues inherit it.
+    let span = tracing::info_span!(
+        "operation",
+        request_id = op.request_id.as_deref().unwrap_or(""),
+        operation = %op.id,
+    );
+    let ended = match op.request_id.clone() {
+        Some(id) => trace::scope(id, run(ctx, op)).instrument(span).await,
+        None => run(ctx, op).instrument(span).await,
+    };
     let outcome = match ended {
         Ended::Succeeded => "succeeded",
         Ended::Failed => "failed",

@@ -156,10 +156,11 @@ pub type OpRow = (
     Option<String>,
     String,
     String,
+    Option<String>,
 );
 
 pub fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
-    let (id, kind, target, status, error, created_at, updated_at) = row;
+    let (id, kind, target, status, error, created_at, updated_at, request_id) = row;
     let error: Option<ApiError> = match error {
         Some(e) => Some(serde_json::from_str(&e).map_err(|e| corrupt("operation error", e))?),
         None => None,
@@ -173,10 +174,11 @@ pub fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
         error,
         created_at,
         updated_at,
+        request_id,
     })
 }
 
-pub const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at";
+pub const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at, trace_id";
 
 pub fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt("serialising", e))

@@ -53,6 +53,7 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("created_at", Text),
             ("updated_at", Text),
             ("queue", Text),
+            ("trace_id", Text),
         ],
     ),
     (

@@ -9,7 +9,8 @@
 //!
 //! May depend on: `hybrid-api` wire types, [`crate::security::secrets`]
 //! (secrets are sealed on their way in), [`crate::clock`] and
-//! [`crate::observability`] (transaction latency). It knows
+//! [`crate::observability`] (transaction latency; the request id a write's
+//! body runs under). It knows
 //! nothing of HTTP nor of the domain's rules and errors: a transaction body
 //! that gives up with its own error gets that error back, untouched
 //! ([`StoreError::Aborted`]).
@@ -28,7 +29,7 @@ pub mod sqlite;
 
 pub use rows::{ObjectKind, ObjectRow, VmPhase, VmRole, VmRow};
 
-use crate::observability::metrics;
+use crate::observability::{metrics, trace};
 
 /// Stored state of a vnet (what the service persists, minus derived usage).
 #[derive(Debug, Clone, PartialEq)]
@@ -239,12 +240,17 @@ impl dyn Store {
         F: FnOnce(&mut dyn Tx) -> Result<R, E> + Send + 'static,
     {
         let start = std::time::Instant::now();
+        // The body may run on a database thread: hand it the request id,
+        // so an operation it queues carries it.
+        let request_id = trace::current();
         let result = self
             .write_dyn(
                 dry_run,
-                Box::new(move |tx| match f(tx) {
-                    Ok(r) => Ok(Box::new(r) as Box<dyn Any + Send>),
-                    Err(e) => Err(StoreError::Aborted(Box::new(e))),
+                Box::new(move |tx| {
+                    trace::on_thread(request_id, || match f(tx) {
+                        Ok(r) => Ok(Box::new(r) as Box<dyn Any + Send>),
+                        Err(e) => Err(StoreError::Aborted(Box::new(e))),
+                    })
                 }),
             )
             .await;

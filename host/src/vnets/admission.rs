@@ -248,6 +248,7 @@ pub fn delete(tx: &mut dyn Tx, name: &str, pre: &Preconditions) -> Result<Outcom
                 ),
                 target: None,
                 details,
+                request_id: None,
             },
         }
         .into());

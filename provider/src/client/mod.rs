@@ -1,7 +1,9 @@
 //! The host management client: HTTPS + JSON calls to `hybrid-host`, with
 //! bearer-token auth, retries of idempotent calls on transient failures,
 //! failover between the replicas' endpoints, and long-poll waiting on
-//! long-running operations.
+//! long-running operations. Every request carries a W3C `traceparent`
+//! (see [`trace`]), whose trace id the service logs, stores with the
+//! operations the request queues and returns in its errors.
 //!
 //! May depend on `hybrid-api` and, in this crate, only on the framework's
 //! duration wording (`framework::timeouts::humanize`); never on resources,
@@ -15,6 +17,7 @@ mod extensions;
 mod kubeconfig;
 mod nodepools;
 mod objects;
+pub mod trace;
 mod vnets;
 
 use std::sync::Arc;
@@ -215,7 +218,12 @@ impl HostClient {
                 current.id,
                 wait.as_millis().max(1)
             );
-            match self.poll(&path, wait).await {
+            // The polls join the trace of the request that queued it.
+            let polled = match current.request_id.clone() {
+                Some(id) => trace::scope(id, self.poll(&path, wait)).await,
+                None => self.poll(&path, wait).await,
+            };
+            match polled {
                 Ok(op) => {
                     current = op;
                     outage = FIRST_BACKOFF;
@@ -252,10 +260,14 @@ impl HostClient {
         let done = self.wait(operation, timeout).await?;
         match (&done.status, &done.error) {
             (OperationStatus::Succeeded, _) => Ok(done),
-            (_, Some(error)) => Err(ClientError::Api {
-                status: 500,
-                error: error.clone(),
-            }),
+            (_, Some(error)) => {
+                let mut error = error.clone();
+                // The id the service logged the operation's work under.
+                error.request_id = error
+                    .request_id
+                    .or_else(|| done.request_id.as_deref().map(Box::from));
+                Err(ClientError::Api { status: 500, error })
+            }
             (status, None) => Err(ClientError::Api {
                 status: 500,
                 error: hybrid_api::ApiError {
@@ -263,6 +275,7 @@ impl HostClient {
                     message: format!("operation {} on {} ended {status:?}", done.id, done.target),
                     target: None,
                     details: Vec::new(),
+                    request_id: done.request_id.as_deref().map(Box::from),
                 },
             }),
         }
@@ -304,6 +317,9 @@ impl HostClient {
         // Endpoints tried in a row without an answer; all of them tried
         // means the service is down (or unreachable from here).
         let mut unreachable_in_a_row = 0;
+        // One trace id for the call (the task's, when it runs in a trace),
+        // a span id per attempt.
+        let trace_id = trace::current().unwrap_or_else(trace::new_trace_id);
         loop {
             attempt += 1;
             let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
@@ -313,6 +329,7 @@ impl HostClient {
                 .http
                 .request(method.clone(), &url)
                 .bearer_auth(&*self.token)
+                .header(trace::TRACEPARENT, trace::traceparent(&trace_id))
                 .timeout(long_poll.unwrap_or_default() + Duration::from_secs(60));
             for (name, value) in headers {
                 request = request.header(*name, *value);

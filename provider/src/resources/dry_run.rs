@@ -92,6 +92,7 @@ fn locate(error: &ApiError, schema: &Schema) -> ApiError {
         code: error.code.clone(),
         message: error.message.clone(),
         target: known(&error.target),
+        request_id: error.request_id.clone(),
         details: error
             .details
             .iter()
@@ -113,6 +114,7 @@ mod tests {
                 message: format!("{code} message"),
                 target: target.map(str::to_string),
                 details: Vec::new(),
+                request_id: None,
             },
         }
     }

@@ -104,6 +104,7 @@ pub(super) fn op_cols(r: &Row, first: usize) -> Result<Operation, StoreError> {
         r.try_get(first + 4)?,
         r.try_get(first + 5)?,
         r.try_get(first + 6)?,
+        r.try_get(first + 7)?,
     ))
 }
 
@@ -413,8 +414,8 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), StoreError> {
         let error = op.error.as_ref().map(json).transpose()?;
         self.execute(
-            "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &op.id,
                 &op.kind,
@@ -425,6 +426,7 @@ impl Tx for PgTx<'_> {
                 &op.created_at,
                 &op.updated_at,
                 &queue,
+                &op.request_id,
             ],
         )?;
         self.notify("queued")

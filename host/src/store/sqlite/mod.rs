@@ -149,6 +149,7 @@ impl Store for SqliteStore {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 );
                 Ok((queue, rest))
             })?;

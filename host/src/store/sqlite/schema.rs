@@ -108,6 +108,11 @@ ALTER TABLE vnets ADD COLUMN prefix_first INTEGER;
 ALTER TABLE vnets ADD COLUMN prefix_last INTEGER;
 CREATE INDEX vnets_by_segment ON vnets (segment, prefix_first);
 "#,
+    // 5: the request id (W3C trace id) of the request that queued each
+    // operation, so its work logs it; NULL for operations queued before.
+    r#"
+ALTER TABLE operations ADD COLUMN trace_id TEXT;
+"#,
 ];
 
 /// The version whose migration added the vnets' span columns.
