@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::autoscaler::{self, AutoScalerProfile};
 use crate::limits::{self, abbreviate};
 use crate::validate::{FieldError, dns_label, parse_cidr, parse_ipv4};
 use crate::{Condition, ProvisioningState};
@@ -60,6 +61,11 @@ pub struct ClusterSpec {
     pub admin_group_ids: Vec<String>,
     #[serde(default)]
     pub storage: ClusterStorage,
+    /// Settings of the cluster autoscaler, which sizes the pools that have
+    /// `auto_scaling`; absent = AKS's defaults, which responses show.
+    /// Changes in place without touching any VM.
+    #[serde(default)]
+    pub auto_scaler_profile: AutoScalerProfile,
     /// Free-form tags: at most 50, keys 1–128 characters, values at most 256.
     #[serde(default)]
     #[schemars(schema_with = "crate::limits::schema::tags")]
@@ -354,6 +360,7 @@ pub fn validate_spec(spec: &ClusterSpec) -> Vec<FieldError> {
         &mut errors,
     );
     limits::check_tags("tags", &spec.tags, &mut errors);
+    errors.extend(autoscaler::validate(&spec.auto_scaler_profile));
     if let Some(key) = &spec.ssh_public_key
         && let Err(e) = limits::check_len("ssh_public_key", key, limits::MAX_SSH_PUBLIC_KEY)
     {

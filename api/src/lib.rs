@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod autoscaler;
 pub mod bootstrap;
 pub mod catalog;
 pub mod cluster;

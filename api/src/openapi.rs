@@ -1306,6 +1306,7 @@ mod tests {
             "LoadBalancer",
             "NodePoolSpec",
             "AutoScaling",
+            "AutoScalerProfile",
             "CustomLocationSpec",
             "ExtensionSpec",
             "ReservationRequest",

@@ -1,5 +1,6 @@
 # A cluster with three control-plane VMs and one built-in load balancer VM,
-# with the network and custom location it lives in.
+# with the network and custom location it lives in, and a tuned cluster
+# autoscaler profile.
 resource "hybrid_vnet" "site_a" {
   name           = "site-a-lan"
   address_prefix = "10.10.0.0/24"
@@ -38,6 +39,15 @@ resource "hybrid_cluster" "example" {
     load_balancer = {
       count = 1
     }
+  }
+
+  # Tune the cluster autoscaler for the pools that have auto_scaling; every
+  # setting left out keeps AKS's default.
+  auto_scaler_profile = {
+    expander                         = "least-waste"
+    scan_interval                    = "20s"
+    scale_down_unneeded              = "5m"
+    scale_down_utilization_threshold = "0.6"
   }
 
   ssh_public_key  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f operator@site-a"

@@ -18,7 +18,8 @@ use crate::framework::model::{self, Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
 use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators};
 use crate::resources::cluster::{
-    self as resource, ClusterModel, ControlPlaneModel, NetworkModel, StorageModel,
+    self as resource, AutoScalerProfileModel, ClusterModel, ControlPlaneModel, NetworkModel,
+    StorageModel,
 };
 
 pub struct ClusterDataSource;
@@ -110,6 +111,79 @@ impl DataSource<HostClient> for ClusterDataSource {
                 )
                 .computed()
                 .description("CSI drivers installed on the cluster."),
+                Attribute::nested(
+                    "auto_scaler_profile",
+                    vec![
+                        flag(
+                            "balance_similar_node_groups",
+                            "Whether similar pools are kept at the same node count.",
+                        ),
+                        text(
+                            "expander",
+                            "Which pool grows first: `least-waste`, `most-pods`, `priority` or \
+                             `random`.",
+                        ),
+                        number("empty_bulk_delete_max", "Most empty nodes removed at once."),
+                        number(
+                            "max_graceful_termination_sec",
+                            "Seconds the autoscaler waits for a pod to end when it drains a node.",
+                        ),
+                        text(
+                            "max_node_provisioning_time",
+                            "How long a new node may take to become ready.",
+                        ),
+                        number("max_unready_nodes", "Unready nodes tolerated."),
+                        number(
+                            "max_unready_percentage",
+                            "Percentage of unready nodes tolerated.",
+                        ),
+                        text(
+                            "new_pod_scale_up_delay",
+                            "How long a pod must be pending before it triggers a scale-up.",
+                        ),
+                        text(
+                            "scale_down_delay_after_add",
+                            "Wait after a scale-up before scale-down is considered.",
+                        ),
+                        text(
+                            "scale_down_delay_after_delete",
+                            "Wait after a node is removed before scale-down is considered again.",
+                        ),
+                        text(
+                            "scale_down_delay_after_failure",
+                            "Wait after a failed scale-down before trying again.",
+                        ),
+                        text(
+                            "scale_down_unneeded",
+                            "How long a node must be unneeded before it is removed.",
+                        ),
+                        text(
+                            "scale_down_unready",
+                            "How long a node must be unready before it is removed.",
+                        ),
+                        text(
+                            "scale_down_utilization_threshold",
+                            "Utilisation (a decimal string from 0 to 1) below which a node is \
+                             unneeded.",
+                        ),
+                        text(
+                            "scan_interval",
+                            "How often the autoscaler looks at the cluster.",
+                        ),
+                        flag(
+                            "skip_nodes_with_local_storage",
+                            "Whether nodes with pods using local storage are never removed.",
+                        ),
+                        flag(
+                            "skip_nodes_with_system_pods",
+                            "Whether nodes running `kube-system` pods are never removed.",
+                        ),
+                    ],
+                )
+                .computed()
+                .description(
+                    "Settings of the cluster autoscaler (every setting, defaults included).",
+                ),
                 Attribute::map("tags", Type::String)
                     .computed()
                     .description("Tags."),
@@ -194,6 +268,7 @@ crate::model! {
         pub ssh_public_key: Attr<String>,
         pub admin_group_ids: Attr<Vec<String>>,
         pub storage: Attr<StorageModel>,
+        pub auto_scaler_profile: Attr<AutoScalerProfileModel>,
         pub tags: Attr<BTreeMap<String, String>>,
         pub endpoint: Attr<String>,
         pub ca_certificate: Attr<String>,
@@ -242,6 +317,7 @@ pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
         ssh_public_key,
         admin_group_ids,
         storage,
+        auto_scaler_profile,
         tags,
         endpoint,
         ca_certificate,
@@ -266,6 +342,7 @@ pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
         ssh_public_key,
         admin_group_ids: admin_group_ids.map(|Set(ids)| ids),
         storage,
+        auto_scaler_profile,
         tags,
         endpoint,
         ca_certificate,

@@ -4,7 +4,7 @@
 //!
 //! In place: `kubernetes_version` (a rolling upgrade, one minor at a time),
 //! `control_plane.count`, `network.load_balancer.count`, `admin_group_ids`,
-//! `storage`, `tags`. Everything else replaces the cluster. The plan asks
+//! `storage`, `auto_scaler_profile`, `tags`. Everything else replaces the cluster. The plan asks
 //! the service to admit the change (`?dry_run=true`), so a skipped minor, an
 //! exhausted VIP or VM pool or too little host capacity fails `terraform
 //! plan`, not the apply.
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hybrid_api::Operation;
+use hybrid_api::autoscaler::{AutoScalerProfile, Expander};
 use hybrid_api::cluster::{
     self, ClusterNetwork, ClusterStorage, ControlPlane, DEFAULT_CONTROL_PLANE_VM_SIZE,
     DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, LoadBalancer, MAX_LOAD_BALANCERS, NetworkPlugin,
@@ -136,6 +137,16 @@ impl Managed for ClusterResource {
                         ("nfs_csi", Value::from(true)),
                     ]))
                     .description("CSI storage drivers installed on the cluster."),
+                Attribute::nested("auto_scaler_profile", auto_scaler_profile_attributes())
+                    .default_value(profile_model(&AutoScalerProfile::default()).to_value())
+                    .description(
+                        "Settings of the cluster autoscaler, which sizes the node pools that \
+                         have `auto_scaling` (AKS's `auto_scaler_profile`, with AKS's defaults). \
+                         Left out, or any setting left out, the default applies; removing the \
+                         block sets every setting back to its default. Changes in place, \
+                         without touching any VM. Checked at plan time: durations are a whole \
+                         number and one unit (`10s`, `15m`, `1h`) within each setting's bounds.",
+                    ),
                 Attribute::map("tags", Type::String)
                     .optional()
                     .description(attributes::tags_description()),
@@ -358,6 +369,131 @@ fn storage_attributes() -> Vec<Attribute> {
     ]
 }
 
+/// The `auto_scaler_profile` attributes: every one has AKS's default, so
+/// the planned block is always fully known and equals what the service
+/// reports back.
+fn auto_scaler_profile_attributes() -> Vec<Attribute> {
+    let d = AutoScalerProfile::default();
+    let duration = |name: &'static str, default: &str, bounds: &str, what: &str| {
+        Attribute::string(name)
+            .default_value(default)
+            .description(format!(
+                "{what}, {bounds}: a whole number and one unit, `s`, `m` or `h`. Defaults to \
+                 `{default}`."
+            ))
+    };
+    let whole = |name: &'static str, default: i64, what: &str| {
+        Attribute::number(name)
+            .default_value(default)
+            .description(format!("{what} Defaults to {default}."))
+    };
+    vec![
+        Attribute::bool("balance_similar_node_groups")
+            .default_value(d.balance_similar_node_groups)
+            .description(
+                "Keep similar pools (same VM size, labels and taints) at the same node count. \
+                 Defaults to false.",
+            ),
+        Attribute::string("expander")
+            .default_value(d.expander.as_str())
+            .validator(validators::one_of(&Expander::ALL))
+            .description(
+                "Which pool to grow when several could take the pending pods: `least-waste` \
+                 (least CPU and memory left idle), `most-pods`, `priority` (by the \
+                 `cluster-autoscaler-priority-expander` config map) or `random` (default).",
+            ),
+        whole(
+            "empty_bulk_delete_max",
+            d.empty_bulk_delete_max,
+            "Most empty nodes removed at once, 1 to 200.",
+        ),
+        whole(
+            "max_graceful_termination_sec",
+            d.max_graceful_termination_sec,
+            "Seconds the autoscaler waits for a pod to end when it drains a node, 0 to 86400.",
+        ),
+        duration(
+            "max_node_provisioning_time",
+            &d.max_node_provisioning_time,
+            "1m to 1h",
+            "How long a new node may take to become ready",
+        ),
+        whole(
+            "max_unready_nodes",
+            d.max_unready_nodes,
+            "Unready nodes tolerated before the autoscaler stops scaling, 0 to 200.",
+        ),
+        whole(
+            "max_unready_percentage",
+            d.max_unready_percentage,
+            "Percentage of unready nodes tolerated before the autoscaler stops scaling, 0 to \
+             100.",
+        ),
+        duration(
+            "new_pod_scale_up_delay",
+            &d.new_pod_scale_up_delay,
+            "0s to 1h",
+            "How long a pod must be pending before it triggers a scale-up",
+        ),
+        duration(
+            "scale_down_delay_after_add",
+            &d.scale_down_delay_after_add,
+            "0s to 24h",
+            "Wait after a scale-up before scale-down is considered",
+        ),
+        duration(
+            "scale_down_delay_after_delete",
+            &d.scale_down_delay_after_delete,
+            "0s to 24h",
+            "Wait after a node is removed before scale-down is considered again",
+        ),
+        duration(
+            "scale_down_delay_after_failure",
+            &d.scale_down_delay_after_failure,
+            "0s to 24h",
+            "Wait after a failed scale-down before trying again",
+        ),
+        duration(
+            "scale_down_unneeded",
+            &d.scale_down_unneeded,
+            "1m to 24h",
+            "How long a node must be unneeded before it is removed",
+        ),
+        duration(
+            "scale_down_unready",
+            &d.scale_down_unready,
+            "1m to 24h",
+            "How long a node must be unready before it is removed",
+        ),
+        Attribute::string("scale_down_utilization_threshold")
+            .default_value(d.scale_down_utilization_threshold.as_str())
+            .description(format!(
+                "Requested CPU or memory over capacity below which a node counts as unneeded: \
+                 a decimal from `\"0\"` to `\"1\"` written as a string, as AKS takes it (so it \
+                 round-trips exactly). Defaults to `\"{}\"`.",
+                d.scale_down_utilization_threshold
+            )),
+        duration(
+            "scan_interval",
+            &d.scan_interval,
+            "1s to 10m",
+            "How often the autoscaler looks at the cluster",
+        ),
+        Attribute::bool("skip_nodes_with_local_storage")
+            .default_value(d.skip_nodes_with_local_storage)
+            .description(
+                "Never remove a node with a pod using local storage (`emptyDir`, `hostPath`). \
+                 Defaults to true.",
+            ),
+        Attribute::bool("skip_nodes_with_system_pods")
+            .default_value(d.skip_nodes_with_system_pods)
+            .description(
+                "Never remove a node running `kube-system` pods other than DaemonSets'. \
+                 Defaults to true.",
+            ),
+    ]
+}
+
 crate::model! {
     /// A cluster's configuration, plan or state: the schema's attributes.
     pub(crate) struct ClusterModel {
@@ -371,6 +507,7 @@ crate::model! {
         pub ssh_public_key: Attr<String>,
         pub admin_group_ids: Attr<Set<String>>,
         pub storage: Attr<StorageModel>,
+        pub auto_scaler_profile: Attr<AutoScalerProfileModel>,
         pub tags: Attr<BTreeMap<String, String>>,
         pub endpoint: Attr<String>,
         pub ca_certificate: Attr<String>,
@@ -413,6 +550,29 @@ crate::model! {
     pub(crate) struct StorageModel {
         pub smb_csi: Attr<bool>,
         pub nfs_csi: Attr<bool>,
+    }
+}
+
+crate::model! {
+    /// `auto_scaler_profile`.
+    pub(crate) struct AutoScalerProfileModel {
+        pub balance_similar_node_groups: Attr<bool>,
+        pub expander: Attr<String>,
+        pub empty_bulk_delete_max: Attr<i64>,
+        pub max_graceful_termination_sec: Attr<i64>,
+        pub max_node_provisioning_time: Attr<String>,
+        pub max_unready_nodes: Attr<i64>,
+        pub max_unready_percentage: Attr<i64>,
+        pub new_pod_scale_up_delay: Attr<String>,
+        pub scale_down_delay_after_add: Attr<String>,
+        pub scale_down_delay_after_delete: Attr<String>,
+        pub scale_down_delay_after_failure: Attr<String>,
+        pub scale_down_unneeded: Attr<String>,
+        pub scale_down_unready: Attr<String>,
+        pub scale_down_utilization_threshold: Attr<String>,
+        pub scan_interval: Attr<String>,
+        pub skip_nodes_with_local_storage: Attr<bool>,
+        pub skip_nodes_with_system_pods: Attr<bool>,
     }
 }
 
@@ -461,6 +621,7 @@ fn spec_from(cluster: &ClusterModel) -> Option<ClusterSpec> {
     if !cluster.control_plane.is_fully_known()
         || !cluster.network.is_fully_known()
         || !cluster.storage.is_fully_known()
+        || !cluster.auto_scaler_profile.is_fully_known()
     {
         return None;
     }
@@ -473,6 +634,7 @@ fn spec_from(cluster: &ClusterModel) -> Option<ClusterSpec> {
         ssh_public_key: cluster.ssh_public_key.known().cloned(),
         admin_group_ids: cluster.admin_group_ids.known_items(),
         storage: storage_from(&cluster.storage),
+        auto_scaler_profile: profile_from(&cluster.auto_scaler_profile)?,
         tags: cluster.tags.known_entries(),
     })
 }
@@ -522,6 +684,93 @@ fn storage_from(value: &Attr<StorageModel>) -> ClusterStorage {
     }
 }
 
+/// The API profile from a plan, state or configuration: a setting that is
+/// null or not known yet takes its default (for the rules, a valid
+/// placeholder whose findings would be dropped anyway). `None` for an
+/// expander the service does not know (the schema validator reports it).
+fn profile_from(value: &Attr<AutoScalerProfileModel>) -> Option<AutoScalerProfile> {
+    let d = AutoScalerProfile::default();
+    let given = value.known().cloned().unwrap_or_default();
+    let expander = match given.expander.known() {
+        None => d.expander,
+        Some(name) => Expander::parse(name)?,
+    };
+    let text = |a: Attr<String>, default: String| a.into_known().unwrap_or(default);
+    let whole = |a: &Attr<i64>, default: i64| a.known().copied().unwrap_or(default);
+    let flag = |a: &Attr<bool>, default: bool| a.known().copied().unwrap_or(default);
+    Some(AutoScalerProfile {
+        balance_similar_node_groups: flag(
+            &given.balance_similar_node_groups,
+            d.balance_similar_node_groups,
+        ),
+        expander,
+        empty_bulk_delete_max: whole(&given.empty_bulk_delete_max, d.empty_bulk_delete_max),
+        max_graceful_termination_sec: whole(
+            &given.max_graceful_termination_sec,
+            d.max_graceful_termination_sec,
+        ),
+        max_node_provisioning_time: text(
+            given.max_node_provisioning_time,
+            d.max_node_provisioning_time,
+        ),
+        max_unready_nodes: whole(&given.max_unready_nodes, d.max_unready_nodes),
+        max_unready_percentage: whole(&given.max_unready_percentage, d.max_unready_percentage),
+        new_pod_scale_up_delay: text(given.new_pod_scale_up_delay, d.new_pod_scale_up_delay),
+        scale_down_delay_after_add: text(
+            given.scale_down_delay_after_add,
+            d.scale_down_delay_after_add,
+        ),
+        scale_down_delay_after_delete: text(
+            given.scale_down_delay_after_delete,
+            d.scale_down_delay_after_delete,
+        ),
+        scale_down_delay_after_failure: text(
+            given.scale_down_delay_after_failure,
+            d.scale_down_delay_after_failure,
+        ),
+        scale_down_unneeded: text(given.scale_down_unneeded, d.scale_down_unneeded),
+        scale_down_unready: text(given.scale_down_unready, d.scale_down_unready),
+        scale_down_utilization_threshold: text(
+            given.scale_down_utilization_threshold,
+            d.scale_down_utilization_threshold,
+        ),
+        scan_interval: text(given.scan_interval, d.scan_interval),
+        skip_nodes_with_local_storage: flag(
+            &given.skip_nodes_with_local_storage,
+            d.skip_nodes_with_local_storage,
+        ),
+        skip_nodes_with_system_pods: flag(
+            &given.skip_nodes_with_system_pods,
+            d.skip_nodes_with_system_pods,
+        ),
+    })
+}
+
+/// The `auto_scaler_profile` block of a profile the service reports (also
+/// the block's planned default).
+pub(crate) fn profile_model(p: &AutoScalerProfile) -> AutoScalerProfileModel {
+    let text = |s: &str| Attr::Known(s.to_string());
+    AutoScalerProfileModel {
+        balance_similar_node_groups: Attr::Known(p.balance_similar_node_groups),
+        expander: text(p.expander.as_str()),
+        empty_bulk_delete_max: Attr::Known(p.empty_bulk_delete_max),
+        max_graceful_termination_sec: Attr::Known(p.max_graceful_termination_sec),
+        max_node_provisioning_time: text(&p.max_node_provisioning_time),
+        max_unready_nodes: Attr::Known(p.max_unready_nodes),
+        max_unready_percentage: Attr::Known(p.max_unready_percentage),
+        new_pod_scale_up_delay: text(&p.new_pod_scale_up_delay),
+        scale_down_delay_after_add: text(&p.scale_down_delay_after_add),
+        scale_down_delay_after_delete: text(&p.scale_down_delay_after_delete),
+        scale_down_delay_after_failure: text(&p.scale_down_delay_after_failure),
+        scale_down_unneeded: text(&p.scale_down_unneeded),
+        scale_down_unready: text(&p.scale_down_unready),
+        scale_down_utilization_threshold: text(&p.scale_down_utilization_threshold),
+        scan_interval: text(&p.scan_interval),
+        skip_nodes_with_local_storage: Attr::Known(p.skip_nodes_with_local_storage),
+        skip_nodes_with_system_pods: Attr::Known(p.skip_nodes_with_system_pods),
+    }
+}
+
 /// A spec for the shared rules from a configuration that may hold unknown
 /// values: valid placeholders stand in for them, and `report_rules` drops
 /// any finding about an unknown value.
@@ -543,6 +792,7 @@ fn spec_for_rules(config: &ClusterModel) -> ClusterSpec {
         ssh_public_key: config.ssh_public_key.known().cloned(),
         admin_group_ids: Vec::new(),
         storage: ClusterStorage::default(),
+        auto_scaler_profile: profile_from(&config.auto_scaler_profile).unwrap_or_default(),
         tags: Default::default(),
     }
 }
@@ -583,6 +833,7 @@ pub(crate) fn to_state(cluster: &Cluster, previous: &ClusterModel) -> ClusterMod
             smb_csi: Attr::Known(spec.storage.smb_csi),
             nfs_csi: Attr::Known(spec.storage.nfs_csi),
         }),
+        auto_scaler_profile: Attr::Known(profile_model(&spec.auto_scaler_profile)),
         tags: model::collection(spec.tags.clone(), &previous.tags),
         endpoint: status.endpoint.clone().into(),
         ca_certificate: status.ca_certificate.clone().into(),
@@ -884,6 +1135,122 @@ mod tests {
             vec![Some(AttrPath::attr("control_plane").then_attr("count"))]
         );
         assert!(diags.0[0].detail.contains("1, 3 or 5"));
+    }
+
+    /// An `auto_scaler_profile` block with `set` and every other setting
+    /// left out (null), as Terraform sends a partial nested object.
+    fn profile(set: &[(&str, Value)]) -> Value {
+        let mut block: BTreeMap<String, Value> = auto_scaler_profile_attributes()
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        for (k, v) in set {
+            assert!(block.contains_key(*k), "{k}");
+            block.insert(k.to_string(), v.clone());
+        }
+        Value::Object(block)
+    }
+
+    #[test]
+    fn the_auto_scaler_profile_defaults_to_aks_s_and_changes_in_place() {
+        // Left out: the planned block is AKS's defaults, which is what the
+        // service reports back, so the next plan is empty.
+        let created = plan_for(&Value::Null, &config(&[]));
+        let block = created.planned.get("auto_scaler_profile").unwrap();
+        assert_eq!(block.get("scan_interval"), Some(&Value::from("10s")));
+        assert_eq!(block.get("expander"), Some(&Value::from("random")));
+        assert_eq!(
+            block.get("max_unready_percentage"),
+            Some(&Value::from(45i64))
+        );
+        assert_eq!(
+            spec(&created.planned).unwrap().auto_scaler_profile,
+            AutoScalerProfile::default()
+        );
+
+        // One setting given: the others keep their defaults.
+        let tuned = config(&[(
+            "auto_scaler_profile",
+            profile(&[
+                ("scan_interval", "20s".into()),
+                ("expander", "least-waste".into()),
+            ]),
+        )]);
+        let prior = state(&object(), &config(&[]));
+        let changed = plan_for(&prior, &tuned);
+        assert!(changed.requires_replace.is_empty());
+        let sent = spec(&changed.planned).unwrap().auto_scaler_profile;
+        assert_eq!(
+            sent,
+            AutoScalerProfile {
+                scan_interval: "20s".into(),
+                expander: Expander::LeastWaste,
+                ..AutoScalerProfile::default()
+            }
+        );
+        // Nothing about the VMs is planned to change.
+        assert_eq!(
+            changed.planned.get("control_plane_nodes"),
+            prior.get("control_plane_nodes")
+        );
+
+        // Applied, the same configuration plans exactly the state…
+        let mut tuned_object = object();
+        tuned_object.spec.auto_scaler_profile = sent;
+        let tuned_state = state(&tuned_object, &changed.planned);
+        let again = plan_for(&tuned_state, &tuned);
+        assert_eq!(again.planned, tuned_state);
+        assert!(same(&again.planned, &tuned_state));
+        // …and removing the block goes back to the defaults, in place.
+        let removed = plan_for(&tuned_state, &config(&[]));
+        assert!(removed.requires_replace.is_empty());
+        assert!(!same(&removed.planned, &tuned_state));
+        assert_eq!(
+            spec(&removed.planned).unwrap().auto_scaler_profile,
+            AutoScalerProfile::default()
+        );
+    }
+
+    #[test]
+    fn auto_scaler_profile_rules_report_at_the_setting() {
+        let cfg = config(&[(
+            "auto_scaler_profile",
+            profile(&[
+                ("scan_interval", "0s".into()),
+                ("scale_down_unneeded", Value::Unknown),
+                ("max_unready_percentage", Value::from(101i64)),
+                ("scale_down_utilization_threshold", "1.5".into()),
+            ]),
+        )]);
+        let mut diags = Diagnostics::new();
+        ClusterResource.validate(&cfg, &mut diags);
+        let found: Vec<_> = diags
+            .iter()
+            .map(|d| (d.path.clone(), d.detail.clone()))
+            .collect();
+        let at = |name: &str| Some(AttrPath::attr("auto_scaler_profile").then_attr(name));
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, at("scan_interval"));
+        assert!(
+            found[0]
+                .1
+                .contains("\"0s\" is not allowed: must be between 1s and 10m"),
+            "{}",
+            found[0].1
+        );
+        assert_eq!(found[1].0, at("scale_down_utilization_threshold"));
+        assert!(found[1].1.contains("\"1.5\""), "{}", found[1].1);
+        assert_eq!(found[2].0, at("max_unready_percentage"));
+        assert!(found[2].1.contains("101"), "{}", found[2].1);
+
+        // An expander the service does not know is the schema's to report;
+        // no spec is built from it.
+        let odd = config(&[(
+            "auto_scaler_profile",
+            profile(&[("expander", "fastest".into())]),
+        )]);
+        let planned = plan_for(&Value::Null, &odd).planned;
+        assert_eq!(spec(&planned), None);
     }
 
     #[test]
