@@ -42,7 +42,6 @@
 mod common;
 
 use std::ffi::OsString;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -179,34 +178,6 @@ impl Fabric {
     }
 }
 
-/// `hybrid-agent run` with the cell's transport: fleet's `Agent::start`
-/// plus `--segment-transport`.
-fn start(agent: &mut Agent, transport: Transport) {
-    let reserve = fleet::mem_total_mib().saturating_sub(agent.offered_memory_mib);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&agent.log)
-        .expect("opening the agent's log");
-    let child = Command::new(env!("CARGO_BIN_EXE_hybrid-agent"))
-        .arg("run")
-        .arg("--data-dir")
-        .arg(&agent.dir)
-        .args(["--listen", &format!("127.0.0.1:{}", agent.port)])
-        .arg("--image-dir")
-        .arg(&agent.images)
-        .args(["--netns", &agent.ns, "--uplink", "up0"])
-        .args(["--segment-transport", transport.flag()])
-        .args(["--reserve-memory-mib", &reserve.to_string()])
-        .args(["--stop-timeout-seconds", "3"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting hybrid-agent run");
-    agent.child = Some(child);
-}
-
 /// A probe namespace plugged into `bridge` on `host` (a veth, as a VM's
 /// tap is), with `address`.
 fn probe(host: &Netns, bridge: &str, address: &str) -> Netns {
@@ -328,7 +299,8 @@ fn cell(test: &str, transport: Transport) {
         })
         .collect();
     for a in agents.iter_mut() {
-        start(a, transport);
+        a.extra_args = vec!["--segment-transport".into(), transport.flag().into()];
+        a.start();
     }
     wait_for("every host Up", Duration::from_secs(30), || {
         agents

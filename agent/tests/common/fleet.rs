@@ -92,6 +92,8 @@ pub struct Agent {
     pub log: PathBuf,
     /// What `start` offers hybrid-host (the rest of the machine reserved).
     pub offered_memory_mib: u64,
+    /// Further `hybrid-agent run` flags (e.g. `--segment-transport vxlan`).
+    pub extra_args: Vec<String>,
     pub child: Option<Child>,
 }
 
@@ -135,6 +137,7 @@ impl Agent {
             ns: ns.name().to_string(),
             port,
             offered_memory_mib: OFFERED_MEMORY_MIB,
+            extra_args: Vec::new(),
             child: None,
         }
     }
@@ -157,6 +160,7 @@ impl Agent {
             .args(["--netns", &self.ns, "--uplink", "up0"])
             .args(["--reserve-memory-mib", &reserve.to_string()])
             .args(["--stop-timeout-seconds", "3"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
