@@ -441,6 +441,25 @@ async fn set_phase(
     Ok(())
 }
 
+/// Creates one VM and records its phase: `Running`, or `Failed` with the
+/// driver's error as the step's.
+async fn create_one(
+    store: &Arc<dyn Store>,
+    driver: &dyn Driver,
+    cluster: &str,
+    req: &VmRequest,
+    vm: &VmRow,
+) -> Result<(), StepError> {
+    match driver.create_vm(req).await {
+        Ok(_) => set_phase(store, cluster, &vm.name, VmPhase::Running).await,
+        Err(e) => {
+            tracing::warn!(vm = %vm.name, host = %vm.host, error = %e, "VM creation failed");
+            set_phase(store, cluster, &vm.name, VmPhase::Failed).await?;
+            Err(infra(format!("VM {} on {}: {e}", vm.name, vm.host)))
+        }
+    }
+}
+
 /// Brings the cluster's VMs selected by `scope` to their decided phase:
 /// creates Pending/Failed ones, then removes Deleting/Draining ones (so a
 /// drained VM goes only after its replacement runs).
@@ -466,24 +485,36 @@ async fn realize(
         true => None,
         false => Some(VmContext::load(store, cluster, &vms).await?),
     };
-    for vm in creating {
+    // Control planes one at a time, in order: the first initialises the
+    // cluster and each later one joins what is there. The other VMs (pool
+    // nodes, load balancers) need nothing from each other, so they are
+    // created side by side: a pool of N is ready in about one boot, not N
+    // boots one after another. Each is marked as soon as its own create
+    // ends; the first failure is the step's (every failed VM is marked).
+    let (control_planes, others): (Vec<&VmRow>, Vec<&VmRow>) = creating
+        .into_iter()
+        .partition(|v| v.role == VmRole::ControlPlane);
+    for vm in control_planes {
         let Some(context) = context.as_mut() else {
             break;
         };
-        match driver.create_vm(&context.request(vm)).await {
-            Ok(_) => {
-                set_phase(store, cluster, &vm.name, VmPhase::Running).await?;
-                // The control planes after the first join it.
-                if vm.role == VmRole::ControlPlane {
-                    context.control_plane_exists = true;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(vm = %vm.name, host = %vm.host, error = %e, "VM creation failed");
-                set_phase(store, cluster, &vm.name, VmPhase::Failed).await?;
-                return Err(infra(format!("VM {} on {}: {e}", vm.name, vm.host)));
-            }
-        }
+        create_one(store, driver, cluster, &context.request(vm), vm).await?;
+        // The control planes after the first join it.
+        context.control_plane_exists = true;
+    }
+    if let Some(context) = context.as_ref() {
+        let requests: Vec<(VmRequest, &VmRow)> = others
+            .into_iter()
+            .map(|vm| (context.request(vm), vm))
+            .collect();
+        futures_util::future::join_all(
+            requests
+                .iter()
+                .map(|(req, vm)| create_one(store, driver, cluster, req, vm)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, StepError>>()?;
     }
     for vm in vms
         .iter()
