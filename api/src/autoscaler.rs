@@ -28,8 +28,24 @@ pub const MAX_UNREADY_NODES: i64 = crate::cluster::MAX_NODES_PER_CLUSTER as i64;
 /// Longest graceful termination the autoscaler waits for a pod: one day.
 pub const MAX_GRACEFUL_TERMINATION_SEC: i64 = 86_400;
 
-/// How a duration string is written: a whole number and `s`, `m` or `h`.
-pub const DURATION_PATTERN: &str = "^[0-9]{1,6}[smh]$";
+/// The duration patterns of the OpenAPI document: each states its
+/// setting's whole rule (a whole number without leading zeros, one unit,
+/// within the bounds), so a body the schema calls valid is admitted. A
+/// test checks each against [`validate`] over every number up to past the
+/// bounds.
+pub mod patterns {
+    /// 1s to 10m (`scan_interval`).
+    pub const S1_TO_10M: &str = "^(([1-9][0-9]?|[1-5][0-9]{2}|600)s|([1-9]|10)m)$";
+    /// 1m to 1h (`max_node_provisioning_time`).
+    pub const M1_TO_1H: &str = "^(([6-9][0-9]|[1-9][0-9]{2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|([1-9]|[1-5][0-9]|60)m|1h)$";
+    /// 0s to 1h (`new_pod_scale_up_delay`).
+    pub const S0_TO_1H: &str =
+        "^((0|[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|(0|[1-9]|[1-5][0-9]|60)m|[01]h)$";
+    /// 0s to 24h (the `scale_down_delay_after_*` settings).
+    pub const S0_TO_24H: &str = "^((0|[1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s|(0|[1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m|(0|[1-9]|1[0-9]|2[0-4])h)$";
+    /// 1m to 24h (`scale_down_unneeded`, `scale_down_unready`).
+    pub const M1_TO_24H: &str = "^(([6-9][0-9]|[1-9][0-9]{2,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s|([1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m|([1-9]|1[0-9]|2[0-4])h)$";
+}
 /// How the threshold is written: a decimal from 0 to 1.
 pub const THRESHOLD_PATTERN: &str = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$";
 
@@ -98,7 +114,7 @@ pub struct AutoScalerProfile {
     pub max_graceful_termination_sec: i64,
     /// How long a new node may take to become ready, 1m–1h. Default `15m`.
     #[serde(default = "defaults::max_node_provisioning_time")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::M1_TO_1H))]
     pub max_node_provisioning_time: String,
     /// Unready nodes tolerated before the autoscaler stops, 0–200. Default 3.
     #[serde(default = "defaults::max_unready_nodes")]
@@ -112,32 +128,32 @@ pub struct AutoScalerProfile {
     /// How long a pod must be pending before it triggers a scale-up, 0s–1h.
     /// Default `0s`.
     #[serde(default = "defaults::new_pod_scale_up_delay")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::S0_TO_1H))]
     pub new_pod_scale_up_delay: String,
     /// Wait after a scale-up before scale-down is considered, 0s–24h.
     /// Default `10m`.
     #[serde(default = "defaults::scale_down_delay_after_add")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::S0_TO_24H))]
     pub scale_down_delay_after_add: String,
     /// Wait after a node is removed before scale-down is considered again,
     /// 0s–24h. Default `10s` (the scan interval's default).
     #[serde(default = "defaults::scale_down_delay_after_delete")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::S0_TO_24H))]
     pub scale_down_delay_after_delete: String,
     /// Wait after a failed scale-down before trying again, 0s–24h. Default
     /// `3m`.
     #[serde(default = "defaults::scale_down_delay_after_failure")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::S0_TO_24H))]
     pub scale_down_delay_after_failure: String,
     /// How long a node must be unneeded before it is removed, 1m–24h.
     /// Default `10m`.
     #[serde(default = "defaults::scale_down_unneeded")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::M1_TO_24H))]
     pub scale_down_unneeded: String,
     /// How long a node must be unready before it is removed, 1m–24h.
     /// Default `20m`.
     #[serde(default = "defaults::scale_down_unready")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::M1_TO_24H))]
     pub scale_down_unready: String,
     /// Requested CPU or memory over capacity below which a node counts as
     /// unneeded: a decimal from `"0"` to `"1"`. Default `"0.5"`.
@@ -146,7 +162,7 @@ pub struct AutoScalerProfile {
     pub scale_down_utilization_threshold: String,
     /// How often the autoscaler looks at the cluster, 1s–10m. Default `10s`.
     #[serde(default = "defaults::scan_interval")]
-    #[schemars(length(max = MAX_SETTING_LEN), pattern(DURATION_PATTERN))]
+    #[schemars(length(max = MAX_SETTING_LEN), pattern(patterns::S1_TO_10M))]
     pub scan_interval: String,
     /// Never remove a node with a pod using local storage (`emptyDir`,
     /// `hostPath`). Default true.
@@ -270,8 +286,8 @@ pub fn parse_duration(field: &str, value: &str) -> Result<u64, FieldError> {
         FieldError::new(
             path(field),
             format!(
-                "{} {} is not a duration: write a whole number and one unit, s, m or h \
-                 (e.g. \"10s\", \"15m\", \"1h\")",
+                "{} {} is not a duration: write a whole number (no leading zeros) and one \
+                 unit, s, m or h (e.g. \"10s\", \"15m\", \"1h\")",
                 path(field),
                 abbreviate(value)
             ),
@@ -284,7 +300,12 @@ pub fn parse_duration(field: &str, value: &str) -> Result<u64, FieldError> {
         _ => return Err(bad()),
     };
     let digits = &value[..value.len() - 1];
-    if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let leading_zero = digits.len() > 1 && digits.starts_with('0');
+    if digits.is_empty()
+        || digits.len() > 6
+        || leading_zero
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -460,7 +481,7 @@ mod tests {
             );
         }
         for value in [
-            "", "s", "10", "1.5m", "-1s", "10 s", "1m30s", "10d", "1234567s", "٣s",
+            "", "s", "10", "1.5m", "-1s", "10 s", "1m30s", "10d", "1234567s", "٣s", "010s", "00s",
         ] {
             let e = parse_duration("scan_interval", value).unwrap_err();
             assert_eq!(e.target, "auto_scaler_profile.scan_interval");
@@ -561,6 +582,89 @@ mod tests {
             ..AutoScalerProfile::default()
         };
         assert!(validate(&p).is_empty(), "{:?}", validate(&p));
+    }
+
+    /// The OpenAPI patterns state exactly the rules: every number from 0
+    /// to past the largest bound, in each unit, with and without a leading
+    /// zero, is matched by a setting's pattern exactly when the rules
+    /// accept it for that setting.
+    #[test]
+    fn each_duration_pattern_is_its_setting_s_rule() {
+        type Slot = fn(&mut AutoScalerProfile) -> &mut String;
+        let fields: [(&str, Slot, &str); 8] = [
+            (
+                "max_node_provisioning_time",
+                |p| &mut p.max_node_provisioning_time,
+                patterns::M1_TO_1H,
+            ),
+            (
+                "new_pod_scale_up_delay",
+                |p| &mut p.new_pod_scale_up_delay,
+                patterns::S0_TO_1H,
+            ),
+            (
+                "scale_down_delay_after_add",
+                |p| &mut p.scale_down_delay_after_add,
+                patterns::S0_TO_24H,
+            ),
+            (
+                "scale_down_delay_after_delete",
+                |p| &mut p.scale_down_delay_after_delete,
+                patterns::S0_TO_24H,
+            ),
+            (
+                "scale_down_delay_after_failure",
+                |p| &mut p.scale_down_delay_after_failure,
+                patterns::S0_TO_24H,
+            ),
+            (
+                "scale_down_unneeded",
+                |p| &mut p.scale_down_unneeded,
+                patterns::M1_TO_24H,
+            ),
+            (
+                "scale_down_unready",
+                |p| &mut p.scale_down_unready,
+                patterns::M1_TO_24H,
+            ),
+            (
+                "scan_interval",
+                |p| &mut p.scan_interval,
+                patterns::S1_TO_10M,
+            ),
+        ];
+        for (field, slot, pattern) in fields {
+            let re = regex::Regex::new(pattern).unwrap();
+            for (unit, top) in [("s", 90_000), ("m", 1_500), ("h", 30)] {
+                for n in 0..=top {
+                    for value in [format!("{n}{unit}"), format!("0{n}{unit}")] {
+                        let mut p = AutoScalerProfile::default();
+                        *slot(&mut p) = value.clone();
+                        let accepted = validate(&p).is_empty();
+                        assert_eq!(re.is_match(&value), accepted, "{field} = {value:?}");
+                    }
+                }
+            }
+        }
+        let re = regex::Regex::new(THRESHOLD_PATTERN).unwrap();
+        for value in [
+            "0",
+            "0.5",
+            "1",
+            "1.000000",
+            "1.5",
+            "2",
+            ".5",
+            "0.",
+            "0.1234567",
+            "00.5",
+        ] {
+            let p = AutoScalerProfile {
+                scale_down_utilization_threshold: value.into(),
+                ..AutoScalerProfile::default()
+            };
+            assert_eq!(re.is_match(value), validate(&p).is_empty(), "{value:?}");
+        }
     }
 
     #[test]
