@@ -12,7 +12,9 @@
 //!    provider (the same schema from the provider's framework, no I/O; see
 //!    `bench/floor.rs`), for every N of `--sizes`;
 //! 3. long-operation wake-up: one apply whose simulated operation takes T;
-//! 4. `hybrid-host` request throughput and latency (see `bench/http.rs`).
+//! 4. `hybrid-host` request throughput and latency (see `bench/http.rs`);
+//! 5. (`--only agents`, root) real VMs through the agents driver against
+//!    bare QEMU boots of the same guest (see `bench/agents.rs`).
 //!
 //! Release binaries are built first (and the floor provider, an example
 //! target of the provider crate that nothing ships). The host and the Terraform working
@@ -21,6 +23,7 @@
 //! goes to `.build/bench/report.md`, the raw numbers to
 //! `.build/bench/results.json`, and both to the terminal in short.
 
+mod agents;
 mod floor;
 mod handshake;
 mod http;
@@ -103,6 +106,9 @@ pub enum Part {
     Api,
     /// The API on PostgreSQL, 1 and 3 replicas, and failover.
     ApiPostgres,
+    /// Real VMs through hybrid-host and hybrid-agent against bare QEMU
+    /// boots (root, QEMU; not in the default set).
+    Agents,
 }
 
 /// The sizes of one run, after defaults.
@@ -144,6 +150,12 @@ impl Plan {
 
     fn wakeup_rounds(&self) -> usize {
         (self.rounds + 2).max(3)
+    }
+
+    /// Agents benchmark: (single creates, pools of 3) per side; a VM boot
+    /// takes seconds, so few.
+    fn agents_rounds(&self) -> (usize, usize) {
+        (self.rounds + 2, self.rounds)
     }
 
     fn from(args: &Args) -> Plan {
@@ -203,6 +215,10 @@ pub fn run(args: &Args) -> Result<()> {
         if debug_self {
             build.args(["-p", "xtask"]);
         }
+        if Plan::from(args).runs(Part::Agents) {
+            agents::preflight()?;
+            build.args(["-p", "hybrid-agent"]);
+        }
         util::run(&mut build)?;
         if Plan::from(args).runs(Part::Terraform) {
             let mut example = util::cargo();
@@ -233,11 +249,18 @@ pub fn run(args: &Args) -> Result<()> {
     let floor_bin = bins
         .join("examples")
         .join(format!("{}{exe}", floor::EXAMPLE));
-    measure(args, &host_bin, &provider_bin, &floor_bin)
+    let agent_bin = bins.join(format!("hybrid-agent{exe}"));
+    measure(args, &host_bin, &provider_bin, &floor_bin, &agent_bin)
 }
 
 /// Runs every benchmark against the given binaries and writes the report.
-fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) -> Result<()> {
+fn measure(
+    args: &Args,
+    host_bin: &Path,
+    provider_bin: &Path,
+    floor_bin: &Path,
+    agent_bin: &Path,
+) -> Result<()> {
     let plan = Plan::from(args);
     if plan.sizes.is_empty() {
         bail!("--sizes names no resource count above 0");
@@ -352,6 +375,30 @@ fn measure(args: &Args, host_bin: &Path, provider_bin: &Path, floor_bin: &Path) 
                 eprintln!("    the PostgreSQL benchmark failed: {e:#}");
                 notes.push(format!("**The PostgreSQL benchmark failed:** {e:#}"));
             }
+        }
+    }
+
+    if plan.runs(Part::Agents) {
+        let (singles, pools) = plan.agents_rounds();
+        util::step(&format!(
+            "Real VMs through the agents driver: {singles} single creates and {pools} pool(s) of 3 per side, then {} VMs for the agent's RSS",
+            agents::RSS_VMS
+        ));
+        let measured = agents::measure(&tmp, agent_bin, singles, pools, &|what| {
+            eprintln!("    {what}")
+        });
+        let failed = match measured {
+            Ok((samples, failed)) => {
+                rows.extend(agents::rows(&samples));
+                failed
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failed {
+            eprintln!("    the agents benchmark failed: {e:#}");
+            notes.push(format!(
+                "**The agents benchmark failed** (what it measured before is reported): {e:#}"
+            ));
         }
     }
 

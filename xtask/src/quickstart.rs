@@ -12,7 +12,7 @@
 //! `--driver agents` does the same on real QEMU VMs (see [`agents`]), with
 //! its files in `.build/quickstart-agents/` and `examples/quickstart-real-hosts/`.
 
-mod agents;
+pub(crate) mod agents;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};

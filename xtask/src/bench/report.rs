@@ -324,6 +324,24 @@ pub fn targets(largest_n: usize) -> Vec<Target> {
             keys: vec!["http.rss_1000_clusters".into()],
             check: Check::AtMost(64.0),
         },
+        Target {
+            measure: "VM create overhead beyond the guest's own boot",
+            target: "≤ 300 ms median",
+            keys: vec!["agents.create.overhead".into()],
+            check: Check::AtMost(300.0),
+        },
+        Target {
+            measure: "pool of 3 created in parallel vs the slowest of 3 bare boots",
+            target: "≤ slowest + 2 s",
+            keys: vec!["agents.pool3.over_slowest".into()],
+            check: Check::AtMost(2000.0),
+        },
+        Target {
+            measure: "hybrid-agent RSS with 10 VMs",
+            target: "≤ 32 MiB",
+            keys: vec!["agents.rss_10".into()],
+            check: Check::AtMost(32.0),
+        },
     ]
 }
 

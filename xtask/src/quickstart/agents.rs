@@ -17,7 +17,7 @@
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -109,40 +109,107 @@ pub fn start(
     endpoint: &str,
     images: &Path,
 ) -> Result<(u32, String)> {
-    let router = Netns::create(PREFIX).context("creating the router namespace")?;
-    let host = Netns::create(PREFIX).context("creating the host namespace")?;
+    let site = Site::create(PREFIX, GATEWAY_CIDR)?;
     // Recorded first, so `stop` finds them even if the rest fails.
     fs::write(
         base.join("netns"),
-        format!("{}\n{}\n", router.name(), host.name()),
+        format!("{}\n{}\n", site.router.name(), site.host.name()),
     )
     .context("recording the namespaces")?;
-    router.ip(&["link", "add", "sw", "type", "bridge"])?;
-    host.veth("up0", &router, "p1")?;
-    router.ip(&["link", "set", "p1", "master", "sw"])?;
-    router.ip(&["addr", "add", GATEWAY_CIDR, "dev", "sw"])?;
-    router.ip(&["link", "set", "sw", "up"])?;
-    let host_ns = host.name().to_string();
+    let host_ns = site.host.name().to_string();
     // They outlive this process; `cargo xtask stop` deletes them.
-    std::mem::forget(router);
-    std::mem::forget(host);
+    std::mem::forget(site);
 
     let dir = agent_dir(base);
+    let child = start_agent(&AgentSpec {
+        name: HOST_NAME,
+        dir: &dir,
+        agent_bin,
+        host_data,
+        endpoint,
+        images,
+        netns: &host_ns,
+        offered_memory_mib: OFFERED_MEMORY_MIB,
+        log: &base.join("agent.log"),
+        detach: true,
+    })?;
+    let pid = child.id();
+    fs::write(base.join("agent.pid"), pid.to_string()).context("writing agent.pid")?;
+    Ok((pid, host_ns))
+}
+
+/// One agent host on this machine: a "router" namespace whose bridge `sw`
+/// holds the vnet's gateway address, and the host's namespace, cabled to
+/// it by a veth pair (`up0` in the host, the agent's uplink). Dropping it
+/// kills what runs in both (QEMU guests included) and deletes them.
+pub struct Site {
+    // The host first: its guests go before their gateway.
+    pub host: Netns,
+    pub router: Netns,
+}
+
+impl Site {
+    /// Creates `{prefix}-<pid>-<n>` namespaces, the gateway at
+    /// `gateway_cidr` (e.g. `10.78.0.1/24`) on the router's bridge.
+    pub fn create(prefix: &str, gateway_cidr: &str) -> Result<Site> {
+        let router = Netns::create(prefix).context("creating the router namespace")?;
+        let host = Netns::create(prefix).context("creating the host namespace")?;
+        router.ip(&["link", "add", "sw", "type", "bridge"])?;
+        host.veth("up0", &router, "p1")?;
+        router.ip(&["link", "set", "p1", "master", "sw"])?;
+        router.ip(&["addr", "add", gateway_cidr, "dev", "sw"])?;
+        router.ip(&["link", "set", "sw", "up"])?;
+        Ok(Site { host, router })
+    }
+}
+
+/// How [`start_agent`] runs one `hybrid-agent`.
+pub struct AgentSpec<'a> {
+    /// The host's name in hybrid-host.
+    pub name: &'a str,
+    /// The agent's data directory (its VMs under `vms/<name>/`); the
+    /// one-use join token is written beside it for the moment of the join.
+    pub dir: &'a Path,
+    pub agent_bin: &'a Path,
+    /// hybrid-host's data directory (its `ca.pem` and `admin.token`).
+    pub host_data: &'a Path,
+    pub endpoint: &'a str,
+    /// The node image root (`--image-dir`).
+    pub images: &'a Path,
+    /// The namespace of its bridges, taps and guests, uplink `up0`.
+    pub netns: &'a str,
+    /// Memory it offers (the rest of the machine's is its reserve).
+    pub offered_memory_mib: u64,
+    /// Where its stdout and stderr go (appended).
+    pub log: &'a Path,
+    /// In a process group of its own, so it outlives this process (the
+    /// quickstart); otherwise a Ctrl-C in the terminal ends it too.
+    pub detach: bool,
+}
+
+/// Joins the agent to hybrid-host, starts `hybrid-agent run` (the agent
+/// itself in the root namespace, on a loopback port; its VMs in
+/// `spec.netns`) and waits until its host is `Up`. On failure the agent
+/// started is killed again.
+pub fn start_agent(spec: &AgentSpec) -> Result<Child> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .context("finding a free loopback port for the agent")?
         .port();
-    let token = join_token(host_data, endpoint)?;
-    let token_file = base.join("join.token");
+    let token = join_token(spec.host_data, spec.endpoint)?;
+    let token_file = spec.dir.with_extension("join-token");
+    if let Some(parent) = token_file.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     fs::write(&token_file, token).context("writing the join token file")?;
-    let joined = Command::new(agent_bin)
-        .args(["join", "--server", endpoint, "--name", HOST_NAME])
+    let joined = Command::new(spec.agent_bin)
+        .args(["join", "--server", spec.endpoint, "--name", spec.name])
         .arg("--ca-file")
-        .arg(host_data.join("ca.pem"))
+        .arg(spec.host_data.join("ca.pem"))
         .arg("--join-token-file")
         .arg(&token_file)
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(spec.dir)
         .args(["--advertise", &format!("https://127.0.0.1:{port}")])
         .stdin(Stdio::null())
         .output()
@@ -156,53 +223,61 @@ pub fn start(
         );
     }
 
-    let log_path = base.join("agent.log");
+    let log_path = spec.log;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let reserve = mem_total_mib()?.saturating_sub(OFFERED_MEMORY_MIB);
-    let mut cmd = Command::new(agent_bin);
+    let reserve = mem_total_mib()?.saturating_sub(spec.offered_memory_mib);
+    let mut cmd = Command::new(spec.agent_bin);
     cmd.arg("run")
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(spec.dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--image-dir")
-        .arg(images)
-        .args(["--netns", &host_ns, "--uplink", "up0"])
+        .arg(spec.images)
+        .args(["--netns", spec.netns, "--uplink", "up0"])
         .args(["--reserve-memory-mib", &reserve.to_string()])
         .args(["--stop-timeout-seconds", "3"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("duplicating the log handle")?)
         .stderr(log);
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    if spec.detach {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     let mut child = cmd.spawn().context("starting hybrid-agent run")?;
-    let pid = child.id();
-    fs::write(base.join("agent.pid"), pid.to_string()).context("writing agent.pid")?;
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().context("checking on hybrid-agent")? {
-            bail!(
-                "hybrid-agent exited with {status}; see {}",
-                log_path.display()
-            );
+    let failed = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                break anyhow::anyhow!(
+                    "hybrid-agent exited with {status}; see {}",
+                    log_path.display()
+                );
+            }
+            Ok(None) => {}
+            Err(e) => break anyhow::Error::new(e).context("checking on hybrid-agent"),
         }
-        if host_state(host_data, endpoint).as_deref() == Some("Up") {
-            return Ok((pid, host_ns));
+        if host_state(spec.host_data, spec.endpoint, spec.name).as_deref() == Some("Up") {
+            return Ok(child);
         }
         if Instant::now() > deadline {
-            bail!(
-                "host {HOST_NAME} was not Up within 60s; see {}",
+            break anyhow::anyhow!(
+                "host {} was not Up within 60s; see {}",
+                spec.name,
                 log_path.display()
             );
         }
         std::thread::sleep(Duration::from_millis(250));
-    }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(failed)
 }
 
-fn mem_total_mib() -> Result<u64> {
+pub fn mem_total_mib() -> Result<u64> {
     let meminfo = fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
     meminfo
         .lines()
@@ -247,7 +322,7 @@ fn join_token(host_data: &Path, endpoint: &str) -> Result<String> {
     }
 }
 
-fn host_state(host_data: &Path, endpoint: &str) -> Option<String> {
+fn host_state(host_data: &Path, endpoint: &str, name: &str) -> Option<String> {
     let (client, admin) = api(host_data).ok()?;
     let hosts: Value = client
         .get(format!("{endpoint}/v1/hosts"))
@@ -259,7 +334,7 @@ fn host_state(host_data: &Path, endpoint: &str) -> Option<String> {
     hosts["items"]
         .as_array()?
         .iter()
-        .find(|h| h["name"] == HOST_NAME)
+        .find(|h| h["name"] == name)
         .and_then(|h| h["state"].as_str())
         .map(String::from)
 }
@@ -352,7 +427,7 @@ pub fn stop(base: &Path) -> Result<bool> {
 }
 
 /// Kills every process in the namespace and deletes it.
-fn remove_netns(name: &str) -> Result<()> {
+pub fn remove_netns(name: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pids =
