@@ -444,6 +444,16 @@ mod tests {
 
         let storage = state.get("storage").unwrap();
         assert_eq!(storage.get("smb_csi"), Some(&Value::Bool(false)));
+        // A cluster stored before the autoscaler profile existed (or
+        // created without one) shows every setting at its default.
+        let profile = state.get("auto_scaler_profile").unwrap();
+        assert_eq!(text(profile, "scan_interval"), "10s");
+        assert_eq!(text(profile, "expander"), "random");
+        assert_eq!(int(profile, "max_unready_percentage"), 45);
+        assert_eq!(
+            profile.get("skip_nodes_with_system_pods"),
+            Some(&Value::Bool(true))
+        );
         assert_eq!(
             state.get("tags"),
             Some(&Value::map([("env", Value::from("prod"))]))
