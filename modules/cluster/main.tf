@@ -85,6 +85,8 @@ resource "hybrid_cluster" "this" {
   admin_group_ids = var.admin_group_ids
   storage         = var.storage
   tags            = var.tags
+
+  auto_scaler_profile = var.auto_scaler_profile
 }
 
 resource "hybrid_nodepool" "this" {

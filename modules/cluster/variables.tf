@@ -110,6 +110,30 @@ variable "storage" {
   default = null
 }
 
+variable "auto_scaler_profile" {
+  description = "Cluster autoscaler settings for the pools with `auto_scaling` (AKS's `auto_scaler_profile`): e.g. `{ expander = \"least-waste\", scan_interval = \"20s\" }`. Null, or any setting left out: AKS's default (see the `hybrid_cluster` resource). Changes in place, touching no VM."
+  type = object({
+    balance_similar_node_groups      = optional(bool)
+    expander                         = optional(string)
+    empty_bulk_delete_max            = optional(number)
+    max_graceful_termination_sec     = optional(number)
+    max_node_provisioning_time       = optional(string)
+    max_unready_nodes                = optional(number)
+    max_unready_percentage           = optional(number)
+    new_pod_scale_up_delay           = optional(string)
+    scale_down_delay_after_add       = optional(string)
+    scale_down_delay_after_delete    = optional(string)
+    scale_down_delay_after_failure   = optional(string)
+    scale_down_unneeded              = optional(string)
+    scale_down_unready               = optional(string)
+    scale_down_utilization_threshold = optional(string)
+    scan_interval                    = optional(string)
+    skip_nodes_with_local_storage    = optional(bool)
+    skip_nodes_with_system_pods      = optional(bool)
+  })
+  default = null
+}
+
 variable "tags" {
   description = "Tags set on the cluster."
   type        = map(string)

@@ -136,6 +136,26 @@ run "plan_explicit_version_wins" {
   }
 }
 
+run "plan_auto_scaler_profile" {
+  command = plan
+
+  variables {
+    custom_location_id  = run.site.custom_location_id
+    vnet_id             = run.site.vnet_id
+    auto_scaler_profile = { expander = "least-waste", scan_interval = "20s" }
+    node_pools          = { linux1 = { auto_scaling = { min_count = 1, max_count = 3 } } }
+  }
+
+  assert {
+    condition     = hybrid_cluster.this.auto_scaler_profile.expander == "least-waste" && hybrid_cluster.this.auto_scaler_profile.scan_interval == "20s"
+    error_message = "the given autoscaler settings reach the cluster"
+  }
+  assert {
+    condition     = hybrid_cluster.this.auto_scaler_profile.scale_down_unneeded == "10m" && hybrid_cluster.this.auto_scaler_profile.max_unready_percentage == 45
+    error_message = "settings left out keep AKS's defaults"
+  }
+}
+
 run "rejects_bad_pool_name" {
   command = plan
 
