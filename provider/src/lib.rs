@@ -47,6 +47,9 @@ pub fn provider() -> ProviderService<HostClient> {
         functions::all(),
     )
     .named("hybrid")
+    // One trace per Terraform call: its requests share the id that the
+    // service logs and the diagnostics quote.
+    .around_each_call(client::trace::per_call)
     .unconfigured_detail(
         "the hybrid provider has no working connection to the host management service; \
          see the provider configuration errors above",

@@ -1,12 +1,15 @@
 //! The W3C Trace Context the client sends: `traceparent:
-//! 00-{trace id}-{span id}-01` on every request. A call gets a new trace
-//! id, unless it runs inside [`scope`] (the polls of an operation join the
-//! trace of the request that queued it); each attempt gets a new span id.
+//! 00-{trace id}-{span id}-01` on every request. Each Terraform call the
+//! provider serves runs in its own trace ([`per_call`]), so all requests
+//! of one apply (the PUT, its operation's polls, the final GET) share one
+//! trace id; a request outside any [`scope`] gets a new one. Each attempt
+//! gets a new span id.
 //! The trace id is the service's request id: it logs it, stores it with
 //! the operations a request queues and returns it in its errors, and the
 //! provider's diagnostics quote it.
 
 use std::future::Future;
+use std::pin::Pin;
 
 /// The header's name.
 pub const TRACEPARENT: &str = "traceparent";
@@ -18,6 +21,15 @@ tokio::task_local! {
 /// Runs `fut` with `trace_id` as the trace of the calls it makes.
 pub async fn scope<F: Future>(trace_id: String, fut: F) -> F::Output {
     CURRENT.scope(trace_id, fut).await
+}
+
+/// The work of one Terraform call (the framework's `CallWork`).
+pub type CallWork<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Runs `work` in a new trace: the provider's wrapper around each
+/// Terraform call, so that the call's requests share one trace id.
+pub fn per_call(work: CallWork<'_>) -> CallWork<'_> {
+    Box::pin(scope(new_trace_id(), work))
 }
 
 /// The trace id of the task, if it runs inside [`scope`].
@@ -90,6 +102,24 @@ mod tests {
                 .as_deref(),
             Some("abc")
         );
+    }
+
+    #[tokio::test]
+    async fn each_call_gets_its_own_trace() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        for _ in 0..2 {
+            per_call(Box::pin(async {
+                let id = current();
+                assert_eq!(current(), id, "the trace is the call's, not the request's");
+                seen.lock().unwrap().push(id);
+            }))
+            .await;
+        }
+        let seen = seen.into_inner().unwrap();
+        let (a, b) = (seen[0].clone().unwrap(), seen[1].clone().unwrap());
+        assert!(is_hex(&a, 32), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(current(), None);
     }
 }
 
@@ -198,5 +228,44 @@ mod wire_tests {
             traceparent.starts_with(&format!("00-{id}-")),
             "{traceparent}"
         );
+    }
+
+    /// The span id of a recorded request's `traceparent`, with its trace id.
+    fn trace_and_span(head: &str) -> (String, String) {
+        let traceparent = header(head, "traceparent").unwrap_or_default();
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{traceparent}");
+        (parts[1].to_string(), parts[2].to_string())
+    }
+
+    /// Two requests of one Terraform call share its trace id with a span
+    /// id each; the requests of another call are in another trace.
+    #[tokio::test]
+    async fn the_requests_of_one_call_share_a_trace_and_calls_differ() {
+        let mut heads = Vec::new();
+        for _call in 0..2 {
+            let (e1, ca1, s1) =
+                one_request_server(|_| r#"{"error":{"code":"NotFound","message":"x"}}"#.into())
+                    .await;
+            let (e2, ca2, s2) =
+                one_request_server(|_| r#"{"error":{"code":"NotFound","message":"x"}}"#.into())
+                    .await;
+            let c1 = HostClient::new(&e1, "t0ken", &ca1).unwrap();
+            let c2 = HostClient::new(&e2, "t0ken", &ca2).unwrap();
+            super::per_call(Box::pin(async {
+                let _ = c1.management_host().await;
+                let _ = c2.management_host().await;
+            }))
+            .await;
+            heads.push((
+                trace_and_span(&s1.await.unwrap()),
+                trace_and_span(&s2.await.unwrap()),
+            ));
+        }
+        let ((t1, s1), (t2, s2)) = &heads[0];
+        assert_eq!(t1, t2, "one call, one trace");
+        assert_ne!(s1, s2, "a span id per request");
+        let ((t3, _), _) = &heads[1];
+        assert_ne!(t1, t3, "another call, another trace");
     }
 }

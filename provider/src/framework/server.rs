@@ -25,6 +25,14 @@ use super::schema::{Attribute, Kind, Mode, Schema};
 type Configure<D> =
     dyn Fn(Value) -> Pin<Box<dyn Future<Output = (Option<D>, Diagnostics)> + Send>> + Send + Sync;
 
+/// The work of one call that reaches the provider's configured data,
+/// boxed so that one wrapper takes every kind of call.
+pub type CallWork<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Runs the work of each such call (see
+/// [`ProviderService::around_each_call`]).
+type AroundEachCall = dyn for<'a> Fn(CallWork<'a>) -> CallWork<'a> + Send + Sync;
+
 struct Registered<T: ?Sized> {
     inner: Box<T>,
     schema: Schema,
@@ -59,6 +67,7 @@ pub struct ProviderService<D> {
     ephemeral_resources: BTreeMap<&'static str, Registered<dyn EphemeralResource<D>>>,
     functions: BTreeMap<&'static str, RegisteredFunction>,
     data: RwLock<Option<Arc<D>>>,
+    around_each_call: Option<Box<AroundEachCall>>,
 }
 
 impl<D: Send + Sync + 'static> ProviderService<D> {
@@ -110,7 +119,36 @@ impl<D: Send + Sync + 'static> ProviderService<D> {
                 })
                 .collect(),
             data: RwLock::new(None),
+            around_each_call: None,
         }
+    }
+
+    /// Runs the work of every call that may use the configured data
+    /// (configure, read, plan, apply, import, data source read, ephemeral
+    /// open, renew and close) inside `around`, e.g. in a task-local scope
+    /// that all of the call's I/O shares (the provider's trace per call).
+    pub fn around_each_call(
+        mut self,
+        around: impl for<'a> Fn(CallWork<'a>) -> CallWork<'a> + Send + Sync + 'static,
+    ) -> Self {
+        self.around_each_call = Some(Box::new(around));
+        self
+    }
+
+    /// `work` run inside the [`around_each_call`](Self::around_each_call)
+    /// wrapper, if there is one.
+    async fn scoped<T: Send>(
+        &self,
+        work: impl Future<Output = Result<T, Status>> + Send,
+    ) -> Result<T, Status> {
+        let Some(around) = &self.around_each_call else {
+            return work.await;
+        };
+        let mut out = None;
+        around(Box::pin(async { out = Some(work.await) })).await;
+        // A wrapper that drops the work instead of running it is a bug in
+        // the provider's wiring, not in Terraform's request.
+        out.unwrap_or_else(|| Err(Status::internal("the call's wrapper did not run its work")))
     }
 
     /// Names the provider in messages: `the <name> provider has no function …`.
@@ -442,25 +480,28 @@ impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService
         &self,
         request: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
-        let request = request.into_inner();
-        let mut diags = Diagnostics::new();
-        let ty = self.provider_schema.value_type();
-        let config = proto::decode(
-            request.config.as_ref(),
-            &ty,
-            "provider configuration",
-            &mut diags,
-        );
-        if !diags.has_errors() {
-            let (data, more) = (self.configure)(config).await;
-            diags.extend(more);
-            if let Ok(mut slot) = self.data.write() {
-                *slot = data.map(Arc::new);
+        self.scoped(async move {
+            let request = request.into_inner();
+            let mut diags = Diagnostics::new();
+            let ty = self.provider_schema.value_type();
+            let config = proto::decode(
+                request.config.as_ref(),
+                &ty,
+                "provider configuration",
+                &mut diags,
+            );
+            if !diags.has_errors() {
+                let (data, more) = (self.configure)(config).await;
+                diags.extend(more);
+                if let Ok(mut slot) = self.data.write() {
+                    *slot = data.map(Arc::new);
+                }
             }
-        }
-        Ok(Response::new(pb::configure_provider::Response {
-            diagnostics: proto::diagnostics(&diags),
-        }))
+            Ok(Response::new(pb::configure_provider::Response {
+                diagnostics: proto::diagnostics(&diags),
+            }))
+        })
+        .await
     }
 
     async fn validate_resource_config(
@@ -577,173 +618,189 @@ impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService
         &self,
         request: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
-        let request = request.into_inner();
-        let resource = self.resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let state = proto::decode(
-            request.current_state.as_ref(),
-            &resource.ty,
-            "state",
-            &mut diags,
-        );
-        let mut new_state = state.clone();
-        if !diags.has_errors()
-            && !state.is_null()
-            && let Some(data) = self.require_data(&mut diags)
-        {
-            new_state = resource.inner.read(&data, &state, &mut diags).await;
-        }
-        Ok(Response::new(pb::read_resource::Response {
-            new_state: proto::encode(&new_state, &resource.ty, "state", &mut diags),
-            private: request.private,
-            diagnostics: proto::diagnostics(&diags),
-            ..Default::default()
-        }))
+        self.scoped(async move {
+            let request = request.into_inner();
+            let resource = self.resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let state = proto::decode(
+                request.current_state.as_ref(),
+                &resource.ty,
+                "state",
+                &mut diags,
+            );
+            let mut new_state = state.clone();
+            if !diags.has_errors()
+                && !state.is_null()
+                && let Some(data) = self.require_data(&mut diags)
+            {
+                new_state = resource.inner.read(&data, &state, &mut diags).await;
+            }
+            Ok(Response::new(pb::read_resource::Response {
+                new_state: proto::encode(&new_state, &resource.ty, "state", &mut diags),
+                private: request.private,
+                diagnostics: proto::diagnostics(&diags),
+                ..Default::default()
+            }))
+        })
+        .await
     }
 
     async fn plan_resource_change(
         &self,
         request: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
-        let request = request.into_inner();
-        let resource = self.resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let ty = &resource.ty;
-        let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
-        let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
-        let proposed = proto::decode(
-            request.proposed_new_state.as_ref(),
-            ty,
-            "proposed state",
-            &mut diags,
-        );
-        let mut response = pb::plan_resource_change::Response {
-            planned_private: request.prior_private,
-            ..Default::default()
-        };
-        if !diags.has_errors() {
-            let mut planned = plan(&resource.schema, &prior, &config, &proposed);
-            if !planned.planned.is_null() {
-                let data = self.data();
-                let ctx = PlanContext {
-                    data: data.as_deref(),
-                    prior: &prior,
-                    config: &config,
-                };
-                resource
-                    .inner
-                    .modify_plan(ctx, &mut planned.planned, &mut diags)
-                    .await;
+        self.scoped(async move {
+            let request = request.into_inner();
+            let resource = self.resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let ty = &resource.ty;
+            let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
+            let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
+            let proposed = proto::decode(
+                request.proposed_new_state.as_ref(),
+                ty,
+                "proposed state",
+                &mut diags,
+            );
+            let mut response = pb::plan_resource_change::Response {
+                planned_private: request.prior_private,
+                ..Default::default()
+            };
+            if !diags.has_errors() {
+                let mut planned = plan(&resource.schema, &prior, &config, &proposed);
+                if !planned.planned.is_null() {
+                    let data = self.data();
+                    let ctx = PlanContext {
+                        data: data.as_deref(),
+                        prior: &prior,
+                        config: &config,
+                    };
+                    resource
+                        .inner
+                        .modify_plan(ctx, &mut planned.planned, &mut diags)
+                        .await;
+                }
+                response.requires_replace =
+                    planned.requires_replace.iter().map(proto::path).collect();
+                response.planned_state =
+                    proto::encode(&planned.planned, ty, "planned state", &mut diags);
             }
-            response.requires_replace = planned.requires_replace.iter().map(proto::path).collect();
-            response.planned_state =
-                proto::encode(&planned.planned, ty, "planned state", &mut diags);
-        }
-        response.diagnostics = proto::diagnostics(&diags);
-        Ok(Response::new(response))
+            response.diagnostics = proto::diagnostics(&diags);
+            Ok(Response::new(response))
+        })
+        .await
     }
 
     async fn apply_resource_change(
         &self,
         request: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
-        let request = request.into_inner();
-        let resource = self.resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let ty = &resource.ty;
-        let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
-        let planned = proto::decode(
-            request.planned_state.as_ref(),
-            ty,
-            "planned state",
-            &mut diags,
-        );
-        let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
-        // Write-only values exist only in the configuration: the resource
-        // sees them in `planned`, and they never reach the new state.
-        let planned = with_write_only(&resource.schema, &planned, &config);
-        let mut new_state = prior.clone();
-        if !diags.has_errors()
-            && let Some(data) = self.require_data(&mut diags)
-        {
-            let r = &resource.inner;
-            new_state = match (prior.is_null(), planned.is_null()) {
-                (true, false) => r.create(&data, &planned, &mut diags).await,
-                (false, true) => {
-                    r.delete(&data, &prior, &mut diags).await;
-                    if diags.has_errors() {
-                        prior.clone()
-                    } else {
-                        Value::Null
+        self.scoped(async move {
+            let request = request.into_inner();
+            let resource = self.resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let ty = &resource.ty;
+            let prior = proto::decode(request.prior_state.as_ref(), ty, "prior state", &mut diags);
+            let planned = proto::decode(
+                request.planned_state.as_ref(),
+                ty,
+                "planned state",
+                &mut diags,
+            );
+            let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
+            // Write-only values exist only in the configuration: the resource
+            // sees them in `planned`, and they never reach the new state.
+            let planned = with_write_only(&resource.schema, &planned, &config);
+            let mut new_state = prior.clone();
+            if !diags.has_errors()
+                && let Some(data) = self.require_data(&mut diags)
+            {
+                let r = &resource.inner;
+                new_state = match (prior.is_null(), planned.is_null()) {
+                    (true, false) => r.create(&data, &planned, &mut diags).await,
+                    (false, true) => {
+                        r.delete(&data, &prior, &mut diags).await;
+                        if diags.has_errors() {
+                            prior.clone()
+                        } else {
+                            Value::Null
+                        }
                     }
-                }
-                (false, false) => r.update(&data, &prior, &planned, &mut diags).await,
-                (true, true) => Value::Null,
-            };
-        }
-        let new_state = without_write_only(&resource.schema, new_state);
-        Ok(Response::new(pb::apply_resource_change::Response {
-            new_state: proto::encode(&new_state, ty, "new state", &mut diags),
-            private: request.planned_private,
-            diagnostics: proto::diagnostics(&diags),
-            ..Default::default()
-        }))
+                    (false, false) => r.update(&data, &prior, &planned, &mut diags).await,
+                    (true, true) => Value::Null,
+                };
+            }
+            let new_state = without_write_only(&resource.schema, new_state);
+            Ok(Response::new(pb::apply_resource_change::Response {
+                new_state: proto::encode(&new_state, ty, "new state", &mut diags),
+                private: request.planned_private,
+                diagnostics: proto::diagnostics(&diags),
+                ..Default::default()
+            }))
+        })
+        .await
     }
 
     async fn import_resource_state(
         &self,
         request: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
-        let request = request.into_inner();
-        let resource = self.resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let mut imported = Vec::new();
-        if let Some(data) = self.require_data(&mut diags) {
-            let state = resource.inner.import(&data, &request.id, &mut diags).await;
-            if !state.is_null() && !diags.has_errors() {
-                imported.push(pb::import_resource_state::ImportedResource {
-                    type_name: request.type_name.clone(),
-                    state: proto::encode(&state, &resource.ty, "imported state", &mut diags),
-                    ..Default::default()
-                });
+        self.scoped(async move {
+            let request = request.into_inner();
+            let resource = self.resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let mut imported = Vec::new();
+            if let Some(data) = self.require_data(&mut diags) {
+                let state = resource.inner.import(&data, &request.id, &mut diags).await;
+                if !state.is_null() && !diags.has_errors() {
+                    imported.push(pb::import_resource_state::ImportedResource {
+                        type_name: request.type_name.clone(),
+                        state: proto::encode(&state, &resource.ty, "imported state", &mut diags),
+                        ..Default::default()
+                    });
+                }
             }
-        }
-        Ok(Response::new(pb::import_resource_state::Response {
-            imported_resources: imported,
-            diagnostics: proto::diagnostics(&diags),
-            ..Default::default()
-        }))
+            Ok(Response::new(pb::import_resource_state::Response {
+                imported_resources: imported,
+                diagnostics: proto::diagnostics(&diags),
+                ..Default::default()
+            }))
+        })
+        .await
     }
 
     async fn read_data_source(
         &self,
         request: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
-        let request = request.into_inner();
-        let data_source = self.data_source(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let config = proto::decode(
-            request.config.as_ref(),
-            &data_source.ty,
-            "configuration",
-            &mut diags,
-        );
-        let mut state = Value::Null;
-        if !diags.has_errors()
-            && let Some(data) = self.require_data(&mut diags)
-        {
-            state = data_source.inner.read(&data, &config, &mut diags).await;
-        }
-        let state = if diags.has_errors() {
-            None
-        } else {
-            proto::encode(&state, &data_source.ty, "data source state", &mut diags)
-        };
-        Ok(Response::new(pb::read_data_source::Response {
-            state,
-            diagnostics: proto::diagnostics(&diags),
-            ..Default::default()
-        }))
+        self.scoped(async move {
+            let request = request.into_inner();
+            let data_source = self.data_source(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let config = proto::decode(
+                request.config.as_ref(),
+                &data_source.ty,
+                "configuration",
+                &mut diags,
+            );
+            let mut state = Value::Null;
+            if !diags.has_errors()
+                && let Some(data) = self.require_data(&mut diags)
+            {
+                state = data_source.inner.read(&data, &config, &mut diags).await;
+            }
+            let state = if diags.has_errors() {
+                None
+            } else {
+                proto::encode(&state, &data_source.ty, "data source state", &mut diags)
+            };
+            Ok(Response::new(pb::read_data_source::Response {
+                state,
+                diagnostics: proto::diagnostics(&diags),
+                ..Default::default()
+            }))
+        })
+        .await
     }
 
     async fn validate_ephemeral_resource_config(
@@ -775,80 +832,89 @@ impl<D: Send + Sync + 'static> pb::provider_server::Provider for ProviderService
         &self,
         request: Request<pb::open_ephemeral_resource::Request>,
     ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
-        let request = request.into_inner();
-        let ephemeral = self.ephemeral_resource(&request.type_name)?;
-        let ty = &ephemeral.ty;
-        let mut diags = Diagnostics::new();
-        let mut response = pb::open_ephemeral_resource::Response::default();
-        let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
-        if diags.has_errors() {
-            response.diagnostics = proto::diagnostics(&diags);
-            return Ok(Response::new(response));
-        }
-        if !config.is_fully_known() {
-            // Terraform ≥ 1.10.x does not open with an unknown configuration
-            // (it plans an unknown result itself); an older one may ask. The
-            // result cannot exist before apply: defer when allowed, else
-            // answer the same unknown result Terraform would have planned.
-            let deferral_allowed = request
-                .client_capabilities
-                .is_some_and(|c| c.deferral_allowed);
-            if deferral_allowed {
-                response.deferred = Some(pb::Deferred {
-                    reason: pb::deferred::Reason::ResourceConfigUnknown as i32,
-                });
-            } else {
-                let unknown = unknown_result(&ephemeral.schema.attributes, &config);
-                response.result = proto::encode(&unknown, ty, "result", &mut diags);
+        self.scoped(async move {
+            let request = request.into_inner();
+            let ephemeral = self.ephemeral_resource(&request.type_name)?;
+            let ty = &ephemeral.ty;
+            let mut diags = Diagnostics::new();
+            let mut response = pb::open_ephemeral_resource::Response::default();
+            let config = proto::decode(request.config.as_ref(), ty, "configuration", &mut diags);
+            if diags.has_errors() {
+                response.diagnostics = proto::diagnostics(&diags);
+                return Ok(Response::new(response));
+            }
+            if !config.is_fully_known() {
+                // Terraform ≥ 1.10.x does not open with an unknown configuration
+                // (it plans an unknown result itself); an older one may ask. The
+                // result cannot exist before apply: defer when allowed, else
+                // answer the same unknown result Terraform would have planned.
+                let deferral_allowed = request
+                    .client_capabilities
+                    .is_some_and(|c| c.deferral_allowed);
+                if deferral_allowed {
+                    response.deferred = Some(pb::Deferred {
+                        reason: pb::deferred::Reason::ResourceConfigUnknown as i32,
+                    });
+                } else {
+                    let unknown = unknown_result(&ephemeral.schema.attributes, &config);
+                    response.result = proto::encode(&unknown, ty, "result", &mut diags);
+                }
+                response.diagnostics = proto::diagnostics(&diags);
+                return Ok(Response::new(response));
+            }
+            if let Some(data) = self.require_data(&mut diags) {
+                let opened = ephemeral.inner.open(&data, &config, &mut diags).await;
+                if !diags.has_errors() {
+                    response.result = proto::encode(&opened.result, ty, "result", &mut diags);
+                    set_timestamp!(response.renew_at, opened.renew_at);
+                    response.private = Some(opened.private);
+                }
             }
             response.diagnostics = proto::diagnostics(&diags);
-            return Ok(Response::new(response));
-        }
-        if let Some(data) = self.require_data(&mut diags) {
-            let opened = ephemeral.inner.open(&data, &config, &mut diags).await;
-            if !diags.has_errors() {
-                response.result = proto::encode(&opened.result, ty, "result", &mut diags);
-                set_timestamp!(response.renew_at, opened.renew_at);
-                response.private = Some(opened.private);
-            }
-        }
-        response.diagnostics = proto::diagnostics(&diags);
-        Ok(Response::new(response))
+            Ok(Response::new(response))
+        })
+        .await
     }
 
     async fn renew_ephemeral_resource(
         &self,
         request: Request<pb::renew_ephemeral_resource::Request>,
     ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
-        let request = request.into_inner();
-        let ephemeral = self.ephemeral_resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let mut response = pb::renew_ephemeral_resource::Response::default();
-        let private = request.private.unwrap_or_default();
-        if let Some(data) = self.require_data(&mut diags) {
-            let renew_at = ephemeral.inner.renew(&data, &private, &mut diags).await;
-            set_timestamp!(response.renew_at, renew_at);
-        }
-        // The same private data serves the next renew and the close.
-        response.private = Some(private);
-        response.diagnostics = proto::diagnostics(&diags);
-        Ok(Response::new(response))
+        self.scoped(async move {
+            let request = request.into_inner();
+            let ephemeral = self.ephemeral_resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let mut response = pb::renew_ephemeral_resource::Response::default();
+            let private = request.private.unwrap_or_default();
+            if let Some(data) = self.require_data(&mut diags) {
+                let renew_at = ephemeral.inner.renew(&data, &private, &mut diags).await;
+                set_timestamp!(response.renew_at, renew_at);
+            }
+            // The same private data serves the next renew and the close.
+            response.private = Some(private);
+            response.diagnostics = proto::diagnostics(&diags);
+            Ok(Response::new(response))
+        })
+        .await
     }
 
     async fn close_ephemeral_resource(
         &self,
         request: Request<pb::close_ephemeral_resource::Request>,
     ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
-        let request = request.into_inner();
-        let ephemeral = self.ephemeral_resource(&request.type_name)?;
-        let mut diags = Diagnostics::new();
-        let private = request.private.unwrap_or_default();
-        if let Some(data) = self.require_data(&mut diags) {
-            ephemeral.inner.close(&data, &private, &mut diags).await;
-        }
-        Ok(Response::new(pb::close_ephemeral_resource::Response {
-            diagnostics: proto::diagnostics(&diags),
-        }))
+        self.scoped(async move {
+            let request = request.into_inner();
+            let ephemeral = self.ephemeral_resource(&request.type_name)?;
+            let mut diags = Diagnostics::new();
+            let private = request.private.unwrap_or_default();
+            if let Some(data) = self.require_data(&mut diags) {
+                ephemeral.inner.close(&data, &private, &mut diags).await;
+            }
+            Ok(Response::new(pb::close_ephemeral_resource::Response {
+                diagnostics: proto::diagnostics(&diags),
+            }))
+        })
+        .await
     }
 
     async fn get_functions(
@@ -1184,6 +1250,76 @@ mod tests {
             ))
             .await;
         assert_eq!(unknown_type.unwrap_err().code(), tonic::Code::NotFound);
+    }
+
+    /// A service whose calls run inside `around`.
+    fn wrapped_service(
+        around: impl for<'a> Fn(CallWork<'a>) -> CallWork<'a> + Send + Sync + 'static,
+    ) -> ProviderService<Configured> {
+        ProviderService::<Configured>::new(
+            Schema::new("test", Vec::new()),
+            |_| async { (Some(Configured), Diagnostics::new()) },
+            Vec::new(),
+            Vec::new(),
+            vec![Box::new(Greeting {
+                closed: Arc::new(Mutex::new(Vec::new())),
+            })],
+            vec![Box::new(Repeat)],
+        )
+        .around_each_call(around)
+    }
+
+    #[tokio::test]
+    async fn calls_that_use_the_data_run_inside_the_wrapper_once_each() {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        let service = wrapped_service(move |work| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            work
+        });
+        let count = || runs.load(std::sync::atomic::Ordering::SeqCst);
+        service
+            .configure_provider(Request::new(pb::configure_provider::Request::default()))
+            .await
+            .unwrap();
+        assert_eq!(count(), 1);
+        let config = greeting_config(Value::from("alice"), Value::Null);
+        service
+            .validate_ephemeral_resource_config(Request::new(
+                pb::validate_ephemeral_resource_config::Request {
+                    type_name: "hybrid_greeting".into(),
+                    config: config.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        assert_eq!(count(), 1, "validation uses no data: not wrapped");
+        let opened = service
+            .open_ephemeral_resource(Request::new(pb::open_ephemeral_resource::Request {
+                type_name: "hybrid_greeting".into(),
+                config,
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(count(), 2);
+        assert!(opened.diagnostics.is_empty(), "{:?}", opened.diagnostics);
+        assert_eq!(opened.private.as_deref(), Some(&b"alice"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_that_drops_the_work_is_an_internal_error() {
+        let service = wrapped_service(|work| {
+            drop(work);
+            Box::pin(async {})
+        });
+        let status = service
+            .configure_provider(Request::new(pb::configure_provider::Request::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(service.data().is_none());
     }
 
     #[tokio::test]
