@@ -12,10 +12,12 @@
 //! certificate hybrid-host signed at join and accepts only clients whose
 //! certificate hybrid-host's CA signed for `clientAuth`. Handlers map to
 //! the [`Engine`]; errors are the service's JSON envelope
-//! ([`failure::Failure`]). Stopping the server leaves the VMs running:
+//! ([`failure::Failure`]); a request's log lines carry the request id of
+//! its `traceparent` (`trace.rs`). Stopping the server leaves the VMs running:
 //! QEMU outlives the agent, which re-adopts the VMs when it starts again.
 
 mod failure;
+mod trace;
 mod vms;
 
 use std::future::Future;
@@ -106,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/vms/{name}/start", post(vms::start))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        // Each request's lines carry hybrid-host's request id (trace.rs).
+        .layer(axum::middleware::from_fn(trace::span))
         .with_state(state)
 }
 

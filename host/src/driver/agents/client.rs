@@ -15,6 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::observability::trace;
+
 /// What a call to an agent can end in.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -147,10 +149,13 @@ impl AgentClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Option<T>, CallError> {
-        let resp = req.send().await.map_err(|e| CallError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            message: error_chain(&e),
-        })?;
+        let resp = with_trace(req)
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: error_chain(&e),
+            })?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -217,6 +222,21 @@ impl AgentClient {
 
 /// The error and its sources, one line (reqwest hides the TLS reason in
 /// the sources).
+/// `req` with the `traceparent` of the operation (or request) this runs
+/// for, as a child span of its trace, so the agent logs the request under
+/// the same request id; a call outside any (a heartbeat) has none.
+fn with_trace(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match trace::current() {
+        Some(id) => req.header(trace::TRACEPARENT, child_traceparent(&id)),
+        None => req,
+    }
+}
+
+/// The `traceparent` of a new span (sampled) in trace `trace_id`.
+fn child_traceparent(trace_id: &str) -> String {
+    format!("00-{trace_id}-{}-01", trace::new_span_id())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -226,4 +246,44 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `traceparent` a request to an agent would carry (built, never
+    /// sent).
+    fn traceparent_sent() -> Option<String> {
+        let req = with_trace(reqwest::Client::new().get("https://127.0.0.1:1/v1/status"))
+            .build()
+            .unwrap();
+        req.headers()
+            .get(trace::TRACEPARENT)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[tokio::test]
+    async fn calls_for_an_operation_carry_its_trace_with_a_new_span_each() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736".to_string();
+        let (a, b) = trace::scope(id.clone(), async {
+            (traceparent_sent(), traceparent_sent())
+        })
+        .await;
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // What the agent parses is what hybrid-host itself accepts.
+        let (trace_a, span_a, flags) = trace::parse(&a).unwrap_or_else(|| panic!("{a}"));
+        let (trace_b, span_b, _) = trace::parse(&b).unwrap_or_else(|| panic!("{b}"));
+        assert_eq!(
+            (trace_a.as_str(), trace_b.as_str()),
+            (id.as_str(), id.as_str())
+        );
+        assert_eq!(flags, 1);
+        assert_ne!(span_a, span_b);
+    }
+
+    #[tokio::test]
+    async fn calls_outside_any_trace_carry_none() {
+        assert_eq!(traceparent_sent(), None);
+    }
 }
