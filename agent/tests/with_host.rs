@@ -202,10 +202,8 @@ fn cluster_on_two_agents() {
         "{}",
         refused.body
     );
-    settle(
-        &host,
-        "cluster",
-        host.put(
+    let created = host
+        .put(
             "/v1/clusters/c1",
             &json!({
                 "custom_location_id": "/custom-locations/site1",
@@ -214,7 +212,23 @@ fn cluster_on_two_agents() {
                 "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUXgD0m7bPpq2kh0N+8yZ5w3t0m8dUZNaZ1Ww6eqmXo test"
             }),
         )
-        .unwrap(),
+        .unwrap();
+    // The create's request id (its operation's) follows the work into the
+    // agent that boots the control plane: its `apply VM` line carries it.
+    let request_id = created.body["request_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no request_id: {}", created.body))
+        .to_string();
+    settle(&host, "cluster", created);
+    let traced = format!("request{{request_id={request_id}}}");
+    assert!(
+        [&a, &b].iter().any(|agent| agent
+            .log()
+            .lines()
+            .any(|l| l.contains(&traced) && l.contains("apply VM"))),
+        "no agent logged the cluster's VM create under {traced}:\n{}\n{}",
+        a.log(),
+        b.log()
     );
     settle(
         &host,
