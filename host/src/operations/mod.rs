@@ -368,7 +368,7 @@ async fn execute(ctx: &Context, op: Operation) -> Ended {
     // of the request that queued it), and operations it queues inherit it.
     let span = tracing::info_span!(
         "operation",
-        request_id = op.request_id.as_deref().unwrap_or(""),
+        request_id = %op.request_id.as_deref().unwrap_or(""),
         operation = %op.id,
     );
     let ended = match op.request_id.clone() {
