@@ -51,9 +51,11 @@ pub struct JoinRequest {
     /// Host name, e.g. `host-1` (the name placement and `/v1/hosts` use).
     pub name: String,
     /// Where hybrid-host reaches the agent, e.g. `https://10.1.0.11:9443`.
+    #[schemars(length(max = crate::limits::MAX_AGENT_ENDPOINT))]
     pub endpoint: String,
     /// PEM certificate signing request for the agent's key (the key never
     /// leaves the agent).
+    #[schemars(length(max = crate::limits::MAX_CSR_PEM))]
     pub csr_pem: String,
 }
 

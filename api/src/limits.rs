@@ -60,6 +60,11 @@ pub const MAX_SETTING_VALUE: usize = 16 * 1024;
 pub const MAX_OWNER: usize = 256;
 /// Longest `target` filter of `GET /v1/audit`.
 pub const MAX_AUDIT_TARGET: usize = 512;
+/// Longest agent `endpoint` when joining (`https://` + a 253-character DNS
+/// name + `:65535`, with room to spare).
+pub const MAX_AGENT_ENDPOINT: usize = 512;
+/// Longest `csr_pem` when joining (an RSA-4096 CSR is about 1,700).
+pub const MAX_CSR_PEM: usize = 16 * 1024;
 
 /// Values longer than this are shown abbreviated in error messages.
 const SHOW_AT_MOST: usize = 64;
@@ -311,6 +316,11 @@ pub fn documented() -> Vec<[String; 3]> {
             "audit log (API)",
             "`target` query parameter",
             format!("at most {MAX_AUDIT_TARGET} characters"),
+        ),
+        row(
+            "agent join (API)",
+            "`endpoint`, `csr_pem`",
+            format!("at most {MAX_AGENT_ENDPOINT} and {MAX_CSR_PEM} characters"),
         ),
     ]
 }

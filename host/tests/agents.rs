@@ -92,6 +92,22 @@ async fn join_tokens_are_single_use_expire_and_sign_for_server_use_only() {
     bad["csr_pem"] = json!("not a csr");
     let r = join(&h, Some(&t4), bad).await;
     assert_eq!(r.target(), "csr_pem", "{:?}", r.body);
+    // Over-long fields are refused by their limits, naming field and limit.
+    for (field, value) in [
+        (
+            "endpoint",
+            format!("https://{}.example:9443", "a".repeat(600)),
+        ),
+        ("csr_pem", "x".repeat(16 * 1024 + 1)),
+    ] {
+        let t = mint(&h, None).await;
+        let mut bad = join_body("host-3");
+        bad[field] = json!(value);
+        let r = join(&h, Some(&t), bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+        assert_eq!(r.target(), field, "{:?}", r.body);
+        assert!(r.message().contains("at most"), "{}", r.message());
+    }
 
     // Expired tokens are refused.
     let t5 = mint(&h, Some(1)).await;

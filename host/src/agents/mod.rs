@@ -191,6 +191,18 @@ pub async fn join(
         )
         .into());
     }
+    for (field, value, max) in [
+        (
+            "endpoint",
+            &req.endpoint,
+            hybrid_api::limits::MAX_AGENT_ENDPOINT,
+        ),
+        ("csr_pem", &req.csr_pem, hybrid_api::limits::MAX_CSR_PEM),
+    ] {
+        if let Err(e) = hybrid_api::limits::check_len(field, value, max) {
+            return Err(Refusal::invalid_field(field, e.message).into());
+        }
+    }
     let host = endpoint_host(&req.endpoint)?;
     store
         .write(false, move |tx| -> Result<_, Error> {
