@@ -415,19 +415,15 @@ fn measure(
             std::env::consts::ARCH,
             cpu_model().unwrap_or_else(|| "unknown CPU".into())
         ),
-        format!("{version}; release binaries; zero-latency sim on loopback"),
+        format!("{version}; release binaries; {}", what_runs(&plan)),
         format!(
-            "run: {}{}(N, rounds) = {:?}, {} plugin starts per side, wake-up T = {} ms, {} API clients, {} clusters seeded; took {:.0} s",
+            "run: {}{}{}; took {:.0} s",
             if args.quick { "--quick, " } else { "" },
             match &args.only {
                 Some(parts) => format!("--only {parts:?}, "),
                 None => String::new(),
             },
-            plan.tf_sizes(),
-            plan.starts,
-            plan.wakeup.as_millis(),
-            plan.clients,
-            plan.clusters,
+            sizes_of_what_ran(&plan),
             total
         ),
     ];
@@ -553,6 +549,47 @@ fn terraform_rows(tf: &[terraform::Samples]) -> Result<Vec<Row>> {
 }
 
 /// The report section of the floor baseline's rows.
+/// What the measured side ran against, for the report's header: only the
+/// parts that ran (an `--only agents` run touched no sim).
+fn what_runs(plan: &Plan) -> String {
+    let mut what = Vec::new();
+    if plan.parts.iter().any(|p| *p != Part::Agents) {
+        what.push("zero-latency sim on loopback");
+    }
+    if plan.runs(Part::Agents) {
+        what.push("real QEMU VMs through hybrid-agent in network namespaces");
+    }
+    what.join("; ")
+}
+
+/// The sizes of the parts that ran, for the report's header.
+fn sizes_of_what_ran(plan: &Plan) -> String {
+    let mut sizes = Vec::new();
+    if plan.runs(Part::Terraform) {
+        sizes.push(format!("(N, rounds) = {:?}", plan.tf_sizes()));
+    }
+    if plan.runs(Part::Handshake) {
+        sizes.push(format!("{} plugin starts per side", plan.starts));
+    }
+    if plan.runs(Part::Wakeup) {
+        sizes.push(format!("wake-up T = {} ms", plan.wakeup.as_millis()));
+    }
+    if plan.runs(Part::Api) || plan.runs(Part::ApiPostgres) {
+        sizes.push(format!(
+            "{} API clients, {} clusters seeded",
+            plan.clients, plan.clusters
+        ));
+    }
+    if plan.runs(Part::Agents) {
+        let (singles, pools) = plan.agents_rounds();
+        sizes.push(format!(
+            "{singles} single VM creates and {pools} pools of 3 per side, {} VMs for RSS",
+            agents::RSS_VMS
+        ));
+    }
+    sizes.join(", ")
+}
+
 const FLOOR_GROUP: &str = "terraform: floor baseline (framework only, same schema, no I/O)";
 
 /// Benchmark 3: the wake-up overhead `slow − fast − T` (per interleaved
