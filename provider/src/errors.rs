@@ -5,7 +5,7 @@
 //! May depend on the [`client`](crate::client)'s error type and the
 //! framework's diagnostics only.
 
-use crate::client::ClientError;
+use crate::client::{ClientError, request_id_line};
 use crate::framework::{AttrPath, Diagnostics};
 
 /// Adds `error` to `diags` under `summary`. An API error with a field
@@ -18,9 +18,7 @@ pub fn report(diags: &mut Diagnostics, summary: &str, error: &ClientError) {
         _ => None,
     };
     let with_id = |detail: String| match request_id {
-        Some(id) => format!(
-            "{detail}\n\nrequest id: {id} (the hybrid-host log's lines about this request carry it)"
-        ),
+        Some(id) => format!("{detail}\n\n{}", request_id_line(id)),
         None => detail,
     };
     match error {
@@ -113,6 +111,22 @@ mod tests {
                 d.detail
             );
         }
+        let mut timeout = Diagnostics::new();
+        let waited = ClientError::Timeout {
+            operation: "op-1".into(),
+            target: "/clusters/c".into(),
+            after: "20m".into(),
+            request_id: Some(id.into()),
+        };
+        report(&mut timeout, "s", &waited);
+        assert!(
+            timeout.0[0]
+                .detail
+                .starts_with("timed out after 20m waiting for operation op-1")
+                && timeout.0[0].detail.ends_with(&request_id_line(id)),
+            "{}",
+            timeout.0[0].detail
+        );
         let mut plain = Diagnostics::new();
         report(&mut plain, "s", &api(ApiError::new("Conflict", "no")));
         assert_eq!(plain.0[0].detail, "no");

@@ -20,15 +20,27 @@ pub enum ClientError {
     #[error("{}", .error.message)]
     Api { status: u16, error: ApiError },
 
-    #[error("timed out after {after} waiting for operation {operation} on {target}")]
+    /// The operation goes on in the service; its request id finds its log
+    /// lines there.
+    #[error(
+        "timed out after {after} waiting for operation {operation} on {target}{}",
+        .request_id.as_deref().map(|id| format!("\n\n{}", request_id_line(id))).unwrap_or_default()
+    )]
     Timeout {
         operation: String,
         target: String,
         after: String,
+        request_id: Option<String>,
     },
 
     #[error("unexpected response from {endpoint}: {detail}")]
     Protocol { endpoint: String, detail: String },
+}
+
+/// The line that ends a diagnostic about a request the service saw: its
+/// request id, which the service's log lines about it carry.
+pub fn request_id_line(id: &str) -> String {
+    format!("request id: {id} (the hybrid-host log's lines about this request carry it)")
 }
 
 impl ClientError {

@@ -31,7 +31,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::{ClientError, cause_chain};
+pub use error::{ClientError, cause_chain, request_id_line};
 pub use objects::Put;
 
 use crate::framework::timeouts::humanize;
@@ -210,6 +210,7 @@ impl HostClient {
                     operation: current.id,
                     target: current.target,
                     after: humanize(timeout),
+                    request_id: current.request_id,
                 });
             }
             let wait = left.min(LONG_POLL);
