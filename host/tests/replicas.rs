@@ -75,31 +75,8 @@ async fn start_replica(root: &Path, i: usize, database: &str, lease_ttl: u64) ->
         .stderr(log)
         .spawn()
         .expect("start hybrid-host");
-    let endpoint_file = dir.join("endpoint");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !endpoint_file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "replica {i} did not start: {}",
-            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ca = std::fs::read(first.join("ca.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let h = Harness {
-        server: None,
-        endpoint: std::fs::read_to_string(&endpoint_file)
-            .unwrap()
-            .trim()
-            .to_string(),
-        token: std::fs::read_to_string(first.join("admin.token")).unwrap(),
-        dir,
-        http,
-    };
+    let log = dir.join("log");
+    let h = common::process::attach(dir, Some(&first), &log, &format!("replica {i}")).await;
     let health = h.raw(Method::GET, "/healthz", None, &[], None).await;
     assert_eq!(health.body["replica"], format!("replica-{i}"));
     assert_eq!(health.body["store"], "postgresql");

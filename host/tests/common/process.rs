@@ -2,7 +2,7 @@
 //! temporary data directory, its stderr in DATA_DIR/log, and a [`Harness`]
 //! to call it; on `HYBRID_TEST_POSTGRES` it runs on its own database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,38 +56,48 @@ pub async fn spawn(args: impl FnOnce(&std::path::Path) -> Vec<String>) -> Proces
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start hybrid-host");
-    let endpoint_file = data.join("endpoint");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !endpoint_file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "hybrid-host did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ca = std::fs::read(data.join("ca.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let h = Harness {
-        server: None,
-        endpoint: std::fs::read_to_string(&endpoint_file)
-            .unwrap()
-            .trim()
-            .to_string(),
-        token: std::fs::read_to_string(data.join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_string(),
-        dir: data,
-        http,
-    };
+    let h = attach(data, None, &log, "hybrid-host").await;
     Process {
         child,
         h,
         log,
         _dir: dir,
+    }
+}
+
+/// Waits (up to 60 s) for a started `hybrid-host` to write `data/endpoint`
+/// and returns a [`Harness`] on it, trusting the CA and using the admin
+/// token in `keys` (another process's data directory whose CA and token it
+/// shares, as a replica does) or else in `data`. `what` names the process
+/// and `log` holds its stderr, both for the panic when it does not start.
+pub async fn attach(data: PathBuf, keys: Option<&Path>, log: &Path, what: &str) -> Harness {
+    let endpoint_file = data.join("endpoint");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !endpoint_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys = keys.unwrap_or(&data);
+    let ca = std::fs::read(keys.join("ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    Harness {
+        server: None,
+        endpoint: std::fs::read_to_string(&endpoint_file)
+            .unwrap()
+            .trim()
+            .to_string(),
+        token: std::fs::read_to_string(keys.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string(),
+        dir: data,
+        http,
     }
 }
