@@ -75,6 +75,19 @@ impl ResourceChange {
         out
     }
 
+    /// The top-level attributes of [`ResourceChange::changed_paths`], in
+    /// their order, each once in a row (`nodes[0].ip` and `nodes[1].ip` are
+    /// `nodes`).
+    pub fn changed_attributes(&self) -> Vec<String> {
+        let mut attributes: Vec<String> = self
+            .changed_paths()
+            .iter()
+            .map(|p| p.split(['.', '[']).next().unwrap_or_default().to_string())
+            .collect();
+        attributes.dedup();
+        attributes
+    }
+
     /// The value at dotted `path` in `before` (`Null` when absent).
     pub fn before_at(&self, path: &str) -> Value {
         at_path(&self.before, path).cloned().unwrap_or(Value::Null)

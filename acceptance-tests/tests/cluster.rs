@@ -269,15 +269,7 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
     let drift = wd.expect_no_changes_despite_drift("the pools followed the cluster's upgrade")?;
     let drifted: Vec<(String, Vec<String>)> = drift
         .iter()
-        .map(|d| {
-            let mut attributes: Vec<String> = d
-                .changed_paths()
-                .iter()
-                .map(|p| p.split(['.', '[']).next().unwrap_or_default().to_string())
-                .collect();
-            attributes.dedup();
-            (d.address.clone(), attributes)
-        })
+        .map(|d| (d.address.clone(), d.changed_attributes()))
         .collect();
     let expected = ["kubernetes_version".to_string(), "nodes".to_string()];
     ensure!(

@@ -485,15 +485,7 @@ fn terraform_on_two_agents() {
         .expect("no changes after the upgrade");
     let drifted: Vec<(String, Vec<String>)> = drift
         .iter()
-        .map(|d| {
-            let mut attributes: Vec<String> = d
-                .changed_paths()
-                .iter()
-                .map(|p| p.split(['.', '[']).next().unwrap_or_default().to_string())
-                .collect();
-            attributes.dedup();
-            (d.address.clone(), attributes)
-        })
+        .map(|d| (d.address.clone(), d.changed_attributes()))
         .collect();
     assert_eq!(
         drifted,
