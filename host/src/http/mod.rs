@@ -159,8 +159,14 @@ pub fn router(state: AppState, token: Token, scrape: ScrapeTokens) -> Router {
         .layer(middleware::from_fn(body::limit_body))
         .layer(middleware::from_fn(remember_route))
         .with_state(state);
-    // Around the whole router, not each route: axum adds a 405's `Allow`
-    // outside a route's layers, and the envelope quotes it.
+    around(routes)
+}
+
+/// What every listener wraps its routes in: the request's trace, its log
+/// line and the error envelope. Around the whole router, not each route:
+/// axum adds a 405's `Allow` outside a route's layers, and the envelope
+/// quotes it.
+fn around(routes: Router) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(failure::envelope))
@@ -185,11 +191,7 @@ pub fn metrics_only(state: AppState, scrape: ScrapeTokens) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(remember_route))
         .with_state(state);
-    Router::new()
-        .fallback_service(routes)
-        .layer(middleware::from_fn(failure::envelope))
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn(trace_request))
+    around(routes)
 }
 
 /// The request's id: the trace id of its W3C `traceparent` (a new one when
