@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use hybrid_acceptance_tests::plan::expect_exact_actions;
 use hybrid_acceptance_tests::{Host, Result, Workdir, ensure};
 use serde_json::{Value, json};
 
@@ -641,5 +642,57 @@ fn host_killed_during_cluster_create() -> Result<()> {
     // 3 control plane + 1 surge + 1 VIP, each once.
     let r = reservations(&host)?;
     ensure!(r.len() == 5, "reservations: {r:?}");
+    Ok(())
+}
+
+/// `control_plane.count` changes in place, 1 → 3 → 5 → 3: each plan is an
+/// update of the cluster alone, each apply leaves a quiet plan (no changes,
+/// no drift), and the service runs exactly that many control planes. (The
+/// order of the VM operations and a fault mid-change are checked on the
+/// service's own, in host/tests/control_plane.rs.)
+#[test]
+fn control_plane_count_changes_in_place() -> Result<()> {
+    let host = Host::start()?;
+    let wd = Workdir::new(&host)?;
+    let config = |count: u32| {
+        format!(
+            "{SITE}{}",
+            cluster("1.32.3", &format!("control_plane = {{ count = {count} }}"))
+        )
+    };
+    wd.apply(&config(1))?;
+    let endpoint = wd.resource("hybrid_cluster.c1")?["endpoint"].clone();
+    for count in [3u32, 5, 3] {
+        wd.write_config(&config(count))?;
+        let plan = wd.plan_json()?;
+        let changes = expect_exact_actions(&plan, &[("hybrid_cluster.c1", "update")])?;
+        ensure!(
+            changes["hybrid_cluster.c1"].changed_attributes() == ["control_plane"],
+            "control_plane.count {count}: {}",
+            changes["hybrid_cluster.c1"].describe()
+        );
+        // Checks the plan after it: no changes, no drift.
+        wd.apply_current()?;
+        let c = api(&host, "/v1/clusters/c1")?;
+        let cps = c["status"]["control_plane_nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            cps.len() == count as usize && cps.iter().all(|n| n["state"] == "Running"),
+            "control_plane.count {count}: {cps:?}"
+        );
+        let state = wd.resource("hybrid_cluster.c1")?;
+        ensure!(
+            state["control_plane"]["count"] == count && state["endpoint"] == endpoint,
+            "control_plane.count {count}: state {state}"
+        );
+        let vms = sim_vms(&host)?;
+        ensure!(
+            vms.iter().filter(|v| v.starts_with("c1-cp-")).count() == count as usize,
+            "control_plane.count {count}: datacenter {vms:?}"
+        );
+    }
+    wd.destroy()?;
     Ok(())
 }

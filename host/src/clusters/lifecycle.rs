@@ -470,12 +470,18 @@ async fn realize(
     scope: impl Fn(&VmRow) -> bool,
 ) -> Result<(), StepError> {
     let c = cluster.to_string();
-    let vms: Vec<VmRow> = store
-        .view(move |tx| tx.vms(Some(&c)))
-        .await?
-        .into_iter()
-        .filter(|v| scope(v))
-        .collect();
+    let all: Vec<VmRow> = store.view(move |tx| tx.vms(Some(&c))).await?;
+    // The control plane's etcd members: running control-plane VMs (a
+    // draining one still serves until it is removed). A new one becomes a
+    // member once it runs (it joins as a learner and is promoted then).
+    let mut members = all
+        .iter()
+        .filter(|v| {
+            v.role == VmRole::ControlPlane
+                && matches!(v.phase, VmPhase::Running | VmPhase::Draining)
+        })
+        .count();
+    let vms: Vec<VmRow> = all.into_iter().filter(|v| scope(v)).collect();
     let creating: Vec<&VmRow> = vms
         .iter()
         .filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed))
@@ -486,7 +492,9 @@ async fn realize(
         false => Some(VmContext::load(store, cluster, &vms).await?),
     };
     // Control planes one at a time, in order: the first initialises the
-    // cluster and each later one joins what is there. The other VMs (pool
+    // cluster and each later one joins what is there, so membership grows
+    // by one member at a time and every new member runs before the next
+    // is asked for (and before any member is removed, below). The other VMs (pool
     // nodes, load balancers) need nothing from each other, so they are
     // created side by side: a pool of N is ready in about one boot, not N
     // boots one after another. Each is marked as soon as its own create
@@ -494,11 +502,16 @@ async fn realize(
     let (control_planes, others): (Vec<&VmRow>, Vec<&VmRow>) = creating
         .into_iter()
         .partition(|v| v.role == VmRole::ControlPlane);
+    let mut joined: Vec<&VmRow> = Vec::new();
     for vm in control_planes {
         let Some(context) = context.as_mut() else {
             break;
         };
-        create_one(store, driver, cluster, &context.request(vm), vm).await?;
+        if let Err(e) = create_one(store, driver, cluster, &context.request(vm), vm).await {
+            return Err(keep_odd_control_plane(store, driver, cluster, members, &joined, e).await);
+        }
+        members += 1;
+        joined.push(vm);
         // The control planes after the first join it.
         context.control_plane_exists = true;
     }
@@ -549,6 +562,85 @@ async fn realize(
             })
             .await?;
     }
+    Ok(())
+}
+
+/// After a control-plane VM failed to boot mid-change: when the members
+/// that do run are an even number, takes the last one this step added out
+/// again (its row goes back to `Pending`, so the next apply re-creates it
+/// in order). Two members tolerate no more failures than one, and four no
+/// more than three, while each needs one more healthy member for quorum:
+/// the odd size below is the safer place to stop. It is never below the
+/// size the change started from (only members this step added are taken
+/// out). The step's error then says where the control plane stands.
+async fn keep_odd_control_plane(
+    store: &Arc<dyn Store>,
+    driver: &dyn Driver,
+    cluster: &str,
+    members: usize,
+    joined: &[&VmRow],
+    error: StepError,
+) -> StepError {
+    let StepError::Failed(mut failure) = error else {
+        return error;
+    };
+    let mut members = members;
+    let mut note = String::new();
+    if members.is_multiple_of(2)
+        && let Some(last) = joined.last()
+    {
+        match take_out(store, driver, cluster, last).await {
+            Ok(()) => {
+                members -= 1;
+                note = format!(
+                    "; {} was taken out again so that the control plane keeps an odd number of members",
+                    last.name
+                );
+            }
+            Err(StepError::Failed(e)) => {
+                note = format!(
+                    "; taking {} out again (to keep an odd number of members) failed too: {}",
+                    last.name, e.message
+                );
+            }
+            Err(store_error) => return store_error,
+        }
+    }
+    failure.message = format!(
+        "control plane change stopped at {members} running member(s): {}{note}; apply the same configuration again to retry",
+        failure.message
+    );
+    failure
+        .target
+        .get_or_insert_with(|| "control_plane.count".to_string());
+    StepError::Failed(failure)
+}
+
+/// Deletes a control-plane VM this step created and puts its row back to
+/// `Pending` (keeping its host and address): decided, not running.
+async fn take_out(
+    store: &Arc<dyn Store>,
+    driver: &dyn Driver,
+    cluster: &str,
+    vm: &VmRow,
+) -> Result<(), StepError> {
+    driver
+        .delete_vm(&vm.name)
+        .await
+        .map_err(|e| infra(format!("deleting VM {} on {}: {e}", vm.name, vm.host)))?;
+    let (cluster, name) = (cluster.to_string(), vm.name.clone());
+    store
+        .write(false, move |tx| -> Result<_, Error> {
+            if let Some(mut vm) = tx.vms(Some(&cluster))?.into_iter().find(|v| v.name == name)
+                && vm.phase == VmPhase::Running
+            {
+                vm.phase = VmPhase::Pending;
+                vm.updated_at = clock::now();
+                tx.put_vm(&vm)?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(())
 }
 

@@ -296,7 +296,9 @@ fn control_plane_attributes() -> Vec<Attribute> {
     vec![
         Attribute::number("count").default_value(1i64).description(
             "Number of control-plane VMs: 1, 3 or 5 (an odd number keeps etcd quorum). \
-                 Defaults to 1. Changes in place.",
+                 Defaults to 1. Changes in place, one member at a time: new members join \
+                 (each running before the next is added) before any is removed, so quorum \
+                 is never lost; see the High availability guide.",
         ),
         Attribute::string("vm_size")
             .default_value(DEFAULT_CONTROL_PLANE_VM_SIZE)

@@ -44,6 +44,11 @@ pub struct SimConfig {
     pub vm_sizes: Option<Vec<SizeEntry>>,
     /// Extension timings, faults and extra catalogue versions.
     pub extensions: ExtensionsSim,
+    /// Keep an ordered journal of VM operations (create, boot outcome,
+    /// delete) in the state file, for tests that check the order in which
+    /// the service drives the datacenter (see [`super::read_journal`]).
+    /// Off by default: a long-running datacenter would only grow it.
+    pub journal: bool,
 }
 
 /// Default duration of a simulated extension install.

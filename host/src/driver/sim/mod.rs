@@ -68,7 +68,59 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS networks (
     name TEXT PRIMARY KEY
 );
+-- With `journal = true`: every VM operation, in the order it happened.
+CREATE TABLE IF NOT EXISTS vm_journal (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm    TEXT NOT NULL,
+    role  TEXT NOT NULL,
+    -- create | start | running | failed | delete | deleted
+    event TEXT NOT NULL,
+    at    INTEGER NOT NULL
+);
 ";
+
+/// One entry of the VM journal (`journal = true` in the sim file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Order of the entry (strictly increasing).
+    pub seq: i64,
+    pub vm: String,
+    /// The role the VM was created with (`control-plane`, `node`, …).
+    pub role: String,
+    /// `create` (booting starts), `start` (a stopped VM boots again),
+    /// `running` / `failed` (how a boot ended), `delete` (removal starts),
+    /// `deleted` (the VM is gone).
+    pub event: String,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+/// Reads the VM journal of the datacenter whose state is in `path` (see
+/// [`SimDriver::open_state`]); empty unless it runs with `journal = true`.
+/// A running datacenter may share the file meanwhile.
+pub fn read_journal(path: &Path) -> Result<Vec<JournalEntry>, SimError> {
+    let err = |e: rusqlite::Error| SimError::State {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    let mut st = conn
+        .prepare("SELECT seq, vm, role, event, at FROM vm_journal ORDER BY seq")
+        .map_err(err)?;
+    st.query_map([], |r| {
+        Ok(JournalEntry {
+            seq: r.get(0)?,
+            vm: r.get(1)?,
+            role: r.get(2)?,
+            event: r.get(3)?,
+            at: r.get(4)?,
+        })
+    })
+    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+    .map_err(err)
+}
 
 /// The simulated datacenter. Cheap to clone (shared state).
 #[derive(Clone)]
@@ -312,6 +364,19 @@ impl SimDriver {
         self.inner.config.faults.host_down(name)
     }
 
+    /// Records `event` for VM `vm` (still in `vms`) when the journal is on.
+    fn journal(&self, tx: &Transaction, vm: &str, event: &str) -> rusqlite::Result<()> {
+        if !self.inner.config.journal {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO vm_journal (vm, role, event, at)
+             SELECT name, role, ?2, ?3 FROM vms WHERE name = ?1",
+            params![vm, event, now_ms()],
+        )?;
+        Ok(())
+    }
+
     /// Boot time of `vm` once its image is on the host.
     fn boot_ms(&self, vm: &str) -> i64 {
         let c = &self.inner.config;
@@ -371,6 +436,7 @@ impl SimDriver {
                 "UPDATE vms SET state = ?1 WHERE name = ?2 AND state = ?3",
                 params![state, name, BOOTING],
             )?;
+            self.journal(tx, &name, state)?;
         }
         Ok(())
     }
@@ -514,6 +580,8 @@ impl SimDriver {
             ],
         )
         .map_err(|e| self.state_err(e))?;
+        self.journal(tx, &req.name, "create")
+            .map_err(|e| self.state_err(e))?;
         tracing::debug!(vm = %req.name, host = %host.name, size = %req.size.name, "sim: creating VM");
         Ok(ready_at)
     }
@@ -526,6 +594,8 @@ impl SimDriver {
             params![BOOTING, ready_at, row.name],
         )
         .map_err(|e| self.state_err(e))?;
+        self.journal(tx, &row.name, "start")
+            .map_err(|e| self.state_err(e))?;
         Ok(ready_at)
     }
 
@@ -747,6 +817,8 @@ impl Driver for SimDriver {
                     action: "delete",
                 });
             }
+            self.journal(tx, name, "delete")
+                .map_err(|e| self.state_err(e))?;
             Ok(true)
         })?;
         if !found {
@@ -756,6 +828,8 @@ impl Driver for SimDriver {
         // meanwhile leaves it in place, and the retried delete removes it).
         sleep_ms(self.inner.config.timings.vm_delete_ms).await;
         self.with_tx(|tx| {
+            self.journal(tx, name, "deleted")
+                .map_err(|e| self.state_err(e))?;
             tx.execute("DELETE FROM vms WHERE name = ?1", [name])
                 .map_err(|e| self.state_err(e))
         })?;
