@@ -228,6 +228,10 @@ pub struct ClusterStatus {
     /// Ids of the cluster's node pools.
     #[serde(default)]
     pub node_pools: Vec<String>,
+    /// Expiry and renewal of the certificates the service issued for the
+    /// cluster; absent until its PKI exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<crate::certificates::ClusterCertificates>,
 }
 
 /// A cluster as the service reports it. `spec.kubernetes_version` is always

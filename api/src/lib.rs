@@ -13,6 +13,7 @@ pub mod agent;
 pub mod autoscaler;
 pub mod bootstrap;
 pub mod catalog;
+pub mod certificates;
 pub mod cluster;
 pub mod custom_location;
 pub mod error;

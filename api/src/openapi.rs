@@ -490,6 +490,30 @@ fn operated_paths(p: &Parts, r: Operated<'_>) -> Value {
     Value::Object(paths)
 }
 
+/// `/v1/clusters/{name}/rotate-certificates`.
+fn certificate_paths(p: &Parts, request: Value, accepted: Value) -> Value {
+    json!({
+        "/v1/clusters/{name}/rotate-certificates": {
+            "parameters": [path_param("name", "Cluster name", Some(patterns::SHORT_DNS_LABEL))],
+            "post": {
+                "operationId": "rotateClusterCertificates",
+                "summary": "Renew the cluster's certificates now (the service also renews them in the background before they expire): a `cluster.rotate_certificates` operation, audited. `rotate_ca: true` also replaces the CA by one on a new key, after which every kubeconfig issued before must be issued again (`kubeconfigs_must_be_reissued`). A rotation already queued is answered again (and made to replace the CA if asked)",
+                "requestBody": { "required": true, "content": json_content(request) },
+                "responses": p.responses(json!({
+                    "202": {
+                        "description": "Queued; poll the operation. The body is the operation plus `rotate_ca`, `kubeconfigs_must_be_reissued` and a message",
+                        "headers": { "Location": p.location },
+                        "content": json_content(accepted)
+                    },
+                    "400": p.error("InvalidField: an unknown field, or `rotate_ca` is not a boolean"),
+                    "404": p.error("No such cluster"),
+                    "409": p.error("Conflict: the cluster has no certificates yet (still being created) or is being deleted")
+                }))
+            }
+        }
+    })
+}
+
 /// `/v1/clusters/{name}/kubeconfig` and `/v1/audit`.
 fn kubeconfig_paths(p: &Parts, request: Value, kubeconfig: Value, audit: Value) -> Value {
     json!({
@@ -843,6 +867,11 @@ pub fn document() -> Value {
             c.schema::<crate::kubeconfig::KubeconfigRequest>(),
             c.schema::<crate::kubeconfig::Kubeconfig>(),
             c.schema::<List<crate::kubeconfig::AuditEntry>>(),
+        ),
+        certificate_paths(
+            &parts,
+            c.schema::<crate::certificates::RotateCertificatesRequest>(),
+            c.schema::<crate::certificates::RotateCertificatesAccepted>(),
         ),
         agent_paths(&parts, &mut c),
         catalog_paths(

@@ -73,6 +73,9 @@ pub mod operation_kinds {
     pub const CLUSTER_CREATE: &str = "cluster.create";
     pub const CLUSTER_UPDATE: &str = "cluster.update";
     pub const CLUSTER_DELETE: &str = "cluster.delete";
+    /// Renews or rotates a cluster's certificates (in the background, at
+    /// start-up, or on `POST /v1/clusters/{name}/rotate-certificates`).
+    pub const CLUSTER_ROTATE_CERTIFICATES: &str = "cluster.rotate_certificates";
     pub const NODEPOOL_CREATE: &str = "nodepool.create";
     pub const NODEPOOL_UPDATE: &str = "nodepool.update";
     pub const NODEPOOL_DELETE: &str = "nodepool.delete";

@@ -168,6 +168,11 @@ pub struct ServeArgs {
     /// (give it to Prometheus instead of the admin token).
     #[arg(long, env = "HYBRID_HOST_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// For tests only, never in production: certificate expiry and renewal
+    /// go by a clock ahead of the system clock by the whole seconds in
+    /// DATA_DIR/test-clock (a test writes that file to move time on).
+    #[arg(long)]
+    pub test_clock: bool,
 }
 
 impl ServeArgs {
@@ -197,6 +202,7 @@ impl ServeArgs {
             },
             metrics_listen: self.metrics_listen,
             metrics_token_file: self.metrics_token_file.clone(),
+            test_clock: self.test_clock,
         }
     }
 }

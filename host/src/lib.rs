@@ -104,6 +104,10 @@ pub struct Config {
     /// A token `/metrics` accepts besides the admin token, so a scraper
     /// need not hold the admin token.
     pub metrics_token_file: Option<PathBuf>,
+    /// For tests only: certificate work goes by a clock that runs ahead of
+    /// the system clock by the seconds in `DATA_DIR/test-clock`
+    /// ([`clock::Clock::test`]), and the renewer looks every 250 ms.
+    pub test_clock: bool,
 }
 
 /// Bounds on the listener's connections: how many may be open and how long
@@ -163,6 +167,7 @@ impl Config {
             connections: ConnectionLimits::default(),
             metrics_listen: None,
             metrics_token_file: None,
+            test_clock: false,
         }
     }
 }
@@ -236,6 +241,8 @@ pub struct Server {
     )>,
     server: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
+    /// The certificate renewer ([`clusters::certificates::spawn_renewer`]).
+    renewer: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -407,7 +414,32 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ops = operations::Operations::new(store.clone(), replica.clone(), config.lease_ttl);
-    let worker = ops.spawn_worker(driver.clone(), lifecycles(), shutdown_rx.clone());
+    let (clock, check_interval) = if config.test_clock {
+        tracing::warn!(
+            file = %dir.join(clock::TEST_CLOCK_FILE).display(),
+            "--test-clock: certificate renewal follows a test clock (never use this in production)"
+        );
+        (
+            clock::Clock::test(dir.join(clock::TEST_CLOCK_FILE)),
+            clusters::certificates::TEST_CHECK_INTERVAL,
+        )
+    } else {
+        (
+            clock::Clock::system(),
+            clusters::certificates::DEFAULT_CHECK_INTERVAL,
+        )
+    };
+    let registry = lifecycles().with(clusters::certificates::CertificateLifecycle {
+        clock: clock.clone(),
+    });
+    let worker = ops.spawn_worker(driver.clone(), registry, shutdown_rx.clone());
+    let renewer = clusters::certificates::spawn_renewer(
+        store.clone(),
+        ops.clone(),
+        clock,
+        check_interval,
+        shutdown_rx.clone(),
+    );
 
     let state = http::AppState {
         store,
@@ -511,6 +543,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         handle,
         server,
         worker,
+        renewer,
         shutdown,
     })
 }
@@ -529,6 +562,7 @@ impl Server {
         }
         let served = self.server.await;
         let _ = self.worker.await;
+        let _ = self.renewer.await;
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StartError::Serve(e)),

@@ -1,6 +1,9 @@
 //! Per-cluster PKI: each cluster gets its own CA and an API-server
 //! certificate for its VIP, signed by that CA. Kubeconfig client
 //! certificates ([`client_cert`]) are signed by the same CA.
+//!
+//! Every issuer takes the time to issue at (`*_at`), so renewals follow the
+//! service's [`crate::clock::Clock`] (a test clock in tests).
 
 use rand::RngCore;
 use rcgen::{
@@ -21,9 +24,44 @@ fn dn(cn: &str) -> DistinguishedName {
     dn
 }
 
-/// A new CA for `cluster`, valid ten years.
+/// How long a cluster CA is valid.
+pub const CA_LIFETIME: Duration = Duration::days(3650);
+/// How long an API-server certificate is valid.
+pub const APISERVER_LIFETIME: Duration = Duration::days(365);
+
+/// A new CA for `cluster`, valid ten years from now.
 pub fn new_cluster_ca(cluster: &str) -> Result<Pem, rcgen::Error> {
+    new_cluster_ca_at(cluster, OffsetDateTime::now_utc())
+}
+
+/// A new CA for `cluster` on a new key pair, valid [`CA_LIFETIME`] from `now`.
+pub fn new_cluster_ca_at(cluster: &str, now: OffsetDateTime) -> Result<Pem, rcgen::Error> {
     let key = KeyPair::generate()?;
+    let cert = ca_params(cluster, now)?.self_signed(&key)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// The CA certificate of `cluster` issued again on its existing key
+/// (`key_pem`), valid [`CA_LIFETIME`] from `now`. Same subject, same key,
+/// same key identifier: everything the old certificate signed (node and
+/// kubeconfig client certificates) still chains to the new one.
+pub fn renew_cluster_ca_at(
+    cluster: &str,
+    key_pem: &str,
+    now: OffsetDateTime,
+) -> Result<Pem, rcgen::Error> {
+    let key = KeyPair::from_pem(key_pem)?;
+    let cert = ca_params(cluster, now)?.self_signed(&key)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key_pem.to_string(),
+    })
+}
+
+fn ca_params(cluster: &str, now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name = dn(&format!("{cluster}-ca"));
@@ -32,18 +70,24 @@ pub fn new_cluster_ca(cluster: &str) -> Result<Pem, rcgen::Error> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let now = OffsetDateTime::now_utc();
+    params.serial_number = Some(SerialNumber::from_slice(&new_serial()));
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(3650);
-    let cert = params.self_signed(&key)?;
-    Ok(Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    params.not_after = now + CA_LIFETIME;
+    Ok(params)
 }
 
 /// The API server's serving certificate for `vip`, signed by the cluster CA.
 pub fn apiserver_cert(ca: &Pem, cluster: &str, vip: &str) -> Result<Pem, rcgen::Error> {
+    apiserver_cert_at(ca, cluster, vip, OffsetDateTime::now_utc())
+}
+
+/// [`apiserver_cert`] valid [`APISERVER_LIFETIME`] from `now`.
+pub fn apiserver_cert_at(
+    ca: &Pem,
+    cluster: &str,
+    vip: &str,
+    now: OffsetDateTime,
+) -> Result<Pem, rcgen::Error> {
     let ca_key = KeyPair::from_pem(&ca.key)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
     let mut params = CertificateParams::new(vec![
@@ -59,9 +103,9 @@ pub fn apiserver_cert(ca: &Pem, cluster: &str, vip: &str) -> Result<Pem, rcgen::
         KeyUsagePurpose::KeyEncipherment,
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let now = OffsetDateTime::now_utc();
+    params.serial_number = Some(SerialNumber::from_slice(&new_serial()));
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(365);
+    params.not_after = now + APISERVER_LIFETIME;
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok(Pem {
@@ -135,6 +179,33 @@ pub fn client_cert(
         serial: hex::encode(serial),
         not_after: params.not_after,
     })
+}
+
+/// Why a stored certificate cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidityError {
+    #[error("not a PEM certificate: {0}")]
+    Pem(String),
+    #[error("not an X.509 certificate: {0}")]
+    X509(String),
+    #[error("validity outside the representable range: {0}")]
+    Range(String),
+}
+
+/// The validity period (`not_before`, `not_after`) of a PEM certificate.
+pub fn validity(pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), ValidityError> {
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| ValidityError::Pem(e.to_string()))?;
+    let x = der
+        .parse_x509()
+        .map_err(|e| ValidityError::X509(e.to_string()))?;
+    let at = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t).map_err(|e| ValidityError::Range(e.to_string()))
+    };
+    Ok((
+        at(x.validity().not_before.timestamp())?,
+        at(x.validity().not_after.timestamp())?,
+    ))
 }
 
 #[cfg(test)]
@@ -214,6 +285,51 @@ mod tests {
             }
         }
         assert!(client_auth && signature_only);
+    }
+
+    #[test]
+    fn a_ca_renewed_on_its_key_still_verifies_what_the_old_one_signed() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let old = new_cluster_ca_at("a", now).unwrap();
+        let issued = client_cert(
+            &old.cert,
+            &old.key,
+            &ClientIdentity {
+                username: "u",
+                group: None,
+                lifetime: Duration::seconds(600),
+            },
+            new_serial(),
+        )
+        .unwrap();
+        let later = now + Duration::days(3000);
+        let renewed = renew_cluster_ca_at("a", &old.key, later).unwrap();
+        assert_ne!(renewed.cert, old.cert);
+        assert_eq!(validity(&renewed.cert).unwrap().1, later + CA_LIFETIME);
+        let (_, ca_der) = x509_parser::pem::parse_x509_pem(renewed.cert.as_bytes()).unwrap();
+        let (_, der) = x509_parser::pem::parse_x509_pem(issued.pem.cert.as_bytes()).unwrap();
+        let (ca_x, x) = (ca_der.parse_x509().unwrap(), der.parse_x509().unwrap());
+        assert_eq!(x.issuer(), ca_x.subject());
+        x.verify_signature(Some(ca_x.public_key())).unwrap();
+        // A new CA (new key) does not verify it.
+        let other = new_cluster_ca_at("a", later).unwrap();
+        let (_, o_der) = x509_parser::pem::parse_x509_pem(other.cert.as_bytes()).unwrap();
+        assert!(
+            x.verify_signature(Some(o_der.parse_x509().unwrap().public_key()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn issuance_follows_the_given_time() {
+        let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::days(400);
+        let ca = new_cluster_ca_at("a", at).unwrap();
+        let srv = apiserver_cert_at(&ca, "a", "10.0.0.9", at).unwrap();
+        assert_eq!(
+            validity(&srv.cert).unwrap(),
+            (at - Duration::hours(1), at + APISERVER_LIFETIME)
+        );
+        assert!(matches!(validity("nope"), Err(ValidityError::Pem(_))));
     }
 
     #[test]

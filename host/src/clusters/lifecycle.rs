@@ -176,6 +176,10 @@ async fn ensure_pki(store: &Arc<dyn Store>, cluster: &str) -> Result<(), StepErr
             tx.put_secret(&id, "ca_key", &ca.key)?;
             tx.put_secret(&id, "apiserver_key", &server.key)?;
             tx.put_secret(&id, "apiserver_cert", &server.cert)?;
+            c.internal.certificates = Some(
+                super::certificates::CertificateState::issued(&ca.cert, &server.cert)
+                    .map_err(|e| StoreError::Corrupt(format!("certificate validity: {e}")))?,
+            );
             c.internal.ca_certificate = Some(ca.cert);
             rec::put(tx, &c)?;
             Ok(())

@@ -1,7 +1,8 @@
 //! Clusters and their node pools: how a change is admitted
 //! ([`admission`], placing VMs through [`vms`]), what the worker does for
 //! their operations ([`lifecycle`]), how they are shown ([`views`]), the
-//! per-cluster PKI ([`certs`]) and kubeconfig issuance ([`kubeconfig`]).
+//! per-cluster PKI ([`certs`]), its renewal ([`certificates`]) and
+//! kubeconfig issuance ([`kubeconfig`]).
 //!
 //! May depend on: [`crate::objects`], [`crate::ipam`], [`crate::placement`],
 //! [`crate::store`], [`crate::driver`], [`crate::security`] and
@@ -16,6 +17,7 @@ use crate::objects::{Kind, NoInternal, Record};
 use crate::store::ObjectKind;
 
 pub mod admission;
+pub mod certificates;
 pub mod certs;
 pub mod kubeconfig;
 pub mod lifecycle;
@@ -40,6 +42,11 @@ pub struct ClusterInternal {
     /// PEM of the cluster CA (public; the key is a secret).
     #[serde(default)]
     pub ca_certificate: Option<String>,
+    /// Expiry and renewal of the cluster's certificates (`None` until its
+    /// PKI exists, or for a cluster created before the service kept it:
+    /// then worked out from the stored certificates).
+    #[serde(default)]
+    pub certificates: Option<certificates::CertificateState>,
 }
 impl Kind for ClusterSpec {
     const KIND: ObjectKind = ObjectKind::Cluster;

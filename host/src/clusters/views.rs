@@ -240,6 +240,7 @@ pub fn cluster(c: &ClusterRecord, related: &Related, down: &BTreeSet<String>) ->
             control_plane_nodes,
             load_balancer_nodes,
             node_pools: related.pools.get(&c.id).cloned().unwrap_or_default(),
+            certificates: c.internal.certificates.as_ref().map(|s| s.view()),
         },
         created_at: c.created_at.clone(),
         updated_at: c.updated_at.clone(),

@@ -1,5 +1,6 @@
 //! `/v1/clusters`: PUT/PATCH (admission in [`crate::clusters::admission`]),
-//! GET/LIST with observed status, DELETE.
+//! GET/LIST with observed status, DELETE, and
+//! `POST /v1/clusters/{name}/rotate-certificates`.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +16,7 @@ use super::failure::Failure;
 use super::path::StrictPath;
 use super::query::{NoQuery, StrictQuery};
 use super::{AppState, preconditions};
-use crate::clusters::{ClusterInternal, ClusterRecord, admission, views};
+use crate::clusters::{ClusterInternal, ClusterRecord, admission, certificates, views};
 use crate::objects::record::tx as rec;
 use crate::store::{StoreError, Tx};
 
@@ -135,4 +136,36 @@ pub async fn delete(
         |_, _, _| Ok(None),
     )
     .await
+}
+
+/// `POST /v1/clusters/{name}/rotate-certificates`: queues a rotation of the
+/// cluster's certificates (see [`crate::clusters::certificates`]) and
+/// answers 202 with the operation and what it means for kubeconfigs.
+pub async fn rotate_certificates(
+    State(state): State<AppState>,
+    _: StrictQuery<NoQuery>,
+    StrictPath(name): StrictPath<String>,
+    extensions: axum::http::Extensions,
+    StrictJson(req): StrictJson<hybrid_api::certificates::RotateCertificatesRequest>,
+) -> Result<Response, Failure> {
+    check_name(&name)?;
+    let actor = super::auth::actor(&extensions);
+    let accepted = state
+        .store
+        .write(false, move |tx| -> Result<_, crate::objects::Error> {
+            certificates::request(tx, &name, req.rotate_ca, &actor)
+        })
+        .await?;
+    state.operations.wake();
+    let mut headers = Vec::new();
+    if let Ok(v) =
+        axum::http::HeaderValue::from_str(&format!("/v1/operations/{}", accepted.operation.id))
+    {
+        headers.push((axum::http::header::LOCATION, v));
+    }
+    Ok(super::json_with(
+        axum::http::StatusCode::ACCEPTED,
+        headers,
+        accepted,
+    ))
 }

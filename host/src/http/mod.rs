@@ -123,6 +123,10 @@ pub fn router(state: AppState, token: Token, scrape: ScrapeTokens) -> Router {
                 .delete(nodepools::delete),
         )
         .route("/v1/clusters/{name}/kubeconfig", post(kubeconfig::issue))
+        .route(
+            "/v1/clusters/{name}/rotate-certificates",
+            post(clusters::rotate_certificates),
+        )
         .route("/v1/audit", get(kubeconfig::audit_log))
         .route("/v1/extension-types", get(extension_types::list))
         .route("/v1/extension-types/{name}", get(extension_types::get))

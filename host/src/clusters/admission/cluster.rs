@@ -348,6 +348,7 @@ fn create_cluster(
             surge_ip: surge,
             current_version: None,
             ca_certificate: None,
+            certificates: None,
         },
         etag: clock::new_etag(),
         provisioning_state: ProvisioningState::Accepted,
