@@ -250,38 +250,51 @@ fn cluster_and_nodepools_lifecycle() -> Result<()> {
         &config("1.31.7", 1, "{ tier = \"api\" }", "Standard_K8S3_v1"),
         &["kubernetes_version", "downgrade"],
     )?;
-    // Upgrade in place, one minor: every VM ends on the new version.
+    // Upgrade in place, one minor: every VM ends on the new version. The
+    // upgrade replaces the pools' VMs too, and the plan says so: the pools
+    // update in place, their version and nodes known after apply. Applied
+    // from the saved plan (a new provider process), and the plan after it is
+    // quiet: no changes, nothing "changed outside of Terraform".
     let upgraded = config("1.33.1", 1, "{ tier = \"api\" }", "Standard_K8S3_v1");
     wd.write_config(&upgraded)?;
     let plan = wd.plan_json()?;
-    ensure!(
-        Workdir::planned_actions(&plan, "hybrid_cluster.c1") == ["update"],
-        "upgrade is in place"
-    );
-    // Known flaw, outside the vnet's quiet plans: the upgrade rolls every
-    // pool's VMs, and each `hybrid_nodepool` keeps `kubernetes_version` and
-    // `nodes` in its state, so the next plan reports them as changed
-    // outside of Terraform (nothing to apply). Asserted exactly, so that
-    // the fix turns this into a quiet plan and this step into a plain apply.
-    wd.apply_leaving_changes(
-        &[],
-        "a cluster upgrade leaves its pools' kubernetes_version and nodes as drift",
+    let changes = expect_exact_actions(
+        &plan,
+        &[
+            ("hybrid_cluster.c1", "update"),
+            ("hybrid_nodepool.linux1", "update"),
+            ("hybrid_nodepool.win1", "update"),
+        ],
     )?;
-    let drift = wd.expect_no_changes_despite_drift("the pools followed the cluster's upgrade")?;
-    let drifted: Vec<(String, Vec<String>)> = drift
-        .iter()
-        .map(|d| (d.address.clone(), d.changed_attributes()))
-        .collect();
-    let expected = ["kubernetes_version".to_string(), "nodes".to_string()];
-    ensure!(
-        drifted
-            == [
-                ("hybrid_nodepool.linux1".to_string(), expected.to_vec()),
-                ("hybrid_nodepool.win1".to_string(), expected.to_vec())
-            ],
-        "drift after the upgrade: {drifted:?}"
-    );
-    wd.apply_with(&["-refresh-only"])?;
+    for p in ["hybrid_nodepool.linux1", "hybrid_nodepool.win1"] {
+        let unknown = changes[p].unknown_paths();
+        ensure!(
+            changes[p].changed_paths().is_empty()
+                && ["kubernetes_version", "nodes"]
+                    .iter()
+                    .all(|a| unknown.iter().any(|u| u == a)),
+            "{p} follows the upgrade: {}",
+            changes[p].describe()
+        );
+    }
+    wd.apply_with(&["acc.tfplan"])?;
+    for p in ["linux1", "win1"] {
+        let state = wd.resource(&format!("hybrid_nodepool.{p}"))?;
+        let api_nodes: Vec<Value> = nodes(&api(&host, &format!("/v1/clusters/c1/nodepools/{p}"))?)
+            .iter()
+            .map(|n| n["name"].clone())
+            .collect();
+        let state_nodes: Vec<Value> = state["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["name"].clone())
+            .collect();
+        ensure!(
+            state["kubernetes_version"] == "1.33.1" && state_nodes == api_nodes,
+            "pool state after the upgrade: {state} (service: {api_nodes:?})"
+        );
+    }
     let c = api(&host, "/v1/clusters/c1")?;
     ensure!(
         c["status"]["current_kubernetes_version"] == "1.33.1",

@@ -24,7 +24,7 @@ use hybrid_cty::{Type, Value};
 
 use super::attributes::{self, ConditionModel, NodeModel};
 use super::lifecycle::{Managed, managed_resource};
-use super::{dry_run, planning};
+use super::{dry_run, following, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::model::{self, Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
@@ -202,6 +202,11 @@ impl Managed for ClusterResource {
         diags: &mut Diagnostics,
     ) {
         plan_observed(ctx.prior, ctx.config, planned);
+        // Its pools' plans, next, compare their version with this one.
+        let plan: ClusterModel = model::read(planned);
+        if let (Some(name), Some(version)) = (plan.name.known(), plan.kubernetes_version.known()) {
+            following::record(&cluster_id(name), version);
+        }
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
@@ -284,6 +289,14 @@ impl Managed for ClusterResource {
 
     async fn delete(client: &HostClient, id: &str) -> Result<Option<Operation>, ClientError> {
         client.delete_cluster(name_in(id).unwrap_or_default()).await
+    }
+
+    /// The apply walk re-plans each pool after its cluster is applied (in a
+    /// process that may not have seen the plan): it compares with this.
+    fn applied(state: &ClusterModel, _diags: &mut Diagnostics) {
+        if let (Some(id), Some(version)) = (state.id.known(), state.kubernetes_version.known()) {
+            following::record(id, version);
+        }
     }
 }
 

@@ -269,7 +269,24 @@ pub(crate) async fn update<K: Managed>(
         return prior.clone();
     };
     if let Some(state) = unchanged_update(prior, planned, K::same_spec(&before, &after)) {
-        return state;
+        if planned.is_fully_known() {
+            return state;
+        }
+        // Nothing to send, but the plan left values to the service that
+        // other work changes (a pool's version and nodes, which its
+        // cluster's upgrade, applied first, replaced): read them back.
+        let summary = format!("Cannot read {} {id}", K::KIND);
+        return match K::fetch(client, &id).await {
+            Ok(Some(object)) => state_of::<K>(&object, planned),
+            Ok(None) => {
+                diags.error(summary, format!("{} {id} no longer exists", K::KIND));
+                state
+            }
+            Err(e) => {
+                errors::report(diags, &summary, &e);
+                state
+            }
+        };
     }
     let answer = K::update(client, &id, &request).await;
     let state = updated::<K>(client, &id, answer, prior, planned, diags).await;

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod custom_location;
 pub(crate) mod dry_run;
 pub mod extension;
+pub(crate) mod following;
 pub(crate) mod lifecycle;
 pub mod nodepool;
 pub(crate) mod planning;

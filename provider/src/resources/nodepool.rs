@@ -21,10 +21,11 @@ use hybrid_cty::{Type, Value};
 
 use super::attributes::{self, NodeModel};
 use super::lifecycle::{Managed, managed_resource};
-use super::{dry_run, planning};
+use super::{dry_run, following, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
+use crate::framework::values::set;
 use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -161,7 +162,10 @@ impl Managed for NodePoolResource {
                     .use_state_for_unknown()
                     .description(
                         "Kubernetes version the pool's nodes run; follows the cluster's \
-                         (the oldest node's, during an upgrade).",
+                         (the oldest node's, during an upgrade). When the cluster's \
+                         `kubernetes_version` changes in the same plan, the pool shows as an \
+                         in-place update with this and `nodes` known after apply (see the \
+                         Upgrading Kubernetes guide).",
                     ),
                 attributes::observed_list("nodes", attributes::node_attributes())
                     .use_state_for_unknown()
@@ -222,7 +226,11 @@ impl Managed for NodePoolResource {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        plan_pool(ctx.prior, ctx.config, planned);
+        let cluster_version = model::read::<NodePoolModel>(ctx.config)
+            .cluster_id
+            .known()
+            .and_then(|id| following::version_of(id));
+        plan_pool(ctx.prior, ctx.config, planned, cluster_version.as_deref());
         let Some((client, put)) = dry_run::put(&ctx, planned, &self.schema()) else {
             return;
         };
@@ -348,8 +356,17 @@ fn count(value: &Attr<i64>) -> Option<u32> {
 ///   (clamped to new bounds, as the service will), unknown on create;
 ///   without, 1;
 /// - a count change makes `nodes` (and the oldest node's version) unknown;
+/// - so does the cluster's upgrade: when this process planned or applied
+///   the pool's cluster at `cluster_version` and the pool's nodes are not
+///   all on it yet, the upgrade replaces them (see [`following`]), so the
+///   pool updates in place with both known after apply;
 /// - unfinished work is re-driven.
-fn plan_pool(prior_value: &Value, config_value: &Value, planned_value: &mut Value) {
+fn plan_pool(
+    prior_value: &Value,
+    config_value: &Value,
+    planned_value: &mut Value,
+    cluster_version: Option<&str>,
+) {
     planning::keep_succeeded_state(prior_value, planned_value);
     let prior: NodePoolModel = model::read(prior_value);
     let config: NodePoolModel = model::read(config_value);
@@ -388,6 +405,12 @@ fn plan_pool(prior_value: &Value, config_value: &Value, planned_value: &mut Valu
     }
     if same_spec(&prior, &planned) {
         planning::keep_prior_values(prior_value, config_value, planned_value);
+    }
+    if let (Some(target), Some(now)) = (cluster_version, prior.kubernetes_version.known())
+        && now != target
+    {
+        set(planned_value, "kubernetes_version", Value::Unknown);
+        set(planned_value, "nodes", Value::Unknown);
     }
     planning::redrive_unfinished(prior_value, planned_value, &["nodes", "kubernetes_version"]);
 }
@@ -576,12 +599,55 @@ mod tests {
     type Case = (Vec<(&'static str, Value)>, Vec<AttrPath>);
 
     fn plan_for(prior: &Value, config: &Value) -> crate::framework::plan::Plan {
+        plan_following(prior, config, None)
+    }
+
+    /// [`plan_for`] when this process planned the cluster at `cluster_version`.
+    fn plan_following(
+        prior: &Value,
+        config: &Value,
+        cluster_version: Option<&str>,
+    ) -> crate::framework::plan::Plan {
         let schema = NodePoolResource.schema();
         let proposed =
             crate::framework::plan::proposed_new_state(&schema.attributes, prior, config);
         let mut planned = plan(&schema, prior, config, &proposed);
-        plan_pool(prior, config, &mut planned.planned);
+        plan_pool(prior, config, &mut planned.planned, cluster_version);
         planned
+    }
+
+    #[test]
+    fn a_cluster_upgrade_updates_the_pool_in_place_with_version_and_nodes_unknown() {
+        let cfg = config(&[]);
+        // object() runs 1.31.7.
+        let prior = state(&object(1, None), &plan_for(&Value::Null, &cfg).planned);
+        let upgrading = plan_following(&prior, &cfg, Some("1.32.3"));
+        assert!(upgrading.requires_replace.is_empty());
+        assert_eq!(
+            upgrading.planned.get("kubernetes_version"),
+            Some(&Value::Unknown)
+        );
+        assert_eq!(upgrading.planned.get("nodes"), Some(&Value::Unknown));
+        // Everything the configuration sets stays as it was.
+        for known in [
+            "node_count",
+            "os_sku",
+            "vm_size",
+            "provisioning_state",
+            "id",
+        ] {
+            assert_eq!(upgrading.planned.get(known), prior.get(known), "{known}");
+        }
+        // The pool is on the cluster's version, or the cluster was not
+        // planned in this process: nothing to do.
+        assert_eq!(plan_following(&prior, &cfg, Some("1.31.7")).planned, prior);
+        assert_eq!(plan_following(&prior, &cfg, None).planned, prior);
+        // A create has no version to compare.
+        let created = plan_following(&Value::Null, &cfg, Some("1.32.3"));
+        assert_eq!(
+            created.planned.get("kubernetes_version"),
+            Some(&Value::Unknown)
+        );
     }
 
     #[test]
