@@ -1,6 +1,11 @@
 //! `hybrid_cluster` data source: reads an existing cluster by name — its
-//! settings, API-server endpoint and CA, the version it runs, and the
-//! control-plane and load-balancer VMs the service observes.
+//! settings, API-server endpoint and CA, the version it runs, the
+//! control-plane and load-balancer VMs the service observes, and when its
+//! certificates expire and are renewed.
+//!
+//! `certificates` lives here only, not in the `hybrid_cluster` resource:
+//! the service renews certificates in the background, and a value that
+//! moves on its own in managed state would be drift on the next plan.
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -216,6 +221,44 @@ impl DataSource<HostClient> for ClusterDataSource {
                     "node_pool_ids",
                     "Ids of the cluster's node pools, `/clusters/<name>/nodepools/<pool>`.",
                 ),
+                Attribute::nested(
+                    "certificates",
+                    vec![
+                        text("ca_not_after", "RFC 3339 time the cluster CA expires."),
+                        text(
+                            "apiserver_not_after",
+                            "RFC 3339 time the API server's serving certificate expires.",
+                        ),
+                        text(
+                            "not_after",
+                            "RFC 3339: the earliest of the two, when the cluster's \
+                             certificates would lapse if nothing renewed them.",
+                        ),
+                        text(
+                            "renew_after",
+                            "RFC 3339 time from which the service renews them in the \
+                             background (a fifth of a certificate's lifetime, or 30 days, \
+                             before it expires).",
+                        ),
+                        text(
+                            "last_rotated",
+                            "RFC 3339 time they were last renewed or rotated; null while \
+                             they are the ones issued at creation.",
+                        ),
+                        text(
+                            "ca_rotated_at",
+                            "RFC 3339 time the CA was last replaced by one on a new key; \
+                             kubeconfigs issued before then no longer work.",
+                        ),
+                    ],
+                )
+                .computed()
+                .description(
+                    "Expiry and renewal of the certificates the service issued for the \
+                     cluster (its CA and API-server certificate); null until they exist. \
+                     Only the data source shows them: background renewals never show as \
+                     drift of `hybrid_cluster`.",
+                ),
                 text("created_at", "RFC 3339 time the cluster was created."),
                 text("updated_at", "RFC 3339 time the cluster was last changed."),
             ],
@@ -278,8 +321,34 @@ crate::model! {
         pub control_plane_nodes: Attr<Vec<NodeDataModel>>,
         pub load_balancer_nodes: Attr<Vec<NodeDataModel>>,
         pub node_pool_ids: Attr<Vec<String>>,
+        pub certificates: Attr<CertificatesModel>,
         pub created_at: Attr<String>,
         pub updated_at: Attr<String>,
+    }
+}
+
+crate::model! {
+    /// `certificates`: expiry and renewal of the cluster's certificates.
+    pub(crate) struct CertificatesModel {
+        pub ca_not_after: Attr<String>,
+        pub apiserver_not_after: Attr<String>,
+        pub not_after: Attr<String>,
+        pub renew_after: Attr<String>,
+        pub last_rotated: Attr<String>,
+        pub ca_rotated_at: Attr<String>,
+    }
+}
+
+impl CertificatesModel {
+    fn of(c: &hybrid_api::certificates::ClusterCertificates) -> Self {
+        CertificatesModel {
+            ca_not_after: Attr::Known(c.ca_not_after.clone()),
+            apiserver_not_after: Attr::Known(c.apiserver_not_after.clone()),
+            not_after: Attr::Known(c.not_after.clone()),
+            renew_after: Attr::Known(c.renew_after.clone()),
+            last_rotated: c.last_rotated.clone().into(),
+            ca_rotated_at: c.ca_rotated_at.clone().into(),
+        }
     }
 }
 
@@ -352,6 +421,11 @@ pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
         control_plane_nodes: shared::nodes(&status.control_plane_nodes),
         load_balancer_nodes: shared::nodes(&status.load_balancer_nodes),
         node_pool_ids: Attr::Known(status.node_pools.clone()),
+        certificates: status
+            .certificates
+            .as_ref()
+            .map(CertificatesModel::of)
+            .into(),
         created_at: Attr::Known(cluster.created_at.clone()),
         updated_at: Attr::Known(cluster.updated_at.clone()),
     }
@@ -409,7 +483,14 @@ mod tests {
                     "kubernetes_version": "1.31.5",
                     "vm_size": "Standard_A4_v2"
                 }],
-                "node_pools": ["/clusters/prod/nodepools/linux1"]
+                "node_pools": ["/clusters/prod/nodepools/linux1"],
+                "certificates": {
+                    "ca_not_after": "2035-01-01T00:00:00Z",
+                    "apiserver_not_after": "2026-01-01T00:00:00Z",
+                    "not_after": "2026-01-01T00:00:00Z",
+                    "renew_after": "2025-10-20T00:00:00Z",
+                    "last_rotated": "2025-01-02T00:00:00Z"
+                }
             },
             "created_at": "2025-01-01T00:00:00Z",
             "updated_at": "2025-01-02T03:04:05Z"
@@ -471,6 +552,12 @@ mod tests {
         assert_eq!(nodes[1].get("ip"), Some(&Value::Null));
         assert_eq!(text(&nodes[1], "state"), "Pending");
         assert_eq!(items(&state, "load_balancer_nodes").len(), 0);
+        let certificates = state.get("certificates").unwrap();
+        assert_eq!(text(certificates, "not_after"), "2026-01-01T00:00:00Z");
+        assert_eq!(text(certificates, "ca_not_after"), "2035-01-01T00:00:00Z");
+        assert_eq!(text(certificates, "renew_after"), "2025-10-20T00:00:00Z");
+        assert_eq!(text(certificates, "last_rotated"), "2025-01-02T00:00:00Z");
+        assert_eq!(certificates.get("ca_rotated_at"), Some(&Value::Null));
         assert_eq!(
             state.get("node_pool_ids"),
             Some(&Value::list([Value::from(
@@ -500,6 +587,7 @@ mod tests {
             "ca_certificate",
             "current_kubernetes_version",
             "ssh_public_key",
+            "certificates",
         ] {
             assert_eq!(state.get(name), Some(&Value::Null), "{name}");
         }
