@@ -20,10 +20,22 @@ use x509_parser::pem::parse_x509_pem;
 const DAY: i64 = 86_400;
 
 async fn start(dir: &Path) -> Harness {
+    let database = common::test_database(dir).await;
+    start_with(dir, database, |_| {}).await
+}
+
+/// An in-process server on the test clock on `database` (SQLite for
+/// `None`), with `tweak` applied to its configuration.
+async fn start_with(
+    dir: &Path,
+    database: Option<String>,
+    tweak: impl FnOnce(&mut hybrid_host::Config),
+) -> Harness {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut config = hybrid_host::Config::new(dir);
-    config.database_url = common::test_database(dir).await;
+    config.database_url = database;
     config.test_clock = true;
+    tweak(&mut config);
     let server = hybrid_host::start(config).await.expect("server starts");
     let ca = std::fs::read(dir.join("ca.pem")).unwrap();
     let http = reqwest::Client::builder()
@@ -352,4 +364,97 @@ async fn rotation_on_demand_with_and_without_a_new_ca() {
         assert_no_secret(e);
     }
     assert_no_secret(&h.get(&format!("/v1/operations/{id}")).await.body);
+}
+
+#[tokio::test]
+async fn renewals_and_rotations_log_no_key_or_certificate() {
+    let p = common::process::spawn(|_| vec!["--test-clock".to_string()]).await;
+    let h = &p.h;
+    create_cluster(h, "c1").await;
+    let kubeconfig = h
+        .call(
+            Method::POST,
+            "/v1/clusters/c1/kubeconfig",
+            Some(json!({"kind": "admin"})),
+        )
+        .await
+        .body;
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/clusters/c1/rotate-certificates",
+            Some(json!({"rotate_ca": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(
+        h.wait_op(r.body["id"].as_str().unwrap()).await["status"],
+        "Succeeded"
+    );
+    let rotated = h.get("/v1/clusters/c1").await.body;
+    let since = time_of(&certs(&rotated)["last_rotated"]);
+    set_clock(&h.dir, 300);
+    wait_rotated(h, "c1", Some(since)).await;
+
+    let log = p.log_text();
+    assert!(log.contains("queued a certificate renewal"), "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"audit\"") && l.contains("cluster.rotate_certificates"))
+            .count(),
+        2,
+        "one audit line per rotation: {log}"
+    );
+    for needle in ["PRIVATE KEY", "BEGIN CERTIFICATE", "client-key-data"] {
+        assert!(!log.contains(needle), "{needle} in the log");
+    }
+    let key = kubeconfig["client_key"].as_str().unwrap();
+    for line in key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 20)
+    {
+        assert!(!log.contains(line), "a line of a key in the log");
+    }
+}
+
+#[tokio::test]
+async fn replicas_on_one_database_renew_a_cluster_once() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(database) = common::test_database(root.path()).await else {
+        eprintln!(
+            "skipped: set {} to run the replica renewal test",
+            common::POSTGRES_ENV
+        );
+        return;
+    };
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    let sim_state = root.path().join("sim-datacenter.db");
+    let first = start_with(&a, Some(database.clone()), |c| {
+        c.sim_state = Some(sim_state.clone());
+        c.replica_name = Some("replica-a".into());
+    })
+    .await;
+    let second = start_with(&b, Some(database), |c| {
+        c.sim_state = Some(sim_state.clone());
+        c.replica_name = Some("replica-b".into());
+        c.secrets_key_file = Some(a.join("secrets.key"));
+    })
+    .await;
+    create_cluster(&first, "c1").await;
+    // Both replicas' clocks 300 days on: both renewers find c1 due, every
+    // 250 ms.
+    set_clock(&a, 300);
+    set_clock(&b, 300);
+    wait_rotated(&second, "c1", None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let audit = rotations(&first, "c1").await;
+    assert_eq!(audit.len(), 1, "one renewal for two replicas: {audit:?}");
+    let op = first
+        .get(&format!(
+            "/v1/operations/{}",
+            audit[0]["details"]["operation"].as_str().unwrap()
+        ))
+        .await
+        .body;
+    assert_eq!(op["status"], "Succeeded", "{op}");
 }
