@@ -1,6 +1,12 @@
 //! Catalogues the service serves and admission uses: Kubernetes versions
 //! (`/v1/kubernetes-versions`) and VM sizes (`/v1/vm-sizes`), plus the
 //! version rules both the provider (at plan time) and the service apply.
+//!
+//! Readiness is per OS SKU, as in AKS hybrid (a version may have node
+//! images for `Windows2022` and not yet for `Windows2019`):
+//! `ready_for_skus` lists the SKUs; `ready_for` lists an OS type when its
+//! default SKU (the one a pool without `os_sku` gets, and for Linux the
+//! control plane's) is ready.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,8 +20,14 @@ pub struct KubernetesVersion {
     pub version: String,
     /// False for versions kept only so existing clusters can upgrade off them.
     pub supported: bool,
-    /// OS types whose node images are ready for this version.
+    /// OS types whose default SKU (`CBLMariner`, `Windows2022`: what a pool
+    /// without `os_sku` gets) has a node image ready for this version.
     pub ready_for: Vec<OsType>,
+    /// OS SKUs (`CBLMariner`, `AzureLinux`, `Windows2019`, `Windows2022`)
+    /// with a node image ready for this version; a pool of a SKU not listed
+    /// cannot run it.
+    #[serde(default)]
+    pub ready_for_skus: Vec<String>,
     /// Versions a cluster on this one may upgrade to (same minor, higher
     /// patch; or the next minor).
     #[serde(default)]
@@ -27,14 +39,26 @@ pub struct KubernetesVersion {
 }
 
 impl KubernetesVersion {
+    /// Whether nodes of `os` and SKU `sku` have a node image ready for this
+    /// version.
+    pub fn ready_for_sku(&self, os: OsType, sku: &str) -> bool {
+        os.skus().contains(&sku) && self.ready_for_skus.iter().any(|s| s == sku)
+    }
+
     /// The node image VMs of `os`/`sku` get: the entry naming that SKU,
     /// else the OS's entry without a SKU.
     pub fn image_for(&self, os: OsType, sku: &str) -> Option<&NodeImage> {
-        let of_os = || self.images.iter().filter(move |i| i.os_type == os);
-        of_os()
-            .find(|i| i.os_sku.as_deref() == Some(sku))
-            .or_else(|| of_os().find(|i| i.os_sku.is_none()))
+        image_for(&self.images, os, sku)
     }
+}
+
+/// The image of `images` VMs of `os`/`sku` get: the entry naming that SKU,
+/// else the OS's entry without a SKU.
+pub fn image_for<'a>(images: &'a [NodeImage], os: OsType, sku: &str) -> Option<&'a NodeImage> {
+    let of_os = || images.iter().filter(move |i| i.os_type == os);
+    of_os()
+        .find(|i| i.os_sku.as_deref() == Some(sku))
+        .or_else(|| of_os().find(|i| i.os_sku.is_none()))
 }
 
 /// One node image of a Kubernetes version and where it is ready.
@@ -136,13 +160,24 @@ pub fn newest_supported<'a>(catalog: &'a [KubernetesVersion], oses: &[OsType]) -
         .map(|(_, s)| s)
 }
 
+/// What one node pool runs, for version readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOs {
+    /// The pool's name.
+    pub pool: String,
+    pub os_type: OsType,
+    /// The pool's OS SKU (its default when it names none).
+    pub os_sku: String,
+}
+
 /// Why `wanted` is not acceptable for a cluster now on `current` (`None`
-/// for a new cluster) whose pools run `oses`; `None` when it is fine.
+/// for a new cluster) whose node pools are `pools`; `None` when it is fine.
+/// Each pool's OS SKU must have a node image ready for `wanted`.
 pub fn version_problem(
     catalog: &[KubernetesVersion],
     current: Option<&str>,
     wanted: &str,
-    oses: &[OsType],
+    pools: &[PoolOs],
 ) -> Option<String> {
     let field = "kubernetes_version";
     let supported: Vec<&str> = catalog
@@ -186,79 +221,110 @@ pub fn version_problem(
             supported.join(", ")
         ));
     }
-    for os in oses {
-        if !entry.ready_for.contains(os) {
-            let ready: Vec<&str> = catalog
-                .iter()
-                .filter(|v| v.supported && v.ready_for.contains(os))
-                .map(|v| v.version.as_str())
-                .collect();
-            let ready = match ready.is_empty() {
-                true => "none".to_string(),
-                false => ready.join(", "),
-            };
-            let os = os.as_str();
-            return Some(format!(
-                "{field} {wanted} is not ready for {os} nodes yet, and this cluster has a {os} pool{}; versions ready for {os}: {ready}",
-                image_reason(catalog, entry, os)
-            ));
-        }
-    }
-    None
+    let unready = pools
+        .iter()
+        .find(|p| !entry.ready_for_sku(p.os_type, &p.os_sku))?;
+    let (os, sku) = (unready.os_type, unready.os_sku.as_str());
+    let users: Vec<&str> = pools
+        .iter()
+        .filter(|p| p.os_type == os && p.os_sku == sku)
+        .map(|p| p.pool.as_str())
+        .collect();
+    let ready_versions = list_or_none(
+        catalog
+            .iter()
+            .filter(|v| v.supported && v.ready_for_sku(os, sku))
+            .map(|v| v.version.as_str()),
+    );
+    let ready_skus = list_or_none(entry.ready_for_skus.iter().map(String::as_str));
+    let pool_word = match users.len() {
+        1 => "pool",
+        _ => "pools",
+    };
+    Some(format!(
+        "{field} {wanted} is not ready for {}/{sku} nodes (node {pool_word} {}){}; \
+         os SKUs ready for {wanted}: {ready_skus}; versions ready for os_sku {sku}: {ready_versions}",
+        os.as_str(),
+        users.join(", "),
+        image_reason(catalog, entry, os, sku),
+    ))
 }
 
-/// Why a version's images do not make it ready for `os`, when the
-/// catalogue tracks images (empty when it does not).
-fn image_reason(catalog: &[KubernetesVersion], entry: &KubernetesVersion, os: &str) -> String {
+fn list_or_none<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.is_empty() {
+        true => "none".to_string(),
+        false => items.join(", "),
+    }
+}
+
+/// Why a version's images do not make it ready for `os`/`sku`, when the
+/// catalogue tracks images (empty when it does not, or cannot tell).
+fn image_reason(
+    catalog: &[KubernetesVersion],
+    entry: &KubernetesVersion,
+    os: OsType,
+    sku: &str,
+) -> String {
     if catalog.iter().all(|v| v.images.is_empty()) {
         return String::new();
     }
-    let images: Vec<&NodeImage> = entry
-        .images
-        .iter()
-        .filter(|i| i.os_type.as_str() == os)
-        .collect();
-    if images.is_empty() {
-        let hint = match os {
-            "windows" => " (Windows images are not configured)",
-            _ => "",
-        };
-        return format!(
-            ": no {os} node image is configured for {}{hint}",
-            entry.version
-        );
-    }
-    let names: Vec<String> = images
-        .iter()
-        .map(|i| {
+    match entry.image_for(os, sku) {
+        None => {
+            let none_of_os = entry.images.iter().all(|i| i.os_type != os);
+            let hint = match os {
+                OsType::Windows if none_of_os => " (Windows images are not configured)",
+                _ => "",
+            };
             format!(
-                "{:?} ({}) ready on {} of {} up hosts",
-                i.image,
-                i.os_label(),
-                i.ready_hosts,
-                i.hosts
+                ": no node image is configured for {}/{sku} at {}{hint}",
+                os.as_str(),
+                entry.version
             )
-        })
-        .collect();
-    format!(": its node image {}", names.join(", "))
+        }
+        Some(i) if i.ready_hosts == 0 => format!(
+            ": its node image {:?} ({}) is ready on {} of {} up hosts",
+            i.image,
+            i.os_label(),
+            i.ready_hosts,
+            i.hosts
+        ),
+        Some(_) => String::new(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A version ready for every SKU of Linux, and of Windows when `win`.
     fn v(version: &str, supported: bool, win: bool) -> KubernetesVersion {
         let mut ready_for = vec![OsType::Linux];
+        let mut skus: Vec<String> = OsType::Linux.skus().iter().map(|s| s.to_string()).collect();
         if win {
             ready_for.push(OsType::Windows);
+            skus.extend(OsType::Windows.skus().iter().map(|s| s.to_string()));
         }
         KubernetesVersion {
             version: version.into(),
             supported,
             ready_for,
+            ready_for_skus: skus,
             upgrades: vec![],
             images: vec![],
         }
+    }
+
+    fn pool(name: &str, os_type: OsType, sku: &str) -> PoolOs {
+        PoolOs {
+            pool: name.into(),
+            os_type,
+            os_sku: sku.into(),
+        }
+    }
+
+    fn win(name: &str) -> PoolOs {
+        pool(name, OsType::Windows, "Windows2022")
     }
 
     fn catalog() -> Vec<KubernetesVersion> {
@@ -303,10 +369,13 @@ mod tests {
         assert!(down.contains("downgrade"), "{down}");
         let unknown = version_problem(&c, None, "1.99.0", &[]).unwrap();
         assert!(unknown.contains("not in the catalogue"), "{unknown}");
-        let win = version_problem(&c, Some("1.32.3"), "1.33.2", &[OsType::Windows]).unwrap();
+        let w = version_problem(&c, Some("1.32.3"), "1.33.2", &[win("win1")]).unwrap();
         assert!(
-            win.contains("not ready for windows") && win.contains("1.33.0"),
-            "{win}"
+            w.contains("not ready for windows/Windows2022 nodes (node pool win1)")
+                && w.contains(
+                    "versions ready for os_sku Windows2022: 1.31.2, 1.31.5, 1.32.1, 1.32.3, 1.33.0"
+                ),
+            "{w}"
         );
         assert!(
             version_problem(&c, None, "1.30.4", &[])
@@ -314,6 +383,62 @@ mod tests {
                 .contains("no longer supported")
         );
         assert!(version_problem(&c, Some("1.30.4"), "1.31.2", &[]).is_none());
+    }
+
+    #[test]
+    fn readiness_is_per_sku_and_names_version_sku_and_what_is_ready() {
+        // 1.33.1 has images for Windows2022 but not yet Windows2019.
+        let mut c = catalog();
+        let mut v1331 = v("1.33.1", true, false);
+        v1331.ready_for.push(OsType::Windows);
+        v1331.ready_for_skus.push("Windows2022".into());
+        c.push(v1331);
+        c.sort_by_key(|v| Semver::parse(&v.version));
+        let entry = c.iter().find(|v| v.version == "1.33.1").unwrap();
+        assert!(entry.ready_for_sku(OsType::Windows, "Windows2022"));
+        assert!(!entry.ready_for_sku(OsType::Windows, "Windows2019"));
+        // A SKU of the other OS type is never ready for this one.
+        assert!(!entry.ready_for_sku(OsType::Windows, "CBLMariner"));
+
+        let pools = [
+            pool("linux1", OsType::Linux, "AzureLinux"),
+            win("win22"),
+            pool("win19a", OsType::Windows, "Windows2019"),
+            pool("win19b", OsType::Windows, "Windows2019"),
+        ];
+        let e = version_problem(&c, Some("1.32.3"), "1.33.1", &pools).unwrap();
+        assert_eq!(
+            e,
+            "kubernetes_version 1.33.1 is not ready for windows/Windows2019 nodes (node pools \
+             win19a, win19b); os SKUs ready for 1.33.1: CBLMariner, AzureLinux, Windows2022; \
+             versions ready for os_sku Windows2019: 1.31.2, 1.31.5, 1.32.1, 1.32.3, 1.33.0"
+        );
+        // Without the Windows2019 pools the upgrade is fine.
+        assert!(version_problem(&c, Some("1.32.3"), "1.33.1", &pools[..2]).is_none());
+        // A new pool on the cluster's own version is checked the same way.
+        let e = version_problem(
+            &c,
+            Some("1.33.1"),
+            "1.33.1",
+            &[pool("w", OsType::Windows, "Windows2019")],
+        )
+        .unwrap();
+        assert!(e.contains("1.33.1") && e.contains("Windows2019"), "{e}");
+        // A SKU ready nowhere says so.
+        for v in &mut c {
+            v.ready_for_skus.retain(|s| s != "AzureLinux");
+        }
+        let e = version_problem(
+            &c,
+            None,
+            "1.33.1",
+            &[pool("azl", OsType::Linux, "AzureLinux")],
+        )
+        .unwrap();
+        assert!(
+            e.ends_with("versions ready for os_sku AzureLinux: none"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -330,25 +455,46 @@ mod tests {
         a.images = vec![image(OsType::Linux, "k8s-1.32.3", &["host-a", "host-b"])];
         let mut b = v("1.33.1", true, false);
         b.ready_for.clear();
+        b.ready_for_skus.clear();
         b.images = vec![image(OsType::Linux, "k8s-1.33.1", &[])];
         let c = vec![a, b];
         assert_eq!(
             c[0].image_for(OsType::Linux, "AzureLinux").unwrap().image,
             "k8s-1.32.3"
         );
-        let win = version_problem(&c, Some("1.32.3"), "1.32.3", &[OsType::Windows]).unwrap();
+        let w = version_problem(&c, Some("1.32.3"), "1.32.3", &[win("w")]).unwrap();
         assert!(
-            win.contains("no windows node image is configured for 1.32.3")
-                && win.contains("Windows images are not configured")
-                && win.contains("versions ready for windows: none"),
-            "{win}"
+            w.contains("no node image is configured for windows/Windows2022 at 1.32.3")
+                && w.contains("Windows images are not configured")
+                && w.contains("versions ready for os_sku Windows2022: none"),
+            "{w}"
         );
-        let linux = version_problem(&c, None, "1.33.1", &[OsType::Linux]).unwrap();
+        let linux = version_problem(
+            &c,
+            None,
+            "1.33.1",
+            &[pool("l", OsType::Linux, "CBLMariner")],
+        )
+        .unwrap();
         assert!(
-            linux.contains("\"k8s-1.33.1\" (linux) ready on 0 of 2 up hosts")
-                && linux.contains("versions ready for linux: 1.32.3"),
+            linux.contains("\"k8s-1.33.1\" (linux) is ready on 0 of 2 up hosts")
+                && linux.contains("versions ready for os_sku CBLMariner: 1.32.3"),
             "{linux}"
         );
         assert_eq!(newest_supported(&c, &[OsType::Linux]), Some("1.32.3"));
+    }
+
+    #[test]
+    fn ready_for_skus_defaults_to_none_when_absent() {
+        let old: KubernetesVersion = serde_json::from_value(serde_json::json!({
+            "version": "1.32.3", "supported": true, "ready_for": ["linux"]
+        }))
+        .unwrap();
+        assert!(old.ready_for_skus.is_empty());
+        let json = serde_json::to_value(v("1.32.3", true, true)).unwrap();
+        assert_eq!(
+            json["ready_for_skus"],
+            serde_json::json!(["CBLMariner", "AzureLinux", "Windows2019", "Windows2022"])
+        );
     }
 }

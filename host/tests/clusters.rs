@@ -1478,6 +1478,85 @@ async fn windows_pools_need_a_version_ready_for_windows() {
     assert_eq!(snapshot(&h).await, before);
 }
 
+/// As in AKS hybrid: 1.33.1 has node images for Windows2022, not yet for
+/// Windows2019 (every SKU of 1.32.5 is ready).
+const PER_SKU: &str = r#"
+[[kubernetes_versions]]
+version = "1.32.5"
+[[kubernetes_versions]]
+version = "1.33.1"
+ready_for_skus = ["CBLMariner", "AzureLinux", "Windows2022"]
+"#;
+
+#[tokio::test]
+async fn readiness_is_per_os_sku() {
+    let (_d, h) = server(Some(PER_SKU)).await;
+    setup(&h).await;
+    let v = h.get("/v1/kubernetes-versions").await.body;
+    let v1331 = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == "1.33.1")
+        .unwrap();
+    assert_eq!(
+        v1331["ready_for_skus"],
+        json!(["CBLMariner", "AzureLinux", "Windows2022"])
+    );
+    // Windows' default SKU (Windows2022) is ready, so windows is ready_for.
+    assert_eq!(v1331["ready_for"], json!(["linux", "windows"]));
+
+    apply(&h, "/v1/clusters/c1", cluster_spec("1.32.5", 1)).await;
+    let win19 = json!({"os_type": "windows", "os_sku": "Windows2019", "node_count": 1});
+    apply(&h, &pool_path("c1", "win19"), win19.clone()).await;
+    apply(&h, &pool_path("c1", "win22"), pool_spec("windows", 1)).await;
+    let before = snapshot(&h).await;
+
+    // The upgrade would leave the Windows2019 pool without an image: the
+    // dry run (what `terraform plan` asks) and the PUT refuse it alike.
+    for path in ["/v1/clusters/c1?dry_run=true", "/v1/clusters/c1"] {
+        let r = put(&h, path, cluster_spec("1.33.1", 1)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+        assert_eq!(r.code(), "VersionNotAllowed");
+        assert_eq!(r.target(), "kubernetes_version");
+        assert_eq!(
+            r.message(),
+            "kubernetes_version 1.33.1 is not ready for windows/Windows2019 nodes (node pool \
+             win19): no node image is configured for windows/Windows2019 at 1.33.1; os SKUs \
+             ready for 1.33.1: CBLMariner, AzureLinux, Windows2022; versions ready for os_sku \
+             Windows2019: 1.32.5"
+        );
+    }
+    assert_eq!(snapshot(&h).await, before, "a refusal changes nothing");
+
+    // Without the Windows2019 pool the same upgrade goes ahead.
+    let r = delete(&h, &pool_path("c1", "win19")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(wait(&h, &op_id(&r)).await["status"], "Succeeded");
+    let c = apply(&h, "/v1/clusters/c1", cluster_spec("1.33.1", 1)).await;
+    assert_eq!(c["kubernetes_version"], "1.33.1");
+
+    // On 1.33.1 a Windows2019 pool cannot join (the error is on os_sku);
+    // a Windows pool without os_sku gets Windows2022 and can.
+    let before = snapshot(&h).await;
+    let r = put(&h, &pool_path("c1", "win19"), win19).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.target(), "os_sku");
+    assert!(
+        r.message().starts_with(
+            "os_sku \"Windows2019\": cluster c1 runs Kubernetes 1.33.1, and kubernetes_version \
+             1.33.1 is not ready for windows/Windows2019 nodes (node pool win19)"
+        ) && r
+            .message()
+            .contains("versions ready for os_sku Windows2019: 1.32.5"),
+        "{}",
+        r.message()
+    );
+    assert_eq!(snapshot(&h).await, before);
+    let p = apply(&h, &pool_path("c1", "win2"), pool_spec("windows", 1)).await;
+    assert_eq!(p["os_sku"], "Windows2022");
+}
+
 #[tokio::test]
 async fn unknown_versions_and_sizes_are_refused() {
     let (_d, h) = server(None).await;

@@ -20,3 +20,12 @@ output "supported_versions" {
 output "upgrades_from_default" {
   value = try(local.upgrades[data.hybrid_kubernetes_versions.all.default_version], [])
 }
+
+# Readiness is per OS SKU: a version may have node images for Windows2022
+# before Windows2019. These are the versions a Windows2019 pool can run.
+output "ready_for_windows2019" {
+  value = [
+    for v in data.hybrid_kubernetes_versions.all.versions : v.version
+    if v.supported && contains(v.ready_for_skus, "Windows2019")
+  ]
+}

@@ -5,10 +5,12 @@
 //!
 //! Each version may name its node images (`images = [{ os_type, os_sku?,
 //! image }]`); where each is ready comes from the driver ([`Readiness`]).
+//! Readiness is per OS SKU (`ready_for_skus`); an OS type is `ready_for`
+//! when its default SKU is ready (see [`hybrid_api::catalog`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hybrid_api::catalog::{NodeImage, Semver, upgrade_targets};
+use hybrid_api::catalog::{NodeImage, Semver, image_for, upgrade_targets};
 use hybrid_api::{KubernetesVersion, OsType, VmSize};
 use serde::Deserialize;
 
@@ -24,10 +26,17 @@ pub struct VersionEntry {
     /// False = kept only so existing clusters can upgrade off it.
     #[serde(default = "yes")]
     pub supported: bool,
-    /// OS types whose node images are ready (the sim; default both). The
-    /// agents driver derives it from `images` and refuses the key.
+    /// OS types whose node images are ready, for every SKU of each (the
+    /// sim; default both). The agents driver derives readiness from
+    /// `images` and refuses the key.
     #[serde(default)]
     pub ready_for: Option<Vec<OsType>>,
+    /// The OS SKUs whose node images are ready (the sim), e.g.
+    /// `["CBLMariner", "AzureLinux", "Windows2022"]` for a version not yet
+    /// ready for `Windows2019`; instead of `ready_for`. The agents driver
+    /// refuses the key.
+    #[serde(default)]
+    pub ready_for_skus: Option<Vec<String>>,
     /// Node images per OS type (and SKU).
     #[serde(default)]
     pub images: Vec<ImageEntry>,
@@ -48,12 +57,13 @@ pub struct ImageEntry {
 
 /// Where a driver's node images are ready.
 pub enum Readiness<'a> {
-    /// Every image is ready on every one of these (up) hosts; a version
-    /// without `images` gets one per OS it is `ready_for` and SKU, named
-    /// `{os}-{sku}-{version}`.
+    /// Every image is ready on every one of these (up) hosts; the SKUs
+    /// ready are the version's `ready_for_skus`, else every SKU of its
+    /// `ready_for` OSes (default: all), and a version without `images`
+    /// gets one per ready SKU, named `{os}-{sku}-{version}`.
     Everywhere(&'a [String]),
-    /// Up hosts and the image names each has; `ready_for` is the OSes with
-    /// an image ready on at least one of them.
+    /// Up hosts and the image names each has; a SKU is ready where the
+    /// image its VMs get is ready on at least one of them.
     Hosts(&'a BTreeMap<String, BTreeSet<String>>),
 }
 
@@ -117,32 +127,39 @@ fn version(e: VersionEntry, readiness: &Readiness<'_>) -> KubernetesVersion {
         hosts: count(hosts),
         ready_on,
     };
-    match readiness {
+    let (images, ready): (Vec<NodeImage>, Vec<(OsType, &str)>) = match readiness {
         Readiness::Everywhere(hosts) => {
-            let ready_for = e.ready_for.unwrap_or_else(both_oses);
+            let wanted: Vec<(OsType, &str)> = match &e.ready_for_skus {
+                Some(skus) => all_skus()
+                    .filter(|(_, sku)| skus.iter().any(|s| s == sku))
+                    .collect(),
+                None => {
+                    let oses = e.ready_for.clone().unwrap_or_else(both_oses);
+                    all_skus().filter(|(os, _)| oses.contains(os)).collect()
+                }
+            };
             let configured = match e.images.is_empty() {
-                false => e.images,
-                true => ready_for
+                false => e.images.clone(),
+                true => wanted
                     .iter()
-                    .flat_map(|os| {
-                        os.skus().iter().map(|sku| ImageEntry {
-                            os_type: *os,
-                            os_sku: Some(sku.to_string()),
-                            image: format!("{}-{sku}-{}", os.as_str(), e.version),
-                        })
+                    .map(|(os, sku)| ImageEntry {
+                        os_type: *os,
+                        os_sku: Some(sku.to_string()),
+                        image: format!("{}-{sku}-{}", os.as_str(), e.version),
                     })
                     .collect(),
             };
-            KubernetesVersion {
-                images: configured
-                    .iter()
-                    .map(|i| node_image(i, hosts.to_vec(), hosts.len()))
-                    .collect(),
-                version: e.version,
-                supported: e.supported,
-                ready_for,
-                upgrades: Vec::new(),
-            }
+            let images: Vec<NodeImage> = configured
+                .iter()
+                .map(|i| node_image(i, hosts.to_vec(), hosts.len()))
+                .collect();
+            // Configured images are ready everywhere: a wanted SKU is ready
+            // when one of them serves it.
+            let ready = wanted
+                .into_iter()
+                .filter(|(os, sku)| image_for(&images, *os, sku).is_some())
+                .collect();
+            (images, ready)
         }
         Readiness::Hosts(up) => {
             let images: Vec<NodeImage> = e
@@ -157,19 +174,30 @@ fn version(e: VersionEntry, readiness: &Readiness<'_>) -> KubernetesVersion {
                     node_image(i, on, up.len())
                 })
                 .collect();
-            let ready_for = both_oses()
-                .into_iter()
-                .filter(|os| images.iter().any(|i| i.os_type == *os && i.ready_hosts > 0))
+            let ready = all_skus()
+                .filter(|(os, sku)| image_for(&images, *os, sku).is_some_and(|i| i.ready_hosts > 0))
                 .collect();
-            KubernetesVersion {
-                version: e.version,
-                supported: e.supported,
-                ready_for,
-                upgrades: Vec::new(),
-                images,
-            }
+            (images, ready)
         }
+    };
+    KubernetesVersion {
+        ready_for: both_oses()
+            .into_iter()
+            .filter(|os| ready.contains(&(*os, os.default_sku())))
+            .collect(),
+        ready_for_skus: ready.iter().map(|(_, sku)| sku.to_string()).collect(),
+        version: e.version,
+        supported: e.supported,
+        upgrades: Vec::new(),
+        images,
     }
+}
+
+/// Every (OS type, SKU), in catalogue order.
+fn all_skus() -> impl Iterator<Item = (OsType, &'static str)> {
+    both_oses()
+        .into_iter()
+        .flat_map(|os| os.skus().iter().map(move |sku| (os, *sku)))
 }
 
 fn count(n: usize) -> u32 {
@@ -223,6 +251,23 @@ pub fn validate(
                     "kubernetes_versions[{i}].version {:?} is listed twice: versions must be unique",
                     v.version
                 ));
+            }
+            if let Some(skus) = &v.ready_for_skus {
+                if v.ready_for.is_some() {
+                    return Err(format!(
+                        "kubernetes_versions[{i}] (version {:?}) sets both ready_for and ready_for_skus: give one (ready_for = every SKU of those OS types)",
+                        v.version
+                    ));
+                }
+                let known: Vec<&str> = all_skus().map(|(_, sku)| sku).collect();
+                for (j, sku) in skus.iter().enumerate() {
+                    if !known.contains(&sku.as_str()) {
+                        return Err(format!(
+                            "kubernetes_versions[{i}].ready_for_skus[{j}] {sku:?} is not an OS SKU; choose from {}",
+                            known.join(", ")
+                        ));
+                    }
+                }
             }
             let mut keys = BTreeSet::new();
             for (j, img) in v.images.iter().enumerate() {
@@ -306,6 +351,7 @@ pub fn default_versions() -> Vec<VersionEntry> {
         version: version.to_string(),
         supported,
         ready_for: Some(ready_for.to_vec()),
+        ready_for_skus: None,
         images: Vec::new(),
     };
     vec![
@@ -453,11 +499,84 @@ images = [{ os_type = "linux", image = "k8s-1.33.1" }]
                 .iter()
                 .all(|i| i.ready_hosts == 2 && i.hosts == 2 && i.ready_on == hosts)
         );
+        assert_eq!(newest.ready_for_skus, ["CBLMariner", "AzureLinux"]);
         let v = kubernetes_versions(Some(&entries(TWO)), &Readiness::Everywhere(&hosts));
         assert_eq!(
             v[0].images.len(),
             2,
             "configured images are used as they are"
+        );
+        // Ready = a configured image serves the SKU: no Windows image.
+        assert_eq!(v[0].ready_for, [OsType::Linux]);
+        assert_eq!(v[0].ready_for_skus, ["CBLMariner", "AzureLinux"]);
+    }
+
+    #[test]
+    fn the_sim_says_which_skus_are_ready() {
+        let text = r#"
+[[kubernetes_versions]]
+version = "1.33.1"
+ready_for_skus = ["CBLMariner", "Windows2022"]
+[[kubernetes_versions]]
+version = "1.33.2"
+ready_for_skus = ["AzureLinux", "Windows2019"]
+"#;
+        let list = entries(text);
+        assert!(validate(Some(&list), None).is_ok());
+        let hosts = ["host-1".to_string()];
+        let v = kubernetes_versions(Some(&list), &Readiness::Everywhere(&hosts));
+        assert_eq!(v[0].ready_for_skus, ["CBLMariner", "Windows2022"]);
+        assert_eq!(v[0].ready_for, [OsType::Linux, OsType::Windows]);
+        assert!(v[0].ready_for_sku(OsType::Windows, "Windows2022"));
+        assert!(!v[0].ready_for_sku(OsType::Windows, "Windows2019"));
+        let names: Vec<&str> = v[0].images.iter().map(|i| i.image.as_str()).collect();
+        assert_eq!(
+            names,
+            ["linux-CBLMariner-1.33.1", "windows-Windows2022-1.33.1"]
+        );
+        // Neither default SKU is ready, so neither OS type is ready_for.
+        assert_eq!(v[1].ready_for_skus, ["AzureLinux", "Windows2019"]);
+        assert!(v[1].ready_for.is_empty());
+
+        for (bad, wants) in [
+            (
+                text.replace("\"Windows2022\"", "\"Windows2016\""),
+                "kubernetes_versions[0].ready_for_skus[1] \"Windows2016\" is not an OS SKU; choose from CBLMariner, AzureLinux, Windows2019, Windows2022",
+            ),
+            (
+                text.replace(
+                    "version = \"1.33.2\"",
+                    "version = \"1.33.2\"\nready_for = [\"linux\"]",
+                ),
+                "kubernetes_versions[1] (version \"1.33.2\") sets both ready_for and ready_for_skus",
+            ),
+        ] {
+            let e = validate(Some(&entries(&bad)), None).unwrap_err();
+            assert!(e.contains(wants), "{e}");
+        }
+    }
+
+    #[test]
+    fn agents_readiness_is_per_sku_image() {
+        // A Windows2022 image on a host, no Windows2019 image anywhere.
+        let text = r#"
+[[kubernetes_versions]]
+version = "1.33.1"
+images = [
+  { os_type = "linux", image = "k8s-1.33.1" },
+  { os_type = "windows", os_sku = "Windows2022", image = "win22-1.33.1" },
+  { os_type = "windows", os_sku = "Windows2019", image = "win19-1.33.1" },
+]
+"#;
+        let up: BTreeMap<String, BTreeSet<String>> = [(
+            "host-a".to_string(),
+            ["k8s-1.33.1", "win22-1.33.1"].map(String::from).into(),
+        )]
+        .into();
+        let v = kubernetes_versions(Some(&entries(text)), &Readiness::Hosts(&up));
+        assert_eq!(
+            v[0].ready_for_skus,
+            ["CBLMariner", "AzureLinux", "Windows2022"]
         );
         assert_eq!(v[0].ready_for, [OsType::Linux, OsType::Windows]);
     }

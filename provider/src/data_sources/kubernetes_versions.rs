@@ -29,8 +29,8 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
     fn schema(&self) -> Schema {
         Schema::new(
             "Reads the Kubernetes version catalogue of the host management service: \
-             the versions, whether each is supported for new clusters, which node OSes \
-             it is ready for, its node images and on how many hosts each is ready, and \
+             the versions, whether each is supported for new clusters, which node OS \
+             types and OS SKUs it is ready for, its node images and on how many hosts each is ready, and \
              the upgrades allowed from it.",
             vec![
                 computed_list(
@@ -44,7 +44,16 @@ impl DataSource<HostClient> for KubernetesVersionsDataSource {
                         ),
                         computed_strings(
                             "ready_for",
-                            "OS types (`linux`, `windows`) whose node images are ready for this version.",
+                            "OS types (`linux`, `windows`) whose default OS SKU (`CBLMariner`, \
+                             `Windows2022`: what a pool without `os_sku` gets) has a node image \
+                             ready for this version.",
+                        ),
+                        computed_strings(
+                            "ready_for_skus",
+                            "OS SKUs (`CBLMariner`, `AzureLinux`, `Windows2019`, `Windows2022`) \
+                             with a node image ready for this version. A node pool whose `os_sku` \
+                             is not listed cannot run it: creating the pool, or upgrading its \
+                             cluster to this version, fails at plan time.",
                         ),
                         computed_list(
                             "images",
@@ -124,6 +133,7 @@ crate::model! {
         pub version: Attr<String>,
         pub supported: Attr<bool>,
         pub ready_for: Attr<Vec<String>>,
+        pub ready_for_skus: Attr<Vec<String>>,
         pub images: Attr<Vec<ImageModel>>,
         pub upgrades: Attr<Vec<String>>,
     }
@@ -164,6 +174,7 @@ pub(crate) fn to_state(catalog: &[KubernetesVersion]) -> KubernetesVersionsModel
                 .map(|os| os.as_str().to_string())
                 .collect(),
         ),
+        ready_for_skus: Attr::Known(v.ready_for_skus.clone()),
         images: Attr::Known(v.images.iter().map(ImageModel::of).collect()),
         upgrades: Attr::Known(v.upgrades.clone()),
     });
@@ -200,6 +211,10 @@ mod tests {
             version: version.into(),
             supported,
             ready_for: ready_for.to_vec(),
+            ready_for_skus: ready_for
+                .iter()
+                .map(|os| os.default_sku().to_string())
+                .collect(),
             upgrades: upgrades.iter().map(|s| s.to_string()).collect(),
             images: Vec::new(),
         }
@@ -247,6 +262,10 @@ mod tests {
         assert_eq!(
             versions[1].get("ready_for"),
             Some(&Value::list([Value::from("linux"), Value::from("windows")]))
+        );
+        assert_eq!(
+            versions[3].get("ready_for_skus"),
+            Some(&Value::list([Value::from("CBLMariner")]))
         );
         assert_eq!(
             versions[1].get("upgrades"),

@@ -7,9 +7,8 @@
 //! [`cluster`] decides cluster changes, [`nodepool`] node pool changes;
 //! both place VMs through [`super::vms`].
 
-use std::collections::BTreeSet;
-
-use hybrid_api::{OsType, ProvisioningState, codes};
+use hybrid_api::catalog::PoolOs;
+use hybrid_api::{NodePoolSpec, ProvisioningState, codes};
 
 use super::PoolRecord;
 use crate::objects::{Error, Outcome, Reason, Refusal, outcome};
@@ -55,14 +54,26 @@ pub(super) fn load_vnet(tx: &dyn Tx, vnet_id: &str) -> Result<VnetSnapshot, Erro
     Ok(snap)
 }
 
-/// OS types of a cluster's pools (for version readiness).
-pub(super) fn pool_oses(pools: &[PoolRecord]) -> Vec<OsType> {
-    let set: BTreeSet<OsType> = pools
+/// What a cluster's pools run (for version readiness per OS SKU).
+pub(super) fn pool_oses(pools: &[PoolRecord]) -> Vec<PoolOs> {
+    pools
         .iter()
         .filter(|p| p.provisioning_state != ProvisioningState::Deleting)
-        .map(|p| p.spec.os_type)
-        .collect();
-    set.into_iter().collect()
+        .map(|p| pool_os(&p.name, &p.spec))
+        .collect()
+}
+
+/// What one pool runs: its OS type and SKU (the OS type's default SKU
+/// when it names none).
+pub(super) fn pool_os(name: &str, spec: &NodePoolSpec) -> PoolOs {
+    PoolOs {
+        pool: name.to_string(),
+        os_type: spec.os_type,
+        os_sku: spec
+            .os_sku
+            .clone()
+            .unwrap_or_else(|| spec.os_type.default_sku().to_string()),
+    }
 }
 
 pub(super) fn version_error(message: String) -> Error {

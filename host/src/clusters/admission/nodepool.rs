@@ -5,7 +5,7 @@ use hybrid_api::catalog;
 use hybrid_api::cluster::{MAX_NODES_PER_CLUSTER, MAX_POOLS_PER_CLUSTER};
 use hybrid_api::{NodePoolSpec, ProvisioningState, codes, nodepool};
 
-use super::{delete_in_flight, invalid, load_vnet, reject};
+use super::{delete_in_flight, invalid, load_vnet, pool_os, reject};
 use crate::clock;
 use crate::clusters::vms::{self, NewVm};
 use crate::clusters::{ClusterRecord, PoolRecord};
@@ -113,16 +113,25 @@ pub fn put_pool(
         ));
     }
     let version = c.spec.kubernetes_version.clone().unwrap_or_default();
-    if let Some(problem) =
-        catalog::version_problem(&env.versions, Some(&version), &version, &[resolved.os_type])
-    {
+    let os = pool_os(name, &resolved);
+    if let Some(problem) = catalog::version_problem(
+        &env.versions,
+        Some(&version),
+        &version,
+        std::slice::from_ref(&os),
+    ) {
+        // The attribute at fault is the SKU the user named, else the OS
+        // type (whose default SKU the pool gets).
+        let (target, value) = match &spec.os_sku {
+            Some(sku) => ("os_sku", sku.clone()),
+            None => ("os_type", os.os_type.as_str().to_string()),
+        };
         return Err(invalid(
             codes::VERSION_NOT_ALLOWED,
             Reason::Invalid,
-            "os_type",
+            target,
             format!(
-                "os_type {:?}: cluster {cluster} runs Kubernetes {version}, and {problem}",
-                resolved.os_type.as_str()
+                "{target} {value:?}: cluster {cluster} runs Kubernetes {version}, and {problem}"
             ),
         ));
     }

@@ -121,6 +121,12 @@ impl AgentsConfig {
                     v.version
                 ));
             }
+            if v.ready_for_skus.is_some() {
+                return Err(format!(
+                    "kubernetes_versions[{i}].ready_for_skus (version {:?}) is not used by the agents driver: an OS SKU is ready where the agents have the node image its VMs get; remove ready_for_skus and list the version's images = [{{ os_type = \"windows\", os_sku = \"Windows2022\", image = \"…\" }}]",
+                    v.version
+                ));
+            }
         }
         catalog::validate(
             self.kubernetes_versions.as_deref(),
@@ -174,6 +180,10 @@ mod tests {
             (
                 "[[kubernetes_versions]]\nversion = \"1.32.3\"\nready_for = [\"linux\"]\n",
                 "kubernetes_versions[0].ready_for (version \"1.32.3\") is not used by the agents driver",
+            ),
+            (
+                "[[kubernetes_versions]]\nversion = \"1.32.3\"\nready_for_skus = [\"CBLMariner\"]\n",
+                "kubernetes_versions[0].ready_for_skus (version \"1.32.3\") is not used by the agents driver",
             ),
             (
                 "[[kubernetes_versions]]\nversion = \"1.32.3\"\nimages = [{ os_type = \"linux\", image = \"\" }]\n",

@@ -728,5 +728,20 @@ mod tests {
         assert_eq!(v[0].upgrades, ["1.2.4"]);
         assert_eq!(v[1].ready_for, [OsType::Linux]);
         assert!(v[1].supported);
+        // Per-SKU readiness: 1.2.4 ready for Windows2022, not Windows2019.
+        let c = parse(
+            "[[kubernetes_versions]]\nversion = \"1.2.4\"\nready_for_skus = [\"CBLMariner\", \"Windows2022\"]\n",
+        )
+        .unwrap();
+        let v = c.kubernetes_versions();
+        assert_eq!(v[0].ready_for_skus, ["CBLMariner", "Windows2022"]);
+        assert!(!v[0].ready_for_sku(OsType::Windows, "Windows2019"));
+        let e =
+            parse("[[kubernetes_versions]]\nversion = \"1.2.4\"\nready_for_skus = [\"Ubuntu\"]\n")
+                .unwrap_err();
+        assert!(
+            e.contains("ready_for_skus[0] \"Ubuntu\" is not an OS SKU"),
+            "{e}"
+        );
     }
 }
