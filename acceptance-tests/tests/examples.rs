@@ -333,6 +333,13 @@ fn example_data_source_hybrid_cluster() -> Result<()> {
         outputs["api_server"]["value"] == "https://10.30.0.200:6443",
         "outputs: {outputs}"
     );
+    // An RFC 3339 time in UTC, e.g. 2027-12-03T19:40:00Z.
+    ensure!(
+        outputs["certificates_not_after"]["value"]
+            .as_str()
+            .is_some_and(|t| t.len() == 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z')),
+        "outputs: {outputs}"
+    );
     Ok(())
 }
 
