@@ -14,13 +14,18 @@
 //! On a `dhcp` vnet node VMs lease from the whole prefix except the network
 //! and broadcast addresses, the gateway and the VIP pool (a DHCP server never
 //! leases those); the VIP still comes from `vip_pool`.
+//!
+//! [`vip_exhaustion`] is the plan-time warning for a VIP pool a change would
+//! leave with no free address while a cluster on the vnet has a built-in
+//! load balancer: the VIPs of its Kubernetes services of type LoadBalancer
+//! come from the same pool, as in AKS hybrid.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::{MAX_LOAD_BALANCERS, MAX_NODES_PER_CLUSTER, MAX_POOLS_PER_CLUSTER};
 use crate::nodepool::MAX_NODES_PER_POOL;
 use crate::validate::{self, FieldError};
-use crate::{IpAllocationMethod, VnetSpec};
+use crate::{IpAllocationMethod, IpPool, VnetSpec};
 
 /// VM-pool addresses each cluster keeps for the extra VM of a rolling upgrade.
 pub const SURGE_ADDRESSES_PER_CLUSTER: u64 = 1;
@@ -334,10 +339,78 @@ pub fn plan(
     })
 }
 
+/// A cluster on a vnet, for [`vip_exhaustion`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VnetCluster {
+    pub name: String,
+    /// Its built-in load-balancer VMs (`network.load_balancer.count`).
+    pub load_balancers: u32,
+}
+
+/// The warning for vnet `vnet` whose `vip_pool` would hold `used` VIPs
+/// after a change: `None` while a VIP is free, or when no cluster on it
+/// (`clusters`) has a built-in load balancer that could still need one.
+/// A change needing more VIPs than the pool has is an error, not this.
+pub fn vip_exhaustion(
+    vnet: &str,
+    pool: &IpPool,
+    used: u64,
+    clusters: &[VnetCluster],
+) -> Option<String> {
+    let size = validate::pool_size(pool)?;
+    if used < size {
+        return None;
+    }
+    let with_lb: Vec<String> = clusters
+        .iter()
+        .filter(|c| c.load_balancers > 0)
+        .map(|c| format!("{} (load_balancer.count = {})", c.name, c.load_balancers))
+        .collect();
+    if with_lb.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "vnet {vnet}: vip_pool {}–{} would have 0 of {size} addresses free ({used} used). \
+         Clusters on it with a built-in load balancer, whose next load balancer VIP (a \
+         Kubernetes service of type LoadBalancer) would find none: {}. A new cluster on this \
+         vnet would be refused too (each takes one API-server VIP). Grow vip_pool: it grows \
+         in place, keeping every address in use.",
+        pool.start,
+        pool.end,
+        with_lb.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IpPool;
+
+    #[test]
+    fn vip_exhaustion_warns_only_when_full_and_a_load_balancer_could_scale() {
+        let vips = IpPool {
+            start: "10.0.0.200".into(),
+            end: "10.0.0.201".into(),
+        };
+        let c = |name: &str, load_balancers: u32| VnetCluster {
+            name: name.into(),
+            load_balancers,
+        };
+        let clusters = [c("a", 1), c("b", 0)];
+        assert_eq!(vip_exhaustion("lan", &vips, 1, &clusters), None, "one free");
+        assert_eq!(
+            vip_exhaustion("lan", &vips, 2, &[c("b", 0)]),
+            None,
+            "no load balancer could scale"
+        );
+        let w = vip_exhaustion("lan", &vips, 2, &clusters).unwrap();
+        assert!(
+            w.starts_with(
+                "vnet lan: vip_pool 10.0.0.200–10.0.0.201 would have 0 of 2 addresses free (2 used)"
+            ) && w.contains("would find none: a (load_balancer.count = 1).")
+                && !w.contains(" b ("),
+            "{w}"
+        );
+    }
 
     fn pool(start: &str, end: &str) -> Option<IpPool> {
         Some(IpPool {

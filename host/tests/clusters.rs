@@ -1557,6 +1557,88 @@ async fn readiness_is_per_os_sku() {
     assert_eq!(p["os_sku"], "Windows2022");
 }
 
+/// Growing a vnet's pools in place while a cluster holds its API-server
+/// VIP, load-balancer VM and node addresses keeps every held address, VM
+/// and node as it was; shrinking below a held VIP is refused naming the
+/// address and its owner, and leaves everything as it was too.
+#[tokio::test]
+async fn growing_pools_in_place_keeps_every_held_address() {
+    let (_d, h) = server(None).await;
+    setup(&h).await;
+    let mut c1 = cluster_spec("1.32.3", 1);
+    c1["network"] = json!({"load_balancer": {"count": 1}});
+    apply(&h, "/v1/clusters/c1", c1).await;
+    apply(&h, &pool_path("c1", "linux1"), pool_spec("linux", 2)).await;
+    let c2 = apply(&h, "/v1/clusters/c2", cluster_spec("1.32.3", 1)).await;
+    let before = snapshot(&h).await;
+    let cluster_before = h.get("/v1/clusters/c1").await.body;
+    let vips = owned(&before.0, "/clusters/c1", "vip");
+    assert_eq!(vips.len(), 1, "{:?}", before.0);
+    assert_eq!(
+        cluster_before["status"]["load_balancer_nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Raise the VIP pool's end and lower its start, and grow the VM pool.
+    let grow = |vip: (&str, &str), vm_end: &str| {
+        json!({
+            "vip_pool": {"start": vip.0, "end": vip.1},
+            "vm_ip_pool": {"start": VM_POOL.0, "end": vm_end},
+        })
+    };
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(grow(("10.0.0.190", "10.0.0.230"), "10.0.0.99")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "vnet.update");
+    assert_eq!(wait(&h, &op_id(&r)).await["status"], "Succeeded");
+    let v = h.get("/v1/vnets/net1").await.body;
+    assert_eq!(v["status"]["vip_pool"]["size"], 41);
+    assert_eq!(v["status"]["vip_pool"]["used"], 2);
+    assert_eq!(v["status"]["vm_ip_pool"]["size"], 90);
+    // Every reservation, VM, host allocation and cluster record is as it was.
+    assert_eq!(snapshot(&h).await, before);
+    let cluster_after = h.get("/v1/clusters/c1").await.body;
+    assert_eq!(cluster_after["etag"], cluster_before["etag"]);
+    for key in ["endpoint", "control_plane_nodes", "load_balancer_nodes"] {
+        assert_eq!(
+            cluster_after["status"][key], cluster_before["status"][key],
+            "{key}"
+        );
+    }
+    assert_eq!(
+        h.get("/v1/clusters/c2").await.body["status"]["endpoint"],
+        c2["status"]["endpoint"]
+    );
+
+    // Shrinking to exclude a held VIP is refused, naming it and its owner.
+    let held = vips.iter().next().unwrap().clone();
+    let r = h
+        .call(
+            Method::PATCH,
+            "/v1/vnets/net1",
+            Some(grow(("10.0.0.220", "10.0.0.230"), "10.0.0.99")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(r.code(), "PoolShrinkConflict");
+    assert_eq!(r.target(), "vip_pool");
+    assert!(
+        r.message()
+            .contains(&format!("{held} (owner /clusters/c1)")),
+        "{}",
+        r.message()
+    );
+    assert_eq!(snapshot(&h).await, before);
+}
+
 #[tokio::test]
 async fn unknown_versions_and_sizes_are_refused() {
     let (_d, h) = server(None).await;

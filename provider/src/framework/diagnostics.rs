@@ -44,6 +44,16 @@ impl Diagnostics {
         self.push(Severity::Warning, summary, detail, None);
     }
 
+    pub fn warning_at(
+        &mut self,
+        path: AttrPath,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        let path = (!path.is_root()).then_some(path);
+        self.push(Severity::Warning, summary, detail, path);
+    }
+
     fn push(
         &mut self,
         severity: Severity,

@@ -19,16 +19,18 @@ use hybrid_api::cluster::{
     DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, LoadBalancer, MAX_LOAD_BALANCERS, NetworkPlugin,
     parse_cluster_id,
 };
+use hybrid_api::ip_plan::VnetCluster;
 use hybrid_api::{Cluster, ClusterSpec, cluster_id};
 use hybrid_cty::{Type, Value};
 
 use super::attributes::{self, ConditionModel, NodeModel};
 use super::lifecycle::{Managed, managed_resource};
+use super::vip_pressure::{self, VipChange};
 use super::{dry_run, following, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::framework::model::{self, Attr, Set, ToValue};
 use crate::framework::schema::Attribute;
-use crate::framework::{Diagnostics, PlanContext, Schema, timeouts, validators};
+use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -225,6 +227,29 @@ impl Managed for ClusterResource {
         else {
             return;
         };
+        // Admitted: warn if it leaves the vnet no VIP while a cluster's load
+        // balancer could still need one (a new cluster takes its API-server
+        // VIP; a load balancer change may add the cluster to those needing one).
+        let lb_changed = prior_load_balancers(&prior) != Some(spec.network.load_balancer.count);
+        if put == Put::Create || lb_changed {
+            let change = VipChange {
+                vnet: spec
+                    .vnet_id
+                    .strip_prefix("/vnets/")
+                    .unwrap_or(&spec.vnet_id),
+                pool: None,
+                added: u64::from(put == Put::Create),
+                cluster: Some(VnetCluster {
+                    name: name.clone(),
+                    load_balancers: spec.network.load_balancer.count,
+                }),
+            };
+            let at = match put {
+                Put::Create => AttrPath::attr("vnet_id"),
+                Put::Upsert => AttrPath::attr("network").then_attr("load_balancer"),
+            };
+            vip_pressure::warn(client, change, None, at, diags).await;
+        }
         // The service resolves the default version; show it instead of
         // "known after apply" (create then sends exactly this version).
         if plan.kubernetes_version.is_unknown()
@@ -594,6 +619,11 @@ crate::model! {
 /// A known count that fits a `u32`.
 fn count(value: &Attr<i64>) -> Option<u32> {
     value.known().and_then(|&n| u32::try_from(n).ok())
+}
+
+/// The prior state's `network.load_balancer.count` (`None` on create).
+fn prior_load_balancers(prior: &ClusterModel) -> Option<u32> {
+    count(&prior.network.known()?.load_balancer.known()?.count)
 }
 
 /// Plans the computed values an update may change: unknown exactly when the

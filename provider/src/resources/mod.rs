@@ -2,7 +2,8 @@
 //! checks and what its lifecycle needs), plus the steps they share:
 //! `lifecycle` (apply: create, read, update, delete, import),
 //! `planning` (plan-time rules), `dry_run` (the service's admission
-//! check at plan time) and `attributes` (shared schema pieces).
+//! check at plan time), `vip_pressure` (the warning for a VIP pool left
+//! with none free) and `attributes` (shared schema pieces).
 //!
 //! Adding a kind: a file here with its `model!` struct (the schema's
 //! attributes), its schema, and an `impl Managed` (id rules, the client
@@ -25,6 +26,7 @@ pub(crate) mod following;
 pub(crate) mod lifecycle;
 pub mod nodepool;
 pub(crate) mod planning;
+pub(crate) mod vip_pressure;
 pub mod vnet;
 
 use crate::client::HostClient;

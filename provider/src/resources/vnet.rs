@@ -26,6 +26,7 @@ use hybrid_cty::{Type, Value};
 
 use super::lifecycle::{Managed, managed_resource};
 use super::planning::forces_replacement;
+use super::vip_pressure::{self, VipChange};
 use super::{dry_run, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
 use crate::errors;
@@ -207,6 +208,16 @@ impl Managed for VnetResource {
                         outside.join(", ")
                     ),
                 );
+            } else if kind == PoolKind::Vip {
+                // Every VIP in use stays; warn if none would be left free.
+                let change = VipChange {
+                    vnet: name,
+                    pool: Some(pool),
+                    added: 0,
+                    cluster: None,
+                };
+                let at = AttrPath::attr(kind.field());
+                vip_pressure::warn(client, change, Some(&reservations), at, diags).await;
             }
         }
     }
