@@ -9,13 +9,16 @@
 data "hybrid_kubernetes_versions" "this" {}
 
 locals {
-  # Node images must be ready for every OS the pools use; the control plane
-  # runs Linux, so Linux always counts.
-  pool_oses = distinct(concat(["linux"], [for p in values(var.node_pools) : p.os_type]))
+  # Node images must be ready for the OS SKU of every pool (a pool without
+  # os_sku gets its OS type's default: CBLMariner or Windows2022); the
+  # control plane runs CBLMariner, so it always counts.
+  pool_skus = distinct(concat(["CBLMariner"], [
+    for p in values(var.node_pools) : coalesce(p.os_sku, p.os_type == "windows" ? "Windows2022" : "CBLMariner")
+  ]))
   # The catalogue lists versions oldest first.
   candidate_versions = [
     for v in data.hybrid_kubernetes_versions.this.versions : v.version
-    if v.supported && alltrue([for os in local.pool_oses : contains(v.ready_for, os)])
+    if v.supported && alltrue([for sku in local.pool_skus : contains(v.ready_for_skus, sku)])
   ]
   newest_version = try(local.candidate_versions[length(local.candidate_versions) - 1], null)
 
@@ -55,7 +58,7 @@ resource "terraform_data" "default_kubernetes_version" {
 
     precondition {
       condition     = var.kubernetes_version != null || local.newest_version != null
-      error_message = "No supported Kubernetes version in the service's catalogue is ready for ${join(" and ", local.pool_oses)}: set kubernetes_version."
+      error_message = "No supported Kubernetes version in the service's catalogue is ready for OS SKUs ${join(" and ", local.pool_skus)}: set kubernetes_version."
     }
   }
 }

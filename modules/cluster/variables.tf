@@ -19,7 +19,7 @@ variable "vnet_id" {
 }
 
 variable "kubernetes_version" {
-  description = "Kubernetes version, e.g. `1.32.3`. Null: the newest supported version ready for every OS of `node_pools` when the cluster is created, kept after (later catalogue changes never plan an upgrade). Changing it is an in-place rolling upgrade, one minor version at a time; once set, keep it set (going back to null returns to the version chosen at creation, a downgrade the plan refuses)."
+  description = "Kubernetes version, e.g. `1.32.3`. Null: the newest supported version ready for the OS SKU of every pool of `node_pools` when the cluster is created, kept after (later catalogue changes never plan an upgrade). Changing it is an in-place rolling upgrade, one minor version at a time; once set, keep it set (going back to null returns to the version chosen at creation, a downgrade the plan refuses)."
   type        = string
   default     = null
 

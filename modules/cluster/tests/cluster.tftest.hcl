@@ -58,6 +58,29 @@ run "plan_defaults" {
   }
 }
 
+run "plan_version_ready_for_each_pool_sku" {
+  command = plan
+
+  variables {
+    custom_location_id = run.site.custom_location_id
+    vnet_id            = run.site.vnet_id
+    node_pools = {
+      linux1 = {}
+      win19  = { os_type = "windows", os_sku = "Windows2019" }
+    }
+  }
+
+  # Readiness is per OS SKU: the default version must have node images for
+  # Windows2019 (and for CBLMariner, the control plane's and linux1's SKU).
+  assert {
+    condition = hybrid_cluster.this.kubernetes_version == reverse([
+      for v in data.hybrid_kubernetes_versions.this.versions : v.version
+      if v.supported && contains(v.ready_for_skus, "Windows2019") && contains(v.ready_for_skus, "CBLMariner")
+    ])[0]
+    error_message = "a cluster with a Windows2019 pool gets the newest version ready for Windows2019, got ${hybrid_cluster.this.kubernetes_version}"
+  }
+}
+
 run "plan_pools_extensions_and_gitops" {
   command = plan
 
