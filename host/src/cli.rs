@@ -30,6 +30,30 @@ pub enum Command {
     /// Join tokens for `hybrid-agent join`.
     #[command(subcommand)]
     AgentToken(AgentTokenCommand),
+    /// Print a one-time sign-in link for the web console: single use, valid
+    /// for minutes.
+    ConsoleLink(ConsoleLinkArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsoleLinkArgs {
+    /// The service's data directory (its store and endpoint file, or its
+    /// secrets key with --database-url).
+    #[arg(long, env = "HYBRID_HOST_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` when the service runs on PostgreSQL.
+    #[arg(long, env = "HYBRID_HOST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The secrets key file, when not DATA_DIR/secrets.key.
+    #[arg(long, env = "HYBRID_HOST_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// The address the browser reaches the service at (default: the one
+    /// in DATA_DIR/endpoint), e.g. a load balancer's in front of replicas.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// How long the link works, in seconds (at most 900).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub ttl_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +197,10 @@ pub struct ServeArgs {
     /// DATA_DIR/test-clock (a test writes that file to move time on).
     #[arg(long)]
     pub test_clock: bool,
+    /// Seconds a web console session lasts after its sign-in link
+    /// (`hybrid-host console-link`).
+    #[arg(long, default_value_t = 28_800, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub console_session_seconds: u64,
 }
 
 impl ServeArgs {
@@ -203,6 +231,7 @@ impl ServeArgs {
             metrics_listen: self.metrics_listen,
             metrics_token_file: self.metrics_token_file.clone(),
             test_clock: self.test_clock,
+            console_session_ttl: Duration::from_secs(self.console_session_seconds),
         }
     }
 }

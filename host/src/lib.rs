@@ -34,6 +34,7 @@ pub mod agents;
 pub mod cli;
 pub mod clock;
 pub mod clusters;
+pub mod console;
 pub mod custom_locations;
 pub mod driver;
 pub mod extension_types;
@@ -108,6 +109,8 @@ pub struct Config {
     /// the system clock by the seconds in `DATA_DIR/test-clock`
     /// ([`clock::Clock::test`]), and the renewer looks every 250 ms.
     pub test_clock: bool,
+    /// How long a console session (cookie) lasts after its sign-in link.
+    pub console_session_ttl: Duration,
 }
 
 /// Bounds on the listener's connections: how many may be open and how long
@@ -168,6 +171,7 @@ impl Config {
             metrics_listen: None,
             metrics_token_file: None,
             test_clock: false,
+            console_session_ttl: console::session::DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -456,6 +460,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         shutdown: shutdown_rx,
         replica: Arc::from(replica.as_str()),
         agent_ca,
+        console_session_ttl: config.console_session_ttl,
     };
     let metrics_app = http::metrics_only(state.clone(), scrape_tokens.clone());
     let app = http::router(state, token, scrape_tokens);

@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         Command::AgentToken(hybrid_host::cli::AgentTokenCommand::Create(a)) => {
             return agent_token(a).await;
         }
+        Command::ConsoleLink(a) => return console_link(a).await,
     };
     init_logging(args.log_format);
     // One crypto provider for the whole process; ignore "already installed".
@@ -126,26 +127,93 @@ async fn backup(args: hybrid_host::cli::BackupArgs) -> anyhow::Result<()> {
 /// `hybrid-host agent-token create`: mints the token in the store itself,
 /// so it works whether or not the service runs.
 async fn agent_token(args: hybrid_host::cli::AgentTokenArgs) -> anyhow::Result<()> {
+    let store = open_store(
+        &args.data_dir,
+        args.database_url.as_deref(),
+        args.secrets_key_file.as_deref(),
+    )
+    .await?;
+    let token =
+        hybrid_host::agents::mint_token(&store, std::time::Duration::from_secs(args.ttl_seconds))
+            .await
+            .context("minting the join token")?;
+    println!("{}", token.token);
+    eprintln!(
+        "single-use join token, valid until {}: hybrid-agent join --join-token-file FILE …",
+        token.expires_at
+    );
+    Ok(())
+}
+
+/// `hybrid-host console-link`: mints a one-time sign-in ticket in the
+/// store itself (any replica redeems it) and prints the link carrying it.
+async fn console_link(args: hybrid_host::cli::ConsoleLinkArgs) -> anyhow::Result<()> {
+    let endpoint = match &args.endpoint {
+        Some(e) => e.trim_end_matches('/').to_string(),
+        None => {
+            let file = args.data_dir.join(hybrid_host::ENDPOINT_FILE);
+            std::fs::read_to_string(&file)
+                .with_context(|| {
+                    format!(
+                        "reading {} (start hybrid-host with --data-dir {} first, or pass --endpoint https://HOST:PORT)",
+                        file.display(),
+                        args.data_dir.display()
+                    )
+                })?
+                .trim()
+                .trim_end_matches('/')
+                .to_string()
+        }
+    };
+    if !endpoint.starts_with("https://") {
+        anyhow::bail!("--endpoint {endpoint:?} must be an https://HOST:PORT address");
+    }
+    let store = open_store(
+        &args.data_dir,
+        args.database_url.as_deref(),
+        args.secrets_key_file.as_deref(),
+    )
+    .await?;
+    let ticket = hybrid_host::console::session::mint_ticket(
+        &store,
+        std::time::Duration::from_secs(args.ttl_seconds),
+    )
+    .await
+    .context("minting the sign-in ticket")?;
+    println!("{endpoint}/console/login?ticket={}", ticket.ticket);
+    eprintln!(
+        "one-time console sign-in link, valid until {}: open it in a browser that trusts the service's CA",
+        ticket.expires_at
+    );
+    Ok(())
+}
+
+/// Opens the service's store from outside the service (the CLI's
+/// subcommands that write to it while it may run).
+async fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    secrets_key_file: Option<&std::path::Path>,
+) -> anyhow::Result<std::sync::Arc<dyn hybrid_host::store::Store>> {
     use hybrid_host::security::secrets::{KEY_FILE, Sealer};
-    let key = args
-        .secrets_key_file
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join(KEY_FILE));
+    let key = secrets_key_file
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join(KEY_FILE));
     let sealer = Sealer::load(&key, false)
         .with_context(|| format!("reading the secrets key {}", key.display()))?;
-    let store: std::sync::Arc<dyn hybrid_host::store::Store> = match &args.database_url {
+    let store: std::sync::Arc<dyn hybrid_host::store::Store> = match database_url {
         Some(url) => std::sync::Arc::new(
             hybrid_host::store::postgres::PgStore::open(url, sealer)
                 .await
                 .context("opening the PostgreSQL store")?,
         ),
         None => {
-            let db = args.data_dir.join(hybrid_host::DB_FILE);
+            let db = data_dir.join(hybrid_host::DB_FILE);
             if !db.exists() {
                 anyhow::bail!(
                     "{} does not exist: start hybrid-host with --data-dir {} first",
                     db.display(),
-                    args.data_dir.display()
+                    data_dir.display()
                 );
             }
             let store = tokio::task::spawn_blocking(move || {
@@ -157,14 +225,5 @@ async fn agent_token(args: hybrid_host::cli::AgentTokenArgs) -> anyhow::Result<(
             std::sync::Arc::new(store)
         }
     };
-    let token =
-        hybrid_host::agents::mint_token(&store, std::time::Duration::from_secs(args.ttl_seconds))
-            .await
-            .context("minting the join token")?;
-    println!("{}", token.token);
-    eprintln!(
-        "single-use join token, valid until {}: hybrid-agent join --join-token-file FILE …",
-        token.expires_at
-    );
-    Ok(())
+    Ok(store)
 }

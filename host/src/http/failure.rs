@@ -163,6 +163,14 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/html"))
+}
+
 /// Middleware: every error answer is the envelope. Handlers and this
 /// module's extractors already answer with it; what is left are answers
 /// axum builds itself — its 405 (empty, with `Allow`, which the envelope
@@ -182,7 +190,9 @@ pub async fn envelope(req: Request, next: Next) -> Response {
             .get(header::ALLOW)
             .and_then(|v| v.to_str().ok());
         Failure::method_not_allowed(&method, &path, allow)
-    } else if is_json(resp.headers()) {
+    } else if is_json(resp.headers()) || is_html(resp.headers()) {
+        // An HTML answer is a console page (its sign-in page answers 401):
+        // a browser shows it, it is its own explanation.
         return resp;
     } else {
         let (parts, body) = resp.into_parts();

@@ -41,6 +41,7 @@ mod body;
 mod catalog;
 mod clusters;
 pub mod connections;
+mod console;
 mod custom_locations;
 mod extension_types;
 mod extensions;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub replica: Arc<str>,
     /// Signs the certificates of joining agents.
     pub agent_ca: Arc<crate::security::agent_ca::AgentCa>,
+    /// How long a console session lasts.
+    pub console_session_ttl: std::time::Duration,
 }
 
 /// Builds the router: public routes, then token-protected ones. `scrape`
@@ -158,6 +161,8 @@ pub fn router(state: AppState, token: Token, scrape: ScrapeTokens) -> Router {
         .route("/healthz", get(health::get))
         .route("/readyz", get(health::ready))
         .route("/v1/openapi.json", get(health::openapi))
+        // The console: its own session cookie, its own headers.
+        .merge(console::routes())
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn(body::limit_body))

@@ -195,6 +195,8 @@ fn parse_kind(s: &str) -> Result<ObjectKind, StoreError> {
         "extension" => ObjectKind::Extension,
         "agent" => ObjectKind::Agent,
         "agent_token" => ObjectKind::AgentToken,
+        "console_ticket" => ObjectKind::ConsoleTicket,
+        "console_session" => ObjectKind::ConsoleSession,
         other => return Err(corrupt("object kind", other)),
     })
 }

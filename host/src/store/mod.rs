@@ -139,6 +139,9 @@ pub trait Tx {
     fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
     /// The operations with these ids (unknown ids are skipped), in one query.
     fn operations(&self, ids: &[String]) -> Result<Vec<Operation>, StoreError>;
+    /// The `limit` most recently queued operations, newest first (the
+    /// console's list of running and recent work).
+    fn recent_operations(&self, limit: usize) -> Result<Vec<Operation>, StoreError>;
     /// Stores a new operation; `queue` names the serialisation queue
     /// (operations of one queue run one at a time, in order).
     fn insert_operation(

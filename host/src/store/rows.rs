@@ -16,17 +16,23 @@ pub enum ObjectKind {
     Agent,
     /// An unused join token, stored by its hash (`/agent-tokens/{sha256}`).
     AgentToken,
+    /// An unused console sign-in ticket, by its hash (`/console-tickets/{sha256}`).
+    ConsoleTicket,
+    /// A console browser session, by its hash (`/console-sessions/{sha256}`).
+    ConsoleSession,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 8] = [
         ObjectKind::CustomLocation,
         ObjectKind::Cluster,
         ObjectKind::NodePool,
         ObjectKind::Extension,
         ObjectKind::Agent,
         ObjectKind::AgentToken,
+        ObjectKind::ConsoleTicket,
+        ObjectKind::ConsoleSession,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +43,8 @@ impl ObjectKind {
             ObjectKind::Extension => "extension",
             ObjectKind::Agent => "agent",
             ObjectKind::AgentToken => "agent_token",
+            ObjectKind::ConsoleTicket => "console_ticket",
+            ObjectKind::ConsoleSession => "console_session",
         }
     }
 }

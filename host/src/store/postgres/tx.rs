@@ -406,6 +406,17 @@ impl Tx for PgTx<'_> {
         .collect()
     }
 
+    fn recent_operations(&self, limit: usize) -> Result<Vec<Operation>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            &format!("SELECT {OP_COLUMNS} FROM operations ORDER BY seq DESC LIMIT $1"),
+            &[&limit],
+        )?
+        .iter()
+        .map(|r| op_cols(r, 0))
+        .collect()
+    }
+
     fn insert_operation(
         &mut self,
         op: &Operation,

@@ -246,6 +246,15 @@ impl Tx for SqlTx<'_> {
         rows.map(|r| op_from_row(r?)).collect()
     }
 
+    fn recent_operations(&self, limit: usize) -> Result<Vec<Operation>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations ORDER BY seq DESC LIMIT ?1"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], op_row)?;
+        rows.map(|r| op_from_row(r?)).collect()
+    }
+
     fn insert_operation(
         &mut self,
         op: &Operation,
