@@ -11,6 +11,10 @@ resource "hybrid_vnet" "example" {
     end   = "10.10.0.149"
   }
 
+  # API-server VIPs (one per cluster) and the load-balancer VIPs of
+  # clusters with a built-in load balancer. Raising end or lowering start
+  # is an update in place that keeps every VIP in use; a plan that would
+  # leave none free while a cluster has a load balancer warns.
   vip_pool = {
     start = "10.10.0.200"
     end   = "10.10.0.239"
