@@ -273,6 +273,23 @@ impl Workdir {
     /// Runs `terraform ARGS -no-color` in the workdir and returns whatever
     /// happened (non-zero exits are not errors here).
     pub fn terraform(&self, args: &[&str]) -> Result<TfOutput> {
+        let command = format!("terraform {} -no-color", args.join(" "));
+        run_with_timeout(self.command(args), command, COMMAND_TIMEOUT)
+    }
+
+    /// Starts `terraform ARGS -no-color` in the workdir without waiting
+    /// (its output is discarded), for a test that interrupts it; the caller
+    /// waits for (or kills) the child it gets.
+    pub fn spawn_terraform(&self, args: &[&str]) -> Result<std::process::Child> {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.spawn()
+            .map_err(|e| Error::io("starting terraform in", self.config_dir(), e))
+    }
+
+    /// `terraform ARGS -no-color` with the workdir's environment (and none
+    /// of the caller's Terraform and Hybrid settings).
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("terraform");
         cmd.args(args)
             .arg("-no-color")
@@ -288,8 +305,7 @@ impl Workdir {
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let command = format!("terraform {} -no-color", args.join(" "));
-        run_with_timeout(cmd, command, COMMAND_TIMEOUT)
+        cmd
     }
 
     /// Runs `terraform ARGS` and fails unless it exits 0.

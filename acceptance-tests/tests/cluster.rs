@@ -709,3 +709,122 @@ fn control_plane_count_changes_in_place() -> Result<()> {
     wd.destroy()?;
     Ok(())
 }
+
+/// VMs the simulated datacenter has created so far (its journal's
+/// `create` entries; the host runs with `journal = true`).
+fn vm_creates(host: &Host) -> Result<usize> {
+    let db = host.data_dir().join("sim-datacenter.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("{}: {e}", db.display())))?;
+    conn.query_row(
+        "SELECT COUNT(*) FROM vm_journal WHERE event = 'create'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| usize::try_from(n).unwrap_or(0))
+    .map_err(|e| hybrid_acceptance_tests::Error::Check(format!("{}: {e}", db.display())))
+}
+
+/// The pid of the provider plugin process `terraform` (pid `parent`) runs.
+fn provider_pid(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after it.
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent && comm.starts_with("terraform-provi")).then_some(pid)
+        })
+}
+
+/// A `terraform apply` of an upgrade whose provider process is killed
+/// mid-way: the service keeps upgrading (its operation is durable), and the
+/// next `terraform apply` waits for that operation instead of starting a
+/// second upgrade — every VM is replaced exactly once — and leaves a quiet
+/// plan (no changes, no drift).
+#[test]
+fn an_upgrade_interrupted_by_a_killed_provider_is_not_done_twice() -> Result<()> {
+    let host = Host::start_with_sim("journal = true\n[timings]\nvm_boot_ms = 2500\n")?;
+    let wd = Workdir::new(&host)?;
+    let config = |version: &str| {
+        format!(
+            "{SITE}{}{}",
+            cluster(version, "control_plane = { count = 1 }"),
+            pool("linux1", "linux", "node_count = 2")
+        )
+    };
+    wd.apply(&config("1.32.3"))?;
+    let before = vm_creates(&host)?;
+
+    wd.write_config(&config("1.33.1"))?;
+    let mut apply = wd.spawn_terraform(&["apply", "-auto-approve", "-input=false"])?;
+    // Once one of the three VMs is replaced (and not all), kill the provider.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let progress = loop {
+        let c = api(&host, "/v1/clusters/c1")?;
+        let u = c["status"]["upgrade"].clone();
+        ensure!(
+            c["provisioning_state"] != "Failed",
+            "during the upgrade: {c}"
+        );
+        if u["nodes_done"].as_u64().is_some_and(|done| done >= 1) {
+            break u;
+        }
+        if Instant::now() > deadline {
+            let _ = apply.kill();
+            let _ = apply.wait();
+            return Err(hybrid_acceptance_tests::Error::Check(format!(
+                "the upgrade never progressed: {c}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let killed = provider_pid(apply.id()).map(|pid| {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+    });
+    let exit = apply.wait().map_err(|e| {
+        hybrid_acceptance_tests::Error::Check(format!("waiting for terraform: {e}"))
+    })?;
+    ensure!(
+        matches!(killed, Some(Ok(s)) if s.success()) && !exit.success(),
+        "the provider was killed ({killed:?}) and the apply failed ({exit:?})"
+    );
+    ensure!(
+        progress["nodes_total"] == 3 && progress["nodes_done"].as_u64() < Some(3),
+        "killed mid-upgrade: {progress}"
+    );
+
+    // The next apply picks the running upgrade up; its plan after is quiet.
+    wd.apply_current()?;
+    let c = api(&host, "/v1/clusters/c1")?;
+    ensure!(
+        c["status"]["current_kubernetes_version"] == "1.33.1" && c["status"]["upgrade"].is_null(),
+        "upgraded: {c}"
+    );
+    let replaced = vm_creates(&host)? - before;
+    ensure!(
+        replaced == 3,
+        "1 control plane + 2 nodes replaced once each, not {replaced} VM creations"
+    );
+    let p = api(&host, "/v1/clusters/c1/nodepools/linux1")?;
+    ensure!(
+        nodes(&p).len() == 2
+            && nodes(&p)
+                .iter()
+                .all(|n| n["kubernetes_version"] == "1.33.1" && n["state"] == "Running"),
+        "pool after the upgrade: {p}"
+    );
+    let state = wd.resource("hybrid_nodepool.linux1")?;
+    ensure!(
+        state["kubernetes_version"] == "1.33.1" && state["upgrade"].is_null(),
+        "pool state: {state}"
+    );
+    wd.destroy()?;
+    Ok(())
+}

@@ -232,6 +232,42 @@ pub struct ClusterStatus {
     /// cluster; absent until its PKI exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificates: Option<crate::certificates::ClusterCertificates>,
+    /// Progress of a rolling Kubernetes upgrade over the control plane and
+    /// every pool; absent when every VM runs the cluster's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeProgress>,
+}
+
+/// How far a rolling upgrade has come: VMs are replaced one at a time, each
+/// by a surge VM on the target version that runs before the old one goes.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeProgress {
+    /// The version every VM is being moved to (the cluster's
+    /// `kubernetes_version`).
+    pub target_version: String,
+    /// VMs the upgrade covers (control-plane VMs and nodes; a cluster's
+    /// load-balancer VMs are not replaced).
+    pub nodes_total: u32,
+    /// Of those, how many run the target version. Only grows while the
+    /// upgrade runs.
+    pub nodes_done: u32,
+    /// The VM being replaced right now, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_in_flight: Option<String>,
+}
+
+impl UpgradeProgress {
+    /// `2 of 5 nodes on 1.33.1, replacing c1-linux1-0`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} of {} nodes on {}",
+            self.nodes_done, self.nodes_total, self.target_version
+        );
+        if let Some(node) = &self.node_in_flight {
+            s.push_str(&format!(", replacing {node}"));
+        }
+        s
+    }
 }
 
 /// A cluster as the service reports it. `spec.kubernetes_version` is always

@@ -148,6 +148,10 @@ pub struct NodePoolStatus {
     pub kubernetes_version: Option<String>,
     #[serde(default)]
     pub nodes: Vec<Node>,
+    /// Progress of the cluster's rolling upgrade over this pool's nodes;
+    /// absent when every node runs the cluster's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<crate::cluster::UpgradeProgress>,
 }
 
 /// A node pool as the service reports it; the spec has every default resolved.

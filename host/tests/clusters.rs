@@ -668,7 +668,7 @@ async fn upgrade_one_minor_in_place_as_a_rolling_replacement() {
     assert!(
         progress
             .iter()
-            .any(|m| m.contains("VMs on Kubernetes 1.33.1")),
+            .any(|m| m.contains("nodes on 1.33.1, replacing c1-")),
         "{progress:?}"
     );
     let op = wait(&h, &id).await;

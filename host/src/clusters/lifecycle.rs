@@ -490,6 +490,11 @@ async fn realize(
         .iter()
         .filter(|v| matches!(v.phase, VmPhase::Pending | VmPhase::Failed))
         .collect();
+    // A VM whose earlier boot failed is being created again: it is
+    // `Pending` meanwhile, so nothing shows `Failed` while the work runs.
+    for vm in creating.iter().filter(|v| v.phase == VmPhase::Failed) {
+        set_phase(store, cluster, &vm.name, VmPhase::Pending).await?;
+    }
     // The vnets and keys are read only when there is something to create.
     let mut context = match creating.is_empty() {
         true => None,

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use hybrid_api::cluster::UpgradeProgress;
 use hybrid_api::nodepool::NodePoolStatus;
 use hybrid_api::{
     Cluster, ClusterStatus, Condition, Node, NodePool, Operation, OperationStatus,
@@ -12,6 +13,7 @@ use hybrid_api::{
 };
 
 use super::{ClusterRecord, PoolRecord};
+use crate::objects::record::tx as rec;
 use crate::store::{ObjectKind, StoreError, Tx, VmPhase, VmRole, VmRow};
 
 fn node(vm: &VmRow, down: &BTreeSet<String>) -> Node {
@@ -47,6 +49,7 @@ fn conditions(
     op: Option<&Operation>,
     nodes: &[Node],
     progress: Option<String>,
+    working: bool,
     at: &str,
 ) -> Vec<Condition> {
     let ready = match (state, op) {
@@ -82,13 +85,31 @@ fn conditions(
             at,
         ),
     };
+    // A draining VM still runs (until its replacement does); a pending one
+    // is being created while an operation runs: neither is a fault then.
+    let working = working || op.is_some_and(|op| op.status == OperationStatus::Running);
+    let runs = |n: &&Node| n.state == "Running" || n.state == "Draining";
     let not_ready: Vec<String> = nodes
         .iter()
-        .filter(|n| n.state != "Running")
+        .filter(|n| !runs(n))
         .map(|n| format!("{} ({} on {})", n.name, n.state, n.host))
         .collect();
+    let being_created = working && nodes.iter().all(|n| runs(&n) || n.state == "Pending");
     let nodes_ready = if nodes.is_empty() {
         condition("NodesReady", "True", "NoNodes", "no VMs".into(), at)
+    } else if !not_ready.is_empty() && being_created {
+        condition(
+            "NodesReady",
+            "Unknown",
+            "VmsBeingCreated",
+            format!(
+                "{} of {} VMs running; being created: {}",
+                nodes.len() - not_ready.len(),
+                nodes.len(),
+                not_ready.join(", ")
+            ),
+            at,
+        )
     } else if not_ready.is_empty() {
         condition(
             "NodesReady",
@@ -114,17 +135,39 @@ fn conditions(
     vec![ready, nodes_ready]
 }
 
-fn upgrade_progress(vms: &[&VmRow], desired: &str) -> Option<String> {
-    let relevant: Vec<&&VmRow> = vms
+/// How far the rolling upgrade to `target` has come over `vms` (control
+/// planes and nodes; load balancers are not replaced), or `None` when every
+/// one runs `target` and none is being replaced. A VM being replaced
+/// (`Draining`) is counted through its surge VM, which runs the target once
+/// it is `Running`: `nodes_done` only grows while the upgrade runs.
+fn upgrade_progress(vms: &[&VmRow], target: &str) -> Option<UpgradeProgress> {
+    let covered: Vec<&VmRow> = vms
         .iter()
-        .filter(|v| v.role != VmRole::LoadBalancer)
+        .copied()
+        .filter(|v| v.role != VmRole::LoadBalancer && v.phase != VmPhase::Deleting)
         .collect();
-    let done = relevant
+    let in_flight = covered
         .iter()
-        .filter(|v| v.kubernetes_version == desired)
+        .find(|v| v.phase == VmPhase::Draining)
+        .map(|v| v.name.clone());
+    if in_flight.is_none() && covered.iter().all(|v| v.kubernetes_version == target) {
+        return None;
+    }
+    let members: Vec<&VmRow> = covered
+        .into_iter()
+        .filter(|v| v.phase != VmPhase::Draining)
+        .collect();
+    let done = members
+        .iter()
+        .filter(|v| v.phase == VmPhase::Running && v.kubernetes_version == target)
         .count();
-    (done < relevant.len())
-        .then(|| format!("{done} of {} VMs on Kubernetes {desired}", relevant.len()))
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Some(UpgradeProgress {
+        target_version: target.to_string(),
+        nodes_total: count(members.len()),
+        nodes_done: count(done),
+        node_in_flight: in_flight,
+    })
 }
 
 /// What the cluster and node pool views read besides their own records:
@@ -137,6 +180,12 @@ pub struct Related {
     pools: BTreeMap<String, Vec<String>>,
     /// The records' current operations, by id.
     ops: HashMap<String, Operation>,
+    /// The Kubernetes version each cluster's spec asks for, by cluster
+    /// name (what its pools' nodes are upgraded to).
+    versions: BTreeMap<String, String>,
+    /// Names of the clusters whose own operation (e.g. an upgrade, which
+    /// replaces pool nodes too) is running.
+    busy: BTreeSet<String>,
 }
 
 impl Related {
@@ -157,19 +206,47 @@ impl Related {
                 .or_default()
                 .push(p.id);
         }
+        let ops = operations(tx, cs.iter().map(|c| &c.current_operation))?;
         Ok(Related {
             vms: group_vms(vms),
             pools: by_cluster,
-            ops: operations(tx, cs.iter().map(|c| &c.current_operation))?,
+            busy: cs
+                .iter()
+                .filter(|c| {
+                    c.current_operation
+                        .as_ref()
+                        .and_then(|id| ops.get(id))
+                        .is_some_and(|op| op.status == OperationStatus::Running)
+                })
+                .map(|c| c.name.clone())
+                .collect(),
+            ops,
+            versions: cs
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), c.spec.kubernetes_version.clone()?)))
+                .collect(),
         })
     }
 
     /// For pools `ps` of cluster `cluster` (its name).
     pub fn of_pools(tx: &dyn Tx, cluster: &str, ps: &[PoolRecord]) -> Result<Related, StoreError> {
+        let record: Option<ClusterRecord> = rec::get(tx, &hybrid_api::cluster_id(cluster))?;
+        let busy = match record.as_ref().and_then(|c| c.current_operation.clone()) {
+            Some(id) => tx
+                .operation(&id)?
+                .is_some_and(|op| op.status == OperationStatus::Running),
+            None => false,
+        };
         Ok(Related {
+            busy: busy.then(|| cluster.to_string()).into_iter().collect(),
             vms: group_vms(tx.vms(Some(cluster))?),
             pools: BTreeMap::new(),
             ops: operations(tx, ps.iter().map(|p| &p.current_operation))?,
+            versions: record
+                .and_then(|c| c.spec.kubernetes_version)
+                .map(|v| (cluster.to_string(), v))
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -219,6 +296,7 @@ pub fn cluster(c: &ClusterRecord, related: &Related, down: &BTreeSet<String>) ->
     all.extend(load_balancer_nodes.iter().cloned());
     let desired = c.spec.kubernetes_version.clone().unwrap_or_default();
     let every: Vec<&VmRow> = vms.iter().collect();
+    let upgrade = upgrade_progress(&every, &desired);
     Cluster {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -231,7 +309,8 @@ pub fn cluster(c: &ClusterRecord, related: &Related, down: &BTreeSet<String>) ->
                 c.provisioning_state,
                 op,
                 &all,
-                upgrade_progress(&every, &desired),
+                upgrade.as_ref().map(UpgradeProgress::summary),
+                false,
                 &c.updated_at,
             ),
             endpoint: c.internal.vip.as_ref().map(|v| format!("https://{v}:6443")),
@@ -241,6 +320,7 @@ pub fn cluster(c: &ClusterRecord, related: &Related, down: &BTreeSet<String>) ->
             load_balancer_nodes,
             node_pools: related.pools.get(&c.id).cloned().unwrap_or_default(),
             certificates: c.internal.certificates.as_ref().map(|s| s.view()),
+            upgrade,
         },
         created_at: c.created_at.clone(),
         updated_at: c.updated_at.clone(),
@@ -286,10 +366,15 @@ pub fn pool(p: &PoolRecord, related: &Related, down: &BTreeSet<String>) -> NodeP
                 op,
                 &nodes,
                 None,
+                related.busy.contains(cluster),
                 &p.updated_at,
             ),
             kubernetes_version: version,
             nodes,
+            upgrade: related
+                .versions
+                .get(cluster)
+                .and_then(|target| upgrade_progress(&vms, target)),
         },
         created_at: p.created_at.clone(),
         updated_at: p.updated_at.clone(),

@@ -259,6 +259,9 @@ impl DataSource<HostClient> for ClusterDataSource {
                      Only the data source shows them: background renewals never show as \
                      drift of `hybrid_cluster`.",
                 ),
+                crate::resources::attributes::upgrade_attribute(
+                    "the control plane and every node pool",
+                ),
                 text("created_at", "RFC 3339 time the cluster was created."),
                 text("updated_at", "RFC 3339 time the cluster was last changed."),
             ],
@@ -322,6 +325,7 @@ crate::model! {
         pub load_balancer_nodes: Attr<Vec<NodeDataModel>>,
         pub node_pool_ids: Attr<Vec<String>>,
         pub certificates: Attr<CertificatesModel>,
+        pub upgrade: Attr<crate::resources::attributes::UpgradeModel>,
         pub created_at: Attr<String>,
         pub updated_at: Attr<String>,
     }
@@ -394,6 +398,7 @@ pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
         provisioning_state,
         conditions: _,
         control_plane_nodes: _,
+        upgrade,
         timeouts: _,
     } = resource::to_state(cluster, &shown);
     let status = &cluster.status;
@@ -426,6 +431,7 @@ pub(crate) fn to_state(cluster: &Cluster) -> ClusterDataModel {
             .as_ref()
             .map(CertificatesModel::of)
             .into(),
+        upgrade,
         created_at: Attr::Known(cluster.created_at.clone()),
         updated_at: Attr::Known(cluster.updated_at.clone()),
     }

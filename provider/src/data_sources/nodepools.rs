@@ -86,6 +86,7 @@ impl DataSource<HostClient> for NodePoolsDataSource {
                             "Version the pool's nodes run (the oldest, during an upgrade).",
                         ),
                         computed_list("nodes", node_attributes()).description("The pool's VMs."),
+                        crate::resources::attributes::upgrade_attribute("the pool's nodes"),
                         text(
                             "provisioning_state",
                             "Outcome of the last operation on the pool (`Succeeded`, `Failed`, …).",
@@ -172,6 +173,7 @@ crate::model! {
         pub max_pods: Attr<i64>,
         pub kubernetes_version: Attr<String>,
         pub nodes: Attr<Vec<NodeDataModel>>,
+        pub upgrade: Attr<crate::resources::attributes::UpgradeModel>,
         pub provisioning_state: Attr<String>,
         pub conditions: Attr<Vec<ConditionDataModel>>,
     }
@@ -201,6 +203,7 @@ fn pool_state(pool: &NodePool) -> PoolDataModel {
         max_pods,
         kubernetes_version,
         nodes: _,
+        upgrade,
         provisioning_state,
         timeouts: _,
     } = resource::to_state(pool, &shown);
@@ -217,6 +220,7 @@ fn pool_state(pool: &NodePool) -> PoolDataModel {
         max_pods,
         kubernetes_version,
         nodes: shared::nodes(&pool.status.nodes),
+        upgrade,
         provisioning_state,
         conditions: shared::conditions(&pool.status.conditions),
     }

@@ -1,7 +1,8 @@
 //! Schema pieces several resources (and the data sources that mirror them)
 //! share, each with its model: string sets, observed VMs, status
-//! conditions.
+//! conditions, upgrade progress.
 
+use hybrid_api::cluster::UpgradeProgress;
 use hybrid_api::{Condition, Node};
 use hybrid_cty::Type;
 
@@ -118,4 +119,55 @@ impl ConditionModel {
 /// Status conditions as state.
 pub(crate) fn conditions(conditions: &[Condition]) -> Attr<Vec<ConditionModel>> {
     Attr::Known(conditions.iter().map(ConditionModel::of).collect())
+}
+
+/// `upgrade`: how far a rolling Kubernetes upgrade has come; null when none
+/// is under way.
+pub(crate) fn upgrade_attribute(over: &str) -> Attribute {
+    Attribute::nested(
+        "upgrade",
+        vec![
+            Attribute::string("target_version")
+                .computed()
+                .description("The version the VMs are being moved to."),
+            Attribute::number("nodes_total")
+                .computed()
+                .description("VMs the upgrade replaces (load balancers are not replaced)."),
+            Attribute::number("nodes_done")
+                .computed()
+                .description("Of those, how many run `target_version`; only grows."),
+            Attribute::string("node_in_flight")
+                .computed()
+                .description("The VM being replaced right now; null between replacements."),
+        ],
+    )
+    .computed()
+    .description(format!(
+        "Progress of a rolling Kubernetes upgrade over {over}, e.g. 2 of 5 VMs on \
+         `1.33.1` with one being replaced; null when every VM runs the cluster's version. \
+         Shown while an upgrade runs (the `hybrid_cluster`/`hybrid_nodepools` data sources, \
+         a refresh) or after one stopped half-way."
+    ))
+}
+
+crate::model! {
+    /// `upgrade`.
+    pub(crate) struct UpgradeModel {
+        pub target_version: Attr<String>,
+        pub nodes_total: Attr<i64>,
+        pub nodes_done: Attr<i64>,
+        pub node_in_flight: Attr<String>,
+    }
+}
+
+/// An upgrade's progress as state (null when there is none).
+pub(crate) fn upgrade(progress: Option<&UpgradeProgress>) -> Attr<UpgradeModel> {
+    progress
+        .map(|u| UpgradeModel {
+            target_version: Attr::Known(u.target_version.clone()),
+            nodes_total: Attr::Known(i64::from(u.nodes_total)),
+            nodes_done: Attr::Known(i64::from(u.nodes_done)),
+            node_in_flight: u.node_in_flight.clone().into(),
+        })
+        .into()
 }

@@ -23,7 +23,7 @@ use hybrid_api::ip_plan::VnetCluster;
 use hybrid_api::{Cluster, ClusterSpec, cluster_id};
 use hybrid_cty::{Type, Value};
 
-use super::attributes::{self, ConditionModel, NodeModel};
+use super::attributes::{self, ConditionModel, NodeModel, UpgradeModel};
 use super::lifecycle::{Managed, managed_resource};
 use super::vip_pressure::{self, VipChange};
 use super::{dry_run, following, planning};
@@ -40,6 +40,7 @@ const OBSERVED: &[&str] = &[
     "conditions",
     "control_plane_nodes",
     "current_kubernetes_version",
+    "upgrade",
 ];
 
 pub struct ClusterResource;
@@ -182,6 +183,7 @@ impl Managed for ClusterResource {
                 attributes::observed_list("control_plane_nodes", attributes::node_attributes())
                     .use_state_for_unknown()
                     .description("The control-plane VMs."),
+                attributes::upgrade_attribute("the control plane and every node pool"),
                 timeouts::attribute(DEFAULT_TIMEOUT),
             ],
         )
@@ -555,6 +557,7 @@ crate::model! {
         pub provisioning_state: Attr<String>,
         pub conditions: Attr<Vec<ConditionModel>>,
         pub control_plane_nodes: Attr<Vec<NodeModel>>,
+        pub upgrade: Attr<UpgradeModel>,
         pub timeouts: Attr<Value>,
     }
 }
@@ -886,6 +889,7 @@ pub(crate) fn to_state(cluster: &Cluster, previous: &ClusterModel) -> ClusterMod
         provisioning_state: text(cluster.provisioning_state.as_str()),
         conditions: attributes::conditions(&status.conditions),
         control_plane_nodes: attributes::nodes(&status.control_plane_nodes),
+        upgrade: attributes::upgrade(status.upgrade.as_ref()),
         timeouts: previous.timeouts.clone(),
     }
 }

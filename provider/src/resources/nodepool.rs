@@ -19,7 +19,7 @@ use hybrid_api::nodepool::{
 use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
 use hybrid_cty::{Type, Value};
 
-use super::attributes::{self, NodeModel};
+use super::attributes::{self, NodeModel, UpgradeModel};
 use super::lifecycle::{Managed, managed_resource};
 use super::{dry_run, following, planning};
 use crate::client::{Accepted, ClientError, HostClient, Put};
@@ -29,6 +29,10 @@ use crate::framework::values::set;
 use crate::framework::{AttrPath, Diagnostics, PlanContext, Schema, timeouts, validators};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// What work on the pool's nodes (its own, or its cluster's upgrade) may
+/// change besides the spec.
+const POOL_OBSERVED: &[&str] = &["nodes", "kubernetes_version", "upgrade"];
 
 pub struct NodePoolResource;
 
@@ -170,6 +174,7 @@ impl Managed for NodePoolResource {
                 attributes::observed_list("nodes", attributes::node_attributes())
                     .use_state_for_unknown()
                     .description("The pool's VMs."),
+                attributes::upgrade_attribute("the pool's nodes"),
                 Attribute::string("provisioning_state").computed().description(
                     "Outcome of the last operation on the pool (`Succeeded`, `Failed`, …). \
                      When it is not `Succeeded`, the next plan proposes an update that \
@@ -330,6 +335,7 @@ crate::model! {
         pub max_pods: Attr<i64>,
         pub kubernetes_version: Attr<String>,
         pub nodes: Attr<Vec<NodeModel>>,
+        pub upgrade: Attr<UpgradeModel>,
         pub provisioning_state: Attr<String>,
         pub timeouts: Attr<Value>,
     }
@@ -409,10 +415,11 @@ fn plan_pool(
     if let (Some(target), Some(now)) = (cluster_version, prior.kubernetes_version.known())
         && now != target
     {
-        set(planned_value, "kubernetes_version", Value::Unknown);
-        set(planned_value, "nodes", Value::Unknown);
+        for observed in POOL_OBSERVED {
+            set(planned_value, observed, Value::Unknown);
+        }
     }
-    planning::redrive_unfinished(prior_value, planned_value, &["nodes", "kubernetes_version"]);
+    planning::redrive_unfinished(prior_value, planned_value, POOL_OBSERVED);
 }
 
 /// `(cluster, pool)` names from a plan's `cluster_id` and `name`.
@@ -520,6 +527,7 @@ pub(crate) fn to_state(pool: &NodePool, previous: &NodePoolModel) -> NodePoolMod
         max_pods: count(spec.max_pods),
         kubernetes_version: pool.status.kubernetes_version.clone().into(),
         nodes: attributes::nodes(&pool.status.nodes),
+        upgrade: attributes::upgrade(pool.status.upgrade.as_ref()),
         provisioning_state: Attr::Known(pool.provisioning_state.as_str().to_string()),
         timeouts: previous.timeouts.clone(),
     }

@@ -19,7 +19,7 @@ use crate::objects::{
     new_operation, outcome, queue,
 };
 use crate::placement::{self, PlacementWant};
-use crate::store::{Tx, VmRole};
+use crate::store::{Tx, VmPhase, VmRole};
 
 // A cluster record holds one surge address and one VIP.
 const _: () = assert!(ip_plan::SURGE_ADDRESSES_PER_CLUSTER == 1 && ip_plan::VIPS_PER_CLUSTER == 1);
@@ -169,6 +169,25 @@ pub fn put_cluster(
         &format!("cluster {name}'s load balancer VMs"),
     )?;
 
+    // The VMs whose boot failed that this operation creates again (see the
+    // lifecycle: control planes, load balancers, and the surge VM of a pool
+    // mid-replacement) are decided again, not failed, from now on: nothing
+    // shows `Failed` while the retry runs.
+    let replacing: std::collections::BTreeSet<Option<String>> = vms
+        .iter()
+        .filter(|v| v.phase == VmPhase::Draining)
+        .map(|v| v.pool.clone())
+        .collect();
+    for vm in tx.vms(Some(name))? {
+        if vm.phase == VmPhase::Failed && (vm.role != VmRole::Node || replacing.contains(&vm.pool))
+        {
+            tx.put_vm(&crate::store::VmRow {
+                phase: VmPhase::Pending,
+                updated_at: clock::now(),
+                ..vm
+            })?;
+        }
+    }
     let op = new_operation(hybrid_api::operation_kinds::CLUSTER_UPDATE, &id);
     let mut record = cur;
     if spec != record.spec {
