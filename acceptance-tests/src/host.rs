@@ -259,6 +259,35 @@ impl Host {
         fs::read_to_string(self.log_file()).unwrap_or_default()
     }
 
+    /// A one-time console sign-in link from `hybrid-host console-link`,
+    /// run beside the service on its data dir (and database).
+    pub fn console_link(&self) -> Result<String> {
+        let bins = binaries()?;
+        let mut cmd = Command::new(&bins.host);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HYBRID_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("console-link")
+            .arg("--data-dir")
+            .arg(self.data_dir());
+        // The same store as the service: its --database-url, if it has one.
+        if let Some(i) = self.args.iter().position(|a| a == "--database-url") {
+            cmd.args(&self.args[i..(i + 2).min(self.args.len())]);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::io("running", &bins.host, e))?;
+        if !out.status.success() {
+            return Err(Error::Check(format!(
+                "hybrid-host console-link failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// `GET path` (path starts with `/`, e.g. `/v1/vnets/a`).
     pub fn get(&self, path: &str) -> Result<ApiResponse> {
         self.call(Method::GET, path, None)
