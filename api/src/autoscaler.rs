@@ -282,13 +282,18 @@ fn show(seconds: u64) -> String {
 
 /// Parses an AKS-style duration (`10s`, `15m`, `1h`) into seconds.
 pub fn parse_duration(field: &str, value: &str) -> Result<u64, FieldError> {
+    parse_duration_at(&path(field), value)
+}
+
+/// [`parse_duration`] for a setting outside the profile: `at` is the
+/// whole attribute path errors name (e.g. `auto_repair.unhealthy_after`).
+pub fn parse_duration_at(at: &str, value: &str) -> Result<u64, FieldError> {
     let bad = || {
         FieldError::new(
-            path(field),
+            at,
             format!(
-                "{} {} is not a duration: write a whole number (no leading zeros) and one \
+                "{at} {} is not a duration: write a whole number (no leading zeros) and one \
                  unit, s, m or h (e.g. \"10s\", \"15m\", \"1h\")",
-                path(field),
                 abbreviate(value)
             ),
         )

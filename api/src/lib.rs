@@ -37,7 +37,7 @@ pub use custom_location::{CustomLocation, CustomLocationSpec, custom_location_id
 pub use error::{ApiError, ErrorEnvelope, codes};
 pub use inventory::{HostList, PhysicalHost};
 pub use management_host::{MANAGEMENT_HOST_ID, ManagementHost};
-pub use nodepool::{NodePool, NodePoolSpec, OsType, nodepool_id};
+pub use nodepool::{AutoRepair, NodePool, NodePoolSpec, OsType, nodepool_id};
 pub use operation::{Operation, OperationStatus, operation_kinds};
 pub use status::{Condition, ProvisioningState};
 pub use vnet::{

@@ -75,6 +75,98 @@ pub struct AutoScaling {
     pub max_count: u32,
 }
 
+/// Shortest `auto_repair.unhealthy_after`: a host must stay down this long
+/// (seconds) before its nodes are replaced, so a reboot is not a repair.
+pub const MIN_UNHEALTHY_AFTER_SECS: u64 = 10;
+/// Longest `auto_repair.unhealthy_after` (seconds): one day.
+pub const MAX_UNHEALTHY_AFTER_SECS: u64 = 86_400;
+/// `auto_repair.unhealthy_after` when not given.
+pub const DEFAULT_UNHEALTHY_AFTER: &str = "5m";
+/// `auto_repair.max_unhealthy` when not given.
+pub const DEFAULT_MAX_UNHEALTHY: u32 = 1;
+
+/// Node auto-repair: nodes whose VM failed, or whose host has been down
+/// longer than `unhealthy_after`, are replaced on another host, at most
+/// `max_unhealthy` of the pool at once. Every field has a default, so an
+/// omitted block (or field) reads back as these values.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+pub struct AutoRepair {
+    /// Replace unhealthy nodes; default `false` (opt-in: a repair moves a
+    /// node to another host and may take a new address).
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long a node's host must be down before the node is replaced:
+    /// a whole number and one unit, `s`, `m` or `h`, from 10s to 24h;
+    /// default `5m`. A failed VM is replaced at once.
+    #[serde(default = "default_unhealthy_after")]
+    #[schemars(length(min = 2, max = 8))]
+    pub unhealthy_after: String,
+    /// Most of the pool's nodes under repair at once, 1 to 64 (and at
+    /// most the pool's node count at the time); default 1.
+    #[serde(default = "default_max_unhealthy")]
+    #[schemars(range(min = 1, max = MAX_NODES_PER_POOL))]
+    pub max_unhealthy: u32,
+}
+
+fn default_unhealthy_after() -> String {
+    DEFAULT_UNHEALTHY_AFTER.to_string()
+}
+
+fn default_max_unhealthy() -> u32 {
+    DEFAULT_MAX_UNHEALTHY
+}
+
+impl Default for AutoRepair {
+    fn default() -> Self {
+        AutoRepair {
+            enabled: false,
+            unhealthy_after: default_unhealthy_after(),
+            max_unhealthy: DEFAULT_MAX_UNHEALTHY,
+        }
+    }
+}
+
+impl AutoRepair {
+    /// `unhealthy_after` in seconds (`None` when it breaks the rules,
+    /// which admission refuses).
+    pub fn unhealthy_after_secs(&self) -> Option<u64> {
+        crate::autoscaler::parse_duration_at("auto_repair.unhealthy_after", &self.unhealthy_after)
+            .ok()
+    }
+}
+
+/// Rule violations of an `auto_repair` block, each naming the attribute,
+/// the value and the rule.
+pub fn validate_auto_repair(repair: &AutoRepair) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let at = "auto_repair.unhealthy_after";
+    match crate::autoscaler::parse_duration_at(at, &repair.unhealthy_after) {
+        Err(e) => errors.push(e),
+        Ok(secs) if !(MIN_UNHEALTHY_AFTER_SECS..=MAX_UNHEALTHY_AFTER_SECS).contains(&secs) => {
+            errors.push(FieldError::new(
+                at,
+                format!(
+                    "{at} {:?} is not allowed: must be between 10s and 24h (shorter would \
+                     replace the nodes of a host that is only rebooting)",
+                    repair.unhealthy_after
+                ),
+            ));
+        }
+        Ok(_) => {}
+    }
+    if !(1..=MAX_NODES_PER_POOL).contains(&repair.max_unhealthy) {
+        errors.push(FieldError::new(
+            "auto_repair.max_unhealthy",
+            format!(
+                "auto_repair.max_unhealthy {} is out of range; it must be between 1 and \
+                 {MAX_NODES_PER_POOL} (nodes repaired at once)",
+                repair.max_unhealthy
+            ),
+        ));
+    }
+    errors
+}
+
 /// Desired state: the body of `PUT /v1/clusters/{cluster}/nodepools/{name}`.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 pub struct NodePoolSpec {
@@ -115,6 +207,10 @@ pub struct NodePoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 250))]
     pub max_pods: Option<u32>,
+    /// Node auto-repair; absent = the defaults (disabled), which responses
+    /// show. Changes in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_repair: Option<AutoRepair>,
 }
 
 impl NodePoolSpec {
@@ -126,6 +222,7 @@ impl NodePoolSpec {
         s.vm_size
             .get_or_insert_with(|| DEFAULT_NODE_VM_SIZE.to_string());
         s.max_pods.get_or_insert(DEFAULT_MAX_PODS);
+        s.auto_repair.get_or_insert_with(AutoRepair::default);
         let mut count = s.node_count.or(current).unwrap_or(match s.auto_scaling {
             Some(a) => a.min_count,
             None => 1,
@@ -271,6 +368,9 @@ pub fn validate_spec(spec: &NodePoolSpec) -> Vec<FieldError> {
             "max_pods",
             format!("max_pods {m} is out of range; it must be between 10 and 250"),
         ));
+    }
+    if let Some(repair) = &spec.auto_repair {
+        errors.extend(validate_auto_repair(repair));
     }
     if let Some(size) = &spec.vm_size
         && let Err(e) = limits::check_len("vm_size", size, limits::MAX_CATALOG_NAME)
@@ -438,6 +538,45 @@ mod tests {
         assert_eq!(s.resolved(None).node_count, Some(2));
         assert_eq!(s.resolved(Some(9)).node_count, Some(4));
         assert_eq!(s.resolved(Some(3)).node_count, Some(3));
+    }
+
+    #[test]
+    fn auto_repair_defaults_and_rules() {
+        let r = spec().resolved(None);
+        assert_eq!(r.auto_repair, Some(AutoRepair::default()));
+        let partial: AutoRepair = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+        assert_eq!(
+            (partial.unhealthy_after.as_str(), partial.max_unhealthy),
+            ("5m", 1)
+        );
+        assert_eq!(partial.unhealthy_after_secs(), Some(300));
+        assert!(validate_auto_repair(&partial).is_empty());
+        for (after, rule) in [
+            ("9s", "between 10s and 24h"),
+            ("25h", "between 10s and 24h"),
+            ("5 m", "not a duration"),
+            ("05m", "not a duration"),
+        ] {
+            let bad = AutoRepair {
+                unhealthy_after: after.into(),
+                ..partial.clone()
+            };
+            let e = validate_auto_repair(&bad);
+            assert_eq!(e.len(), 1, "{after}");
+            assert_eq!(e[0].target, "auto_repair.unhealthy_after");
+            assert!(
+                e[0].message.contains(after) && e[0].message.contains(rule),
+                "{}",
+                e[0].message
+            );
+        }
+        let zero = AutoRepair {
+            max_unhealthy: 0,
+            ..partial
+        };
+        let e = validate_auto_repair(&zero);
+        assert_eq!(e[0].target, "auto_repair.max_unhealthy");
+        assert!(e[0].message.contains(" 0 ") && e[0].message.contains("between 1 and 64"));
     }
 
     #[test]

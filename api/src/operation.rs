@@ -63,6 +63,11 @@ pub struct Operation {
     /// queued it; the service's log lines about its work carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Why the service queued it by itself, e.g. a `nodepool.repair`'s
+    /// "VM c1-np1-0 failed" or "host host-2 down since …"; absent for
+    /// operations a request asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Operation kinds.
@@ -79,6 +84,9 @@ pub mod operation_kinds {
     pub const NODEPOOL_CREATE: &str = "nodepool.create";
     pub const NODEPOOL_UPDATE: &str = "nodepool.update";
     pub const NODEPOOL_DELETE: &str = "nodepool.delete";
+    /// The service replaces an unhealthy node of a pool with `auto_repair`
+    /// (queued by the service itself, never by a request).
+    pub const NODEPOOL_REPAIR: &str = "nodepool.repair";
     pub const EXTENSION_CREATE: &str = "extension.create";
     pub const EXTENSION_UPDATE: &str = "extension.update";
     pub const EXTENSION_DELETE: &str = "extension.delete";

@@ -217,6 +217,7 @@ impl ServeArgs {
             secrets_key_file: self.secrets_key_file.clone(),
             replica_name: self.replica_name.clone(),
             lease_ttl: Duration::from_secs(self.lease_ttl_seconds),
+            repair_interval: crate::clusters::repair::DEFAULT_INTERVAL,
             driver: match self.driver {
                 DriverArg::Sim => crate::DriverChoice::Sim,
                 DriverArg::Agents => crate::DriverChoice::Agents,

@@ -90,6 +90,8 @@ pub struct Config {
     /// This replica's name in `/healthz`, logs and operation leases
     /// (default: the machine's name and the listen port).
     pub replica_name: Option<String>,
+    /// How often node auto-repair looks for unhealthy nodes.
+    pub repair_interval: Duration,
     /// How long a replica's lease on an operation lasts without a renewal:
     /// the time before another replica takes over the work of one that died.
     pub lease_ttl: Duration,
@@ -165,6 +167,7 @@ impl Config {
             secrets_key_file: None,
             replica_name: None,
             lease_ttl: operations::DEFAULT_LEASE_TTL,
+            repair_interval: clusters::repair::DEFAULT_INTERVAL,
             driver: DriverChoice::Sim,
             agents_config: None,
             connections: ConnectionLimits::default(),
@@ -247,6 +250,8 @@ pub struct Server {
     worker: JoinHandle<()>,
     /// The certificate renewer ([`clusters::certificates::spawn_renewer`]).
     renewer: JoinHandle<()>,
+    /// The node auto-repair loop ([`clusters::repair::spawn`]).
+    repairs: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -444,6 +449,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         check_interval,
         shutdown_rx.clone(),
     );
+    let repairs = clusters::repair::spawn(
+        store.clone(),
+        driver.clone(),
+        ops.clone(),
+        shutdown_rx.clone(),
+        config.repair_interval,
+    );
 
     let state = http::AppState {
         store,
@@ -549,6 +561,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         server,
         worker,
         renewer,
+        repairs,
         shutdown,
     })
 }
@@ -568,6 +581,7 @@ impl Server {
         let served = self.server.await;
         let _ = self.worker.await;
         let _ = self.renewer.await;
+        let _ = self.repairs.await;
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StartError::Serve(e)),

@@ -281,9 +281,11 @@ async fn vnets_that_overlap_from_before_the_rule_stay_readable_and_writable_and_
             .unwrap();
     }
     // Back to the schema before the span columns (undoing the later
-    // migration of the operations' request ids first): the next start adds
-    // them and fills them from the stored specs.
-    const DOWNGRADE: &str = "ALTER TABLE operations DROP COLUMN trace_id;
+    // migrations of the operations' reasons and request ids first): the
+    // next start adds them and fills them from the stored specs.
+    const DOWNGRADE: &str = "ALTER TABLE operations DROP COLUMN reason;
+        DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version);
+        ALTER TABLE operations DROP COLUMN trace_id;
         DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version);
         DROP INDEX vnets_by_segment;
         ALTER TABLE vnets DROP COLUMN segment;

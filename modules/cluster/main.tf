@@ -102,6 +102,7 @@ resource "hybrid_nodepool" "this" {
   vm_size      = each.value.vm_size
   node_count   = each.value.node_count
   auto_scaling = each.value.auto_scaling
+  auto_repair  = each.value.auto_repair
   labels       = each.value.labels
   taints       = each.value.taints
   max_pods     = each.value.max_pods

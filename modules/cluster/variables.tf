@@ -144,7 +144,8 @@ variable "node_pools" {
   description = <<-EOT
     Node pools, keyed by pool name (`^[a-z][a-z0-9]{2,11}$`, at most 16). Each value:
     `os_type` (`linux` default, or `windows`), `node_count` (1–64; null: 1, must be null with `auto_scaling`),
-    `auto_scaling` (`{ min_count, max_count }`), `vm_size`, `os_sku`, `max_pods`, `labels`, `taints`.
+    `auto_scaling` (`{ min_count, max_count }`), `auto_repair` (`{ enabled, unhealthy_after, max_unhealthy }`,
+    any left out: the resource's default, disabled), `vm_size`, `os_sku`, `max_pods`, `labels`, `taints`.
     Keyed by name, so adding, removing or renaming one pool never touches the others.
   EOT
   type = map(object({
@@ -155,6 +156,11 @@ variable "node_pools" {
     auto_scaling = optional(object({
       min_count = number
       max_count = number
+    }))
+    auto_repair = optional(object({
+      enabled         = optional(bool)
+      unhealthy_after = optional(string)
+      max_unhealthy   = optional(number)
     }))
     labels   = optional(map(string))
     taints   = optional(list(string))

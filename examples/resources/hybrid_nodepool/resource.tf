@@ -39,6 +39,13 @@ resource "hybrid_nodepool" "web" {
     workload = "web"
   }
   taints = ["dedicated=web:NoSchedule"]
+
+  # Replace a node whose VM fails, or whose host stays down for more than
+  # ten minutes, with a new VM on another host; one node at a time.
+  auto_repair = {
+    enabled         = true
+    unhealthy_after = "10m"
+  }
 }
 
 # While auto_scaling is set the service owns node_count: leave it out.

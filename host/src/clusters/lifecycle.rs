@@ -43,6 +43,7 @@ impl Lifecycle for ClusterLifecycle {
             operation_kinds::NODEPOOL_CREATE,
             operation_kinds::NODEPOOL_UPDATE,
             operation_kinds::NODEPOOL_DELETE,
+            operation_kinds::NODEPOOL_REPAIR,
         ]
     }
 
@@ -124,6 +125,21 @@ async fn run(
             let pool = pool.unwrap_or_default();
             realize(store, driver, &cluster, |v| {
                 v.pool.as_deref() == Some(pool.as_str())
+            })
+            .await
+        }
+        operation_kinds::NODEPOOL_REPAIR => {
+            // The replacements the repair placed, and the VMs they replace
+            // unless their host is down (deleted once it is back).
+            let pool = pool.unwrap_or_default();
+            let down = driver
+                .hosts_down()
+                .await
+                .map_err(|e| infra(format!("reading which hosts are down: {e}")))?;
+            realize(store, driver, &cluster, |v| {
+                v.pool.as_deref() == Some(pool.as_str())
+                    && (v.phase == VmPhase::Pending
+                        || (v.phase == VmPhase::Deleting && !down.contains(&v.host)))
             })
             .await
         }

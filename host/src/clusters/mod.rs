@@ -1,8 +1,8 @@
 //! Clusters and their node pools: how a change is admitted
 //! ([`admission`], placing VMs through [`vms`]), what the worker does for
 //! their operations ([`lifecycle`]), how they are shown ([`views`]), the
-//! per-cluster PKI ([`certs`]), its renewal ([`certificates`]) and
-//! kubeconfig issuance ([`kubeconfig`]).
+//! per-cluster PKI ([`certs`]), its renewal ([`certificates`]),
+//! kubeconfig issuance ([`kubeconfig`]) and node auto-repair ([`repair`]).
 //!
 //! May depend on: [`crate::objects`], [`crate::ipam`], [`crate::placement`],
 //! [`crate::store`], [`crate::driver`], [`crate::security`] and
@@ -21,6 +21,7 @@ pub mod certificates;
 pub mod certs;
 pub mod kubeconfig;
 pub mod lifecycle;
+pub mod repair;
 pub mod views;
 pub mod vms;
 

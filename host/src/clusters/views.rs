@@ -357,7 +357,12 @@ pub fn pool(p: &PoolRecord, related: &Related, down: &BTreeSet<String>) -> NodeP
         cluster_id: p.parent.clone().unwrap_or_default(),
         name: p.name.clone(),
         etag: p.etag.clone(),
-        spec: p.spec.clone(),
+        spec: {
+            // Pools stored before auto_repair existed show its defaults.
+            let mut spec = p.spec.clone();
+            spec.auto_repair.get_or_insert_with(Default::default);
+            spec
+        },
         provisioning_state: p.provisioning_state,
         status: NodePoolStatus {
             conditions: conditions(

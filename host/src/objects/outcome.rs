@@ -35,6 +35,7 @@ pub fn new_operation(kind: &str, target: &str) -> Operation {
         created_at: now.clone(),
         updated_at: now,
         request_id: crate::observability::trace::current_on_thread(),
+        reason: None,
     }
 }
 

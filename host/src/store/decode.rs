@@ -157,10 +157,11 @@ pub type OpRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
 );
 
 pub fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
-    let (id, kind, target, status, error, created_at, updated_at, request_id) = row;
+    let (id, kind, target, status, error, created_at, updated_at, request_id, reason) = row;
     let error: Option<ApiError> = match error {
         Some(e) => Some(serde_json::from_str(&e).map_err(|e| corrupt("operation error", e))?),
         None => None,
@@ -175,10 +176,12 @@ pub fn op_from_row(row: OpRow) -> Result<Operation, StoreError> {
         created_at,
         updated_at,
         request_id,
+        reason,
     })
 }
 
-pub const OP_COLUMNS: &str = "id, kind, target, status, error, created_at, updated_at, trace_id";
+pub const OP_COLUMNS: &str =
+    "id, kind, target, status, error, created_at, updated_at, trace_id, reason";
 
 pub fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt("serialising", e))

@@ -54,6 +54,7 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("updated_at", Text),
             ("queue", Text),
             ("trace_id", Text),
+            ("reason", Text),
         ],
     ),
     (

@@ -17,7 +17,9 @@ use crate::errors;
 use crate::framework::model::{self, Attr, ToValue};
 use crate::framework::schema::Attribute;
 use crate::framework::{AttrPath, DataSource, Diagnostics, Schema, validators};
-use crate::resources::nodepool::{self as resource, AutoScalingModel, NodePoolModel};
+use crate::resources::nodepool::{
+    self as resource, AutoRepairModel, AutoScalingModel, NodePoolModel,
+};
 
 pub struct NodePoolsDataSource;
 
@@ -73,6 +75,21 @@ impl DataSource<HostClient> for NodePoolsDataSource {
                         )
                         .computed()
                         .description("Autoscaler bounds; null when the pool has a fixed size."),
+                        Attribute::nested(
+                            "auto_repair",
+                            vec![
+                                Attribute::bool("enabled")
+                                    .computed()
+                                    .description("Whether unhealthy nodes are replaced."),
+                                text(
+                                    "unhealthy_after",
+                                    "How long a node's host must be down before the node is replaced.",
+                                ),
+                                number("max_unhealthy", "Most nodes under repair at once."),
+                            ],
+                        )
+                        .computed()
+                        .description("Node auto-repair settings."),
                         Attribute::map("labels", Type::String)
                             .computed()
                             .description("Kubernetes labels on every node."),
@@ -168,6 +185,7 @@ crate::model! {
         pub vm_size: Attr<String>,
         pub node_count: Attr<i64>,
         pub auto_scaling: Attr<AutoScalingModel>,
+        pub auto_repair: Attr<AutoRepairModel>,
         pub labels: Attr<BTreeMap<String, String>>,
         pub taints: Attr<Vec<String>>,
         pub max_pods: Attr<i64>,
@@ -198,6 +216,7 @@ fn pool_state(pool: &NodePool) -> PoolDataModel {
         vm_size,
         node_count,
         auto_scaling,
+        auto_repair,
         labels,
         taints,
         max_pods,
@@ -215,6 +234,7 @@ fn pool_state(pool: &NodePool) -> PoolDataModel {
         vm_size,
         node_count,
         auto_scaling,
+        auto_repair,
         labels,
         taints,
         max_pods,
@@ -308,6 +328,11 @@ mod tests {
         assert_eq!(text(linux, "os_type"), "linux");
         assert_eq!(int(linux, "node_count"), 2);
         assert_eq!(int(linux.get("auto_scaling").unwrap(), "max_count"), 4);
+        // A pool stored without auto_repair shows its defaults.
+        let repair = linux.get("auto_repair").unwrap();
+        assert_eq!(repair.get("enabled"), Some(&Value::from(false)));
+        assert_eq!(text(repair, "unhealthy_after"), "5m");
+        assert_eq!(int(repair, "max_unhealthy"), 1);
         assert_eq!(
             linux.get("labels"),
             Some(&Value::map([("tier", Value::from("web"))]))

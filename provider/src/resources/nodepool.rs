@@ -1,7 +1,7 @@
 //! `hybrid_nodepool`: a group of identical worker VMs of one OS in a
 //! cluster.
 //!
-//! In place: `node_count`, `auto_scaling`, `labels`, `taints`. Everything
+//! In place: `node_count`, `auto_scaling`, `auto_repair`, `labels`, `taints`. Everything
 //! else replaces the pool. While `auto_scaling` is set the service owns
 //! `node_count`: it is planned as the service last reported it and never
 //! sent, so it never shows as drift. The plan asks the service to admit
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hybrid_api::Operation;
 use hybrid_api::nodepool::{
-    self, AutoScaling, DEFAULT_MAX_PODS, DEFAULT_NODE_VM_SIZE, MAX_NODES_PER_POOL,
+    self, AutoRepair, AutoScaling, DEFAULT_MAX_PODS, DEFAULT_NODE_VM_SIZE, MAX_NODES_PER_POOL,
     parse_nodepool_id,
 };
 use hybrid_api::{NodePool, NodePoolSpec, OsType, cluster, nodepool_id};
@@ -138,6 +138,17 @@ impl Managed for NodePoolResource {
                     "Autoscaler bounds. While set, the service owns `node_count` and keeps it \
                      within them. Changes in place.",
                 ),
+                Attribute::nested("auto_repair", auto_repair_attributes())
+                    .default_value(auto_repair_model(&AutoRepair::default()).to_value())
+                    .description(
+                        "Node auto-repair. When enabled, the service replaces a node whose VM \
+                         failed, or whose host has been down longer than `unhealthy_after`, \
+                         with a new VM on another up host (a new name and address; the pool \
+                         keeps its node count), never more than `max_unhealthy` at once. Each \
+                         repair is a `nodepool.repair` operation with its reason, in the audit \
+                         log. Left out, or any setting left out, the default applies (disabled). \
+                         Changes in place.",
+                    ),
                 Attribute::map("labels", Type::String)
                     .optional()
                     .description(
@@ -330,6 +341,7 @@ crate::model! {
         pub vm_size: Attr<String>,
         pub node_count: Attr<i64>,
         pub auto_scaling: Attr<AutoScalingModel>,
+        pub auto_repair: Attr<AutoRepairModel>,
         pub labels: Attr<BTreeMap<String, String>>,
         pub taints: Attr<Vec<String>>,
         pub max_pods: Attr<i64>,
@@ -342,10 +354,74 @@ crate::model! {
 }
 
 crate::model! {
+    /// `auto_repair`: node auto-repair settings.
+    pub(crate) struct AutoRepairModel {
+        pub enabled: Attr<bool>,
+        pub unhealthy_after: Attr<String>,
+        pub max_unhealthy: Attr<i64>,
+    }
+}
+
+crate::model! {
     /// `auto_scaling`: the autoscaler's bounds.
     pub(crate) struct AutoScalingModel {
         pub min_count: Attr<i64>,
         pub max_count: Attr<i64>,
+    }
+}
+
+/// The `auto_repair` attributes, each with its default.
+fn auto_repair_attributes() -> Vec<Attribute> {
+    let d = AutoRepair::default();
+    vec![
+        Attribute::bool("enabled")
+            .default_value(d.enabled)
+            .description("Replace unhealthy nodes. Defaults to false (opt-in)."),
+        Attribute::string("unhealthy_after")
+            .default_value(d.unhealthy_after.as_str())
+            .description(format!(
+                "How long a node's host must be down before the node is replaced, 10s to 24h: \
+                 a whole number and one unit, `s`, `m` or `h`. A failed VM is replaced at \
+                 once. Defaults to `{}`.",
+                d.unhealthy_after
+            )),
+        Attribute::number("max_unhealthy")
+            .default_value(i64::from(d.max_unhealthy))
+            .validator(validators::int_between(1, i64::from(MAX_NODES_PER_POOL)))
+            .description(format!(
+                "Most of the pool's nodes under repair at once, 1–{MAX_NODES_PER_POOL}. \
+                 Defaults to {}.",
+                d.max_unhealthy
+            )),
+    ]
+}
+
+/// The `auto_repair` block of the service's settings (also the block's
+/// planned default).
+fn auto_repair_model(r: &AutoRepair) -> AutoRepairModel {
+    AutoRepairModel {
+        enabled: Attr::Known(r.enabled),
+        unhealthy_after: Attr::Known(r.unhealthy_after.clone()),
+        max_unhealthy: Attr::Known(i64::from(r.max_unhealthy)),
+    }
+}
+
+/// The settings of an `auto_repair` block: defaults for what is null or
+/// unknown (callers that send it check it is fully known first).
+fn auto_repair_from(value: &Attr<AutoRepairModel>) -> AutoRepair {
+    let d = AutoRepair::default();
+    let given = value.known().cloned().unwrap_or_default();
+    AutoRepair {
+        enabled: given.enabled.known().copied().unwrap_or(d.enabled),
+        unhealthy_after: given
+            .unhealthy_after
+            .into_known()
+            .unwrap_or(d.unhealthy_after),
+        max_unhealthy: given
+            .max_unhealthy
+            .known()
+            .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
+            .unwrap_or(d.max_unhealthy),
     }
 }
 
@@ -450,7 +526,10 @@ fn spec_from(pool: &NodePoolModel) -> Option<NodePoolSpec> {
         Some(_) => None,
         None => Some(count(&pool.node_count)?),
     };
-    if !pool.labels.is_fully_known() || !pool.taints.is_fully_known() {
+    if !pool.labels.is_fully_known()
+        || !pool.taints.is_fully_known()
+        || !pool.auto_repair.is_fully_known()
+    {
         return None;
     }
     Some(NodePoolSpec {
@@ -462,6 +541,7 @@ fn spec_from(pool: &NodePoolModel) -> Option<NodePoolSpec> {
         labels: pool.labels.known().cloned().unwrap_or_default(),
         taints: pool.taints.known().cloned().unwrap_or_default(),
         max_pods: count(&pool.max_pods),
+        auto_repair: Some(auto_repair_from(&pool.auto_repair)),
     })
 }
 
@@ -499,6 +579,7 @@ fn spec_for_rules(config: &NodePoolModel) -> Option<NodePoolSpec> {
             })
             .collect(),
         max_pods: number(&config.max_pods),
+        auto_repair: Some(auto_repair_from(&config.auto_repair)),
     })
 }
 
@@ -522,6 +603,9 @@ pub(crate) fn to_state(pool: &NodePool, previous: &NodePoolModel) -> NodePoolMod
                 max_count: Attr::Known(i64::from(a.max_count)),
             })
             .into(),
+        auto_repair: Attr::Known(auto_repair_model(
+            &spec.auto_repair.clone().unwrap_or_default(),
+        )),
         labels: model::collection(spec.labels.clone(), &previous.labels),
         taints: model::collection(spec.taints.clone(), &previous.taints),
         max_pods: count(spec.max_pods),
@@ -569,6 +653,7 @@ mod tests {
             "vm_size": "Standard_K8S3_v1",
             "node_count": count,
             "max_pods": 110,
+            "auto_repair": {"enabled": false, "unhealthy_after": "5m", "max_unhealthy": 1},
             "provisioning_state": "Succeeded",
             "status": {"conditions": [], "kubernetes_version": "1.31.7", "nodes": nodes},
             "created_at": "t",
@@ -686,6 +771,100 @@ mod tests {
             windows.planned.get("os_sku"),
             Some(&Value::from("Windows2022"))
         );
+    }
+
+    /// An `auto_repair` block with `set` and every other setting left out.
+    fn repair(set: &[(&str, Value)]) -> Value {
+        let mut block: BTreeMap<String, Value> = auto_repair_attributes()
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        for (k, v) in set {
+            assert!(block.contains_key(*k), "{k}");
+            block.insert(k.to_string(), v.clone());
+        }
+        Value::Object(block)
+    }
+
+    #[test]
+    fn auto_repair_defaults_plan_quietly_and_change_in_place() {
+        // Left out: the planned block is the service's defaults.
+        let created = plan_for(&Value::Null, &config(&[]));
+        let block = created.planned.get("auto_repair").unwrap();
+        assert_eq!(block.get("enabled"), Some(&Value::from(false)));
+        assert_eq!(block.get("unhealthy_after"), Some(&Value::from("5m")));
+        assert_eq!(block.get("max_unhealthy"), Some(&Value::from(1i64)));
+
+        // Enabled with one setting: the others keep their defaults, in place.
+        let three = ("node_count", Value::from(3i64));
+        let prior = state(&object(3, None), &config(std::slice::from_ref(&three)));
+        let on = config(&[
+            three,
+            (
+                "auto_repair",
+                repair(&[("enabled", true.into()), ("unhealthy_after", "30s".into())]),
+            ),
+        ]);
+        let changed = plan_for(&prior, &on);
+        assert!(changed.requires_replace.is_empty());
+        let sent = spec(&changed.planned).unwrap().auto_repair.unwrap();
+        assert_eq!(
+            sent,
+            AutoRepair {
+                enabled: true,
+                unhealthy_after: "30s".into(),
+                max_unhealthy: 1
+            }
+        );
+        // Only the block changes: the nodes are kept as they are.
+        assert_eq!(changed.planned.get("nodes"), prior.get("nodes"));
+
+        // Applied, the same configuration plans exactly the state.
+        let mut applied = object(3, None);
+        applied.spec.auto_repair = Some(sent);
+        let applied_state = state(&applied, &changed.planned);
+        let again = plan_for(&applied_state, &on);
+        assert_eq!(again.planned, applied_state);
+
+        // Imported (no previous state): the block is the service's.
+        let imported = state(&applied, &Value::Null);
+        assert_eq!(
+            imported.get("auto_repair"),
+            applied_state.get("auto_repair")
+        );
+    }
+
+    #[test]
+    fn auto_repair_rules_report_at_the_setting() {
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[("auto_repair", repair(&[("unhealthy_after", "5s".into())]))]),
+            &mut diags,
+        );
+        let found: Vec<_> = diags
+            .iter()
+            .map(|d| (d.path.clone(), d.detail.clone()))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].0,
+            Some(AttrPath::attr("auto_repair").then_attr("unhealthy_after"))
+        );
+        assert!(
+            found[0].1.contains("\"5s\"") && found[0].1.contains("between 10s and 24h"),
+            "{}",
+            found[0].1
+        );
+        // An unknown duration is judged at apply time, not planned on.
+        let mut diags = Diagnostics::new();
+        NodePoolResource.validate(
+            &config(&[(
+                "auto_repair",
+                repair(&[("unhealthy_after", Value::Unknown)]),
+            )]),
+            &mut diags,
+        );
+        assert!(diags.is_empty());
     }
 
     #[test]

@@ -48,7 +48,12 @@ pub fn put_pool(
     let cid = hybrid_api::cluster_id(cluster);
     let id = hybrid_api::nodepool_id(cluster, name);
     let c = load_cluster_for_pool(tx, cluster)?;
-    let current: Option<PoolRecord> = rec::get(tx, &id)?;
+    let mut current: Option<PoolRecord> = rec::get(tx, &id)?;
+    if let Some(cur) = current.as_mut() {
+        // Pools stored before auto_repair existed have its defaults: the
+        // same body again is no change.
+        cur.spec.auto_repair.get_or_insert_with(Default::default);
+    }
     pre.check(
         &format!("node pool {name} of cluster {cluster}"),
         current.as_ref().map(|p| p.etag.as_str()),

@@ -121,6 +121,11 @@ CREATE INDEX vnets_by_segment ON vnets (segment, prefix_first);
     r#"
 ALTER TABLE operations ADD COLUMN trace_id TEXT;
 "#,
+    // 4: why the service queued an operation by itself (a node repair's
+    // "VM … failed"); NULL for operations a request asked for.
+    r#"
+ALTER TABLE operations ADD COLUMN reason TEXT;
+"#,
 ];
 
 /// The version whose migration added the vnets' span columns.

@@ -105,6 +105,7 @@ pub(super) fn op_cols(r: &Row, first: usize) -> Result<Operation, StoreError> {
         r.try_get(first + 5)?,
         r.try_get(first + 6)?,
         r.try_get(first + 7)?,
+        r.try_get(first + 8)?,
     ))
 }
 
@@ -425,8 +426,8 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), StoreError> {
         let error = op.error.as_ref().map(json).transpose()?;
         self.execute(
-            "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue, trace_id, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &op.id,
                 &op.kind,
@@ -438,6 +439,7 @@ impl Tx for PgTx<'_> {
                 &op.updated_at,
                 &queue,
                 &op.request_id,
+                &op.reason,
             ],
         )?;
         self.notify("queued")

@@ -166,8 +166,8 @@ pub(super) fn insert_operation(
 ) -> Result<(), StoreError> {
     let error = op.error.as_ref().map(json).transpose()?;
     tx.execute(
-        "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue, trace_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO operations (id, kind, target, resource, status, error, created_at, updated_at, queue, trace_id, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             op.id,
             op.kind,
@@ -178,7 +178,8 @@ pub(super) fn insert_operation(
             op.created_at,
             op.updated_at,
             queue,
-            op.request_id
+            op.request_id,
+            op.reason
         ],
     )?;
     Ok(())

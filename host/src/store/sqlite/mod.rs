@@ -150,6 +150,7 @@ impl Store for SqliteStore {
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 );
                 Ok((queue, rest))
             })?;
