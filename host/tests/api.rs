@@ -729,15 +729,7 @@ async fn dry_run_on_vnets_stores_nothing_and_unknown_query_parameters_are_refuse
 #[tokio::test]
 async fn concurrent_patches_without_if_match_all_apply_on_the_latest_version() {
     let (_d, h) = harness().await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let stale = r.header("etag");
+    let stale = h.create_custom_location("loc1").await.header("etag");
     // 20 PATCHes at once, none with If-Match, each adding its own tag.
     let patches = (0..20).map(|i| {
         let h = &h;

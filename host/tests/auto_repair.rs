@@ -32,14 +32,7 @@ async fn wait_op(h: &Harness, id: &str) -> Value {
 /// `nodes` nodes and `auto_repair`; returns the pool's last operation.
 async fn cluster_with_pool(h: &Harness, nodes: u32, auto_repair: Value) -> Value {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     let r = h
         .call(
             Method::PUT,

@@ -103,14 +103,7 @@ async fn the_profile_is_stored_defaulted_and_changed_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let h = start_in(dir.path(), None).await;
     h.create_vnet("net1", spec()).await;
-    let r = call(
-        &h,
-        Method::PUT,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
 
     // Created without a profile: GET shows every setting at AKS's default.
     let r = call(&h, Method::PUT, CLUSTER, cluster_body(None)).await;
@@ -195,14 +188,7 @@ async fn bad_settings_are_refused_at_their_path() {
     let dir = tempfile::tempdir().unwrap();
     let h = start_in(dir.path(), None).await;
     h.create_vnet("net1", spec()).await;
-    let r = call(
-        &h,
-        Method::PUT,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
 
     // On create (also as a dry run): nothing is stored.
     for path in [format!("{CLUSTER}?dry_run=true"), CLUSTER.to_string()] {

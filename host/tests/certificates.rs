@@ -60,14 +60,7 @@ fn set_clock(dir: &Path, days: i64) {
 /// Vnet, custom location and a one-VM cluster `name`, created.
 async fn create_cluster(h: &Harness, name: &str) -> Value {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     let r = h
         .call(
             Method::PUT,

@@ -85,13 +85,7 @@ async fn apply(h: &Harness, path: &str, body: Value) -> Value {
 /// Vnet `net1` (`common::spec()`) and custom location `loc1`.
 async fn setup(h: &Harness) {
     h.create_vnet("net1", spec()).await;
-    let r = put(
-        h,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
 }
 
 async fn reservations(h: &Harness, vnet: &str) -> Vec<Value> {
@@ -909,13 +903,7 @@ async fn at_most_200_nodes_per_cluster() {
     vnet["vm_ip_pool"] = json!({"start": "10.1.0.10", "end": "10.1.3.250"});
     vnet["vip_pool"] = json!({"start": "10.1.9.1", "end": "10.1.9.9"});
     h.create_vnet("net1", vnet).await;
-    let r = put(
-        &h,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    h.create_custom_location("loc1").await;
     apply(&h, "/v1/clusters/c1", cluster_spec("1.32.3", 1)).await;
     for p in ["pool1", "pool2", "pool3"] {
         apply(&h, &pool_path("c1", p), pool_spec("linux", 64)).await;
@@ -1702,13 +1690,7 @@ async fn dhcp_vnets_give_nodes_simulated_leases() {
         }),
     )
     .await;
-    let r = put(
-        &h,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    h.create_custom_location("loc1").await;
     let c = apply(&h, "/v1/clusters/c1", cluster_spec("1.32.3", 1)).await;
     let p = apply(&h, &pool_path("c1", "linux1"), pool_spec("linux", 2)).await;
     assert_eq!(c["status"]["endpoint"], "https://10.2.0.2:6443");

@@ -57,14 +57,7 @@ async fn change(h: &Harness, control_plane: u32) -> Value {
 
 async fn setup(h: &Harness) {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
 }
 
 /// The control-plane entries of the journal after `seq`.

@@ -127,13 +127,7 @@ async fn eventually(h: &Harness, path: &str, done: impl Fn(&Value) -> bool) -> V
 /// Vnet `net1`, custom location `loc1`, cluster `c1` without node pools.
 async fn cluster(h: &Harness) {
     h.create_vnet("net1", spec()).await;
-    let r = put(
-        h,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     apply(
         h,
         "/v1/clusters/c1",

@@ -23,14 +23,7 @@ async fn server(sim: Option<&str>) -> (tempfile::TempDir, Harness) {
 /// (not waited for); returns the operation id.
 async fn start_cluster(h: &Harness, name: &str) -> String {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     let r = h
         .call(
             Method::PUT,

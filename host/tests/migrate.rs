@@ -25,14 +25,7 @@ fn cluster() -> Value {
 
 async fn setup(h: &Harness) {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
 }
 
 async fn wait(h: &Harness, id: &str) -> Value {

@@ -45,13 +45,7 @@ async fn images_are_served_with_readiness_and_missing_ones_refused() {
     );
 
     h.create_vnet("net1", spec()).await;
-    let r = put(
-        &h,
-        "/v1/custom-locations/loc1",
-        json!({"namespace": "loc1", "host_id": "/management-host"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     let r = put(
         &h,
         "/v1/clusters/c1",

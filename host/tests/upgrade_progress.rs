@@ -39,14 +39,7 @@ async fn wait(h: &Harness, id: &str) -> Value {
 
 async fn setup(h: &Harness) {
     h.create_vnet("net1", spec()).await;
-    let r = h
-        .call(
-            Method::PUT,
-            "/v1/custom-locations/loc1",
-            Some(json!({"namespace": "loc1", "host_id": "/management-host"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    h.create_custom_location("loc1").await;
     let id = put(h, "/v1/clusters/c1", cluster_spec("1.32.3")).await;
     assert_eq!(wait(h, &id).await["status"], "Succeeded");
     let id = put(

@@ -197,6 +197,20 @@ impl Harness {
         self.get(&format!("/v1/vnets/{name}")).await.body
     }
 
+    /// PUTs custom location `name` (namespace `name`, on the management
+    /// host) and checks it was created; returns the answer (its etag).
+    pub async fn create_custom_location(&self, name: &str) -> Resp {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/v1/custom-locations/{name}"),
+                Some(json!({"namespace": name, "host_id": "/management-host"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r
+    }
+
     pub async fn reserve(&self, vnet: &str, body: Value) -> Resp {
         self.call(
             Method::POST,
