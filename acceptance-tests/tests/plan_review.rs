@@ -341,11 +341,31 @@ fn quickstart_plans_say_exactly_what_changes() -> Result<()> {
     expect_empty_plan(&wd, &base, "the rename step")?;
 
     // Kubernetes version: the cluster is upgraded in place. The version the
-    // control plane runs and its VMs are unknown until the rolling upgrade
-    // is done; the pools and Flux are not in the plan at all (their
-    // `kubernetes_version` follows the cluster and is refreshed afterwards).
+    // control plane runs, its VMs and the upgrade's progress are unknown
+    // until the rolling upgrade is done. The upgrade replaces the pools'
+    // nodes too, so the pools update in place with nothing sent: their
+    // version, nodes and progress known after apply. Flux is not in the plan.
     let plan = plan_with(&wd, &inputs(&to, default_pools(), "calico"))?;
-    let changes = expect_exact_actions(&plan, &[(at.cluster.as_str(), "update")])?;
+    let (linux1, win1) = (at.pool("linux1"), at.pool("win1"));
+    let changes = expect_exact_actions(
+        &plan,
+        &[
+            (at.cluster.as_str(), "update"),
+            (linux1.as_str(), "update"),
+            (win1.as_str(), "update"),
+        ],
+    )?;
+    for pool in [&linux1, &win1] {
+        let p = change(&changes, pool)?;
+        expect_paths("upgrade", p, "changed", &p.changed_paths(), &[])?;
+        expect_paths(
+            "upgrade",
+            p,
+            "unknown",
+            &p.unknown_paths(),
+            &["kubernetes_version", "nodes", "upgrade"],
+        )?;
+    }
     let c = change(&changes, &at.cluster)?;
     expect_paths(
         "upgrade",
@@ -369,6 +389,7 @@ fn quickstart_plans_say_exactly_what_changes() -> Result<()> {
             "conditions",
             "control_plane_nodes",
             "current_kubernetes_version",
+            "upgrade",
         ],
     )?;
     expect_empty_plan(&wd, &base, "the upgrade step")?;

@@ -634,6 +634,10 @@ fn prior_load_balancers(prior: &ClusterModel) -> Option<u32> {
 fn plan_observed(prior_value: &Value, config: &Value, planned_value: &mut Value) {
     planning::keep_succeeded_state(prior_value, planned_value);
     if prior_value.is_null() {
+        // A new cluster's VMs all start on its version: no upgrade.
+        let mut planned: ClusterModel = model::read(planned_value);
+        planned.upgrade = Attr::Null;
+        *planned_value = planned.to_value();
         return;
     }
     let prior: ClusterModel = model::read(prior_value);
@@ -644,6 +648,12 @@ fn plan_observed(prior_value: &Value, config: &Value, planned_value: &mut Value)
     let upgrading = planned.kubernetes_version != prior.kubernetes_version;
     let node_count = |c: &ClusterModel| c.control_plane.known().map(|cp| cp.count.clone());
     let scaling = node_count(&planned) != node_count(&prior);
+    // Only an upgrade moves the upgrade's progress (unfinished work is
+    // re-driven below); any other change plans it as it was, often null.
+    planned.upgrade = match upgrading {
+        true => Attr::Unknown,
+        false => prior.upgrade.clone(),
+    };
     if upgrading {
         planned.current_kubernetes_version = Attr::Unknown;
     }

@@ -481,6 +481,13 @@ fn plan_pool(
         planned.nodes = Attr::Unknown;
         planned.kubernetes_version = Attr::Unknown;
     }
+    // Only an upgrade moves the upgrade's progress: the cluster's (below)
+    // or re-driven unfinished work; any other change plans it as it was,
+    // and a new pool's nodes start on the version they are created at.
+    planned.upgrade = match prior_value.is_null() {
+        true => Attr::Null,
+        false => prior.upgrade.clone(),
+    };
     *planned_value = planned.to_value();
     if prior_value.is_null() {
         return;
