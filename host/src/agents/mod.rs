@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lc_rs::digest::{SHA256, digest};
 use hybrid_api::agent::{Agent, JoinRequest, JoinResponse, JoinToken};
 use hybrid_api::{ProvisioningState, codes};
 use serde::{Deserialize, Serialize};
@@ -28,6 +27,7 @@ use crate::driver::agents::{RegisteredAgent, Registry};
 use crate::objects::record::tx as rec;
 use crate::objects::{Error, Kind, Reason, Record, Refusal};
 use crate::security::agent_ca::{self, AgentCa};
+use crate::security::tokens;
 use crate::store::{ObjectKind, Store};
 
 /// Default lifetime of a join token.
@@ -72,10 +72,7 @@ fn agent_id(name: &str) -> String {
 }
 
 fn token_id(token: &str) -> String {
-    format!(
-        "/agent-tokens/{}",
-        hex::encode(digest(&SHA256, token.as_bytes()).as_ref())
-    )
+    tokens::hashed_id("/agent-tokens", token)
 }
 
 fn record<S, I>(id: String, name: String, spec: S, internal: I) -> Record<S, I> {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::digest::{SHA256, digest};
 use hybrid_api::{ProvisioningState, codes};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -21,6 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::clock;
 use crate::objects::record::tx as rec;
 use crate::objects::{Error, Kind, NoInternal, Reason, Record, Refusal};
+use crate::security::tokens::hashed_id;
 use crate::store::{ObjectKind, Store, Tx};
 
 /// How long a sign-in link works unless `console-link --ttl-seconds` says.
@@ -77,19 +77,12 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn hashed(prefix: &str, secret: &str) -> String {
-    format!(
-        "{prefix}/{}",
-        hex::encode(digest(&SHA256, secret.as_bytes()).as_ref())
-    )
-}
-
 fn ticket_id(ticket: &str) -> String {
-    hashed("/console-tickets", ticket)
+    hashed_id("/console-tickets", ticket)
 }
 
 fn session_id(secret: &str) -> String {
-    hashed("/console-sessions", secret)
+    hashed_id("/console-sessions", secret)
 }
 
 fn expiry(ttl: Duration) -> Result<String, Error> {

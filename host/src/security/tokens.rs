@@ -6,9 +6,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_lc_rs::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
 use crate::clock;
+
+/// The store id of a one-time or bearer secret kept only as its hash
+/// (agent join tokens, console tickets and sessions): `{prefix}/{sha256 hex}`.
+/// Looking a presented secret up by this id never stores or compares the
+/// secret itself.
+pub fn hashed_id(prefix: &str, secret: &str) -> String {
+    format!(
+        "{prefix}/{}",
+        hex::encode(digest(&SHA256, secret.as_bytes()).as_ref())
+    )
+}
 
 /// The token clients must present. `Debug` is redacted on purpose.
 #[derive(Clone)]
